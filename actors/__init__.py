@@ -1,0 +1,1 @@
+"""Per-call actor tree: a CallSupervisor and its five children, thin shells over pure cores."""

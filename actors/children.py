@@ -1,0 +1,82 @@
+"""The five children of a CallSupervisor: each a ChildShell bound to one pure core."""
+from __future__ import annotations
+
+import msgspec
+
+from actors.cores.bridge import BridgeState, RealtimeBridgeCore
+from actors.cores.judge import BargeInJudgeCore, JudgeState
+from actors.cores.metrics import MetricsCore, MetricsState
+from actors.cores.pacer import PacerState, TxPacerCore
+from actors.cores.twilio_rx import RxState, TwilioRxCore
+from actors.messages import CallSettings, ChildBoot
+from actors.shell import ChildShell, Core, write_log
+
+
+def _restore(state_type: type, blob: bytes | None, default: object) -> object:
+    return msgspec.msgpack.decode(blob, type=state_type) if blob else default
+
+
+def make_rx(settings: CallSettings, blob: bytes | None) -> Core:
+    return TwilioRxCore(_restore(RxState, blob, RxState(settings.call_id)))  # type: ignore[arg-type]
+
+
+def make_bridge(settings: CallSettings, blob: bytes | None) -> Core:
+    state = _restore(BridgeState, blob, BridgeState(settings.call_id))
+    return RealtimeBridgeCore(state, settings)  # type: ignore[arg-type]
+
+
+def make_pacer(settings: CallSettings, blob: bytes | None) -> Core:
+    state = _restore(PacerState, blob, PacerState(settings.call_id, settings.stream_sid))
+    tx = settings.tx
+    return TxPacerCore(state, settings.audio.frame_pacing_ms, tx.tx_lead_ms,  # type: ignore[arg-type]
+                       tx.mark_every_ms, tx.status_every_ms)
+
+
+def make_judge(settings: CallSettings, blob: bytes | None) -> Core:
+    return BargeInJudgeCore(_restore(JudgeState, blob, JudgeState(settings.call_id)))  # type: ignore[arg-type]
+
+
+def make_metrics(settings: CallSettings, blob: bytes | None) -> Core:
+    return MetricsCore(_restore(MetricsState, blob, MetricsState(settings.call_id)),  # type: ignore[arg-type]
+                       settings.audio.simple_mode)
+
+
+class TwilioRx(ChildShell):
+    role = "rx"
+    factory = staticmethod(make_rx)
+
+
+class RealtimeBridge(ChildShell):
+    role = "bridge"
+    factory = staticmethod(make_bridge)
+
+
+class TxPacer(ChildShell):
+    """The sole sender of Twilio `media`/`mark`/`clear` for its call."""
+
+    role = "pacer"
+    factory = staticmethod(make_pacer)
+
+    def on_boot(self, boot: ChildBoot) -> None:
+        if boot.state is None and isinstance(self.core, TxPacerCore):
+            for line in self.core.started():
+                write_log(line)  # type: ignore[arg-type]
+
+
+class BargeInJudge(ChildShell):
+    role = "judge"
+    factory = staticmethod(make_judge)
+
+
+class MetricsCollector(ChildShell):
+    role = "metrics"
+    factory = staticmethod(make_metrics)
+
+    def on_boot(self, boot: ChildBoot) -> None:
+        if boot.state is None and isinstance(self.core, MetricsCore):
+            self.core.s.started_at = boot.at
+
+
+CHILD_CLASSES: dict[str, type[ChildShell]] = {
+    "rx": TwilioRx, "bridge": RealtimeBridge, "pacer": TxPacer, "judge": BargeInJudge, "metrics": MetricsCollector,
+}

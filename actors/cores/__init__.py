@@ -1,0 +1,1 @@
+"""Sans-I/O cores: pure classes `handle(message, now) -> actions`. No sockets, asyncio or thespian."""

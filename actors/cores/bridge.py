@@ -1,0 +1,117 @@
+"""RealtimeBridge core — owns the OpenAI Realtime session protocol for one call.
+
+Theory of operation: at call start it configures the GA session (audio/pcmu both ways, input
+transcription in the business's language, server VAD that never answers or interrupts on its own)
+and asks for the greeting as an ordinary response, so it flows through the TxPacer like any other.
+Afterwards it only acts on decisions: AnswerRequest (from the BargeInJudge) → `response.create`,
+deferred while another response is still generating; PlayoutCut (from the TxPacer) →
+`response.cancel` if that response is still generating, then `conversation.item.truncate` at what
+the caller heard.
+"""
+from __future__ import annotations
+
+import msgspec
+
+from actors.messages import (
+    AnswerRequest, CallSettings, LogLine, PlayoutCut, RtAssistantTranscriptDone, RtAudioInput,
+    RtAudioConfig, RtAudioOutput, RtError, RtFormat, RtItemTruncate, RtNoiseReduction, RtResponseCancel,
+    RtResponseCreate, RtResponseCreated, RtResponseDone, RtResponseParams, RtServerVad, RtSession,
+    RtSessionUpdate, RtSessionUpdated, RtTranscriptionConfig, StartCall, ToRealtime, WireDecodeError,
+)
+
+
+class BridgeCounters(msgspec.Struct):
+    responses_requested: int = 0
+    responses_created: int = 0
+    responses_cancelled: int = 0
+    answers_deferred: int = 0
+    truncates_sent: int = 0
+    realtime_errors: int = 0
+    realtime_decode_errors: int = 0
+
+
+class BridgeState(msgspec.Struct):
+    call_id: str
+    session_ready: bool = False
+    greeting_requested: bool = False
+    active_response: str = ""
+    pending_answer: str = ""  # item id of a caller turn waiting for the active response to finish
+    counters: BridgeCounters = msgspec.field(default_factory=BridgeCounters)
+
+
+def session_update(settings: CallSettings) -> RtSessionUpdate:
+    rt, vad = settings.realtime, settings.vad
+    noise = RtNoiseReduction(rt.noise_reduction) if rt.noise_reduction else None
+    audio_in = RtAudioInput(
+        format=RtFormat(), transcription=RtTranscriptionConfig(rt.transcription_model, settings.language),
+        turn_detection=RtServerVad(vad.threshold, vad.prefix_padding_ms, vad.silence_duration_ms),
+        noise_reduction=noise)
+    audio = RtAudioConfig(input=audio_in, output=RtAudioOutput(RtFormat(), rt.voice))
+    return RtSessionUpdate(RtSession(instructions=settings.instructions, audio=audio))
+
+
+class RealtimeBridgeCore:
+    def __init__(self, state: BridgeState, settings: CallSettings) -> None:
+        self.s = state
+        self.settings = settings
+
+    def snapshot(self) -> BridgeState:
+        return self.s
+
+    def _out(self, event: object) -> ToRealtime:
+        return ToRealtime(self.s.call_id, event)  # type: ignore[arg-type]
+
+    def handle(self, msg: object, now: float) -> list[object]:
+        s, c = self.s, self.s.counters
+        if isinstance(msg, StartCall):
+            if s.greeting_requested:
+                return []
+            s.greeting_requested = True
+            c.responses_requested += 1
+            greet = RtResponseCreate(RtResponseParams(instructions=self.settings.greeting))
+            return [self._out(session_update(self.settings)), self._out(greet),
+                    LogLine("[GREETING] requested", "info", {"call_sid": s.call_id})]
+        if isinstance(msg, RtSessionUpdated):
+            s.session_ready = True
+            return [LogLine("REALTIME_SESSION_READY", "info", {"call_sid": s.call_id})]
+        if isinstance(msg, RtResponseCreated):
+            s.active_response = msg.response_id
+            c.responses_created += 1
+            return []
+        if isinstance(msg, RtResponseDone):
+            if s.active_response == msg.response_id:
+                s.active_response = ""
+            if msg.status == "cancelled":
+                c.responses_cancelled += 1
+            if s.pending_answer and not s.active_response:
+                s.pending_answer = ""
+                c.responses_requested += 1
+                return [self._out(RtResponseCreate())]
+            return []
+        if isinstance(msg, AnswerRequest):
+            if s.active_response:
+                s.pending_answer = msg.item_id
+                c.answers_deferred += 1
+                return [LogLine("ANSWER_DEFERRED", "info", {"call_sid": s.call_id, "item_id": msg.item_id})]
+            c.responses_requested += 1
+            return [self._out(RtResponseCreate())]
+        if isinstance(msg, PlayoutCut):
+            out: list[object] = []
+            if s.active_response and s.active_response == msg.response_id:
+                out.append(self._out(RtResponseCancel(msg.response_id)))
+            out.append(self._out(RtItemTruncate(msg.item_id, min(msg.heard_ms, msg.sent_ms))))
+            c.truncates_sent += 1
+            return out
+        if isinstance(msg, RtAssistantTranscriptDone):
+            return [LogLine("AI_SAID", "info", {"call_sid": s.call_id, "text": msg.transcript})]
+        if isinstance(msg, RtError):
+            c.realtime_errors += 1
+            return [LogLine("REALTIME_ERROR", "warning", {"call_sid": s.call_id, "code": msg.code,
+                                                          "message": msg.message})]
+        if isinstance(msg, WireDecodeError):
+            c.realtime_decode_errors += 1
+            return [LogLine("REALTIME_DECODE_ERROR", "warning", {"call_sid": s.call_id, "reason": msg.reason})]
+        return []
+
+    def counters(self) -> dict[str, int]:
+        return msgspec.structs.asdict(self.s.counters)

@@ -1,0 +1,204 @@
+"""TxPacer core — the one sender of `media`, `mark` and `clear` to Twilio for a call.
+
+Theory of operation:
+  * Realtime deltas (any size) are re-framed per response into 160-byte μ-law frames (framing.py)
+    and queued. Nothing is sent on arrival: frames leave only on a Tick.
+  * Frames are scheduled on an absolute clock: frame k of a continuous run starts playing at
+    `anchor + k·frame`. On each Tick every frame whose play time is earlier than `now + lead` is
+    sent, so Twilio's buffer holds at most `lead` (default 100 ms) of audio: a late tick up to the
+    lead is absorbed, and a barge-in never has more than `lead` of audio to clear. If the next
+    frame's play time is already in the past, Twilio's buffer ran dry: a new run is anchored at
+    `now`, counted as an underrun when it happened inside a response.
+  * A mark follows every `mark_every_ms` of audio and the last frame of every response; echoes
+    drive the playout clock (playout.py): audible / not audible, response finished, heard ms.
+  * A CutPlayout flushes the queue, sends `clear` if anything is still in Twilio's buffer, ignores
+    later deltas of the cut response and reports how much of the item the caller heard.
+"""
+from __future__ import annotations
+
+import base64
+from collections import deque
+
+import msgspec
+
+from actors.cores.framing import CutFrame, Reframer, ReframerState
+from actors.cores.playout import PlayoutClock, PlayoutState
+from actors.messages import (
+    CollectCounters, CutPlayout, LogLine, PlayoutChanged, PlayoutCut, ResponseFinished, RtAudioDelta, RtAudioDone,
+    RtResponseDone, Tick, ToTwilio, TwClear, TwilioMarkIn, TwilioOutEvent, TwMark,
+    TwMarkBody, TwMedia, TwMediaBody,
+)
+
+
+class PacerCounters(msgspec.Struct):
+    frames_enqueued: int = 0
+    frames_sent: int = 0
+    frames_flushed: int = 0
+    marks_sent: int = 0
+    clears_sent: int = 0
+    underruns: int = 0
+    blocked_ticks: int = 0
+    responses_played: int = 0
+    late_deltas_dropped: int = 0
+
+
+class PacerState(msgspec.Struct):
+    call_id: str
+    stream_sid: str
+    queue: list[CutFrame] = msgspec.field(default_factory=list)
+    reframer: ReframerState = msgspec.field(default_factory=ReframerState)
+    playout: PlayoutState = msgspec.field(default_factory=PlayoutState)
+    counters: PacerCounters = msgspec.field(default_factory=PacerCounters)
+    anchor: float = 0.0
+    run_frames: int = 0
+    in_run: bool = False
+    mid_response: bool = False  # the last frame sent was not the last of its response
+    audible: bool = False
+    since_mark_ms: int = 0
+    cut_responses: list[str] = msgspec.field(default_factory=list)
+    next_status_at: float = 0.0
+
+
+class TxPacerCore:
+    def __init__(self, state: PacerState, frame_ms: int = 20, lead_ms: int = 100,
+                 mark_every_ms: int = 100, status_every_ms: int = 5000) -> None:
+        self.s = state
+        self.frame_ms = frame_ms
+        self.frame_s = frame_ms / 1000.0
+        self.lead_s = lead_ms / 1000.0
+        self.mark_every_ms = mark_every_ms
+        self.status_every_s = status_every_ms / 1000.0
+        self.queue: deque[CutFrame] = deque(state.queue)
+        self.reframer = Reframer(frame_ms * 8, state.reframer)
+        self.clock = PlayoutClock(state.playout)
+
+    def snapshot(self) -> PacerState:
+        self.s.queue = list(self.queue)
+        self.s.reframer = self.reframer.state
+        self.s.playout = self.clock.state
+        return self.s
+
+    # ------------------------------------------------------------------ inputs
+    def handle(self, msg: object, now: float) -> list[object]:
+        if isinstance(msg, Tick):
+            return self._tick(now)
+        if isinstance(msg, RtAudioDelta):
+            return self._delta(msg)
+        if isinstance(msg, (RtAudioDone, RtResponseDone)):
+            return self._enqueue(self.reframer.finish(msg.response_id)) if msg.response_id not in self.s.cut_responses else []
+        if isinstance(msg, TwilioMarkIn):
+            return self._mark_echo(msg.name, now)
+        if isinstance(msg, CutPlayout):
+            return self._cut(msg.reason, now)
+        if isinstance(msg, CollectCounters):
+            c = self.s.counters
+            return [LogLine("AUDIO_TX_LOOP exiting", "info", {
+                "call_sid": self.s.call_id, "frames_enqueued": c.frames_enqueued, "frames_sent": c.frames_sent,
+                "frames_flushed": c.frames_flushed, "underruns": c.underruns, "queued": len(self.queue)})]
+        return []
+
+    def started(self) -> list[object]:
+        return [LogLine("AUDIO_TX_LOOP started", "info", {"call_sid": self.s.call_id,
+                                                          "frame_pacing": f"{self.frame_ms}ms",
+                                                          "tx_lead_ms": int(self.lead_s * 1000)})]
+
+    def _delta(self, msg: RtAudioDelta) -> list[object]:
+        if msg.response_id in self.s.cut_responses:
+            self.s.counters.late_deltas_dropped += 1
+            return []
+        return self._enqueue(self.reframer.push(msg.response_id, msg.item_id, msg.audio))
+
+    def _enqueue(self, frames: list[CutFrame]) -> list[object]:
+        self.queue.extend(frames)
+        self.s.counters.frames_enqueued += sum(1 for f in frames if f.payload)
+        return []
+
+    # ------------------------------------------------------------------ the clock
+    def _tick(self, now: float) -> list[object]:
+        s, out = self.s, []
+        events: list[TwilioOutEvent] = []
+        if self.queue:
+            if not s.in_run or s.anchor + s.run_frames * self.frame_s < now:
+                if s.in_run and s.mid_response:
+                    s.counters.underruns += 1
+                    out.append(LogLine("TX_UNDERRUN", "warning", {"call_sid": s.call_id}))
+                s.anchor, s.run_frames, s.in_run = now, 0, True
+                self.clock.reanchored(now)
+            horizon = now + self.lead_s
+            while self.queue and s.anchor + s.run_frames * self.frame_s < horizon:
+                self._send_one(self.queue.popleft(), events, out)
+            if self.queue:
+                s.counters.blocked_ticks += 1
+        if events:
+            out.insert(0, ToTwilio(s.call_id, tuple(events)))
+            if not s.audible:
+                s.audible = True
+                out.append(PlayoutChanged(True, self.clock.state.response_id, now))
+        if now >= s.next_status_at:
+            if s.next_status_at:
+                out.append(LogLine("PIPELINE STATUS", "info", {
+                    "call_sid": s.call_id, "sent": s.counters.frames_sent, "blocked": s.counters.blocked_ticks,
+                    "queued": len(self.queue), "underruns": s.counters.underruns}))
+            s.next_status_at = now + self.status_every_s
+        return out
+
+    def _send_one(self, frame: CutFrame, events: list[TwilioOutEvent], out: list[object]) -> None:
+        s = self.s
+        if frame.payload:
+            play_at = s.anchor + s.run_frames * self.frame_s
+            self.clock.frame_scheduled(frame.response_id, frame.item_id, play_at, self.frame_ms)
+            events.append(TwMedia(s.stream_sid, TwMediaBody(base64.b64encode(frame.payload).decode("ascii"))))
+            s.run_frames += 1
+            s.counters.frames_sent += 1
+            s.since_mark_ms += self.frame_ms
+        s.mid_response = not frame.last
+        if frame.last or s.since_mark_ms >= self.mark_every_ms:
+            if frame.last and not frame.payload and self.clock.state.response_id != frame.response_id:
+                self.clock.state.response_id, self.clock.state.item_id = frame.response_id, frame.item_id
+            events.append(TwMark(s.stream_sid, TwMarkBody(self.clock.new_mark(frame.last))))
+            s.counters.marks_sent += 1
+            s.since_mark_ms = 0
+
+    # ------------------------------------------------------------------ feedback
+    def _mark_echo(self, name: str, now: float) -> list[object]:
+        res = self.clock.echo(name)
+        out: list[object] = []
+        if res.mark is not None and res.mark.end:
+            self.s.counters.responses_played += 1
+            out.append(ResponseFinished(res.mark.response_id, res.mark.item_id, res.mark.item_ms, now))
+        if res.idle and not self.queue and self.s.audible:
+            self.s.audible = False
+            out.append(PlayoutChanged(False, res.mark.response_id if res.mark else "", now))
+        return out
+
+    def _cut(self, reason: str, now: float) -> list[object]:
+        s, st = self.s, self.clock.state
+        out: list[object] = []
+        response_id, item_id = st.response_id, st.item_id
+        heard, sent = self.clock.heard_ms(now), st.item_sent_ms
+        flushed = sum(1 for f in self.queue if f.payload)
+        ids = {f.response_id for f in self.queue} | {response_id, self.reframer.state.response_id}
+        for rid in ids - {""}:
+            self.reframer.drop(rid)
+            if rid not in s.cut_responses:
+                s.cut_responses.append(rid)
+        del s.cut_responses[:-16]
+        self.queue.clear()
+        s.counters.frames_flushed += flushed
+        if self.clock.marks_pending or s.audible:
+            self.clock.clear()
+            s.counters.clears_sent += 1
+            out.append(ToTwilio(s.call_id, (TwClear(s.stream_sid),)))
+        s.in_run, s.mid_response, s.since_mark_ms = False, False, 0
+        if item_id:
+            out.append(PlayoutCut(response_id, item_id, heard, sent, now))
+        self.clock.forget_item()
+        if s.audible:
+            s.audible = False
+            out.append(PlayoutChanged(False, response_id, now))
+        out.append(LogLine("TX_CUT", "info", {"call_sid": s.call_id, "reason": reason, "item_id": item_id,
+                                               "heard_ms": heard, "sent_ms": sent, "frames_flushed": flushed}))
+        return out
+
+    def counters(self) -> dict[str, int]:
+        return msgspec.structs.asdict(self.s.counters)

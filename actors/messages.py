@@ -1,0 +1,426 @@
+"""Every message that crosses an actor boundary, as frozen msgspec Structs.
+
+thespian's ActorTypeDispatcher routes by class name, so every class name here is unique.
+Groups:
+  settings   — what a call is configured with (built by the gateway from config.toml + DB)
+  ingress    — decoded wire events the gateway tells a CallSupervisor (each stamped `at`)
+  internal   — child → supervisor → child decisions and reports
+  egress     — commands actors hand back to the gateway's event loop (wire-shaped events)
+  lifecycle  — snapshots, restore, fault injection, inspection
+Outgoing wire events (`tw_*`, `rt_*` below) mirror the Twilio / OpenAI Realtime JSON exactly, so the
+gateway only has to `msgspec.json.encode` them.
+"""
+from __future__ import annotations
+
+from typing import Literal, Union
+
+import msgspec
+from msgspec import Struct, field
+
+# ----------------------------------------------------------------------------- settings
+
+
+class AudioSettings(Struct, frozen=True, forbid_unknown_fields=True):
+    simple_mode: bool = True
+    audio_guard_enabled: bool = False
+    music_mode_enabled: bool = False
+    noise_gate_min_frames: int = 0
+    echo_guard_enabled: bool = False
+    frame_pacing_ms: int = 20
+    rms_speech_threshold: float = 0.0
+    rms_silence_threshold: float = 0.0
+
+
+class TxSettings(Struct, frozen=True, forbid_unknown_fields=True):
+    tx_lead_ms: int = 100
+    mark_every_ms: int = 100
+    status_every_ms: int = 5000
+
+
+class VadSettings(Struct, frozen=True, forbid_unknown_fields=True):
+    threshold: float = 0.4
+    prefix_padding_ms: int = 300
+    silence_duration_ms: int = 600
+
+
+class RealtimeSettings(Struct, frozen=True, forbid_unknown_fields=True):
+    model: str = "gpt-realtime"
+    voice: str = "marin"
+    transcription_model: str = "gpt-4o-transcribe"
+    noise_reduction: str = ""
+    connect_timeout_s: float = 10.0
+
+
+class BargeInSettings(Struct, frozen=True, forbid_unknown_fields=True):
+    enabled: bool = True
+
+
+class CallSettings(Struct, frozen=True):
+    """Everything one call needs, resolved once at call start."""
+
+    call_id: str
+    stream_sid: str
+    business_id: str
+    language: str
+    instructions: str
+    greeting: str
+    audio: AudioSettings = AudioSettings()
+    tx: TxSettings = TxSettings()
+    vad: VadSettings = VadSettings()
+    realtime: RealtimeSettings = RealtimeSettings()
+    barge_in: BargeInSettings = BargeInSettings()
+
+
+# ----------------------------------------------------------------------------- ingress
+
+
+class StartCall(Struct, frozen=True):
+    settings: CallSettings
+    at: float
+
+
+class Tick(Struct, frozen=True):
+    """The worker's one clock: absolute deadlines t0 + k·20 ms."""
+
+    at: float
+
+
+class TwilioMediaIn(Struct, frozen=True):
+    payload: str  # base64 μ-law, passed through untouched
+    seq: int
+    at: float
+
+
+class TwilioMarkIn(Struct, frozen=True):
+    name: str
+    at: float
+
+
+class TwilioDtmfIn(Struct, frozen=True):
+    digit: str
+    at: float
+
+
+class WireDecodeError(Struct, frozen=True):
+    source: Literal["twilio", "realtime"]
+    reason: str
+    at: float
+
+
+class RtSessionUpdated(Struct, frozen=True):
+    at: float
+
+
+class RtSpeechStarted(Struct, frozen=True):
+    item_id: str
+    audio_start_ms: int
+    at: float
+
+
+class RtSpeechStopped(Struct, frozen=True):
+    item_id: str
+    audio_end_ms: int
+    at: float
+
+
+class RtTranscriptDone(Struct, frozen=True):
+    item_id: str
+    transcript: str
+    at: float
+
+
+class RtTranscriptFailed(Struct, frozen=True):
+    item_id: str
+    reason: str
+    at: float
+
+
+class RtResponseCreated(Struct, frozen=True):
+    response_id: str
+    at: float
+
+
+class RtAudioDelta(Struct, frozen=True):
+    response_id: str
+    item_id: str
+    audio: bytes  # μ-law, base64-decoded at the edge (the sender must re-frame it)
+    at: float
+
+
+class RtAudioDone(Struct, frozen=True):
+    response_id: str
+    item_id: str
+    at: float
+
+
+class RtAssistantTranscriptDone(Struct, frozen=True):
+    response_id: str
+    item_id: str
+    transcript: str
+    at: float
+
+
+class RtResponseDone(Struct, frozen=True):
+    response_id: str
+    status: str
+    reason: str
+    at: float
+
+
+class RtError(Struct, frozen=True):
+    code: str
+    message: str
+    event_id: str
+    at: float
+
+
+class EndCall(Struct, frozen=True):
+    reason: str
+    at: float
+
+
+# ----------------------------------------------------------------------------- internal
+
+
+class AnswerRequest(Struct, frozen=True):
+    """Judge → Bridge: the caller finished a turn that deserves an answer."""
+
+    item_id: str
+    transcript: str
+    at: float
+
+
+class PlayoutChanged(Struct, frozen=True):
+    """Pacer → Judge: whether the AI is audible to the caller right now (from the playout clock)."""
+
+    audible: bool
+    response_id: str
+    at: float
+
+
+class ResponseFinished(Struct, frozen=True):
+    """Pacer → Bridge/Judge: the last frame of a response has been played (end mark echoed)."""
+
+    response_id: str
+    item_id: str
+    played_ms: int
+    at: float
+
+
+class CounterReport(Struct, frozen=True):
+    role: str
+    counters: dict[str, int]
+    at: float
+
+
+class CollectCounters(Struct, frozen=True):
+    at: float
+
+
+class CallSummary(Struct, frozen=True):
+    call_id: str
+    reason: str
+    metrics: dict[str, int]
+
+
+# ----------------------------------------------------------------------------- egress: Twilio wire events
+
+
+class TwMediaBody(Struct, frozen=True):
+    payload: str
+
+
+class TwMedia(Struct, frozen=True, tag="media", tag_field="event"):
+    streamSid: str
+    media: TwMediaBody
+
+
+class TwMarkBody(Struct, frozen=True):
+    name: str
+
+
+class TwMark(Struct, frozen=True, tag="mark", tag_field="event"):
+    streamSid: str
+    mark: TwMarkBody
+
+
+class TwClear(Struct, frozen=True, tag="clear", tag_field="event"):
+    streamSid: str
+
+
+TwilioOutEvent = Union[TwMedia, TwMark, TwClear]
+
+
+class ToTwilio(Struct, frozen=True):
+    """Only the TxPacer builds this: one batch of Twilio events per tick, in send order."""
+
+    call_id: str
+    events: tuple[TwilioOutEvent, ...]
+
+
+# ----------------------------------------------------------------------------- egress: Realtime client events
+
+
+class RtFormat(Struct, frozen=True):
+    type: str = "audio/pcmu"
+
+
+class RtTranscriptionConfig(Struct, frozen=True):
+    model: str
+    language: str
+
+
+class RtNoiseReduction(Struct, frozen=True):
+    type: str
+
+
+class RtServerVad(Struct, frozen=True):
+    threshold: float
+    prefix_padding_ms: int
+    silence_duration_ms: int
+    type: str = "server_vad"
+    create_response: bool = False
+    interrupt_response: bool = False
+
+
+class RtAudioInput(Struct, frozen=True):
+    format: RtFormat
+    transcription: RtTranscriptionConfig
+    turn_detection: RtServerVad
+    noise_reduction: RtNoiseReduction | None = None  # encoded as null: explicitly off
+
+
+class RtAudioOutput(Struct, frozen=True):
+    format: RtFormat
+    voice: str
+
+
+class RtAudioConfig(Struct, frozen=True):
+    input: RtAudioInput
+    output: RtAudioOutput
+
+
+class RtSession(Struct, frozen=True):
+    instructions: str
+    audio: RtAudioConfig
+    output_modalities: tuple[str, ...] = ("audio",)
+    type: str = "realtime"
+
+
+class RtSessionUpdate(Struct, frozen=True, tag="session.update", tag_field="type"):
+    session: RtSession
+
+
+class RtAppend(Struct, frozen=True, tag="input_audio_buffer.append", tag_field="type"):
+    audio: str
+
+
+class RtResponseParams(Struct, frozen=True, omit_defaults=True):
+    instructions: str | None = None
+
+
+class RtResponseCreate(Struct, frozen=True, tag="response.create", tag_field="type", omit_defaults=True):
+    response: RtResponseParams | None = None
+
+
+class RtResponseCancel(Struct, frozen=True, tag="response.cancel", tag_field="type"):
+    response_id: str
+
+
+class RtItemTruncate(Struct, frozen=True, tag="conversation.item.truncate", tag_field="type"):
+    item_id: str
+    audio_end_ms: int
+    content_index: int = 0
+
+
+class RtItemDelete(Struct, frozen=True, tag="conversation.item.delete", tag_field="type"):
+    item_id: str
+
+
+RealtimeOutEvent = Union[RtSessionUpdate, RtAppend, RtResponseCreate, RtResponseCancel, RtItemTruncate, RtItemDelete]
+
+
+class ToRealtime(Struct, frozen=True):
+    call_id: str
+    event: RealtimeOutEvent
+
+
+# ----------------------------------------------------------------------------- lifecycle
+
+
+class LogLine(Struct, frozen=True):
+    """A core's log action; the shell writes it with structlog."""
+
+    event: str
+    level: str = "info"
+    fields: dict[str, object] = field(default_factory=dict)
+
+
+class ChildSnapshot(Struct, frozen=True):
+    role: str
+    state: bytes  # msgpack of the core's state struct
+
+
+class RestoreState(Struct, frozen=True):
+    state: bytes
+
+
+class InjectFault(Struct, frozen=True):
+    """Test and ops hook: the child's handler raises on this message (→ PoisonMessage), or it exits."""
+
+    role: str
+    mode: Literal["raise", "exit"] = "raise"
+
+
+class InspectCall(Struct, frozen=True):
+    pass
+
+
+class CallInspection(Struct, frozen=True):
+    call_id: str
+    phase: str
+    children: dict[str, str]
+    restarts: dict[str, int]
+
+
+class ChildRestarted(Struct, frozen=True):
+    call_id: str
+    role: str
+    cause: str
+    restarts: int
+
+
+def encode_state(state: Struct) -> bytes:
+    return msgspec.msgpack.encode(state)
+
+
+class CutPlayout(Struct, frozen=True):
+    """Judge → Pacer: stop the AI now (flush the queue, Twilio `clear`, report what was heard)."""
+
+    reason: str
+    at: float
+
+
+class PlayoutCut(Struct, frozen=True):
+    """Pacer → Bridge: the AI was cut; `heard_ms` of `item_id` reached the caller's ear."""
+
+    response_id: str
+    item_id: str
+    heard_ms: int
+    sent_ms: int
+    at: float
+
+
+class ChildBoot(Struct, frozen=True):
+    """Supervisor → new child: who it is, its settings, where egress goes, and state to restore."""
+
+    role: str
+    settings: CallSettings
+    egress: object  # thespian ActorAddress of the gateway's external requester
+    state: bytes | None
+    at: float
+
+
+class SummarizeCall(Struct, frozen=True):
+    reason: str
+    at: float

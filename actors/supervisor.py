@@ -1,0 +1,146 @@
+"""CallSupervisor: one per call; spawns TwilioRx, RealtimeBridge, TxPacer, BargeInJudge, MetricsCollector.
+
+It is the tree's single entry point: the gateway tells it every decoded wire event and Tick; it
+routes each message to the children that own it (SupervisionCore.route), and children's decisions
+come back through it. On a child failure it restarts the child from the state snapshot the child
+handed over as it exited, replaying what arrived meanwhile, so the call continues without losing
+or repeating a frame. On EndCall it collects every child's counters into one CALL_METRICS summary.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMessage
+
+from actors.children import CHILD_CLASSES
+from actors.cores.supervision import ROLES, CallPhase, SupervisionCore
+from actors.messages import (
+    CallInspection, CallSettings, CallSummary, ChildBoot, ChildRestarted, ChildSnapshot, CollectCounters,
+    CounterReport, EndCall, InjectFault, InspectCall, StartCall, SummarizeCall,
+)
+
+log = structlog.get_logger("kolbridge.supervisor")
+REPORTING_ROLES = ("rx", "bridge", "pacer", "judge")
+
+
+class CallSupervisor(Actor):  # type: ignore[misc]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.core: SupervisionCore | None = None
+        self.settings: CallSettings | None = None
+        self.egress: Any = None
+        self.children: dict[str, Any] = {}
+        self.roles_by_addr: dict[str, str] = {}
+        self.reports_pending: set[str] = set()
+        self.end_reason = ""
+        self.last_at = 0.0
+        self.replayed: set[int] = set()
+
+    def receiveMessage(self, msg: Any, sender: Any) -> None:  # noqa: N802 (thespian API)
+        core = self.core
+        if core is not None:
+            roles = core.route(msg)
+            if roles:
+                for role in roles:
+                    self.send(self.children[role], msg)
+                if isinstance(msg, CounterReport):
+                    self._report_received(msg.role)
+                return
+        if isinstance(msg, StartCall):
+            self._start(msg, sender)
+        elif core is None:
+            return
+        elif isinstance(msg, PoisonMessage):
+            self._poisoned(msg, sender)
+        elif isinstance(msg, ChildSnapshot):
+            if core.phase is not CallPhase.ENDED:
+                core.child_failed(msg.role)  # starts buffering if the child left on its own
+                core.snapshot_received(msg.role, msg.state)
+        elif isinstance(msg, ChildActorExited):
+            self._child_exited(str(msg.childAddress))
+        elif isinstance(msg, EndCall):
+            self._end(msg.reason, msg.at)
+        elif isinstance(msg, CounterReport):
+            self._report_received(msg.role)  # metrics restarting: buffered by route(), still counted
+        elif isinstance(msg, CallSummary):
+            core.go("summarized")
+            for child in self.children.values():
+                self.send(child, ActorExitRequest())
+            self.send(self.myAddress, ActorExitRequest())
+        elif isinstance(msg, InspectCall):
+            self.send(sender, CallInspection(core.call_id, core.phase.value,
+                                             {r: str(a) for r, a in self.children.items()}, dict(core.restarts)))
+        elif isinstance(msg, InjectFault):
+            if msg.role in self.children:
+                self._send_role(msg.role, msg)
+
+    # ------------------------------------------------------------------ lifecycle
+    def _start(self, msg: StartCall, sender: Any) -> None:
+        if self.core is not None:
+            return
+        self.settings, self.egress = msg.settings, sender
+        core = SupervisionCore(msg.settings.call_id)
+        for role in ROLES:
+            self._spawn(role, None, msg.at)
+        core.go("start")
+        self.core = core
+        self._send_role("bridge", msg)
+
+    def _spawn(self, role: str, state: bytes | None, at: float) -> None:
+        assert self.settings is not None
+        addr = self.createActor(CHILD_CLASSES[role])
+        self.children[role] = addr
+        self.roles_by_addr[str(addr)] = role
+        self.send(addr, ChildBoot(role, self.settings, self.egress, state, at))
+
+    def _poisoned(self, msg: Any, sender: Any) -> None:
+        assert self.core is not None
+        role = self.roles_by_addr.get(str(sender))
+        if role is None:
+            return
+        poison = msg.poisonMessage
+        self.core.poisoned += 1
+        log.warning("CHILD_FAILED", call_sid=self.core.call_id, role=role, message=type(poison).__name__)
+        if not self.core.child_failed(role):
+            return
+        if not isinstance(poison, InjectFault) and id(poison) not in self.replayed:
+            self.replayed.add(id(poison))
+            self.core.restarting[role].append(poison)  # retried once on the fresh child
+        self.send(sender, ActorExitRequest())
+
+    def _child_exited(self, addr: str) -> None:
+        assert self.core is not None
+        role = self.roles_by_addr.pop(addr, None)
+        if role is None or self.core.phase in (CallPhase.ENDED,):
+            return
+        result = self.core.child_exited(role)
+        if result is None:
+            return
+        state, buffered = result
+        self._spawn(role, state, self.last_at)
+        for queued in buffered:
+            self.send(self.children[role], queued)
+        restarts = self.core.restarts[role]
+        log.warning("CHILD_RESTARTED", call_sid=self.core.call_id, role=role, restored=state is not None,
+                    replayed=len(buffered), restarts=restarts)
+        self.send(self.egress, ChildRestarted(self.core.call_id, role, "failure", restarts))
+
+    def _end(self, reason: str, at: float) -> None:
+        assert self.core is not None
+        if not self.core.go("end"):
+            return
+        self.end_reason, self.last_at = reason, at
+        self.reports_pending = set(REPORTING_ROLES)
+        for role in REPORTING_ROLES:
+            self._send_role(role, CollectCounters(at))
+
+    def _report_received(self, role: str) -> None:
+        self.reports_pending.discard(role)
+        if not self.reports_pending and self.core is not None and self.core.phase is CallPhase.ENDING:
+            self.reports_pending = {"-"}
+            self._send_role("metrics", SummarizeCall(self.end_reason, self.last_at))
+
+    def _send_role(self, role: str, msg: Any) -> None:
+        if self.core is not None and self.core.deliver_to(role, msg):
+            self.send(self.children[role], msg)

@@ -1,0 +1,102 @@
+"""ActorEngine: a worker's in-process thespian system (simpleSystemBase), driven by the event loop.
+
+The per-frame path never crosses a process: the loop `tell`s a call's CallSupervisor each decoded
+wire event or Tick; simpleSystemBase runs every resulting actor message to completion inside that
+`tell`, and whatever actors addressed to the outside (wire commands, summaries) is drained from
+`listen(0)` in order and handed to the call's sink. All of it runs on the loop's thread.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol
+
+from thespian.actors import ActorExitRequest, ActorSystem
+
+from actors.messages import (
+    CallInspection, CallSettings, CallSummary, ChildRestarted, InspectCall, StartCall, ToRealtime, ToTwilio,
+    TwilioOutEvent, RealtimeOutEvent,
+)
+from actors.supervisor import CallSupervisor
+
+
+class CallSink(Protocol):
+    def to_twilio(self, events: tuple[TwilioOutEvent, ...]) -> None: ...
+    def to_realtime(self, event: RealtimeOutEvent) -> None: ...
+    def call_ended(self, summary: CallSummary) -> None: ...
+    def child_restarted(self, event: ChildRestarted) -> None: ...
+
+
+class ActorEngine:
+    def __init__(self) -> None:
+        logging.getLogger("Thespian").setLevel(logging.CRITICAL)  # injected faults are logged by us
+        self.asys: Any = ActorSystem("simpleSystemBase", logDefs=False, transientUnique=True)
+        self.supervisors: dict[str, Any] = {}
+        self.sinks: dict[str, CallSink] = {}
+        self.inspections: list[CallInspection] = []
+        self.messages_told = 0
+
+    def start_call(self, settings: CallSettings, sink: CallSink, at: float) -> None:
+        call_id = settings.call_id
+        if call_id in self.supervisors:
+            raise ValueError(f"call {call_id} already running")
+        self.supervisors[call_id] = self.asys.createActor(CallSupervisor)
+        self.sinks[call_id] = sink
+        self.tell(call_id, StartCall(settings, at))
+
+    def tell(self, call_id: str, msg: object) -> bool:
+        addr = self.supervisors.get(call_id)
+        if addr is None:
+            return False
+        self.messages_told += 1
+        self.asys.tell(addr, msg)
+        self._drain()
+        return True
+
+    def tell_all(self, msg: object) -> None:
+        """One message (a Tick) to every live call; one drain at the end."""
+        tell = self.asys.tell
+        for addr in list(self.supervisors.values()):
+            tell(addr, msg)
+        self.messages_told += len(self.supervisors)
+        self._drain()
+
+    def inspect(self, call_id: str) -> CallInspection | None:
+        self.inspections.clear()
+        if not self.tell(call_id, InspectCall()):
+            return None
+        return self.inspections[-1] if self.inspections else None
+
+    def active_calls(self) -> list[str]:
+        return list(self.supervisors)
+
+    def _drain(self) -> None:
+        listen = self.asys.listen
+        while True:
+            out = listen(0)
+            if out is None:
+                return
+            if isinstance(out, ToTwilio):
+                sink = self.sinks.get(out.call_id)
+                if sink is not None:
+                    sink.to_twilio(out.events)
+            elif isinstance(out, ToRealtime):
+                sink = self.sinks.get(out.call_id)
+                if sink is not None:
+                    sink.to_realtime(out.event)
+            elif isinstance(out, CallSummary):
+                self.supervisors.pop(out.call_id, None)
+                sink = self.sinks.pop(out.call_id, None)
+                if sink is not None:
+                    sink.call_ended(out)
+            elif isinstance(out, ChildRestarted):
+                sink = self.sinks.get(out.call_id)
+                if sink is not None:
+                    sink.child_restarted(out)
+            elif isinstance(out, CallInspection):
+                self.inspections.append(out)
+
+    def shutdown(self) -> None:
+        for addr in list(self.supervisors.values()):
+            self.asys.tell(addr, ActorExitRequest())
+        self.supervisors.clear()
+        self.asys.shutdown()
