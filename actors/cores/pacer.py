@@ -57,6 +57,7 @@ class PacerState(msgspec.Struct):
     since_mark_ms: int = 0
     cut_responses: list[str] = msgspec.field(default_factory=list)
     next_status_at: float = 0.0
+    status_sent: int = 0
 
 
 class TxPacerCore:
@@ -124,7 +125,9 @@ class TxPacerCore:
                     out.append(LogLine("TX_UNDERRUN", "warning", {"call_sid": s.call_id}))
                 s.anchor, s.run_frames, s.in_run = now, 0, True
                 self.clock.reanchored(now)
-            horizon = now + self.lead_s
+            # half a frame of tolerance: a frame leaves on the tick nearest its slot, whatever the
+            # jitter between this tick and the one that anchored the run
+            horizon = now + self.lead_s + self.frame_s / 2
             while self.queue and s.anchor + s.run_frames * self.frame_s < horizon:
                 self._send_one(self.queue.popleft(), events, out)
             if self.queue:
@@ -135,10 +138,11 @@ class TxPacerCore:
                 s.audible = True
                 out.append(PlayoutChanged(True, self.clock.state.response_id, now))
         if now >= s.next_status_at:
-            if s.next_status_at:
+            if s.next_status_at and (events or self.queue or s.counters.frames_sent != s.status_sent):
                 out.append(LogLine("PIPELINE STATUS", "info", {
                     "call_sid": s.call_id, "sent": s.counters.frames_sent, "blocked": s.counters.blocked_ticks,
                     "queued": len(self.queue), "underruns": s.counters.underruns}))
+                s.status_sent = s.counters.frames_sent
             s.next_status_at = now + self.status_every_s
         return out
 

@@ -2,7 +2,7 @@
 
 Theory of operation: every Twilio `media` frame becomes one `input_audio_buffer.append` carrying the
 same base64 string (μ-law passthrough, no decode, no buffering, no gate of any kind: simple mode).
-Sequence-number gaps (frames Twilio never delivered) are counted, never hidden. Decode errors at the
+Media chunk-number gaps (frames Twilio never delivered) are counted, never hidden. Decode errors at the
 edge arrive as WireDecodeError and are counted.
 """
 from __future__ import annotations

@@ -1,0 +1,109 @@
+"""kolbridge command line: serve, demo, business import/list."""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import structlog
+
+from gateway.config import ConfigError, load_config, log_audio_mode
+from gateway.logs import configure_logging
+
+log = structlog.get_logger("kolbridge")
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from gateway.app import App
+    from gateway.server import start_server
+    from storage.db import create_schema, make_engine, session_factory
+
+    config = load_config(args.config)
+    log_audio_mode(config.file.audio, config.source)
+    db = make_engine(config.env.database_url)
+    await create_schema(db)
+    app = App(config, db, session_factory(db))
+    app.start()
+    server = await start_server(app, args.host, args.port, reuse_port=args.reuse_port)
+    log.info("SERVING", host=args.host, port=args.port, realtime_url=config.env.realtime_url,
+             signatures=bool(config.env.twilio_auth_token))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("SHUTTING_DOWN", calls=len(app.calls))
+    server.close()
+    await app.shutdown()
+    await server.wait_closed()
+    await db.dispose()
+    return 0
+
+
+async def _business(args: argparse.Namespace) -> int:
+    from storage.businesses import BusinessError, import_business_file, list_businesses
+    from storage.db import create_schema, make_engine, session_factory
+
+    config = load_config(args.config)
+    db = make_engine(config.env.database_url)
+    try:
+        await create_schema(db)
+        sessions = session_factory(db)
+        if args.business_cmd == "import":
+            for file in args.files:
+                try:
+                    spec = await import_business_file(sessions, Path(file))
+                except BusinessError as exc:
+                    print(f"error: {exc}", file=sys.stderr)
+                    return 2
+                print(f"imported {spec.id} ({spec.name}, {spec.language}, numbers: {', '.join(spec.phone_numbers) or '-'})")
+        else:
+            for b in await list_businesses(sessions):
+                state = "active" if b.active else "inactive"
+                print(f"{b.id}\t{b.name}\t{b.language}\t{state}\t{', '.join(b.phone_numbers) or '-'}")
+        return 0
+    finally:
+        await db.dispose()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kolbridge", description="Twilio ⇄ OpenAI Realtime phone bridge")
+    parser.add_argument("--log-level", default="info")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    serve = sub.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8080)
+    serve.add_argument("--config", default=None)
+    serve.add_argument("--reuse-port", action="store_true", help="bind with SO_REUSEPORT (several workers)")
+    demo = sub.add_parser("demo", help="play a whole Hebrew call offline and print its metrics")
+    demo.add_argument("--config", default=None)
+    business = sub.add_parser("business", help="manage businesses")
+    business.add_argument("--config", default=None)
+    bsub = business.add_subparsers(dest="business_cmd", required=True)
+    imp = bsub.add_parser("import", help="upsert businesses from TOML files")
+    imp.add_argument("files", nargs="+")
+    bsub.add_parser("list", help="list businesses")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(args.log_level)
+    try:
+        if args.cmd == "serve":
+            return asyncio.run(_serve(args))
+        if args.cmd == "demo":
+            from gateway.demo import main_demo
+            return main_demo(load_config(args.config).file)
+        if args.cmd == "business":
+            return asyncio.run(_business(args))
+    except ConfigError as exc:
+        print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

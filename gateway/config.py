@@ -1,0 +1,88 @@
+"""Configuration: config.toml (the single source of truth for audio behaviour) plus environment.
+
+config.toml sections map 1:1 onto the settings structs in actors.messages; unknown keys or wrong
+types are refused with the key's path. The environment carries secrets and deployment addresses.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+
+import msgspec
+import structlog
+
+from actors.messages import AudioSettings, BargeInSettings, RealtimeSettings, TxSettings, VadSettings
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_REALTIME_URL = "wss://api.openai.com/v1"
+
+
+class FileConfig(msgspec.Struct, forbid_unknown_fields=True):
+    audio: AudioSettings = AudioSettings()
+    tx: TxSettings = TxSettings()
+    vad: VadSettings = VadSettings()
+    realtime: RealtimeSettings = RealtimeSettings()
+    barge_in: BargeInSettings = BargeInSettings()
+
+
+class EnvConfig(msgspec.Struct, frozen=True):
+    openai_api_key: str
+    realtime_url: str
+    database_url: str
+    twilio_auth_token: str
+    public_url: str
+
+
+class AppConfig(msgspec.Struct, frozen=True):
+    file: FileConfig
+    env: EnvConfig
+    source: str
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def find_config(path: str | None) -> Path:
+    if path:
+        return Path(path)
+    here = Path.cwd() / "config.toml"
+    return here if here.exists() else REPO_ROOT / "config.toml"
+
+
+def load_file_config(path: Path) -> FileConfig:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {path}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    try:
+        return msgspec.convert(data, FileConfig)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+
+
+def load_env(environ: dict[str, str] | None = None) -> EnvConfig:
+    env = os.environ if environ is None else environ
+    return EnvConfig(
+        openai_api_key=env.get("OPENAI_API_KEY", ""),
+        realtime_url=env.get("KOLBRIDGE_REALTIME_URL", DEFAULT_REALTIME_URL),
+        database_url=env.get("KOLBRIDGE_DATABASE_URL", f"sqlite+aiosqlite:///{Path.cwd() / 'kolbridge.db'}"),
+        twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
+        public_url=env.get("KOLBRIDGE_PUBLIC_URL", "").rstrip("/"),
+    )
+
+
+def load_config(path: str | None = None, environ: dict[str, str] | None = None) -> AppConfig:
+    cfg_path = find_config(path)
+    return AppConfig(load_file_config(cfg_path), load_env(environ), str(cfg_path))
+
+
+def log_audio_mode(audio: AudioSettings, source: str) -> None:
+    """The one AUDIO_MODE line, logged once at startup."""
+    structlog.get_logger("kolbridge").info(
+        "AUDIO_MODE", simple_mode=audio.simple_mode, audio_guard_enabled=audio.audio_guard_enabled,
+        music_mode_enabled=audio.music_mode_enabled, noise_gate_min_frames=audio.noise_gate_min_frames,
+        echo_guard_enabled=audio.echo_guard_enabled, frame_pacing_ms=audio.frame_pacing_ms, config=source)

@@ -1,0 +1,152 @@
+"""The worker's one `websockets` server: WebSocket /media-stream (Twilio), POST /voice, GET /healthz.
+
+Signatures: when TWILIO_AUTH_TOKEN is set, the stream upgrade must carry a valid X-Twilio-Signature
+computed over the configured public `wss://…/media-stream` URL (never the request's own URL, which is
+wrong behind a proxy); `/voice` is checked the same way over `https://…/voice` and its form fields.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import structlog
+from twilio.request_validator import RequestValidator
+from twilio.twiml.voice_response import Connect, VoiceResponse
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from actors.messages import EndCall, WireDecodeError
+from gateway.app import App
+from gateway.call import CallIO
+from gateway.http_shim import FORM_HEADER, METHOD_HEADER, HttpAwareConnection
+from gateway.wire import TwilioStart, decode_twilio
+from storage.businesses import business_for_number
+
+log = structlog.get_logger("kolbridge.gateway")
+STREAM_PATH = "/media-stream"
+
+
+def public_urls(app: App, request_host: str | None) -> tuple[str, str]:
+    """(wss stream URL, https voice URL) from KOLBRIDGE_PUBLIC_URL, else from the request's Host."""
+    base = app.config.env.public_url
+    if base:
+        host = urlsplit(base if "://" in base else f"https://{base}").netloc
+        return f"wss://{host}{STREAM_PATH}", f"https://{host}/voice"
+    host = request_host or "localhost"
+    return f"ws://{host}{STREAM_PATH}", f"http://{host}/voice"
+
+
+def _plain(conn: ServerConnection, status: HTTPStatus, text: str, content_type: str | None = None) -> Response:
+    response = conn.respond(status, text)
+    if content_type:
+        del response.headers["Content-Type"]
+        response.headers["Content-Type"] = content_type
+    return response
+
+
+async def process_request(app: App, conn: ServerConnection, request: Request) -> Response | None:
+    path = urlsplit(request.path).path
+    method = request.headers.get(METHOD_HEADER, "GET")
+    token = app.config.env.twilio_auth_token
+    if path == "/healthz" and method == "GET":
+        body = json.dumps({"status": "ok", "calls": len(app.calls), "ticker": app.ticker.stats.summary()})
+        return _plain(conn, HTTPStatus.OK, body, "application/json")
+    if path == "/voice" and method == "POST":
+        form = dict(parse_qsl(request.headers.get(FORM_HEADER, ""), keep_blank_values=True))
+        stream_url, voice_url = public_urls(app, request.headers.get("Host"))
+        if token and not RequestValidator(token).validate(voice_url, form, request.headers.get("X-Twilio-Signature", "")):
+            log.warning("VOICE_SIGNATURE_INVALID", call_sid=form.get("CallSid", ""))
+            return _plain(conn, HTTPStatus.FORBIDDEN, "invalid signature")
+        return _plain(conn, HTTPStatus.OK, await voice_twiml(app, form, stream_url), "text/xml")
+    if path == STREAM_PATH:
+        if token:
+            stream_url, _ = public_urls(app, request.headers.get("Host"))
+            if not RequestValidator(token).validate(stream_url, {}, request.headers.get("X-Twilio-Signature", "")):
+                log.warning("STREAM_SIGNATURE_INVALID", url=stream_url)
+                return _plain(conn, HTTPStatus.FORBIDDEN, "invalid signature")
+        if request.headers.get("Upgrade", "").lower() != "websocket":
+            return _plain(conn, HTTPStatus.UPGRADE_REQUIRED, "websocket required")
+        return None
+    return _plain(conn, HTTPStatus.NOT_FOUND, "not found")
+
+
+async def voice_twiml(app: App, form: dict[str, str], stream_url: str) -> str:
+    call_sid, to = form.get("CallSid", ""), form.get("To", "")
+    business = await business_for_number(app.sessions, to) if to else None
+    response = VoiceResponse()
+    if business is None or not business.active:
+        log.warning("VOICE_UNKNOWN_NUMBER", call_sid=call_sid, to=to)
+        response.say("Sorry, this number is not in service.")
+        response.hangup()
+        return str(response)
+    connect = Connect()
+    stream = connect.stream(url=stream_url)
+    stream.parameter(name="business_id", value=business.id)
+    stream.parameter(name="call_sid", value=call_sid)
+    response.append(connect)
+    log.info("VOICE_ROUTED", call_sid=call_sid, to=to, business_id=business.id)
+    return str(response)
+
+
+async def media_stream(app: App, ws: ServerConnection) -> None:
+    loop = asyncio.get_running_loop()
+    call: CallIO | None = None
+    reason = "twilio_disconnected"
+    tell = app.engine.tell
+    try:
+        async for raw in ws:
+            msg = decode_twilio(raw, loop.time())
+            if call is not None:
+                if isinstance(msg, EndCall):
+                    reason = msg.reason
+                    break
+                if isinstance(msg, WireDecodeError):
+                    log.warning("TWILIO_DECODE_ERROR", call_sid=call.call_id, reason=msg.reason)
+                tell(call.call_id, msg)
+            elif isinstance(msg, TwilioStart):
+                call = await app.start_call(ws, msg)
+                if call is None:
+                    await ws.close(1008, "unknown business")
+                    return
+            elif isinstance(msg, WireDecodeError):
+                app.twilio_decode_errors += 1
+                log.warning("TWILIO_DECODE_ERROR", reason=msg.reason, before_start=True)
+            elif isinstance(msg, EndCall):
+                return
+    except ConnectionClosed:
+        pass
+    finally:
+        if call is not None:
+            await app.end_call(call, reason)
+
+
+def reuse_port_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
+
+
+async def start_server(app: App, host: str, port: int, reuse_port: bool = False) -> Server:
+    async def handler(ws: ServerConnection) -> None:
+        path = urlsplit(ws.request.path).path if ws.request else ""
+        if path == STREAM_PATH:
+            await media_stream(app, ws)
+
+    async def on_request(conn: ServerConnection, request: Request) -> Response | None:
+        return await process_request(app, conn, request)
+
+    kwargs: dict[str, Any] = {"process_request": on_request, "create_connection": HttpAwareConnection,
+                              "max_size": 2**20, "compression": None, "ping_interval": None}
+    if reuse_port:
+        return await serve(handler, sock=reuse_port_socket(host, port), **kwargs)
+    return await serve(handler, host, port, **kwargs)
+

@@ -1,0 +1,177 @@
+"""Wire formats at the edge: Twilio Media Streams JSON and OpenAI Realtime events ⇄ typed messages.
+
+Decoding is one msgspec pass into a permissive struct (unknown fields ignored), then a typed message
+stamped with the arrival time. Anything malformed becomes a WireDecodeError — counted, never raised.
+The caller's base64 payload is passed through as a string; only assistant audio is decoded (the
+TxPacer has to re-frame it).
+"""
+from __future__ import annotations
+
+import binascii
+
+import msgspec
+
+from actors.messages import (
+    EndCall, RealtimeOutEvent, RtAssistantTranscriptDone, RtAudioDelta, RtAudioDone, RtError,
+    RtResponseCreated, RtResponseDone, RtSessionUpdated, RtSpeechStarted, RtSpeechStopped,
+    RtTranscriptDone, RtTranscriptFailed, TwilioDtmfIn, TwilioMarkIn, TwilioMediaIn, TwilioOutEvent,
+    WireDecodeError,
+)
+
+
+# ----------------------------------------------------------------------------- Twilio → us
+class _TwMedia(msgspec.Struct):
+    payload: str
+    track: str = "inbound"
+    chunk: str = ""
+    timestamp: str = ""
+
+
+class _TwStartBody(msgspec.Struct):
+    callSid: str = ""
+    streamSid: str = ""
+    accountSid: str = ""
+    customParameters: dict[str, str] = {}
+    tracks: list[str] = []
+
+
+class _TwName(msgspec.Struct):
+    name: str = ""
+
+
+class _TwDtmf(msgspec.Struct):
+    digit: str = ""
+
+
+class _TwInbound(msgspec.Struct):
+    event: str
+    sequenceNumber: str = "0"
+    streamSid: str = ""
+    media: _TwMedia | None = None
+    start: _TwStartBody | None = None
+    mark: _TwName | None = None
+    dtmf: _TwDtmf | None = None
+
+
+class TwilioStart(msgspec.Struct, frozen=True):
+    call_sid: str
+    stream_sid: str
+    custom: dict[str, str]
+    at: float
+
+
+class TwilioConnected(msgspec.Struct, frozen=True):
+    at: float
+
+
+_twilio_decoder = msgspec.json.Decoder(_TwInbound)
+
+TwilioIn = TwilioMediaIn | TwilioMarkIn | TwilioDtmfIn | TwilioStart | TwilioConnected | EndCall | WireDecodeError
+
+
+def decode_twilio(raw: str | bytes, at: float) -> TwilioIn:
+    try:
+        ev = _twilio_decoder.decode(raw)
+        kind = ev.event
+        if kind == "media" and ev.media is not None:
+            # `chunk` numbers media frames only (sequenceNumber counts every message, marks included)
+            return TwilioMediaIn(ev.media.payload, int(ev.media.chunk or 0), at)
+        if kind == "mark" and ev.mark is not None:
+            return TwilioMarkIn(ev.mark.name, at)
+        if kind == "start" and ev.start is not None:
+            st = ev.start
+            return TwilioStart(st.callSid, st.streamSid or ev.streamSid, dict(st.customParameters), at)
+        if kind == "dtmf" and ev.dtmf is not None:
+            return TwilioDtmfIn(ev.dtmf.digit, at)
+        if kind == "stop":
+            return EndCall("twilio_stop", at)
+        if kind == "connected":
+            return TwilioConnected(at)
+        return WireDecodeError("twilio", f"unexpected event {kind!r}", at)
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+        return WireDecodeError("twilio", str(exc)[:200], at)
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode_twilio(event: TwilioOutEvent) -> bytes:
+    return _encoder.encode(event)
+
+
+def encode_realtime(event: RealtimeOutEvent) -> bytes:
+    return _encoder.encode(event)
+
+
+# ----------------------------------------------------------------------------- Realtime → us
+class _RtResponse(msgspec.Struct):
+    id: str = ""
+    status: str = ""
+    status_details: dict[str, object] | None = None
+
+
+class _RtErrorBody(msgspec.Struct):
+    type: str = ""
+    code: str | None = None
+    message: str = ""
+    event_id: str | None = None
+
+
+class _RtInbound(msgspec.Struct):
+    type: str
+    item_id: str = ""
+    response_id: str = ""
+    audio_start_ms: int = 0
+    audio_end_ms: int = 0
+    transcript: str = ""
+    delta: str = ""
+    response: _RtResponse | None = None
+    error: _RtErrorBody | None = None
+
+
+_realtime_decoder = msgspec.json.Decoder(_RtInbound)
+
+IGNORED_REALTIME = frozenset({
+    "session.created", "rate_limits.updated", "conversation.item.added", "conversation.item.done",
+    "conversation.item.created", "input_audio_buffer.committed", "response.output_item.added",
+    "response.output_item.done", "response.content_part.added", "response.content_part.done",
+    "response.output_audio_transcript.delta", "conversation.item.input_audio_transcription.delta",
+    "conversation.item.truncated", "conversation.item.deleted", "input_audio_buffer.cleared",
+})
+
+
+def decode_realtime(raw: str | bytes, at: float) -> object | None:
+    """A typed message, None for events no actor needs, or WireDecodeError."""
+    try:
+        ev = _realtime_decoder.decode(raw)
+        kind = ev.type
+        if kind == "response.output_audio.delta":
+            return RtAudioDelta(ev.response_id, ev.item_id, binascii.a2b_base64(ev.delta), at)
+        if kind in IGNORED_REALTIME:
+            return None
+        if kind == "response.output_audio.done":
+            return RtAudioDone(ev.response_id, ev.item_id, at)
+        if kind == "input_audio_buffer.speech_started":
+            return RtSpeechStarted(ev.item_id, ev.audio_start_ms, at)
+        if kind == "input_audio_buffer.speech_stopped":
+            return RtSpeechStopped(ev.item_id, ev.audio_end_ms, at)
+        if kind == "conversation.item.input_audio_transcription.completed":
+            return RtTranscriptDone(ev.item_id, ev.transcript, at)
+        if kind == "conversation.item.input_audio_transcription.failed":
+            reason = ev.error.message if ev.error else "transcription failed"
+            return RtTranscriptFailed(ev.item_id, reason, at)
+        if kind == "response.created" and ev.response is not None:
+            return RtResponseCreated(ev.response.id, at)
+        if kind == "response.done" and ev.response is not None:
+            details = ev.response.status_details or {}
+            return RtResponseDone(ev.response.id, ev.response.status, str(details.get("reason") or ""), at)
+        if kind == "response.output_audio_transcript.done":
+            return RtAssistantTranscriptDone(ev.response_id, ev.item_id, ev.transcript, at)
+        if kind == "session.updated":
+            return RtSessionUpdated(at)
+        if kind == "error" and ev.error is not None:
+            e = ev.error
+            return RtError(e.code or e.type, e.message, e.event_id or "", at)
+        return None
+    except (msgspec.DecodeError, msgspec.ValidationError, binascii.Error, ValueError) as exc:
+        return WireDecodeError("realtime", str(exc)[:200], at)

@@ -1,0 +1,270 @@
+"""A fake OpenAI Realtime service (GA protocol) for tests, the demo and benchmarks.
+
+It speaks the wire protocol only: session.created → session.update/updated; an energy VAD over the
+appended μ-law (speech_started/stopped with the session's prefix padding and silence duration,
+committed, the user item, then the transcription after a delay from a scripted list); response.create
+→ response.created, the assistant item, `response.output_audio.delta` in uneven chunks faster than
+real time, the audio transcript, response.done; response.cancel; conversation.item.truncate (rejected
+past the item's audio length); conversation.item.delete; any other event type gets an `error`.
+Every client event is recorded for inspection, with its arrival time.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from sim.audio import FRAME_BYTES, rms
+
+CHUNK_PATTERN = (700, 1337, 160, 2400, 999, 333, 4096)
+
+
+@dataclass
+class FakeScript:
+    transcripts: list[str] = field(default_factory=list)  # caller turns, in order ("" = empty transcript)
+    responses: list[tuple[bytes, str]] = field(default_factory=list)  # assistant audio + its transcript
+    transcript_delay_s: float = 0.3
+    speed: float = 4.0  # assistant audio streams this many times faster than real time
+    first_delta_delay_s: float = 0.15
+    vad_rms: float = 300.0
+    vad_start_frames: int = 3
+
+
+@dataclass
+class FakeConnection:
+    index: int
+    events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    appended: bytearray = field(default_factory=bytearray)
+    session: dict[str, Any] = field(default_factory=dict)
+    session_before_audio: bool | None = None
+    errors_sent: list[dict[str, Any]] = field(default_factory=list)
+    responses: list[dict[str, Any]] = field(default_factory=list)  # id, item_id, audio (bytes sent), status
+    truncations: list[dict[str, Any]] = field(default_factory=list)
+    speech: list[dict[str, Any]] = field(default_factory=list)
+    closed: bool = False
+
+    def of_type(self, kind: str) -> list[dict[str, Any]]:
+        return [e for _, e in self.events if e.get("type") == kind]
+
+
+class FakeRealtime:
+    def __init__(self, script: FakeScript | None = None) -> None:
+        self.script = script or FakeScript()
+        self.connections: list[FakeConnection] = []
+        self.server: Server | None = None
+        self.port = 0
+        self._ids = itertools.count(1)
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/v1"
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> "FakeRealtime":
+        self.server = await serve(self._handle, host, port, max_size=None, compression=None, ping_interval=None)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def stop(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    def _id(self, prefix: str) -> str:
+        return f"{prefix}_{next(self._ids):05d}"
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        conn = FakeConnection(len(self.connections))
+        self.connections.append(conn)
+        session = _Session(self, ws, conn)
+        await session.run()
+
+
+class _Session:
+    def __init__(self, fake: FakeRealtime, ws: ServerConnection, conn: FakeConnection) -> None:
+        self.fake, self.ws, self.conn, self.script = fake, ws, conn, fake.script
+        self.prefix_ms, self.silence_ms = 300, 600
+        self.voiced_run = 0
+        self.silent_ms = 0
+        self.in_speech = False
+        self.speech_item = ""
+        self.turn = 0
+        self.response_index = 0
+        self.active: asyncio.Task[None] | None = None
+        self.active_id = ""
+        self.items: dict[str, dict[str, Any]] = {}
+        self.pending = bytearray()
+
+    async def send(self, event: dict[str, Any]) -> None:
+        event.setdefault("event_id", self.fake._id("event"))
+        if event["type"] == "error":
+            self.conn.errors_sent.append(event)
+        try:
+            await self.ws.send(json.dumps(event, ensure_ascii=False))
+        except ConnectionClosed:
+            pass
+
+    async def run(self) -> None:
+        await self.send({"type": "session.created", "session": {"type": "realtime", "model": "gpt-realtime"}})
+        try:
+            async for raw in self.ws:
+                try:
+                    event = json.loads(raw)
+                except ValueError:
+                    await self.error("invalid_json", "could not parse event")
+                    continue
+                self.conn.events.append((time.monotonic(), event))
+                await self.dispatch(event)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.conn.closed = True
+            if self.active:
+                self.active.cancel()
+
+    async def error(self, code: str, message: str, event_id: str | None = None) -> None:
+        await self.send({"type": "error", "error": {"type": "invalid_request_error", "code": code,
+                                                    "message": message, "event_id": event_id}})
+
+    async def dispatch(self, event: dict[str, Any]) -> None:
+        kind = event.get("type")
+        if kind == "input_audio_buffer.append":
+            await self.append(event)
+        elif kind == "session.update":
+            self.conn.session = event.get("session", {})
+            td = (self.conn.session.get("audio", {}).get("input", {}).get("turn_detection") or {})
+            self.prefix_ms = int(td.get("prefix_padding_ms", 300))
+            self.silence_ms = int(td.get("silence_duration_ms", 600))
+            await self.send({"type": "session.updated", "session": self.conn.session})
+        elif kind == "response.create":
+            await self.response_create(event)
+        elif kind == "response.cancel":
+            await self.response_cancel(event)
+        elif kind == "conversation.item.truncate":
+            await self.truncate(event)
+        elif kind == "conversation.item.delete":
+            item_id = event.get("item_id", "")
+            self.items.pop(item_id, None)
+            await self.send({"type": "conversation.item.deleted", "item_id": item_id})
+        else:
+            await self.error("unknown_event", f"unsupported event type {kind!r}", event.get("event_id"))
+
+    # ------------------------------------------------------------------ caller audio + VAD
+    async def append(self, event: dict[str, Any]) -> None:
+        if self.conn.session_before_audio is None:
+            fmt = self.conn.session.get("audio", {}).get("input", {}).get("format", {}).get("type")
+            self.conn.session_before_audio = fmt == "audio/pcmu"
+        audio = base64.b64decode(event.get("audio", ""))
+        self.conn.appended.extend(audio)
+        self.pending.extend(audio)
+        while len(self.pending) >= FRAME_BYTES:
+            frame = bytes(self.pending[:FRAME_BYTES])
+            del self.pending[:FRAME_BYTES]
+            await self.vad_frame(frame)
+
+    async def vad_frame(self, frame: bytes) -> None:
+        end_ms = len(self.conn.appended) // 8 - len(self.pending) // 8
+        voiced = rms(frame) >= self.script.vad_rms
+        if not self.in_speech:
+            self.voiced_run = self.voiced_run + 1 if voiced else 0
+            if self.voiced_run >= self.script.vad_start_frames:
+                self.in_speech, self.silent_ms = True, 0
+                self.speech_item = self.fake._id("item")
+                onset = end_ms - self.voiced_run * 20
+                start = max(0, onset - self.prefix_ms)
+                self.conn.speech.append({"item_id": self.speech_item, "start_ms": start, "at": time.monotonic()})
+                await self.send({"type": "input_audio_buffer.speech_started", "audio_start_ms": start,
+                                 "item_id": self.speech_item})
+            return
+        self.silent_ms = 0 if voiced else self.silent_ms + 20
+        if self.silent_ms >= self.silence_ms:
+            self.in_speech, self.voiced_run = False, 0
+            item_id = self.speech_item
+            self.conn.speech[-1]["end_ms"] = end_ms
+            await self.send({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": end_ms, "item_id": item_id})
+            await self.send({"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": None})
+            self.items[item_id] = {"role": "user"}
+            await self.send({"type": "conversation.item.added", "item": {"id": item_id, "type": "message",
+                             "role": "user", "content": [{"type": "input_audio"}]}})
+            text = self.script.transcripts[self.turn] if self.turn < len(self.script.transcripts) else ""
+            self.turn += 1
+            asyncio.get_running_loop().call_later(
+                self.script.transcript_delay_s,
+                lambda: asyncio.ensure_future(self.send({
+                    "type": "conversation.item.input_audio_transcription.completed", "item_id": item_id,
+                    "content_index": 0, "transcript": text})))
+
+    # ------------------------------------------------------------------ responses
+    async def response_create(self, event: dict[str, Any]) -> None:
+        if self.active is not None and not self.active.done():
+            await self.error("conversation_already_has_active_response",
+                             "Conversation already has an active response in progress", event.get("event_id"))
+            return
+        responses = self.script.responses or [(b"\xff" * 8000, "")]
+        audio, text = responses[min(self.response_index, len(responses) - 1)]
+        self.response_index += 1
+        rid, item_id = self.fake._id("resp"), self.fake._id("item")
+        record = {"id": rid, "item_id": item_id, "audio": bytearray(), "status": "in_progress",
+                  "instructions": (event.get("response") or {}).get("instructions")}
+        self.conn.responses.append(record)
+        self.items[item_id] = {"role": "assistant", "record": record}
+        self.active_id = rid
+        await self.send({"type": "response.created", "response": {"id": rid, "status": "in_progress", "output": []}})
+        self.active = asyncio.create_task(self.stream(record, audio, text))
+
+    async def stream(self, record: dict[str, Any], audio: bytes, text: str) -> None:
+        rid, item_id = record["id"], record["item_id"]
+        await self.send({"type": "response.output_item.added", "response_id": rid, "output_index": 0,
+                         "item": {"id": item_id, "type": "message", "role": "assistant"}})
+        await asyncio.sleep(self.script.first_delta_delay_s)
+        pos = 0
+        for size in itertools.cycle(CHUNK_PATTERN):
+            if pos >= len(audio):
+                break
+            chunk = audio[pos:pos + size]
+            pos += len(chunk)
+            record["audio"].extend(chunk)
+            await self.send({"type": "response.output_audio.delta", "response_id": rid, "item_id": item_id,
+                             "output_index": 0, "content_index": 0,
+                             "delta": base64.b64encode(chunk).decode("ascii")})
+            await asyncio.sleep(len(chunk) / 8000.0 / self.script.speed)
+        await self.send({"type": "response.output_audio.done", "response_id": rid, "item_id": item_id,
+                         "output_index": 0, "content_index": 0})
+        await self.send({"type": "response.output_audio_transcript.done", "response_id": rid, "item_id": item_id,
+                         "output_index": 0, "content_index": 0, "transcript": text})
+        record["status"] = "completed"
+        self.active_id = ""
+        await self.send({"type": "response.done", "response": {"id": rid, "status": "completed", "output": []}})
+
+    async def response_cancel(self, event: dict[str, Any]) -> None:
+        if self.active is None or self.active.done():
+            await self.error("response_cancel_not_active", "Cancellation failed: no active response found",
+                             event.get("event_id"))
+            return
+        self.active.cancel()
+        record = self.conn.responses[-1]
+        record["status"] = "cancelled"
+        self.active_id = ""
+        await self.send({"type": "response.done", "response": {"id": record["id"], "status": "cancelled",
+                         "status_details": {"type": "cancelled", "reason": "client_cancelled"}, "output": []}})
+
+    async def truncate(self, event: dict[str, Any]) -> None:
+        item_id, end_ms = event.get("item_id", ""), int(event.get("audio_end_ms", -1))
+        item = self.items.get(item_id)
+        if item is None or item["role"] != "assistant":
+            await self.error("item_not_found", f"no assistant item {item_id!r}", event.get("event_id"))
+            return
+        length_ms = len(item["record"]["audio"]) // 8
+        if end_ms < 0 or end_ms > length_ms:
+            await self.error("invalid_value", f"audio_end_ms {end_ms} is past the item's {length_ms} ms",
+                             event.get("event_id"))
+            return
+        self.conn.truncations.append({"item_id": item_id, "audio_end_ms": end_ms, "at": time.monotonic()})
+        await self.send({"type": "conversation.item.truncated", "item_id": item_id, "content_index": 0,
+                         "audio_end_ms": end_ms})

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Regenerates the Hebrew demo clips (8 kHz μ-law, raw, no header) with espeak-ng and sox.
+# Debian: apt-get install -y espeak-ng sox
+# Texts carry no niqqud: espeak-ng 1.51 (Debian 12) reads the points aloud by their Unicode names.
+set -eu
+cd "$(dirname "$0")/clips"
+make() {  # name text
+  espeak-ng -v he -s 150 -w "/tmp/kolbridge-$1.wav" "$2"
+  sox "/tmp/kolbridge-$1.wav" -r 8000 -c 1 -t ul "$1.ul"
+  printf '%s\n' "$2" > "$1.txt"
+  rm -f "/tmp/kolbridge-$1.wav"
+}
+make greeting "שלום, הגעתם למוסך הדגמה. איך אפשר לעזור?"
+make question "שלום, אני רוצה לקבוע תור לטיפול ברכב מחר בבוקר, יש לכם מקום?"
+make answer "בשמחה. יש לנו מקום מחר בתשע בבוקר או ביום רביעי באחת בצהריים. מה מתאים לך?"
+make long_answer "הטיפול השנתי כולל החלפת שמן ומסננים, בדיקת בלמים, בדיקת צמיגים ואורות, ובדיקה ממוחשבת של המנוע. זה לוקח בערך שעתיים, ואפשר לחכות אצלנו או להשאיר את הרכב."
+make goodbye "תודה רבה, להתראות."
+make no "לא!"
+make filler "אמממ"
+ls -l

@@ -1,0 +1,1 @@
+"""Persistence (SQLAlchemy 2 async). Knows nothing of actors or the gateway."""

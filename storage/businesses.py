@@ -1,0 +1,129 @@
+"""Business files (TOML) → rows. Import is an upsert by id, all-or-nothing, with field-named errors."""
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import msgspec
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import Business, PhoneNumber
+
+E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+BUSINESS_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
+LANGUAGES = {"he", "en", "ar", "ru", "fr", "es", "de"}
+
+
+class BusinessError(ValueError):
+    pass
+
+
+class BusinessSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    id: str
+    name: str
+    language: str
+    greeting: str
+    phone_numbers: list[str] = []
+    prompt: str = ""
+    voice: str = ""
+    active: bool = True
+
+
+class BusinessFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    business: BusinessSpec
+
+
+class BusinessView(msgspec.Struct, frozen=True):
+    """What a call needs of a business, detached from the ORM session."""
+
+    id: str
+    name: str
+    language: str
+    greeting: str
+    prompt: str
+    voice: str
+    active: bool
+    phone_numbers: list[str]
+
+
+def parse_business(text: str, source: str = "<business file>") -> BusinessSpec:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise BusinessError(f"{source}: not valid TOML: {exc}") from exc
+    try:
+        spec = msgspec.convert(data, BusinessFile).business
+    except msgspec.ValidationError as exc:
+        raise BusinessError(f"{source}: {exc}") from exc
+    problems = []
+    if not BUSINESS_ID.match(spec.id):
+        problems.append("business.id: use 2-64 lowercase letters, digits, '-' or '_'")
+    if not spec.name.strip():
+        problems.append("business.name: must not be empty")
+    if spec.language not in LANGUAGES:
+        problems.append(f"business.language: {spec.language!r} is not one of {sorted(LANGUAGES)}")
+    if not spec.greeting.strip():
+        problems.append("business.greeting: must not be empty")
+    for i, number in enumerate(spec.phone_numbers):
+        if not E164.match(number):
+            problems.append(f"business.phone_numbers[{i}]: {number!r} is not an E.164 number (+<digits>)")
+    if len(set(spec.phone_numbers)) != len(spec.phone_numbers):
+        problems.append("business.phone_numbers: duplicates")
+    if problems:
+        raise BusinessError(f"{source}: " + "; ".join(problems))
+    return spec
+
+
+async def upsert_business(sessions: async_sessionmaker[AsyncSession], spec: BusinessSpec) -> None:
+    async with sessions.begin() as session:
+        taken = (await session.execute(select(PhoneNumber).where(
+            PhoneNumber.e164.in_(spec.phone_numbers), PhoneNumber.business_id != spec.id))).scalars().all()
+        if taken:
+            owners = ", ".join(f"{p.e164} → {p.business_id}" for p in taken)
+            raise BusinessError(f"business.phone_numbers: already routed to another business ({owners})")
+        row = await session.get(Business, spec.id)
+        if row is None:
+            row = Business(id=spec.id)
+            session.add(row)
+        row.name, row.language, row.greeting = spec.name, spec.language, spec.greeting
+        row.prompt, row.voice, row.active = spec.prompt, spec.voice, spec.active
+        await session.execute(delete(PhoneNumber).where(PhoneNumber.business_id == spec.id))
+        await session.flush()
+        session.add_all(PhoneNumber(e164=n, business_id=spec.id) for n in spec.phone_numbers)
+
+
+async def import_business_file(sessions: async_sessionmaker[AsyncSession], path: Path) -> BusinessSpec:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BusinessError(f"{path}: cannot read: {exc.strerror}") from exc
+    spec = parse_business(text, str(path))
+    await upsert_business(sessions, spec)
+    return spec
+
+
+async def get_business(sessions: async_sessionmaker[AsyncSession], business_id: str) -> BusinessView | None:
+    async with sessions() as session:
+        row = await session.get(Business, business_id)
+        if row is None:
+            return None
+        numbers = (await session.execute(select(PhoneNumber.e164).where(
+            PhoneNumber.business_id == business_id).order_by(PhoneNumber.e164))).scalars().all()
+        return BusinessView(row.id, row.name, row.language, row.greeting, row.prompt, row.voice, row.active,
+                            list(numbers))
+
+
+async def list_businesses(sessions: async_sessionmaker[AsyncSession]) -> list[BusinessView]:
+    async with sessions() as session:
+        ids = (await session.execute(select(Business.id).order_by(Business.id))).scalars().all()
+    views = [await get_business(sessions, business_id) for business_id in ids]
+    return [v for v in views if v is not None]
+
+
+async def business_for_number(sessions: async_sessionmaker[AsyncSession], e164: str) -> BusinessView | None:
+    async with sessions() as session:
+        row = await session.get(PhoneNumber, e164)
+        business_id = row.business_id if row else None
+    return await get_business(sessions, business_id) if business_id else None
