@@ -36,6 +36,7 @@ class Reframer:
         st = self.state
         if st.response_id and (st.response_id != response_id or st.item_id != item_id):
             frames.extend(self.finish(st.response_id))
+            st = self.state
         st.response_id, st.item_id = response_id, item_id
         data = st.rest + audio if st.rest else audio
         n = self.frame_bytes

@@ -125,9 +125,9 @@ class TxPacerCore:
                     out.append(LogLine("TX_UNDERRUN", "warning", {"call_sid": s.call_id}))
                 s.anchor, s.run_frames, s.in_run = now, 0, True
                 self.clock.reanchored(now)
-            # half a frame of tolerance: a frame leaves on the tick nearest its slot, whatever the
-            # jitter between this tick and the one that anchored the run
-            horizon = now + self.lead_s + self.frame_s / 2
+            # half a frame of tolerance: a frame leaves on the tick nearest its slot whatever the jitter
+            # between this tick and the one that anchored the run; Twilio holds at most `lead` of audio
+            horizon = now + self.lead_s - self.frame_s / 2
             while self.queue and s.anchor + s.run_frames * self.frame_s < horizon:
                 self._send_one(self.queue.popleft(), events, out)
             if self.queue:

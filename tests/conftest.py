@@ -1,0 +1,10 @@
+from __future__ import annotations
+
+from actors.messages import CallSettings
+
+
+def settings(call_id: str = "CA1", **kw: object) -> CallSettings:
+    base: dict[str, object] = dict(call_id=call_id, stream_sid="MZ1", business_id="biz", language="he",
+                                   instructions="be helpful", greeting="say hello")
+    base.update(kw)
+    return CallSettings(**base)  # type: ignore[arg-type]

@@ -1,0 +1,121 @@
+"""The actor tree in-process (thespian simpleSystemBase), driven on a virtual clock."""
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from actors.messages import (
+    CallSummary, ChildRestarted, EndCall, InjectFault, RealtimeOutEvent, RtAppend, RtAudioDelta, RtAudioDone,
+    RtResponseCreate, RtResponseCreated, RtResponseDone, RtSessionUpdate, RtTranscriptDone, Tick, TwilioMarkIn,
+    TwilioMediaIn, TwilioOutEvent, TwMark, TwMedia,
+)
+from gateway.engine import ActorEngine
+from tests.conftest import settings
+
+GREETING = bytes((i * 13) % 251 for i in range(160 * 150 + 33))
+
+
+class RecordingSink:
+    def __init__(self) -> None:
+        self.twilio: list[TwilioOutEvent] = []
+        self.realtime: list[RealtimeOutEvent] = []
+        self.summary: CallSummary | None = None
+        self.restarts: list[ChildRestarted] = []
+
+    def to_twilio(self, events: tuple[TwilioOutEvent, ...]) -> None:
+        self.twilio.extend(events)
+
+    def to_realtime(self, event: RealtimeOutEvent) -> None:
+        self.realtime.append(event)
+
+    def call_ended(self, summary: CallSummary) -> None:
+        self.summary = summary
+
+    def child_restarted(self, event: ChildRestarted) -> None:
+        self.restarts.append(event)
+
+    def media_bytes(self) -> bytes:
+        return b"".join(base64.b64decode(e.media.payload) for e in self.twilio if isinstance(e, TwMedia))
+
+
+@pytest.fixture
+def engine() -> ActorEngine:
+    e = ActorEngine()
+    yield e
+    e.shutdown()
+
+
+FAULTS = {20: InjectFault("rx"), 35: InjectFault("bridge"), 50: InjectFault("pacer"), 65: InjectFault("judge"),
+          80: InjectFault("metrics"), 95: InjectFault("pacer", mode="exit"), 110: InjectFault("rx", mode="exit"),
+          125: InjectFault("judge", mode="exit"), 140: InjectFault("bridge", mode="exit"),
+          155: InjectFault("metrics", mode="exit")}
+
+
+def play_call(engine: ActorEngine, faults: dict[int, InjectFault]) -> tuple[RecordingSink, list[str]]:
+    sink = RecordingSink()
+    engine.start_call(settings(), sink, 0.0)
+    assert [type(e) for e in sink.realtime] == [RtSessionUpdate, RtResponseCreate]
+    caller = [base64.b64encode(bytes([k % 256]) * 160).decode() for k in range(200)]
+    engine.tell("CA1", RtResponseCreated("r1", 0.01))
+    chunks = [GREETING[i:i + 1337] for i in range(0, len(GREETING), 1337)]
+    echoed = 0
+    for k in range(200):
+        now = 0.02 * (k + 1)
+        if k in faults:
+            engine.tell("CA1", faults[k])
+        if k < len(chunks):  # deltas arrive faster than real time
+            engine.tell("CA1", RtAudioDelta("r1", "a1", chunks[k], now))
+        elif k == len(chunks):
+            engine.tell("CA1", RtAudioDone("r1", "a1", now))
+            engine.tell("CA1", RtResponseDone("r1", "completed", "", now))
+        engine.tell("CA1", TwilioMediaIn(caller[k], k + 1, now))
+        engine.tell_all(Tick(now))
+        names = [e.mark.name for e in sink.twilio if isinstance(e, TwMark)]
+        for name in names[echoed:max(echoed, len(names) - 5)]:  # Twilio echoes ~100 ms later
+            engine.tell("CA1", TwilioMarkIn(name, now))
+        echoed = max(echoed, len(names) - 5)
+    return sink, caller
+
+
+def test_greeting_and_caller_audio_flow_through_the_tree(engine: ActorEngine) -> None:
+    sink, caller = play_call(engine, {})
+    assert sink.media_bytes() == GREETING + b"\xff" * (160 - len(GREETING) % 160)
+    appends = [e.audio for e in sink.realtime if isinstance(e, RtAppend)]
+    assert appends == caller
+    engine.tell("CA1", RtTranscriptDone("u1", "כן", 4.1))
+    assert sink.realtime[-1] == RtResponseCreate()
+    engine.tell("CA1", EndCall("twilio_stop", 4.2))
+    assert sink.summary is not None
+    m = sink.summary.metrics
+    assert (m["frames_in"], m["frames_forwarded"], m["frames_dropped"]) == (200, 200, 0)
+    assert m["frames_sent"] == len(GREETING) // 160 + 1 and m["underruns"] == 0
+    assert m["stt_utterances"] == 1 and m["short"] == 1
+    assert engine.active_calls() == []
+
+
+def test_every_child_fails_mid_call_and_no_frame_is_lost_or_repeated(engine: ActorEngine) -> None:
+    sink, caller = play_call(engine, FAULTS)
+    assert sorted((r.role, r.restarts) for r in sink.restarts) == sorted(
+        [(role, n) for role in ("rx", "bridge", "pacer", "judge", "metrics") for n in (1, 2)])
+    assert sink.media_bytes() == GREETING + b"\xff" * (160 - len(GREETING) % 160)
+    assert [e.audio for e in sink.realtime if isinstance(e, RtAppend)] == caller
+    assert sum(isinstance(e, RtResponseCreate) for e in sink.realtime) == 1  # the greeting, once
+    inspection = engine.inspect("CA1")
+    assert inspection is not None and inspection.phase == "active"
+    assert inspection.restarts == {"rx": 2, "bridge": 2, "pacer": 2, "judge": 2, "metrics": 2}
+    engine.tell("CA1", EndCall("twilio_stop", 5.0))
+    assert sink.summary is not None
+    m = sink.summary.metrics
+    assert (m["frames_in"], m["frames_forwarded"], m["underruns"]) == (200, 200, 0)
+
+
+def test_a_failure_before_the_first_audio_loses_nothing(engine: ActorEngine) -> None:
+    sink = RecordingSink()
+    engine.start_call(settings(), sink, 0.0)
+    engine.tell("CA1", InjectFault("pacer"))
+    engine.tell("CA1", RtResponseCreated("r1", 0.01))
+    engine.tell("CA1", RtAudioDelta("r1", "a1", b"\x01" * 320, 0.02))
+    engine.tell_all(Tick(0.04))
+    assert sink.media_bytes() == b"\x01" * 320
+    assert [r.role for r in sink.restarts] == ["pacer"]
