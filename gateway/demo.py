@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.app import App
-from gateway.config import AppConfig, FileConfig, load_env, log_audio_mode
+from gateway.config import REPO_ROOT, AppConfig, FileConfig, load_env, log_audio_mode
 from gateway.server import start_server
 from sim.audio import clip_text, load_clip
 from sim.fake_realtime import FakeRealtime, FakeScript
@@ -20,15 +20,8 @@ from sim.twilio_emulator import CallReport, EmulatedCall, Step
 from storage.businesses import parse_business, upsert_business
 from storage.db import create_schema, make_engine, session_factory
 
-DEMO_BUSINESS = """
-[business]
-id = "demo-garage"
-name = "מוסך הדגמה"
-language = "he"
-phone_numbers = ["+97235550123"]
-greeting = "שלום, הגעתם למוסך הדגמה. איך אפשר לעזור?"
-prompt = "מוסך לתיקון רכבים. אפשר לקבוע תור לטיפול ולבדוק מחירים."
-"""
+DEMO_BUSINESS_FILE = REPO_ROOT / "examples" / "demo-garage.toml"
+DEMO_BUSINESS = DEMO_BUSINESS_FILE.read_text(encoding="utf-8")
 
 
 def demo_script() -> FakeScript:
@@ -59,7 +52,7 @@ async def run_demo_call(file_config: FileConfig, workdir: Path, steps: list[Step
     app = App(config, db, sessions)
     app.start()
     server = await start_server(app, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1] if server.sockets else 0
+    port = list(server.sockets)[0].getsockname()[1] if server.sockets else 0
     try:
         call = EmulatedCall(f"ws://127.0.0.1:{port}/media-stream", spec.id, "CA" + "d" * 32,
                             steps or demo_steps())

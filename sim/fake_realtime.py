@@ -68,7 +68,7 @@ class FakeRealtime:
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> "FakeRealtime":
         self.server = await serve(self._handle, host, port, max_size=None, compression=None, ping_interval=None)
-        self.port = self.server.sockets[0].getsockname()[1]
+        self.port = list(self.server.sockets)[0].getsockname()[1]
         return self
 
     async def stop(self) -> None:

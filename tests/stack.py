@@ -41,7 +41,7 @@ async def running_stack(tmp: Path, script: FakeScript | None = None, env: dict[s
     app.start()
     server = await start_server(app, "127.0.0.1", 0)
     try:
-        yield Stack(app, fake, server.sockets[0].getsockname()[1])
+        yield Stack(app, fake, list(server.sockets)[0].getsockname()[1])
     finally:
         server.close()
         await server.wait_closed()

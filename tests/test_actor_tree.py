@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Iterator
 
 import pytest
 
@@ -40,7 +41,7 @@ class RecordingSink:
 
 
 @pytest.fixture
-def engine() -> ActorEngine:
+def engine() -> Iterator[ActorEngine]:
     e = ActorEngine()
     yield e
     e.shutdown()

@@ -81,7 +81,7 @@ def test_judge_answers_non_empty_transcripts_and_tracks_the_greeting() -> None:
     assert any(isinstance(a, LogLine) and "Barge-in now ENABLED" in a.event for a in done)
     assert core.s.phase is JudgePhase.AI_SILENT
     core.handle(PlayoutChanged(True, "r2", 3.5), 3.5)
-    assert core.s.phase is JudgePhase.AI_SPEAKING
+    assert core.s.phase.value == JudgePhase.AI_SPEAKING.value
     assert [a for a in core.handle(RtTranscriptDone("u1", "לא", 4.0), 4.0) if isinstance(a, AnswerRequest)] == [
         AnswerRequest("u1", "לא", 4.0)]
     assert not [a for a in core.handle(RtTranscriptDone("u2", "  ", 5.0), 5.0) if isinstance(a, AnswerRequest)]

@@ -36,6 +36,9 @@ class MetricsCore:
             return self.summarize(msg.reason, now)
         return []
 
+    def counters(self) -> dict[str, int]:
+        return {"roles_reported": len(self.s.reports)}
+
     def merged(self) -> dict[str, int]:
         merged: dict[str, int] = {}
         for counters in self.s.reports.values():

@@ -116,7 +116,8 @@ class TxPacerCore:
 
     # ------------------------------------------------------------------ the clock
     def _tick(self, now: float) -> list[object]:
-        s, out = self.s, []
+        s = self.s
+        out: list[object] = []
         events: list[TwilioOutEvent] = []
         if self.queue:
             if not s.in_run or s.anchor + s.run_frames * self.frame_s < now:
