@@ -146,7 +146,7 @@ def decode_realtime(raw: str | bytes, at: float) -> object | None:
         ev = _realtime_decoder.decode(raw)
         kind = ev.type
         if kind == "response.output_audio.delta":
-            return RtAudioDelta(ev.response_id, ev.item_id, binascii.a2b_base64(ev.delta), at)
+            return RtAudioDelta(ev.response_id, ev.item_id, binascii.a2b_base64(ev.delta, strict_mode=True), at)
         if kind in IGNORED_REALTIME:
             return None
         if kind == "response.output_audio.done":
