@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import msgspec
 
+from actors.cores.energy import FloorState
 from actors.cores.bridge import BridgeState, RealtimeBridgeCore
 from actors.cores.judge import BargeInJudgeCore, JudgeState
 from actors.cores.metrics import MetricsCore, MetricsState
@@ -10,6 +11,7 @@ from actors.cores.pacer import PacerState, TxPacerCore
 from actors.cores.twilio_rx import RxState, TwilioRxCore
 from actors.messages import CallSettings, ChildBoot
 from actors.shell import ChildShell, Core, write_log
+from prompts.classifier import load_lexicon
 
 
 def _restore(state_type: type, blob: bytes | None, default: object) -> object:
@@ -17,7 +19,9 @@ def _restore(state_type: type, blob: bytes | None, default: object) -> object:
 
 
 def make_rx(settings: CallSettings, blob: bytes | None) -> Core:
-    return TwilioRxCore(_restore(RxState, blob, RxState(settings.call_id)))  # type: ignore[arg-type]
+    state = _restore(RxState, blob, None) or RxState(settings.call_id, floor=FloorState(settings.barge_in.floor_init_db))
+    return TwilioRxCore(state, settings.barge_in.energy_delta_db,  # type: ignore[arg-type]
+                        settings.barge_in.floor_min_db)
 
 
 def make_bridge(settings: CallSettings, blob: bytes | None) -> Core:
@@ -33,7 +37,10 @@ def make_pacer(settings: CallSettings, blob: bytes | None) -> Core:
 
 
 def make_judge(settings: CallSettings, blob: bytes | None) -> Core:
-    return BargeInJudgeCore(_restore(JudgeState, blob, JudgeState(settings.call_id)))  # type: ignore[arg-type]
+    lexicon = load_lexicon(settings.language).extended(list(settings.barge_in.language_fillers),
+                                                       list(settings.barge_in.language_short_words))
+    state = _restore(JudgeState, blob, JudgeState(settings.call_id))
+    return BargeInJudgeCore(state, settings.barge_in, lexicon)  # type: ignore[arg-type]
 
 
 def make_metrics(settings: CallSettings, blob: bytes | None) -> Core:

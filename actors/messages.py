@@ -53,6 +53,18 @@ class RealtimeSettings(Struct, frozen=True, forbid_unknown_fields=True):
 
 class BargeInSettings(Struct, frozen=True, forbid_unknown_fields=True):
     enabled: bool = True
+    candidate_ms: int = 240  # caller energy above the floor this long while the AI speaks → candidate
+    confirm_after_ms: int = 1000  # a candidate still speaking this long after onset is a real interruption
+    energy_delta_db: float = 9.0  # "above the floor" means floor + this
+    floor_init_db: float = 40.0
+    floor_min_db: float = 30.0
+    candidate_action: Literal["duck", "pause", "none"] = "duck"
+    duck_gain_db: float = -12.0
+    candidate_timeout_ms: int = 1500  # no server speech and quiet this long → restore
+    transcript_timeout_ms: int = 4000  # speech stopped but no transcript this long → restore
+    long_speech_ms: int = 700  # an empty transcript of speech at least this long fails open (a turn)
+    language_fillers: tuple[str, ...] = ()  # business additions to the language's filler list
+    language_short_words: tuple[str, ...] = ()
 
 
 class CallSettings(Struct, frozen=True):
@@ -188,6 +200,7 @@ class AnswerRequest(Struct, frozen=True):
     item_id: str
     transcript: str
     at: float
+    after_cut: bool = False  # the AI is being cut for this turn: answer only after the truncate
 
 
 class PlayoutChanged(Struct, frozen=True):
@@ -211,6 +224,35 @@ class CounterReport(Struct, frozen=True):
     role: str
     counters: dict[str, int]
     at: float
+    series: dict[str, list[int]] = {}
+
+
+class CallerLevel(Struct, frozen=True):
+    """TwilioRx → Judge, only while the AI is audible: a caller frame's level and the tracked floor."""
+
+    level_db: float
+    floor_db: float
+    at: float
+
+
+class DuckPlayout(Struct, frozen=True):
+    gain_db: float
+    at: float
+
+
+class PausePlayout(Struct, frozen=True):
+    at: float
+
+
+class RestorePlayout(Struct, frozen=True):
+    at: float
+
+
+class DeleteItem(Struct, frozen=True):
+    """Judge → Bridge: remove a filler-only caller item so the model never sees it."""
+
+    item_id: str
+    at: float
 
 
 class CollectCounters(Struct, frozen=True):
@@ -221,6 +263,7 @@ class CallSummary(Struct, frozen=True):
     call_id: str
     reason: str
     metrics: dict[str, int]
+    series: dict[str, list[int]] = {}
 
 
 # ----------------------------------------------------------------------------- egress: Twilio wire events

@@ -57,7 +57,8 @@ class ChildShell(Actor):  # type: ignore[misc]
         if core is not None and hasattr(msg, "at") and not isinstance(msg, (ChildBoot, InjectFault)):
             self.deliver(core.handle(msg, msg.at))
             if isinstance(msg, CollectCounters):
-                self.send(self.parent_addr, CounterReport(self.role, core.counters(), msg.at))
+                series = core.series() if hasattr(core, "series") else {}
+                self.send(self.parent_addr, CounterReport(self.role, core.counters(), msg.at, series))
             return
         if isinstance(msg, ChildBoot):
             self.parent_addr, self.egress = sender, msg.egress

@@ -107,10 +107,11 @@ class App:
         self.engine.tell(call.call_id, call.end_message(reason))
         summary = call.summary
         metrics = dict(summary.metrics) if summary else {}
-        self.summaries.append({"call_sid": call.call_id, "reason": reason, "metrics": metrics,
+        series = dict(summary.series) if summary else {}
+        self.summaries.append({"call_sid": call.call_id, "reason": reason, "metrics": metrics, "series": series,
                                "restarts": call.restarts})
         await call.close()
-        await record_call_end(self.sessions, call.call_id, reason, metrics, call.restarts)
+        await record_call_end(self.sessions, call.call_id, reason, metrics, call.restarts, series)
 
     def _background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -85,7 +85,21 @@ def build_parser() -> argparse.ArgumentParser:
     imp = bsub.add_parser("import", help="upsert businesses from TOML files")
     imp.add_argument("files", nargs="+")
     bsub.add_parser("list", help="list businesses")
+    check = sub.add_parser("turn-check", help="label transcripts filler/turn with a language's lexicon")
+    check.add_argument("--lang", default="he")
+    check.add_argument("--filler", action="append", default=[], help="extra filler (business addition)")
+    check.add_argument("--word", action="append", default=[], help="extra meaningful short word")
+    check.add_argument("texts", nargs="+")
     return parser
+
+
+def _turn_check(args: argparse.Namespace) -> int:
+    from prompts.classifier import classify, load_lexicon
+
+    lexicon = load_lexicon(args.lang).extended(args.filler, args.word)
+    for text in args.texts:
+        print(classify(text, lexicon).value)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
             return main_demo(load_config(args.config).file)
         if args.cmd == "business":
             return asyncio.run(_business(args))
+        if args.cmd == "turn-check":
+            return _turn_check(args)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2

@@ -7,8 +7,11 @@ question → answer → goodbye → hang-up; prints a timeline and the call's CA
 from __future__ import annotations
 
 import asyncio
+
+import structlog
 import tempfile
 from pathlib import Path
+from collections.abc import MutableMapping
 from typing import Any
 
 from gateway.app import App
@@ -25,16 +28,24 @@ DEMO_BUSINESS = DEMO_BUSINESS_FILE.read_text(encoding="utf-8")
 
 
 def demo_script() -> FakeScript:
+    """What the fake Realtime service "hears" and "says", in order."""
     return FakeScript(
-        transcripts=[clip_text("question"), clip_text("goodbye")],
-        responses=[(load_clip("greeting"), clip_text("greeting")), (load_clip("answer"), clip_text("answer")),
-                   (load_clip("goodbye"), clip_text("goodbye"))])
+        transcripts=[clip_text("question"), "אממ", "לא", "אמממ...", "לא", clip_text("goodbye")],
+        responses=[(load_clip(name), clip_text(name))
+                   for name in ("greeting", "long_answer", "answer", "alternative", "goodbye")],
+        speed=1.5)  # generation only a little faster than real time, so a cut lands mid-generation
 
 
 def demo_steps() -> list[Step]:
+    """The caller: a question, a filler over the AI's long answer (ignored), a real "לא" over it (cut),
+    a filler while the AI is silent (no answer), a lone "לא" (answered), goodbye, hang up."""
     return [Step("wait_turns", 1), Step("pause", 0.4), Step("say", load_clip("question"), "question"),
-            Step("wait_turns", 2), Step("pause", 0.3), Step("say", load_clip("goodbye"), "goodbye"),
-            Step("wait_turns", 3), Step("hangup")]
+            Step("wait_playing", 1.5), Step("say", load_clip("filler"), "filler over the AI"),
+            Step("pause", 2.0), Step("say", load_clip("no"), "לא over the AI"),
+            Step("wait_turns", 3), Step("pause", 0.5), Step("say", load_clip("filler"), "filler, AI silent"),
+            Step("pause", 2.0), Step("say", load_clip("no"), "לא, AI silent"),
+            Step("wait_turns", 4), Step("pause", 0.3), Step("say", load_clip("goodbye"), "goodbye"),
+            Step("wait_turns", 5), Step("hangup")]
 
 
 async def run_demo_call(file_config: FileConfig, workdir: Path, steps: list[Step] | None = None,
@@ -70,10 +81,41 @@ async def run_demo_call(file_config: FileConfig, workdir: Path, steps: list[Step
     return report, app, fake
 
 
+DECISIONS = {"[BARGE-IN] candidate": "kolbridge: caller energy over the AI → candidate, AI ducked",
+             "[BARGE-IN] rejected": "kolbridge: filler → barge-in rejected, AI volume restored",
+             "[BARGE-IN] CUT": "kolbridge: barge-in confirmed → clear + cancel + truncate",
+             "[BARGE-IN] restored": "kolbridge: candidate timed out, AI volume restored",
+             "[GREETING] Barge-in now ENABLED for rest of call": "kolbridge: greeting played, barge-in enabled"}
+
+
+class DecisionRecorder:
+    """A structlog processor that keeps the bridge's decisions, with loop time, for the timeline."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[float, str]] = []
+
+    def __call__(self, logger: Any, name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+        text = DECISIONS.get(str(event.get("event")))
+        if event.get("event") == "CALLER_SAID":
+            text = f"kolbridge: heard {event.get('text')!r} → {event.get('label')}"
+        elif event.get("event") == "TRUNCATE":
+            text = f"kolbridge: truncate at {event.get('audio_end_ms')} ms heard"
+        if text:
+            try:
+                self.events.append((asyncio.get_running_loop().time(), text))
+            except RuntimeError:
+                pass
+        return event
+
+
+RECORDER = DecisionRecorder()
+
+
 def print_report(report: CallReport, app: App, fake: FakeRealtime) -> None:
     print("\n── timeline ─────────────────────────────────────────────")
     conn = fake.connections[0] if fake.connections else None
-    for t, text in sorted(report.timeline):
+    decisions = [(t - report.t0, text) for t, text in RECORDER.events]
+    for t, text in sorted(report.timeline + decisions):
         print(f"  {t:6.2f}s  {text}")
     if conn is not None:
         print("── what the AI said (fake Realtime service) ─────────────")
@@ -98,6 +140,8 @@ def print_report(report: CallReport, app: App, fake: FakeRealtime) -> None:
 
 def main_demo(file_config: FileConfig) -> int:
     log_audio_mode(file_config.audio, "demo")
+    processors = list(structlog.get_config()["processors"])
+    structlog.configure(processors=[RECORDER, *processors])
     with tempfile.TemporaryDirectory(prefix="kolbridge-demo-") as tmp:
         report, app, fake = asyncio.run(run_demo_call(file_config, Path(tmp)))
     print_report(report, app, fake)

@@ -60,6 +60,15 @@ def noise_frame(rng: np.random.Generator, level: float) -> bytes:
     return PCM_TO_ULAW[pcm].tobytes()
 
 
+def mix_noise(frame: bytes, rng: np.random.Generator, level: float) -> bytes:
+    """The frame with line noise added (a real phone line is never digitally silent)."""
+    if level <= 0:
+        return frame
+    pcm = ULAW_TO_PCM[np.frombuffer(frame, dtype=np.uint8)].astype(np.float64)
+    pcm += rng.normal(0.0, level, len(frame))
+    return PCM_TO_ULAW[np.clip(pcm, -32768, 32767).astype(np.int32) + 32768].tobytes()
+
+
 def frames_of(audio: bytes) -> list[bytes]:
     """Cut audio into 160-byte frames; the last one padded with μ-law silence."""
     out = [audio[i:i + FRAME_BYTES] for i in range(0, len(audio), FRAME_BYTES)]

@@ -48,6 +48,7 @@ class FakeConnection:
     responses: list[dict[str, Any]] = field(default_factory=list)  # id, item_id, audio (bytes sent), status
     truncations: list[dict[str, Any]] = field(default_factory=list)
     speech: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic time, type, item_id)
     closed: bool = False
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
@@ -103,6 +104,7 @@ class _Session:
 
     async def send(self, event: dict[str, Any]) -> None:
         event.setdefault("event_id", self.fake._id("event"))
+        self.conn.sent.append((time.monotonic(), event["type"], str(event.get("item_id", ""))))
         if event["type"] == "error":
             self.conn.errors_sent.append(event)
         try:

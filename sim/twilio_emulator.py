@@ -20,7 +20,7 @@ import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from sim.audio import FRAME_BYTES, frames_of, noise_frame
+from sim.audio import FRAME_BYTES, frames_of, mix_noise, noise_frame
 
 
 @dataclass
@@ -161,7 +161,10 @@ class EmulatedCall:
         t0 = self.now()
         k = 0
         while not self.hung_up.is_set() and not self.stopping:
-            frame = self.to_say.pop(0) if self.to_say else noise_frame(self.rng, self.noise_level)
+            if self.to_say:
+                frame = mix_noise(self.to_say.pop(0), self.rng, self.noise_level)
+            else:
+                frame = noise_frame(self.rng, self.noise_level)
             self.report.frames_sent += 1
             self.report.caller_audio.extend(frame)
             await self._send({"event": "media", "streamSid": self.stream_sid, "media": {

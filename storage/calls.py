@@ -36,7 +36,7 @@ async def record_call_start(sessions: async_sessionmaker[AsyncSession], call_sid
 
 
 async def record_call_end(sessions: async_sessionmaker[AsyncSession], call_sid: str, reason: str,
-                          metrics: dict[str, int], restarts: int) -> bool:
+                          metrics: dict[str, int], restarts: int, series: dict[str, list[int]] | None = None) -> bool:
     async def op() -> None:
         async with sessions.begin() as session:
             row = await session.get(CallRecord, call_sid)
@@ -44,6 +44,7 @@ async def record_call_end(sessions: async_sessionmaker[AsyncSession], call_sid: 
                 row = CallRecord(call_sid=call_sid, business_id="")
                 session.add(row)
             row.ended_at, row.end_reason, row.metrics, row.restarts = utcnow(), reason, dict(metrics), restarts
+            row.series = dict(series or {})
     return await _retry("call_end", call_sid, op)
 
 

@@ -47,4 +47,5 @@ class CallRecord(Base):
     end_reason: Mapped[str] = mapped_column(String(64), default="")
     prompt_hashes: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     metrics: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    series: Mapped[dict[str, list[int]]] = mapped_column(JSON, default=dict)  # e.g. truncate_audio_end_ms per cut
     restarts: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,5 +1,10 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+import structlog
+
 from actors.messages import CallSettings
 
 
@@ -8,3 +13,10 @@ def settings(call_id: str = "CA1", **kw: object) -> CallSettings:
                                    instructions="be helpful", greeting="say hello")
     base.update(kw)
     return CallSettings(**base)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> Iterator[None]:
+    """CLI tests configure structlog onto pytest's captured stderr; never let that leak to the next test."""
+    yield
+    structlog.reset_defaults()

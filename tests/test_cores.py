@@ -4,7 +4,6 @@ from __future__ import annotations
 import msgspec
 
 from actors.cores.bridge import BridgeState, RealtimeBridgeCore
-from actors.cores.judge import BargeInJudgeCore, JudgePhase, JudgeState
 from actors.cores.metrics import MetricsCore, MetricsState
 from actors.cores.supervision import CallPhase, SupervisionCore
 from actors.cores.twilio_rx import RxState, TwilioRxCore
@@ -73,24 +72,6 @@ def test_rx_passes_the_payload_through_untouched_and_counts_gaps() -> None:
     assert c.twilio_decode_errors == 1
 
 
-def test_judge_answers_non_empty_transcripts_and_tracks_the_greeting() -> None:
-    core = BargeInJudgeCore(JudgeState("CA1"))
-    protect = core.handle(RtSpeechStarted("u0", 100, 0.5), 0.5)
-    assert any(isinstance(a, LogLine) and "[GREETING PROTECT]" in a.event for a in protect)
-    done = core.handle(ResponseFinished("r1", "i1", 3000, 3.0), 3.0)
-    assert any(isinstance(a, LogLine) and "Barge-in now ENABLED" in a.event for a in done)
-    assert core.s.phase is JudgePhase.AI_SILENT
-    core.handle(PlayoutChanged(True, "r2", 3.5), 3.5)
-    assert core.s.phase.value == JudgePhase.AI_SPEAKING.value
-    assert [a for a in core.handle(RtTranscriptDone("u1", "לא", 4.0), 4.0) if isinstance(a, AnswerRequest)] == [
-        AnswerRequest("u1", "לא", 4.0)]
-    assert not [a for a in core.handle(RtTranscriptDone("u2", "  ", 5.0), 5.0) if isinstance(a, AnswerRequest)]
-    failed = core.handle(RtTranscriptFailed("u3", "boom", 6.0), 6.0)
-    assert [a for a in failed if isinstance(a, AnswerRequest)] == [AnswerRequest("u3", "", 6.0)]
-    c = core.s.counters
-    assert (c.stt_utterances_total, c.stt_empty_count, c.stt_very_short_count, c.stt_failed_count) == (3, 1, 1, 1)
-
-
 def test_metrics_summary_merges_reports_and_warns_on_drops() -> None:
     core = MetricsCore(MetricsState("CA1", started_at=1.0))
     core.handle(CounterReport("rx", {"frames_in": 10, "frames_forwarded": 9, "frames_dropped": 0}, 2.0), 2.0)
@@ -106,14 +87,14 @@ def test_metrics_summary_merges_reports_and_warns_on_drops() -> None:
 def test_supervision_buffers_a_restarting_role_and_replays_in_order() -> None:
     core = SupervisionCore("CA1")
     assert core.go("start") and core.phase is CallPhase.ACTIVE
-    assert core.route(Tick(0.0)) == ["pacer"]
+    assert core.route(Tick(0.0)) == ["pacer", "judge"]
     assert core.child_failed("pacer") and not core.child_failed("pacer")
     delta = RtAudioDelta("r", "i", b"x", 0.1)
-    assert core.route(Tick(0.02)) == [] and core.route(delta) == []
+    assert core.route(Tick(0.02)) == ["judge"] and core.route(delta) == []
     assert core.route(RtResponseCreated("r", 0.1)) == ["bridge"]  # the pacer's copy is buffered
     core.snapshot_received("pacer", b"state")
     state, buffered = core.child_exited("pacer")  # type: ignore[misc]
     assert state == b"state"
     assert buffered == [Tick(0.02), delta, RtResponseCreated("r", 0.1)]
-    assert core.restarts["pacer"] == 1 and core.route(Tick(0.04)) == ["pacer"]
+    assert core.restarts["pacer"] == 1 and core.route(Tick(0.04)) == ["pacer", "judge"]
     assert not core.go("summarized") and core.go("end") and core.go("summarized")

@@ -12,6 +12,7 @@ from twilio.request_validator import RequestValidator
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from actors.cores.ulaw import gain_table
 from gateway.config import FileConfig
 from gateway.demo import run_demo_call
 from sim.audio import FRAME_BYTES
@@ -26,6 +27,8 @@ def padded(audio: bytes) -> bytes:
 
 
 async def test_a_whole_demo_call(tmp_path: Path) -> None:
+    """The demo call: greeting, question, long answer with a filler over it (ignored) and a real "לא"
+    over it (cut), a filler while the AI is silent (no answer), a lone "לא" (answered), goodbye."""
     with structlog.testing.capture_logs() as logs:
         report, app, fake = await run_demo_call(FileConfig(), tmp_path)
     conn = fake.connections[0]
@@ -36,33 +39,58 @@ async def test_a_whole_demo_call(tmp_path: Path) -> None:
         kinds.append(event["type"])
     assert kinds[0] == "session.update" and conn.session_before_audio is True
     assert not conn.errors_sent, conn.errors_sent
+    assert report.waits_timed_out == 0
     # caller audio reaches the service byte for byte, every frame
     assert bytes(conn.appended) == bytes(report.caller_audio)
     assert kinds.count("input_audio_buffer.append") == report.frames_sent
-    # AI audio: each response's audio, in order, whole frames, never repeated, never mixed
-    expected = b"".join(padded(bytes(r["audio"])) for r in conn.responses)
-    assert [r["status"] for r in conn.responses] == ["completed"] * 3
-    assert bytes(report.received_audio) == expected
-    assert bytes(report.played_audio) == expected
-    assert report.underruns == 0 and report.waits_timed_out == 0
+    # five responses; the long answer was cut mid-generation, nothing else was
+    assert [r["status"] for r in conn.responses] == ["completed", "cancelled", "completed", "completed", "completed"]
+    assert kinds.count("response.create") == 5 and kinds.count("response.cancel") == 1
+    assert kinds.count("conversation.item.truncate") == 1 and len(report.clears) == 1
+    assert kinds.count("conversation.item.delete") == 2  # both fillers removed from the conversation
+    # AI audio: in order, whole frames, never repeated or mixed; ducked frames are the same frames, quieter
+    duck = gain_table(-12.0)
+    expected = [padded(bytes(r["audio"])) for r in conn.responses]
+    received = bytes(report.received_audio)
+    cut_frames = (len(received) - sum(len(e) for i, e in enumerate(expected) if i != 1)) // FRAME_BYTES
+    stream = expected[0] + expected[1][:cut_frames * FRAME_BYTES] + b"".join(expected[2:])
+    assert len(stream) == len(received)
+    ducked = 0
+    for k in range(0, len(stream), FRAME_BYTES):
+        want, got = stream[k:k + FRAME_BYTES], received[k:k + FRAME_BYTES]
+        if got != want:
+            assert got == want.translate(duck), f"frame {k // FRAME_BYTES} is neither the sent frame nor it ducked"
+            ducked += 1
+    assert ducked > 0 and report.underruns == 0
+    # the truncate matches what the caller's phone played of the cut item (within 40 ms)
+    truncate = next(e for _, e in conn.events if e["type"] == "conversation.item.truncate")
+    played_ms = report.turns[1][2] * 20
+    assert truncate["item_id"] == conn.responses[1]["item_id"]
+    assert abs(truncate["audio_end_ms"] - played_ms) <= 40, (truncate["audio_end_ms"], played_ms)
+    # the cut came after the "לא", not after the filler
+    assert report.clears[0] > report.said_at["לא over the AI"][0]
     # the greeting was requested once, and played once, first
     greetings = [r for r in conn.responses if r["instructions"]]
     assert len(greetings) == 1 and "שלום, הגעתם למוסך הדגמה" in greetings[0]["instructions"]
-    assert report.turns[0][2] == len(padded(bytes(conn.responses[0]["audio"]))) // FRAME_BYTES
+    assert report.turns[0][2] == len(expected[0]) // FRAME_BYTES
     # the call ended cleanly with its metrics, logged and stored
     metrics_lines = [e for e in logs if e["event"] == "CALL_METRICS"]
     assert len(metrics_lines) == 1 and metrics_lines[0]["log_level"] == "info"
     m = app.summaries[0]["metrics"]
     assert m["frames_in"] == report.frames_sent == m["frames_forwarded"] and m["frames_dropped"] == 0
-    assert m["stt_utterances"] == 2 and m["frames_sent"] == len(expected) // FRAME_BYTES
+    assert (m["stt_utterances"], m["filler_only"], m["short"]) == (6, 2, 3)
+    assert (m["barge_in_candidates"], m["barge_in_events"], m["barge_in_rejected"]) == (2, 1, 1)
+    assert m["frames_sent"] == len(received) // FRAME_BYTES
     assert sum(1 for e in logs if e["event"] == "AUDIO_TX_LOOP started") == 1
     assert sum(1 for e in logs if e["event"] == "AUDIO_TX_LOOP exiting") == 1
+    assert any(e["event"] == "[GREETING] Barge-in now ENABLED for rest of call" for e in logs)
     # and the call record is in the database
     db = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}")
     try:
         row = await get_call(session_factory(db), report.call_sid)
         assert row is not None and row.end_reason == "twilio_stop" and row.business_id == "demo-garage"
-        assert row.metrics["frames_in"] == report.frames_sent
+        assert row.metrics["frames_in"] == report.frames_sent and row.metrics["barge_in_events"] == 1
+        assert row.series["truncate_audio_end_ms"] == [truncate["audio_end_ms"]]
         assert set(row.prompt_hashes) == {"core_role", "telephony", "behaviour", "business"}
     finally:
         await db.dispose()

@@ -13,8 +13,8 @@ from __future__ import annotations
 import msgspec
 
 from actors.messages import (
-    AnswerRequest, CallSettings, LogLine, PlayoutCut, RtAssistantTranscriptDone, RtAudioInput,
-    RtAudioConfig, RtAudioOutput, RtError, RtFormat, RtItemTruncate, RtNoiseReduction, RtResponseCancel,
+    AnswerRequest, CallSettings, DeleteItem, LogLine, PlayoutCut, RtAssistantTranscriptDone, RtAudioInput,
+    RtAudioConfig, RtAudioOutput, RtError, RtFormat, RtItemDelete, RtItemTruncate, RtNoiseReduction, RtResponseCancel,
     RtResponseCreate, RtResponseCreated, RtResponseDone, RtResponseParams, RtServerVad, RtSession,
     RtSessionUpdate, RtSessionUpdated, RtTranscriptionConfig, StartCall, ToRealtime, WireDecodeError,
 )
@@ -28,6 +28,7 @@ class BridgeCounters(msgspec.Struct):
     truncates_sent: int = 0
     realtime_errors: int = 0
     realtime_decode_errors: int = 0
+    items_deleted: int = 0
 
 
 class BridgeState(msgspec.Struct):
@@ -36,6 +37,8 @@ class BridgeState(msgspec.Struct):
     greeting_requested: bool = False
     active_response: str = ""
     pending_answer: str = ""  # item id of a caller turn waiting for the active response to finish
+    truncate_audio_end_ms: list[int] = msgspec.field(default_factory=list)
+    awaiting_cut: bool = False
     counters: BridgeCounters = msgspec.field(default_factory=BridgeCounters)
 
 
@@ -83,13 +86,11 @@ class RealtimeBridgeCore:
                 s.active_response = ""
             if msg.status == "cancelled":
                 c.responses_cancelled += 1
-            if s.pending_answer and not s.active_response:
-                s.pending_answer = ""
-                c.responses_requested += 1
-                return [self._out(RtResponseCreate())]
-            return []
+            return self._answer_pending()
         if isinstance(msg, AnswerRequest):
-            if s.active_response:
+            if msg.after_cut:
+                s.awaiting_cut = True
+            if s.active_response or s.awaiting_cut:
                 s.pending_answer = msg.item_id
                 c.answers_deferred += 1
                 return [LogLine("ANSWER_DEFERRED", "info", {"call_sid": s.call_id, "item_id": msg.item_id})]
@@ -97,11 +98,21 @@ class RealtimeBridgeCore:
             return [self._out(RtResponseCreate())]
         if isinstance(msg, PlayoutCut):
             out: list[object] = []
+            s.awaiting_cut = False
             if s.active_response and s.active_response == msg.response_id:
                 out.append(self._out(RtResponseCancel(msg.response_id)))
-            out.append(self._out(RtItemTruncate(msg.item_id, min(msg.heard_ms, msg.sent_ms))))
+            if not msg.item_id:
+                return out + self._answer_pending()
+            end_ms = min(msg.heard_ms, msg.sent_ms)
+            out.append(self._out(RtItemTruncate(msg.item_id, end_ms)))
             c.truncates_sent += 1
-            return out
+            s.truncate_audio_end_ms.append(end_ms)
+            out.append(LogLine("TRUNCATE", "info", {"call_sid": s.call_id, "item_id": msg.item_id,
+                                                    "audio_end_ms": end_ms, "sent_ms": msg.sent_ms}))
+            return out + self._answer_pending()
+        if isinstance(msg, DeleteItem):
+            c.items_deleted += 1
+            return [self._out(RtItemDelete(msg.item_id))]
         if isinstance(msg, RtAssistantTranscriptDone):
             return [LogLine("AI_SAID", "info", {"call_sid": s.call_id, "text": msg.transcript})]
         if isinstance(msg, RtError):
@@ -113,5 +124,16 @@ class RealtimeBridgeCore:
             return [LogLine("REALTIME_DECODE_ERROR", "warning", {"call_sid": s.call_id, "reason": msg.reason})]
         return []
 
+    def _answer_pending(self) -> list[object]:
+        s = self.s
+        if s.pending_answer and not s.active_response and not s.awaiting_cut:
+            s.pending_answer = ""
+            s.counters.responses_requested += 1
+            return [self._out(RtResponseCreate())]
+        return []
+
     def counters(self) -> dict[str, int]:
         return msgspec.structs.asdict(self.s.counters)
+
+    def series(self) -> dict[str, list[int]]:
+        return {"truncate_audio_end_ms": list(self.s.truncate_audio_end_ms)}

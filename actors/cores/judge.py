@@ -1,10 +1,17 @@
-"""BargeInJudge core — decides whether a caller turn gets an answer (and, later, whether it cuts the AI).
+"""BargeInJudge core — whether the caller interrupts the AI, and whether a caller turn gets an answer.
 
-Theory of operation (this stage): the judge follows the AI's audibility from the TxPacer's playout
-clock and the greeting window, and classifies every completed caller transcript. A non-empty
-transcript asks the RealtimeBridge for an answer; an empty one is counted and left alone. The
-two-phase barge-in (energy candidate, transcript confirmation) plugs in here: the states below are
-the ones it will drive.
+Theory of operation (two phases):
+  A. While the AI is audible (the TxPacer's playout clock, after the greeting), TwilioRx sends the
+     level of every caller frame with the tracked noise floor. Energy above floor + delta accumulates
+     (leaky, 20 ms a frame); at `candidate_ms` the turn becomes a CANDIDATE and the AI is ducked
+     (or paused, per business) — nothing is cut yet.
+  B. The transcript decides: a `turn` confirms (CutPlayout → Twilio clear, response.cancel, truncate
+     at what was heard; then an answer), a `filler` rejects (restore the AI's volume, delete the
+     filler item, no answer). A candidate still speaking `confirm_after_ms` after onset is confirmed
+     without waiting for the transcript. A candidate that goes quiet with no server speech, or whose
+     transcript never comes, is restored on a timeout.
+Whatever the AI is doing, only `turn`s get answers; an empty transcript of long speech or a failed
+transcription fails open (answered, counted). The greeting is protected: no barge-in until it played.
 """
 from __future__ import annotations
 
@@ -13,9 +20,11 @@ import enum
 import msgspec
 
 from actors.messages import (
-    AnswerRequest, LogLine, PlayoutChanged, ResponseFinished, RtSpeechStarted, RtSpeechStopped,
-    RtTranscriptDone, RtTranscriptFailed,
+    AnswerRequest, BargeInSettings, CallerLevel, CutPlayout, DeleteItem, DuckPlayout, LogLine, PausePlayout,
+    PlayoutChanged, ResponseFinished, RestorePlayout, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone,
+    RtTranscriptFailed, Tick,
 )
+from prompts.classifier import Lexicon, TurnLabel, classify
 
 VERY_SHORT_CHARS = 5
 
@@ -24,13 +33,18 @@ class JudgePhase(enum.Enum):
     GREETING = "greeting"  # barge-in off until the greeting has played
     AI_SILENT = "ai_silent"
     AI_SPEAKING = "ai_speaking"
+    CANDIDATE = "candidate"  # caller energy over the AI: ducked, waiting for the transcript
 
 
-# (phase, event) -> next phase
 TRANSITIONS: dict[tuple[JudgePhase, str], JudgePhase] = {
     (JudgePhase.GREETING, "greeting_played"): JudgePhase.AI_SILENT,
     (JudgePhase.AI_SILENT, "audible"): JudgePhase.AI_SPEAKING,
     (JudgePhase.AI_SPEAKING, "silent"): JudgePhase.AI_SILENT,
+    (JudgePhase.AI_SPEAKING, "energy"): JudgePhase.CANDIDATE,
+    (JudgePhase.AI_SPEAKING, "confirm"): JudgePhase.AI_SILENT,
+    (JudgePhase.CANDIDATE, "confirm"): JudgePhase.AI_SILENT,
+    (JudgePhase.CANDIDATE, "reject"): JudgePhase.AI_SPEAKING,
+    (JudgePhase.CANDIDATE, "silent"): JudgePhase.AI_SILENT,
 }
 
 
@@ -40,25 +54,46 @@ class JudgeCounters(msgspec.Struct):
     stt_very_short_count: int = 0
     stt_filler_only_count: int = 0
     stt_failed_count: int = 0
+    stt_fail_open_count: int = 0
     speech_started_count: int = 0
     barge_in_candidates: int = 0
     barge_in_events: int = 0
     barge_in_rejected: int = 0
+    barge_in_by_duration: int = 0
+    barge_in_timeouts: int = 0
+    answers_requested: int = 0
+
+
+class SpeechSpan(msgspec.Struct):
+    start_ms: int
+    end_ms: int = -1
+    stopped_at: float = 0.0
 
 
 class JudgeState(msgspec.Struct):
     call_id: str
     phase: JudgePhase = JudgePhase.GREETING
-    caller_speaking: bool = False
+    voiced_ms: int = 0
+    onset_at: float = 0.0
+    last_voice_at: float = 0.0
+    candidate_at: float = 0.0
+    candidate_items: list[str] = msgspec.field(default_factory=list)
+    cut_items: list[str] = msgspec.field(default_factory=list)
+    speech: dict[str, SpeechSpan] = msgspec.field(default_factory=dict)
     counters: JudgeCounters = msgspec.field(default_factory=JudgeCounters)
 
 
 class BargeInJudgeCore:
-    def __init__(self, state: JudgeState) -> None:
+    def __init__(self, state: JudgeState, settings: BargeInSettings, lexicon: Lexicon) -> None:
         self.s = state
+        self.cfg = settings
+        self.lexicon = lexicon
 
     def snapshot(self) -> JudgeState:
         return self.s
+
+    def counters(self) -> dict[str, int]:
+        return msgspec.structs.asdict(self.s.counters)
 
     def _go(self, event: str) -> bool:
         nxt = TRANSITIONS.get((self.s.phase, event))
@@ -67,48 +102,136 @@ class BargeInJudgeCore:
         self.s.phase = nxt
         return True
 
+    def _log(self, event: str, **fields: object) -> LogLine:
+        return LogLine(event, "info", {"call_sid": self.s.call_id, **fields})
+
     def handle(self, msg: object, now: float) -> list[object]:
-        s, c = self.s, self.s.counters
+        s = self.s
+        if isinstance(msg, CallerLevel):
+            return self._level(msg, now)
+        if isinstance(msg, Tick):
+            return self._timeouts(now)
         if isinstance(msg, ResponseFinished):
             if s.phase is JudgePhase.GREETING and self._go("greeting_played"):
-                return [LogLine("[GREETING] Barge-in now ENABLED for rest of call", "info", {"call_sid": s.call_id})]
+                return [self._log("[GREETING] Barge-in now ENABLED for rest of call")]
             return []
         if isinstance(msg, PlayoutChanged):
             if s.phase is JudgePhase.GREETING:
                 return []
+            was_candidate = s.phase is JudgePhase.CANDIDATE
             self._go("audible" if msg.audible else "silent")
-            return []
+            s.voiced_ms = 0
+            return [RestorePlayout(now)] if was_candidate and not msg.audible else []
         if isinstance(msg, RtSpeechStarted):
-            s.caller_speaking = True
-            c.speech_started_count += 1
+            s.counters.speech_started_count += 1
+            s.speech[msg.item_id] = SpeechSpan(msg.audio_start_ms)
+            if len(s.speech) > 32:
+                del s.speech[next(iter(s.speech))]
+            if s.phase is JudgePhase.CANDIDATE:
+                s.candidate_items.append(msg.item_id)
             if s.phase is JudgePhase.GREETING:
-                return [LogLine("[GREETING PROTECT] caller speech during greeting, no barge-in", "info",
-                                {"call_sid": s.call_id, "item_id": msg.item_id})]
+                return [self._log("[GREETING PROTECT] caller speech during the greeting: no barge-in",
+                                  item_id=msg.item_id)]
             return []
         if isinstance(msg, RtSpeechStopped):
-            s.caller_speaking = False
+            span = s.speech.get(msg.item_id)
+            if span is not None:
+                span.end_ms, span.stopped_at = msg.audio_end_ms, now
             return []
         if isinstance(msg, RtTranscriptDone):
-            return self._transcript(msg.item_id, msg.transcript, now)
+            return self._transcript(msg.item_id, msg.transcript, now, failed=False)
         if isinstance(msg, RtTranscriptFailed):
-            c.stt_utterances_total += 1
-            c.stt_failed_count += 1
-            return [LogLine("STT_FAILED fail-open: answering", "warning", {"call_sid": s.call_id, "reason": msg.reason}),
-                    AnswerRequest(msg.item_id, "", now)]
+            s.counters.stt_failed_count += 1
+            return self._transcript(msg.item_id, "", now, failed=True)
         return []
 
-    def _transcript(self, item_id: str, transcript: str, now: float) -> list[object]:
+    # ------------------------------------------------------------------ phase A
+    def _level(self, msg: CallerLevel, now: float) -> list[object]:
+        s, cfg = self.s, self.cfg
+        if not cfg.enabled or s.phase not in (JudgePhase.AI_SPEAKING, JudgePhase.CANDIDATE):
+            return []
+        if msg.level_db > msg.floor_db + cfg.energy_delta_db:
+            if s.voiced_ms == 0:
+                s.onset_at = now
+            s.voiced_ms += 20
+            s.last_voice_at = now
+        else:
+            s.voiced_ms = max(0, s.voiced_ms - 20)
+        if s.phase is JudgePhase.AI_SPEAKING and s.voiced_ms >= cfg.candidate_ms and self._go("energy"):
+            s.candidate_at, s.candidate_items = now, []
+            s.counters.barge_in_candidates += 1
+            action: list[object] = []
+            if cfg.candidate_action == "duck":
+                action.append(DuckPlayout(cfg.duck_gain_db, now))
+            elif cfg.candidate_action == "pause":
+                action.append(PausePlayout(now))
+            return action + [self._log("[BARGE-IN] candidate", reason="caller energy over the AI",
+                                       voiced_ms=s.voiced_ms, action=cfg.candidate_action,
+                                       level_db=round(msg.level_db, 1), floor_db=round(msg.floor_db, 1))]
+        if s.phase is JudgePhase.CANDIDATE and s.voiced_ms >= cfg.candidate_ms \
+                and (now - s.onset_at) * 1000 >= cfg.confirm_after_ms:
+            s.counters.barge_in_by_duration += 1
+            s.cut_items.extend(s.candidate_items)
+            return self._cut(now, "sustained speech", onset_ms=round((now - s.onset_at) * 1000))
+        return []
+
+    def _timeouts(self, now: float) -> list[object]:
+        s, cfg = self.s, self.cfg
+        if s.phase is not JudgePhase.CANDIDATE:
+            return []
+        spans = [s.speech[i] for i in s.candidate_items if i in s.speech]
+        if not spans:
+            expired = (now - max(s.last_voice_at, s.candidate_at)) * 1000 >= cfg.candidate_timeout_ms
+        else:
+            stopped = [sp.stopped_at for sp in spans if sp.end_ms >= 0]
+            expired = bool(stopped) and (now - max(stopped)) * 1000 >= cfg.transcript_timeout_ms
+        if not expired or not self._go("reject"):
+            return []
+        s.counters.barge_in_timeouts += 1
+        s.voiced_ms = 0
+        return [RestorePlayout(now), self._log("[BARGE-IN] restored", reason="timeout, no confirming speech")]
+
+    # ------------------------------------------------------------------ phase B
+    def _cut(self, now: float, reason: str, **fields: object) -> list[object]:
+        self._go("confirm")
+        self.s.counters.barge_in_events += 1
+        self.s.voiced_ms = 0
+        return [CutPlayout(reason, now), self._log("[BARGE-IN] CUT", reason=reason, **fields)]
+
+    def _transcript(self, item_id: str, transcript: str, now: float, failed: bool) -> list[object]:
         s, c = self.s, self.s.counters
         text = transcript.strip()
         c.stt_utterances_total += 1
+        label = classify(text, self.lexicon)
+        reason = "lexicon"
         if not text:
             c.stt_empty_count += 1
-            return [LogLine("STT_EMPTY no answer", "info", {"call_sid": s.call_id, "item_id": item_id})]
-        if len(text) < VERY_SHORT_CHARS:
+            span = s.speech.get(item_id)
+            long_speech = span is not None and span.end_ms - span.start_ms >= self.cfg.long_speech_ms
+            if failed or long_speech:
+                label, reason = TurnLabel.TURN, "fail-open: transcription failed" if failed else "fail-open: empty transcript of long speech"
+                c.stt_fail_open_count += 1
+        elif len(text) < VERY_SHORT_CHARS:
             c.stt_very_short_count += 1
-        return [LogLine("CALLER_SAID", "info", {"call_sid": s.call_id, "item_id": item_id, "text": text,
-                                                "decision": "answer"}),
-                AnswerRequest(item_id, text, now)]
-
-    def counters(self) -> dict[str, int]:
-        return msgspec.structs.asdict(self.s.counters)
+        if label is TurnLabel.FILLER:
+            c.stt_filler_only_count += 1
+        out: list[object] = [self._log("CALLER_SAID", item_id=item_id, text=text, label=label.value, reason=reason,
+                                       phase=s.phase.value)]
+        in_candidate = s.phase is JudgePhase.CANDIDATE
+        if label is TurnLabel.FILLER:
+            out.append(DeleteItem(item_id, now))
+            if in_candidate:
+                self._go("reject")
+                c.barge_in_rejected += 1
+                s.voiced_ms = 0
+                out += [RestorePlayout(now), self._log("[BARGE-IN] rejected", reason="filler", text=text)]
+            return out
+        cutting = False
+        if item_id in s.cut_items:
+            s.cut_items.remove(item_id)
+        elif s.phase in (JudgePhase.CANDIDATE, JudgePhase.AI_SPEAKING) and self.cfg.enabled:
+            out += self._cut(now, "transcript confirms a turn", text=text)
+            cutting = True
+        c.answers_requested += 1
+        out.append(AnswerRequest(item_id, text, now, after_cut=cutting))
+        return out

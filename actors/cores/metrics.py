@@ -12,13 +12,14 @@ import msgspec
 from actors.messages import CallSummary, CounterReport, LogLine, SummarizeCall
 
 SUMMARY_KEYS = ("stt_utterances", "empty", "short", "filler_only", "frames_in", "frames_forwarded",
-                "frames_dropped", "barge_in_events")
+                "frames_dropped", "barge_in_events", "barge_in_candidates", "barge_in_rejected")
 
 
 class MetricsState(msgspec.Struct):
     call_id: str
     started_at: float = 0.0
     reports: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
+    series: dict[str, list[int]] = msgspec.field(default_factory=dict)
 
 
 class MetricsCore:
@@ -32,6 +33,7 @@ class MetricsCore:
     def handle(self, msg: object, now: float) -> list[object]:
         if isinstance(msg, CounterReport):
             self.s.reports[msg.role] = dict(msg.counters)
+            self.s.series.update({k: list(v) for k, v in msg.series.items()})
         elif isinstance(msg, SummarizeCall):
             return self.summarize(msg.reason, now)
         return []
@@ -58,5 +60,5 @@ class MetricsCore:
         m["call_duration_ms"] = int(round((now - self.s.started_at) * 1000)) if self.s.started_at else 0
         level = "warning" if self.simple_mode and m["frames_dropped"] > 0 else "info"
         fields: dict[str, object] = {k: m.get(k, 0) for k in SUMMARY_KEYS}
-        fields.update({"call_sid": self.s.call_id, "reason": reason, "all": m})
-        return [LogLine("CALL_METRICS", level, fields), CallSummary(self.s.call_id, reason, m)]
+        fields.update({"call_sid": self.s.call_id, "reason": reason, "all": m, "series": self.s.series})
+        return [LogLine("CALL_METRICS", level, fields), CallSummary(self.s.call_id, reason, m, dict(self.s.series))]

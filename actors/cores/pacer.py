@@ -11,6 +11,8 @@ Theory of operation:
     `now`, counted as an underrun when it happened inside a response.
   * A mark follows every `mark_every_ms` of audio and the last frame of every response; echoes
     drive the playout clock (playout.py): audible / not audible, response finished, heard ms.
+  * A barge-in candidate ducks the AI (μ-law gain table, `bytes.translate`) or pauses sending;
+    RestorePlayout undoes either. A pause is not an underrun.
   * A CutPlayout flushes the queue, sends `clear` if anything is still in Twilio's buffer, ignores
     later deltas of the cut response and reports how much of the item the caller heard.
 """
@@ -23,8 +25,9 @@ import msgspec
 
 from actors.cores.framing import CutFrame, Reframer, ReframerState
 from actors.cores.playout import PlayoutClock, PlayoutState
+from actors.cores.ulaw import gain_table
 from actors.messages import (
-    CollectCounters, CutPlayout, LogLine, PlayoutChanged, PlayoutCut, ResponseFinished, RtAudioDelta, RtAudioDone,
+    CollectCounters, CutPlayout, DuckPlayout, PausePlayout, RestorePlayout, LogLine, PlayoutChanged, PlayoutCut, ResponseFinished, RtAudioDelta, RtAudioDone,
     RtResponseDone, Tick, ToTwilio, TwClear, TwilioMarkIn, TwilioOutEvent, TwMark,
     TwMarkBody, TwMedia, TwMediaBody,
 )
@@ -58,6 +61,8 @@ class PacerState(msgspec.Struct):
     cut_responses: list[str] = msgspec.field(default_factory=list)
     next_status_at: float = 0.0
     status_sent: int = 0
+    duck_gain_db: float = 0.0
+    paused: bool = False
 
 
 class TxPacerCore:
@@ -72,6 +77,7 @@ class TxPacerCore:
         self.queue: deque[CutFrame] = deque(state.queue)
         self.reframer = Reframer(frame_ms * 8, state.reframer)
         self.clock = PlayoutClock(state.playout)
+        self.gain: bytes | None = gain_table(state.duck_gain_db) if state.duck_gain_db else None
 
     def snapshot(self) -> PacerState:
         self.s.queue = list(self.queue)
@@ -91,6 +97,18 @@ class TxPacerCore:
             return self._mark_echo(msg.name, now)
         if isinstance(msg, CutPlayout):
             return self._cut(msg.reason, now)
+        if isinstance(msg, DuckPlayout):
+            self.s.duck_gain_db = msg.gain_db
+            self.gain = gain_table(msg.gain_db) if msg.gain_db else None
+            return []
+        if isinstance(msg, PausePlayout):
+            self.s.paused = True
+            return []
+        if isinstance(msg, RestorePlayout):
+            self.s.duck_gain_db, self.gain = 0.0, None
+            if self.s.paused:
+                self.s.paused, self.s.mid_response = False, False  # resuming is not an underrun
+            return []
         if isinstance(msg, CollectCounters):
             c = self.s.counters
             return [LogLine("AUDIO_TX_LOOP exiting", "info", {
@@ -119,7 +137,7 @@ class TxPacerCore:
         s = self.s
         out: list[object] = []
         events: list[TwilioOutEvent] = []
-        if self.queue:
+        if self.queue and not s.paused:
             if not s.in_run or s.anchor + s.run_frames * self.frame_s < now:
                 if s.in_run and s.mid_response:
                     s.counters.underruns += 1
@@ -152,7 +170,8 @@ class TxPacerCore:
         if frame.payload:
             play_at = s.anchor + s.run_frames * self.frame_s
             self.clock.frame_scheduled(frame.response_id, frame.item_id, play_at, self.frame_ms)
-            events.append(TwMedia(s.stream_sid, TwMediaBody(base64.b64encode(frame.payload).decode("ascii"))))
+            payload = frame.payload.translate(self.gain) if self.gain is not None else frame.payload
+            events.append(TwMedia(s.stream_sid, TwMediaBody(base64.b64encode(payload).decode("ascii"))))
             s.run_frames += 1
             s.counters.frames_sent += 1
             s.since_mark_ms += self.frame_ms
@@ -195,8 +214,8 @@ class TxPacerCore:
             s.counters.clears_sent += 1
             out.append(ToTwilio(s.call_id, (TwClear(s.stream_sid),)))
         s.in_run, s.mid_response, s.since_mark_ms = False, False, 0
-        if item_id:
-            out.append(PlayoutCut(response_id, item_id, heard, sent, now))
+        s.paused, s.duck_gain_db, self.gain = False, 0.0, None
+        out.append(PlayoutCut(response_id, item_id, heard, sent, now))  # item "" = nothing was playing
         self.clock.forget_item()
         if s.audible:
             s.audible = False

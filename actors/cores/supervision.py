@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 
 from actors.messages import (
-    AnswerRequest, CounterReport, CutPlayout, PlayoutChanged, PlayoutCut, ResponseFinished,
+    AnswerRequest, CallerLevel, CounterReport, DeleteItem, DuckPlayout, PausePlayout, RestorePlayout, CutPlayout, PlayoutChanged, PlayoutCut, ResponseFinished,
     RtAssistantTranscriptDone, RtAudioDelta, RtAudioDone, RtError, RtResponseCreated, RtResponseDone,
     RtSessionUpdated, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone, RtTranscriptFailed, Tick,
     TwilioDtmfIn, TwilioMarkIn, TwilioMediaIn, WireDecodeError,
@@ -38,7 +38,7 @@ PHASE_TRANSITIONS: dict[tuple[CallPhase, str], CallPhase] = {
 ROUTES: dict[type, tuple[str, ...]] = {
     TwilioMediaIn: ("rx",),
     TwilioDtmfIn: ("rx",),
-    Tick: ("pacer",),
+    Tick: ("pacer", "judge"),
     TwilioMarkIn: ("pacer",),
     RtAudioDelta: ("pacer",),
     RtAudioDone: ("pacer",),
@@ -52,7 +52,12 @@ ROUTES: dict[type, tuple[str, ...]] = {
     RtTranscriptDone: ("judge",),
     RtTranscriptFailed: ("judge",),
     AnswerRequest: ("bridge",),
-    PlayoutChanged: ("judge",),
+    PlayoutChanged: ("judge", "rx"),
+    CallerLevel: ("judge",),
+    DuckPlayout: ("pacer",),
+    PausePlayout: ("pacer",),
+    RestorePlayout: ("pacer",),
+    DeleteItem: ("bridge",),
     ResponseFinished: ("judge",),
     CutPlayout: ("pacer",),
     PlayoutCut: ("bridge", "judge"),

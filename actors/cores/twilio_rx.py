@@ -4,12 +4,21 @@ Theory of operation: every Twilio `media` frame becomes one `input_audio_buffer.
 same base64 string (μ-law passthrough, no decode, no buffering, no gate of any kind: simple mode).
 Media chunk-number gaps (frames Twilio never delivered) are counted, never hidden. Decode errors at the
 edge arrive as WireDecodeError and are counted.
+Barge-in input: the level of caller frames is measured (a copy; the frame is untouched) — every frame
+while the AI is audible, every fifth otherwise to keep the noise floor current — and, while the AI is
+audible, sent to the BargeInJudge with the floor.
 """
 from __future__ import annotations
 
 import msgspec
 
-from actors.messages import LogLine, RtAppend, ToRealtime, TwilioDtmfIn, TwilioMediaIn, WireDecodeError
+from actors.cores.energy import FloorState, NoiseFloor
+from actors.cores.ulaw import level_db
+from actors.messages import (
+    CallerLevel, LogLine, PlayoutChanged, RtAppend, ToRealtime, TwilioDtmfIn, TwilioMediaIn, WireDecodeError,
+)
+
+IDLE_LEVEL_EVERY = 5
 
 
 class RxCounters(msgspec.Struct):
@@ -24,12 +33,15 @@ class RxCounters(msgspec.Struct):
 class RxState(msgspec.Struct):
     call_id: str
     last_seq: int = 0
+    ai_audible: bool = False
+    floor: FloorState = msgspec.field(default_factory=FloorState)
     counters: RxCounters = msgspec.field(default_factory=RxCounters)
 
 
 class TwilioRxCore:
-    def __init__(self, state: RxState) -> None:
+    def __init__(self, state: RxState, delta_db: float = 9.0, floor_min_db: float = 30.0) -> None:
         self.s = state
+        self.floor = NoiseFloor(state.floor, delta_db, floor_min_db)
 
     def snapshot(self) -> RxState:
         return self.s
@@ -42,7 +54,16 @@ class TwilioRxCore:
                 c.seq_gaps += msg.seq - self.s.last_seq - 1
             self.s.last_seq = max(self.s.last_seq, msg.seq)
             c.frames_forwarded += 1
-            return [ToRealtime(self.s.call_id, RtAppend(msg.payload))]
+            out: list[object] = [ToRealtime(self.s.call_id, RtAppend(msg.payload))]
+            if self.s.ai_audible or c.frames_in % IDLE_LEVEL_EVERY == 0:
+                level = level_db(msg.payload)
+                self.floor.update(level)
+                if self.s.ai_audible:
+                    out.append(CallerLevel(level, self.s.floor.floor_db, now))
+            return out
+        if isinstance(msg, PlayoutChanged):
+            self.s.ai_audible = msg.audible
+            return []
         if isinstance(msg, TwilioDtmfIn):
             c.dtmf_digits += 1
             return [LogLine("DTMF", "info", {"call_sid": self.s.call_id, "digit": msg.digit})]

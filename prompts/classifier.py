@@ -1,0 +1,71 @@
+"""Turn classifier: is a caller transcript only filler sounds, or a real turn?
+
+Theory of operation: normalise, tokenise, look every token up. Normalising strips Hebrew niqqud and
+cantillation, punctuation and dashes, lower-cases Latin letters and collapses letter elongations
+("אמממממ" → "אמ", "ummm" → "um"), and the lexicon's own entries are normalised the same way. A
+transcript is `filler` only when every token is a filler sound (empty and punctuation-only
+transcripts included); one meaningful token makes it a `turn`. Length never decides: "לא" is a turn.
+Matching is whole-token, never prefix: "ממש", "אמא", "אמת", "המשך", "אהבה" are words. The lists are
+data (prompts/lexicon/<language>.toml), extended per business.
+"""
+from __future__ import annotations
+
+import enum
+import re
+import tomllib
+import unicodedata
+from pathlib import Path
+
+import msgspec
+
+LEXICON_DIR = Path(__file__).resolve().parent / "lexicon"
+_HEBREW_MARKS = re.compile("[\u0591-\u05bd\u05bf-\u05c7]")  # niqqud + cantillation (maqaf U+05BE kept as dash)
+_NOT_WORD = re.compile(r"[^\w]+", re.UNICODE)
+_ELONGATION = re.compile(r"(\w)\1+", re.UNICODE)
+
+
+class TurnLabel(str, enum.Enum):
+    FILLER = "filler"
+    TURN = "turn"
+
+
+class Lexicon(msgspec.Struct, frozen=True):
+    language: str
+    fillers: frozenset[str]
+    short_words: frozenset[str]
+
+    def extended(self, fillers: list[str] | None = None, short_words: list[str] | None = None) -> "Lexicon":
+        return Lexicon(self.language, self.fillers | _normalised_set(fillers or []),
+                       self.short_words | _normalised_set(short_words or []))
+
+
+class _LexiconFile(msgspec.Struct, forbid_unknown_fields=True):
+    language: str
+    fillers: list[str]
+    short_words: list[str] = []
+
+
+def normalise(text: str) -> list[str]:
+    text = unicodedata.normalize("NFC", text)
+    text = _HEBREW_MARKS.sub("", text).casefold()
+    text = _NOT_WORD.sub(" ", text.replace("_", " "))
+    return [_ELONGATION.sub(r"\1", token) for token in text.split()]
+
+
+def _normalised_set(words: list[str]) -> frozenset[str]:
+    return frozenset(token for word in words for token in normalise(word))
+
+
+def load_lexicon(language: str) -> Lexicon:
+    path = LEXICON_DIR / f"{language}.toml"
+    if not path.exists():
+        path = LEXICON_DIR / "en.toml"
+    data = msgspec.convert(tomllib.loads(path.read_text(encoding="utf-8")), _LexiconFile)
+    return Lexicon(language, _normalised_set(data.fillers), _normalised_set(data.short_words))
+
+
+def classify(transcript: str, lexicon: Lexicon) -> TurnLabel:
+    for token in normalise(transcript):
+        if token in lexicon.short_words or token not in lexicon.fillers:
+            return TurnLabel.TURN
+    return TurnLabel.FILLER

@@ -1,0 +1,154 @@
+"""BargeInJudge core on a virtual clock: phase A candidate, phase B confirm/reject, greeting window."""
+from __future__ import annotations
+
+from actors.cores.judge import BargeInJudgeCore, JudgePhase, JudgeState
+from actors.messages import (
+    AnswerRequest, BargeInSettings, CallerLevel, CutPlayout, DeleteItem, DuckPlayout, LogLine, PausePlayout,
+    PlayoutChanged, ResponseFinished, RestorePlayout, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone,
+    RtTranscriptFailed, Tick,
+)
+from prompts.classifier import load_lexicon
+
+FLOOR = 40.0
+LOUD, QUIET = 70.0, 41.0
+
+
+def judge(**cfg: object) -> BargeInJudgeCore:
+    return BargeInJudgeCore(JudgeState("CA1"), BargeInSettings(**cfg), load_lexicon("he"))  # type: ignore[arg-type]
+
+
+def speaking(core: BargeInJudgeCore, t: float = 5.0) -> None:
+    core.handle(ResponseFinished("greet", "g", 3000, t - 1), t - 1)
+    core.handle(PlayoutChanged(True, "r1", t), t)
+    assert core.s.phase is JudgePhase.AI_SPEAKING
+
+
+def frames(core: BargeInJudgeCore, start: float, n: int, level: float) -> list[tuple[float, list[object]]]:
+    out = []
+    for k in range(n):
+        t = start + 0.02 * k
+        out.append((t, core.handle(CallerLevel(level, FLOOR, t), t)))
+    return out
+
+
+def first(kind: type, timeline: list[tuple[float, list[object]]]) -> float | None:
+    return next((t for t, acts in timeline if any(isinstance(a, kind) for a in acts)), None)
+
+
+def kinds(actions: list[object]) -> list[type]:
+    return [type(a) for a in actions if not isinstance(a, LogLine)]
+
+
+def test_candidate_after_240ms_of_energy_ducks_the_ai() -> None:
+    core = judge()
+    speaking(core)
+    timeline = frames(core, 10.0, 20, LOUD)
+    t = first(DuckPlayout, timeline)
+    assert t is not None and abs((t - 10.0) - 0.22) < 1e-6  # the 12th frame: 240 ms accumulated
+    assert core.s.phase.value == "candidate" and core.s.counters.barge_in_candidates == 1
+    assert DuckPlayout(-12.0, t) in timeline[11][1]
+
+
+def test_noise_below_floor_plus_delta_never_makes_a_candidate() -> None:
+    core = judge()
+    speaking(core)
+    timeline = frames(core, 10.0, 200, QUIET + 8.0)
+    assert first(DuckPlayout, timeline) is None and core.s.counters.barge_in_candidates == 0
+
+
+def test_short_clicks_are_leaked_away() -> None:
+    core = judge()
+    speaking(core)
+    for k in range(20):  # 100 ms of energy, 200 ms of quiet, repeated
+        frames(core, 10.0 + k * 0.3, 5, LOUD)
+        frames(core, 10.1 + k * 0.3, 10, QUIET)
+    assert core.s.counters.barge_in_candidates == 0
+
+
+def test_no_barge_in_during_the_greeting() -> None:
+    core = judge()
+    core.handle(PlayoutChanged(True, "greet", 0.1), 0.1)
+    timeline = frames(core, 0.5, 100, LOUD)
+    assert first(DuckPlayout, timeline) is None and first(CutPlayout, timeline) is None
+    protect = core.handle(RtSpeechStarted("u0", 400, 0.6), 0.6)
+    assert any(isinstance(a, LogLine) and a.event.startswith("[GREETING PROTECT]") for a in protect)
+    done = core.handle(ResponseFinished("greet", "g", 3000, 3.0), 3.0)
+    assert any(isinstance(a, LogLine) and a.event == "[GREETING] Barge-in now ENABLED for rest of call" for a in done)
+
+
+def test_filler_rejects_the_candidate_restores_and_deletes_the_item() -> None:
+    core = judge()
+    speaking(core)
+    frames(core, 10.0, 15, LOUD)
+    core.handle(RtSpeechStarted("u1", 4800, 10.1), 10.1)
+    frames(core, 10.3, 30, QUIET)
+    core.handle(RtSpeechStopped("u1", 5300, 11.0), 11.0)
+    out = core.handle(RtTranscriptDone("u1", "אממממ", 11.3), 11.3)
+    assert kinds(out) == [DeleteItem, RestorePlayout]
+    assert core.s.phase is JudgePhase.AI_SPEAKING
+    c = core.s.counters
+    assert (c.barge_in_rejected, c.barge_in_events, c.stt_filler_only_count, c.answers_requested) == (1, 0, 1, 0)
+
+
+def test_real_word_confirms_cuts_then_answers() -> None:
+    core = judge()
+    speaking(core)
+    frames(core, 10.0, 15, LOUD)
+    core.handle(RtSpeechStarted("u1", 4800, 10.1), 10.1)
+    frames(core, 10.3, 20, QUIET)
+    core.handle(RtSpeechStopped("u1", 5100, 10.9), 10.9)
+    out = core.handle(RtTranscriptDone("u1", "לא", 11.2), 11.2)
+    assert kinds(out) == [CutPlayout, AnswerRequest]
+    assert AnswerRequest("u1", "לא", 11.2, after_cut=True) in out
+    assert core.s.counters.barge_in_events == 1 and core.s.phase is JudgePhase.AI_SILENT
+
+
+def test_sustained_speech_confirms_without_the_transcript() -> None:
+    core = judge(confirm_after_ms=1000)
+    speaking(core)
+    timeline = frames(core, 10.0, 80, LOUD)
+    cut_at = first(CutPlayout, timeline)
+    assert cut_at is not None and abs(cut_at - 11.0) < 0.021
+    assert core.s.counters.barge_in_by_duration == 1 and core.s.counters.barge_in_events == 1
+    # the transcript that follows is answered, without a second cut
+    out = core.handle(RtTranscriptDone("u9", "אני רוצה לדבר עם מישהו", 12.0), 12.0)
+    assert kinds(out) == [AnswerRequest]
+
+
+def test_candidate_without_server_speech_is_restored_on_timeout() -> None:
+    core = judge(candidate_timeout_ms=1500)
+    speaking(core)
+    frames(core, 10.0, 13, LOUD)
+    frames(core, 10.26, 10, QUIET)
+    assert core.handle(Tick(11.0), 11.0) == []
+    out = core.handle(Tick(11.8), 11.8)
+    assert kinds(out) == [RestorePlayout] and core.s.counters.barge_in_timeouts == 1
+
+
+def test_pause_action_per_business() -> None:
+    core = judge(candidate_action="pause")
+    speaking(core)
+    assert first(PausePlayout, frames(core, 10.0, 15, LOUD)) is not None
+
+
+def test_ai_silent_filler_gets_no_answer_and_short_word_does() -> None:
+    core = judge()
+    speaking(core)
+    core.handle(PlayoutChanged(False, "r1", 8.0), 8.0)
+    assert kinds(core.handle(RtTranscriptDone("u1", "אההה", 9.0), 9.0)) == [DeleteItem]
+    assert kinds(core.handle(RtTranscriptDone("u2", "לא", 10.0), 10.0)) == [AnswerRequest]
+
+
+def test_fail_open_on_failed_or_empty_long_speech() -> None:
+    core = judge()
+    speaking(core)
+    core.handle(PlayoutChanged(False, "r1", 8.0), 8.0)
+    core.handle(RtSpeechStarted("u1", 1000, 9.0), 9.0)
+    core.handle(RtSpeechStopped("u1", 2500, 10.6), 10.6)
+    assert kinds(core.handle(RtTranscriptDone("u1", "", 11.0), 11.0)) == [AnswerRequest]
+    core.handle(RtSpeechStarted("u2", 3000, 12.0), 12.0)
+    core.handle(RtSpeechStopped("u2", 3200, 12.3), 12.3)
+    assert kinds(core.handle(RtTranscriptDone("u2", "", 12.6), 12.6)) == [DeleteItem]  # a short empty blip
+    assert kinds(core.handle(RtTranscriptFailed("u3", "server error", 13.0), 13.0)) == [AnswerRequest]
+    c = core.s.counters
+    assert (c.stt_fail_open_count, c.stt_empty_count, c.stt_failed_count) == (2, 3, 1)
