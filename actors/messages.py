@@ -63,6 +63,7 @@ class BargeInSettings(Struct, frozen=True, forbid_unknown_fields=True):
     candidate_timeout_ms: int = 1500  # no server speech and quiet this long → restore
     transcript_timeout_ms: int = 4000  # speech stopped but no transcript this long → restore
     long_speech_ms: int = 700  # an empty transcript of speech at least this long fails open (a turn)
+    preemptive_answer: bool = True  # response.create at speech_stopped, audio held until the transcript is classified
     language_fillers: tuple[str, ...] = ()  # business additions to the language's filler list
     language_short_words: tuple[str, ...] = ()
 
@@ -466,4 +467,34 @@ class ChildBoot(Struct, frozen=True):
 
 class SummarizeCall(Struct, frozen=True):
     reason: str
+    at: float
+
+
+class PreemptiveAnswer(Struct, frozen=True):
+    """Judge → Bridge at speech_stopped (AI silent): start the answer before the transcript is classified."""
+
+    item_id: str
+    at: float
+
+
+class HoldAudio(Struct, frozen=True):
+    """Bridge → Pacer: queue this response's frames aside until ReleaseAudio or DiscardAudio."""
+
+    response_id: str
+    at: float
+
+
+class ReleaseAudio(Struct, frozen=True):
+    response_id: str
+    at: float
+
+
+class DiscardAudio(Struct, frozen=True):
+    response_id: str
+    at: float
+
+
+class RtOutputItemAdded(Struct, frozen=True):
+    response_id: str
+    item_id: str
     at: float

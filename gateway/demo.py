@@ -29,10 +29,14 @@ DEMO_BUSINESS = DEMO_BUSINESS_FILE.read_text(encoding="utf-8")
 
 def demo_script() -> FakeScript:
     """What the fake Realtime service "hears" and "says", in order."""
+    def clip(name: str) -> tuple[bytes, str]:
+        return load_clip(name), clip_text(name)
+
     return FakeScript(
         transcripts=[clip_text("question"), "אממ", "לא", "אמממ...", "לא", clip_text("goodbye")],
-        responses=[(load_clip(name), clip_text(name))
-                   for name in ("greeting", "long_answer", "answer", "alternative", "goodbye")],
+        responses=[clip("greeting"), clip("answer")],
+        replies={clip_text("question"): clip("long_answer"), "לא": clip("alternative"),
+                 clip_text("goodbye"): clip("goodbye")},
         speed=1.5)  # generation only a little faster than real time, so a cut lands mid-generation
 
 

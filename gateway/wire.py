@@ -12,7 +12,7 @@ import binascii
 import msgspec
 
 from actors.messages import (
-    EndCall, RealtimeOutEvent, RtAssistantTranscriptDone, RtAudioDelta, RtAudioDone, RtError,
+    EndCall, RealtimeOutEvent, RtOutputItemAdded, RtAssistantTranscriptDone, RtAudioDelta, RtAudioDone, RtError,
     RtResponseCreated, RtResponseDone, RtSessionUpdated, RtSpeechStarted, RtSpeechStopped,
     RtTranscriptDone, RtTranscriptFailed, TwilioDtmfIn, TwilioMarkIn, TwilioMediaIn, TwilioOutEvent,
     WireDecodeError,
@@ -117,8 +117,13 @@ class _RtErrorBody(msgspec.Struct):
     event_id: str | None = None
 
 
+class _RtItem(msgspec.Struct):
+    id: str = ""
+
+
 class _RtInbound(msgspec.Struct):
     type: str
+    item: _RtItem | None = None
     item_id: str = ""
     response_id: str = ""
     audio_start_ms: int = 0
@@ -133,7 +138,7 @@ _realtime_decoder = msgspec.json.Decoder(_RtInbound)
 
 IGNORED_REALTIME = frozenset({
     "session.created", "rate_limits.updated", "conversation.item.added", "conversation.item.done",
-    "conversation.item.created", "input_audio_buffer.committed", "response.output_item.added",
+    "conversation.item.created", "input_audio_buffer.committed",
     "response.output_item.done", "response.content_part.added", "response.content_part.done",
     "response.output_audio_transcript.delta", "conversation.item.input_audio_transcription.delta",
     "conversation.item.truncated", "conversation.item.deleted", "input_audio_buffer.cleared",
@@ -149,6 +154,8 @@ def decode_realtime(raw: str | bytes, at: float) -> object | None:
             return RtAudioDelta(ev.response_id, ev.item_id, binascii.a2b_base64(ev.delta, strict_mode=True), at)
         if kind in IGNORED_REALTIME:
             return None
+        if kind == "response.output_item.added":
+            return RtOutputItemAdded(ev.response_id, ev.item.id if ev.item else "", at)
         if kind == "response.output_audio.done":
             return RtAudioDone(ev.response_id, ev.item_id, at)
         if kind == "input_audio_buffer.speech_started":

@@ -29,7 +29,10 @@ CHUNK_PATTERN = (700, 1337, 160, 2400, 999, 333, 4096)
 @dataclass
 class FakeScript:
     transcripts: list[str] = field(default_factory=list)  # caller turns, in order ("" = empty transcript)
-    responses: list[tuple[bytes, str]] = field(default_factory=list)  # assistant audio + its transcript
+    responses: list[tuple[bytes, str]] = field(default_factory=list)  # assistant audio + its transcript, in order
+    # when set, a response answers the latest (not deleted) caller item: replies[its transcript]; the
+    # first response of the session (the greeting) is responses[0]
+    replies: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     transcript_delay_s: float = 0.3
     speed: float = 4.0  # assistant audio streams this many times faster than real time
     first_delta_delay_s: float = 0.15
@@ -191,10 +194,10 @@ class _Session:
             self.conn.speech[-1]["end_ms"] = end_ms
             await self.send({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": end_ms, "item_id": item_id})
             await self.send({"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": None})
-            self.items[item_id] = {"role": "user"}
+            text = self.script.transcripts[self.turn] if self.turn < len(self.script.transcripts) else ""
+            self.items[item_id] = {"role": "user", "text": text}
             await self.send({"type": "conversation.item.added", "item": {"id": item_id, "type": "message",
                              "role": "user", "content": [{"type": "input_audio"}]}})
-            text = self.script.transcripts[self.turn] if self.turn < len(self.script.transcripts) else ""
             self.turn += 1
             asyncio.get_running_loop().call_later(
                 self.script.transcript_delay_s,
@@ -209,7 +212,11 @@ class _Session:
                              "Conversation already has an active response in progress", event.get("event_id"))
             return
         responses = self.script.responses or [(b"\xff" * 8000, "")]
-        audio, text = responses[min(self.response_index, len(responses) - 1)]
+        user_items = [v["text"] for v in self.items.values() if v["role"] == "user"]
+        if self.script.replies and self.response_index > 0 and user_items:
+            audio, text = self.script.replies.get(user_items[-1], responses[-1])
+        else:
+            audio, text = responses[min(self.response_index, len(responses) - 1)]
         self.response_index += 1
         rid, item_id = self.fake._id("resp"), self.fake._id("item")
         record = {"id": rid, "item_id": item_id, "audio": bytearray(), "status": "in_progress",

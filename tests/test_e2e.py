@@ -43,17 +43,21 @@ async def test_a_whole_demo_call(tmp_path: Path) -> None:
     # caller audio reaches the service byte for byte, every frame
     assert bytes(conn.appended) == bytes(report.caller_audio)
     assert kinds.count("input_audio_buffer.append") == report.frames_sent
-    # five responses; the long answer was cut mid-generation, nothing else was
-    assert [r["status"] for r in conn.responses] == ["completed", "cancelled", "completed", "completed", "completed"]
-    assert kinds.count("response.create") == 5 and kinds.count("response.cancel") == 1
+    # six responses: the long answer was cut mid-generation; the preemptive answer started when the
+    # lone filler stopped was cancelled, its held audio dropped and its item deleted
+    assert [r["status"] for r in conn.responses] == [
+        "completed", "cancelled", "completed", "cancelled", "completed", "completed"]
+    assert kinds.count("response.create") == 6 and kinds.count("response.cancel") == 2
     assert kinds.count("conversation.item.truncate") == 1 and len(report.clears) == 1
-    assert kinds.count("conversation.item.delete") == 2  # both fillers removed from the conversation
+    deleted = [e["item_id"] for _, e in conn.events if e["type"] == "conversation.item.delete"]
+    assert len(deleted) == 3 and conn.responses[3]["item_id"] in deleted  # 2 filler items + the discarded answer
     # AI audio: in order, whole frames, never repeated or mixed; ducked frames are the same frames, quieter
     duck = gain_table(-12.0)
     expected = [padded(bytes(r["audio"])) for r in conn.responses]
     received = bytes(report.received_audio)
-    cut_frames = (len(received) - sum(len(e) for i, e in enumerate(expected) if i != 1)) // FRAME_BYTES
-    stream = expected[0] + expected[1][:cut_frames * FRAME_BYTES] + b"".join(expected[2:])
+    played = [0, 2, 4, 5]  # response 1 was cut, response 3 (the answer to a filler) never played
+    cut_frames = (len(received) - sum(len(expected[i]) for i in played)) // FRAME_BYTES
+    stream = expected[0] + expected[1][:cut_frames * FRAME_BYTES] + b"".join(expected[i] for i in played[1:])
     assert len(stream) == len(received)
     ducked = 0
     for k in range(0, len(stream), FRAME_BYTES):

@@ -4,7 +4,9 @@ Theory of operation: at call start it configures the GA session (audio/pcmu both
 transcription in the business's language, server VAD that never answers or interrupts on its own)
 and asks for the greeting as an ordinary response, so it flows through the TxPacer like any other.
 Afterwards it only acts on decisions: AnswerRequest (from the BargeInJudge) → `response.create`,
-deferred while another response is still generating; PlayoutCut (from the TxPacer) →
+deferred while another response is still generating, or the release of a preemptive answer
+(preempt.py) started at speech_stopped; DeleteItem → `conversation.item.delete` (and the discard of a
+preemptive answer to that filler); PlayoutCut (from the TxPacer) →
 `response.cancel` if that response is still generating, then `conversation.item.truncate` at what
 the caller heard.
 """
@@ -12,8 +14,9 @@ from __future__ import annotations
 
 import msgspec
 
+from actors.cores.preempt import Preemption, PreemptState
 from actors.messages import (
-    AnswerRequest, CallSettings, DeleteItem, LogLine, PlayoutCut, RtAssistantTranscriptDone, RtAudioInput,
+    PreemptiveAnswer, RtOutputItemAdded, AnswerRequest, CallSettings, DeleteItem, LogLine, PlayoutCut, RtAssistantTranscriptDone, RtAudioInput,
     RtAudioConfig, RtAudioOutput, RtError, RtFormat, RtItemDelete, RtItemTruncate, RtNoiseReduction, RtResponseCancel,
     RtResponseCreate, RtResponseCreated, RtResponseDone, RtResponseParams, RtServerVad, RtSession,
     RtSessionUpdate, RtSessionUpdated, RtTranscriptionConfig, StartCall, ToRealtime, WireDecodeError,
@@ -39,6 +42,7 @@ class BridgeState(msgspec.Struct):
     pending_answer: str = ""  # item id of a caller turn waiting for the active response to finish
     truncate_audio_end_ms: list[int] = msgspec.field(default_factory=list)
     awaiting_cut: bool = False
+    preempt: PreemptState = msgspec.field(default_factory=PreemptState)
     counters: BridgeCounters = msgspec.field(default_factory=BridgeCounters)
 
 
@@ -57,6 +61,7 @@ class RealtimeBridgeCore:
     def __init__(self, state: BridgeState, settings: CallSettings) -> None:
         self.s = state
         self.settings = settings
+        self.preempt = Preemption(state.preempt)
 
     def snapshot(self) -> BridgeState:
         return self.s
@@ -80,7 +85,19 @@ class RealtimeBridgeCore:
         if isinstance(msg, RtResponseCreated):
             s.active_response = msg.response_id
             c.responses_created += 1
-            return []
+            if self.preempt.idle:
+                return []
+            events, internal = self.preempt.created(msg.response_id, now)
+            return [self._out(e) for e in events] + internal
+        if isinstance(msg, RtOutputItemAdded):
+            return [self._out(e) for e in self.preempt.item_added(msg.response_id, msg.item_id)]
+        if isinstance(msg, PreemptiveAnswer):
+            if s.active_response or s.awaiting_cut or s.pending_answer or not self.preempt.idle:
+                return []
+            self.preempt.requested(msg.item_id)
+            c.responses_requested += 1
+            return [self._out(RtResponseCreate()),
+                    LogLine("PREEMPTIVE_ANSWER started", "info", {"call_sid": s.call_id, "item_id": msg.item_id})]
         if isinstance(msg, RtResponseDone):
             if s.active_response == msg.response_id:
                 s.active_response = ""
@@ -88,14 +105,17 @@ class RealtimeBridgeCore:
                 c.responses_cancelled += 1
             return self._answer_pending()
         if isinstance(msg, AnswerRequest):
+            if self.preempt.covers(msg.item_id):
+                return self.preempt.release(now)
+            out_pre: list[object] = [] if self.preempt.idle else self._discard_preempt(now)
             if msg.after_cut:
                 s.awaiting_cut = True
             if s.active_response or s.awaiting_cut:
                 s.pending_answer = msg.item_id
                 c.answers_deferred += 1
-                return [LogLine("ANSWER_DEFERRED", "info", {"call_sid": s.call_id, "item_id": msg.item_id})]
+                return out_pre + [LogLine("ANSWER_DEFERRED", "info", {"call_sid": s.call_id, "item_id": msg.item_id})]
             c.responses_requested += 1
-            return [self._out(RtResponseCreate())]
+            return out_pre + [self._out(RtResponseCreate())]
         if isinstance(msg, PlayoutCut):
             out: list[object] = []
             s.awaiting_cut = False
@@ -112,7 +132,8 @@ class RealtimeBridgeCore:
             return out + self._answer_pending()
         if isinstance(msg, DeleteItem):
             c.items_deleted += 1
-            return [self._out(RtItemDelete(msg.item_id))]
+            discarded = self._discard_preempt(now) if self.preempt.covers(msg.item_id) else []
+            return discarded + [self._out(RtItemDelete(msg.item_id))]
         if isinstance(msg, RtAssistantTranscriptDone):
             return [LogLine("AI_SAID", "info", {"call_sid": s.call_id, "text": msg.transcript})]
         if isinstance(msg, RtError):
@@ -124,6 +145,11 @@ class RealtimeBridgeCore:
             return [LogLine("REALTIME_DECODE_ERROR", "warning", {"call_sid": s.call_id, "reason": msg.reason})]
         return []
 
+    def _discard_preempt(self, now: float) -> list[object]:
+        events, internal = self.preempt.discard(self.s.active_response, now)
+        return [self._out(e) for e in events] + internal + [
+            LogLine("PREEMPTIVE_ANSWER discarded", "info", {"call_sid": self.s.call_id})]
+
     def _answer_pending(self) -> list[object]:
         s = self.s
         if s.pending_answer and not s.active_response and not s.awaiting_cut:
@@ -133,7 +159,9 @@ class RealtimeBridgeCore:
         return []
 
     def counters(self) -> dict[str, int]:
-        return msgspec.structs.asdict(self.s.counters)
+        p = self.s.preempt
+        return {**msgspec.structs.asdict(self.s.counters), "preemptive_requested": p.requested,
+                "preemptive_used": p.used, "preemptive_discarded": p.discarded}
 
     def series(self) -> dict[str, list[int]]:
         return {"truncate_audio_end_ms": list(self.s.truncate_audio_end_ms)}

@@ -21,7 +21,7 @@ import msgspec
 
 from actors.messages import (
     AnswerRequest, BargeInSettings, CallerLevel, CutPlayout, DeleteItem, DuckPlayout, LogLine, PausePlayout,
-    PlayoutChanged, ResponseFinished, RestorePlayout, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone,
+    PlayoutChanged, PreemptiveAnswer, ResponseFinished, RestorePlayout, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone,
     RtTranscriptFailed, Tick,
 )
 from prompts.classifier import Lexicon, TurnLabel, classify
@@ -137,6 +137,8 @@ class BargeInJudgeCore:
             span = s.speech.get(msg.item_id)
             if span is not None:
                 span.end_ms, span.stopped_at = msg.audio_end_ms, now
+            if self.cfg.preemptive_answer and s.phase is JudgePhase.AI_SILENT:
+                return [PreemptiveAnswer(msg.item_id, now)]
             return []
         if isinstance(msg, RtTranscriptDone):
             return self._transcript(msg.item_id, msg.transcript, now, failed=False)

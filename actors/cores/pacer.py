@@ -27,7 +27,8 @@ from actors.cores.framing import CutFrame, Reframer, ReframerState
 from actors.cores.playout import PlayoutClock, PlayoutState
 from actors.cores.ulaw import gain_table
 from actors.messages import (
-    CollectCounters, CutPlayout, DuckPlayout, PausePlayout, RestorePlayout, LogLine, PlayoutChanged, PlayoutCut, ResponseFinished, RtAudioDelta, RtAudioDone,
+    CollectCounters, CutPlayout, DiscardAudio, DuckPlayout, HoldAudio, PausePlayout, ReleaseAudio,
+    RestorePlayout, LogLine, PlayoutChanged, PlayoutCut, ResponseFinished, RtAudioDelta, RtAudioDone,
     RtResponseDone, Tick, ToTwilio, TwClear, TwilioMarkIn, TwilioOutEvent, TwMark,
     TwMarkBody, TwMedia, TwMediaBody,
 )
@@ -63,6 +64,8 @@ class PacerState(msgspec.Struct):
     status_sent: int = 0
     duck_gain_db: float = 0.0
     paused: bool = False
+    held_responses: list[str] = msgspec.field(default_factory=list)
+    held: list[CutFrame] = msgspec.field(default_factory=list)
 
 
 class TxPacerCore:
@@ -97,6 +100,14 @@ class TxPacerCore:
             return self._mark_echo(msg.name, now)
         if isinstance(msg, CutPlayout):
             return self._cut(msg.reason, now)
+        if isinstance(msg, HoldAudio):
+            if msg.response_id not in self.s.held_responses:
+                self.s.held_responses.append(msg.response_id)
+            return []
+        if isinstance(msg, ReleaseAudio):
+            return self._release(msg.response_id, keep=True)
+        if isinstance(msg, DiscardAudio):
+            return self._release(msg.response_id, keep=False)
         if isinstance(msg, DuckPlayout):
             self.s.duck_gain_db = msg.gain_db
             self.gain = gain_table(msg.gain_db) if msg.gain_db else None
@@ -128,9 +139,30 @@ class TxPacerCore:
         return self._enqueue(self.reframer.push(msg.response_id, msg.item_id, msg.audio))
 
     def _enqueue(self, frames: list[CutFrame]) -> list[object]:
+        if self.s.held_responses:
+            held = [f for f in frames if f.response_id in self.s.held_responses]
+            if held:
+                self.s.held.extend(held)
+                frames = [f for f in frames if f.response_id not in self.s.held_responses]
         self.queue.extend(frames)
         self.s.counters.frames_enqueued += sum(1 for f in frames if f.payload)
         return []
+
+    def _release(self, response_id: str, keep: bool) -> list[object]:
+        s = self.s
+        if response_id in s.held_responses:
+            s.held_responses.remove(response_id)
+        mine = [f for f in s.held if f.response_id == response_id]
+        s.held = [f for f in s.held if f.response_id != response_id]
+        if keep:
+            self.queue.extend(mine)
+            return []
+        s.counters.frames_flushed += sum(1 for f in mine if f.payload)
+        self.reframer.drop(response_id)
+        if response_id not in s.cut_responses:
+            s.cut_responses.append(response_id)
+        return [LogLine("TX_DISCARD held answer", "info", {"call_sid": s.call_id, "response_id": response_id,
+                                                             "frames": len(mine)})]
 
     # ------------------------------------------------------------------ the clock
     def _tick(self, now: float) -> list[object]:

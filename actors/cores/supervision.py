@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 
 from actors.messages import (
-    AnswerRequest, CallerLevel, CounterReport, DeleteItem, DuckPlayout, PausePlayout, RestorePlayout, CutPlayout, PlayoutChanged, PlayoutCut, ResponseFinished,
+    DiscardAudio, HoldAudio, PreemptiveAnswer, ReleaseAudio, RtOutputItemAdded, AnswerRequest, CallerLevel, CounterReport, DeleteItem, DuckPlayout, PausePlayout, RestorePlayout, CutPlayout, PlayoutChanged, PlayoutCut, ResponseFinished,
     RtAssistantTranscriptDone, RtAudioDelta, RtAudioDone, RtError, RtResponseCreated, RtResponseDone,
     RtSessionUpdated, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone, RtTranscriptFailed, Tick,
     TwilioDtmfIn, TwilioMarkIn, TwilioMediaIn, WireDecodeError,
@@ -58,6 +58,11 @@ ROUTES: dict[type, tuple[str, ...]] = {
     PausePlayout: ("pacer",),
     RestorePlayout: ("pacer",),
     DeleteItem: ("bridge",),
+    PreemptiveAnswer: ("bridge",),
+    RtOutputItemAdded: ("bridge",),
+    HoldAudio: ("pacer",),
+    ReleaseAudio: ("pacer",),
+    DiscardAudio: ("pacer",),
     ResponseFinished: ("judge",),
     CutPlayout: ("pacer",),
     PlayoutCut: ("bridge", "judge"),
