@@ -12,10 +12,10 @@ gateway only has to `msgspec.json.encode` them.
 """
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Annotated, Literal, Union
 
 import msgspec
-from msgspec import Struct, field
+from msgspec import Meta, Struct, field
 
 # ----------------------------------------------------------------------------- settings
 
@@ -38,9 +38,9 @@ class TxSettings(Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class VadSettings(Struct, frozen=True, forbid_unknown_fields=True):
-    threshold: float = 0.4
-    prefix_padding_ms: int = 300
-    silence_duration_ms: int = 600
+    threshold: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.4
+    prefix_padding_ms: Annotated[int, Meta(ge=0, le=2000)] = 300
+    silence_duration_ms: Annotated[int, Meta(ge=100, le=5000)] = 600
 
 
 class RealtimeSettings(Struct, frozen=True, forbid_unknown_fields=True):
@@ -53,13 +53,13 @@ class RealtimeSettings(Struct, frozen=True, forbid_unknown_fields=True):
 
 class BargeInSettings(Struct, frozen=True, forbid_unknown_fields=True):
     enabled: bool = True
-    candidate_ms: int = 240  # caller energy above the floor this long while the AI speaks → candidate
-    confirm_after_ms: int = 1000  # a candidate still speaking this long after onset is a real interruption
-    energy_delta_db: float = 9.0  # "above the floor" means floor + this
+    candidate_ms: Annotated[int, Meta(ge=60, le=2000)] = 240  # caller energy above the floor this long while the AI speaks → candidate
+    confirm_after_ms: Annotated[int, Meta(ge=200, le=10000)] = 1000  # a candidate still speaking this long after onset is a real interruption
+    energy_delta_db: Annotated[float, Meta(ge=1.0, le=40.0)] = 9.0  # "above the floor" means floor + this
     floor_init_db: float = 40.0
     floor_min_db: float = 30.0
     candidate_action: Literal["duck", "pause", "none"] = "duck"
-    duck_gain_db: float = -12.0
+    duck_gain_db: Annotated[float, Meta(ge=-40.0, le=0.0)] = -12.0
     candidate_timeout_ms: int = 1500  # no server speech and quiet this long → restore
     transcript_timeout_ms: int = 4000  # speech stopped but no transcript this long → restore
     long_speech_ms: int = 700  # an empty transcript of speech at least this long fails open (a turn)

@@ -43,6 +43,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 async def _business(args: argparse.Namespace) -> int:
+    from gateway.overrides import check_business
     from storage.businesses import BusinessError, import_business_file, list_businesses
     from storage.db import create_schema, make_engine, session_factory
 
@@ -54,7 +55,7 @@ async def _business(args: argparse.Namespace) -> int:
         if args.business_cmd == "import":
             for file in args.files:
                 try:
-                    spec = await import_business_file(sessions, Path(file))
+                    spec = await import_business_file(sessions, Path(file), check_business)
                 except BusinessError as exc:
                     print(f"error: {exc}", file=sys.stderr)
                     return 2

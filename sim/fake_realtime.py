@@ -192,6 +192,7 @@ class _Session:
             self.in_speech, self.voiced_run = False, 0
             item_id = self.speech_item
             self.conn.speech[-1]["end_ms"] = end_ms
+            self.conn.speech[-1]["stopped_at"] = time.monotonic()
             await self.send({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": end_ms, "item_id": item_id})
             await self.send({"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": None})
             text = self.script.transcripts[self.turn] if self.turn < len(self.script.transcripts) else ""

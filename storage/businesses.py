@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
+from typing import Any, Callable
 
 import msgspec
 from sqlalchemy import delete, select
@@ -29,6 +30,10 @@ class BusinessSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     prompt: str = ""
     voice: str = ""
     active: bool = True
+    fillers: list[str] = []  # lexicon additions: sounds this business's callers make that mean nothing
+    short_words: list[str] = []  # lexicon additions: short words that are always real turns
+    barge_in: dict[str, Any] = {}  # overrides of config.toml [barge_in], checked by the gateway
+    vad: dict[str, Any] = {}  # overrides of config.toml [vad]
 
 
 class BusinessFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -46,6 +51,9 @@ class BusinessView(msgspec.Struct, frozen=True):
     voice: str
     active: bool
     phone_numbers: list[str]
+    fillers: list[str] = []
+    short_words: list[str] = []
+    overrides: dict[str, dict[str, Any]] = {}
 
 
 def parse_business(text: str, source: str = "<business file>") -> BusinessSpec:
@@ -89,17 +97,27 @@ async def upsert_business(sessions: async_sessionmaker[AsyncSession], spec: Busi
             session.add(row)
         row.name, row.language, row.greeting = spec.name, spec.language, spec.greeting
         row.prompt, row.voice, row.active = spec.prompt, spec.voice, spec.active
+        row.fillers, row.short_words = list(spec.fillers), list(spec.short_words)
+        row.overrides = {k: v for k, v in (("barge_in", spec.barge_in), ("vad", spec.vad)) if v}
         await session.execute(delete(PhoneNumber).where(PhoneNumber.business_id == spec.id))
         await session.flush()
         session.add_all(PhoneNumber(e164=n, business_id=spec.id) for n in spec.phone_numbers)
 
 
-async def import_business_file(sessions: async_sessionmaker[AsyncSession], path: Path) -> BusinessSpec:
+OverrideCheck = Callable[[BusinessSpec], list[str]]
+
+
+async def import_business_file(sessions: async_sessionmaker[AsyncSession], path: Path,
+                               check: OverrideCheck | None = None) -> BusinessSpec:
+    """Parse, validate (the caller checks the setting overrides it knows), then upsert in one transaction."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise BusinessError(f"{path}: cannot read: {exc.strerror}") from exc
     spec = parse_business(text, str(path))
+    problems = check(spec) if check else []
+    if problems:
+        raise BusinessError(f"{path}: " + "; ".join(problems))
     await upsert_business(sessions, spec)
     return spec
 
@@ -112,7 +130,8 @@ async def get_business(sessions: async_sessionmaker[AsyncSession], business_id: 
         numbers = (await session.execute(select(PhoneNumber.e164).where(
             PhoneNumber.business_id == business_id).order_by(PhoneNumber.e164))).scalars().all()
         return BusinessView(row.id, row.name, row.language, row.greeting, row.prompt, row.voice, row.active,
-                            list(numbers))
+                            list(numbers), list(row.fillers or []), list(row.short_words or []),
+                            dict(row.overrides or {}))
 
 
 async def list_businesses(sessions: async_sessionmaker[AsyncSession]) -> list[BusinessView]:

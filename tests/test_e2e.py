@@ -71,8 +71,15 @@ async def test_a_whole_demo_call(tmp_path: Path) -> None:
     played_ms = report.turns[1][2] * 20
     assert truncate["item_id"] == conn.responses[1]["item_id"]
     assert abs(truncate["audio_end_ms"] - played_ms) <= 40, (truncate["audio_end_ms"], played_ms)
-    # the cut came after the "לא", not after the filler
-    assert report.clears[0] > report.said_at["לא over the AI"][0]
+    # the filler over the AI cut nothing: no clear, cancel or truncate, and the AI kept playing
+    filler_at, no_at = report.said_at["filler over the AI"][0], report.said_at["לא over the AI"][0]
+    t0 = report.t0
+    assert not [e for t, e in conn.events if filler_at <= t - t0 < no_at
+                and e["type"] in ("response.cancel", "conversation.item.truncate")]
+    assert not [c for c in report.clears if filler_at <= c < no_at]
+    assert report.turns[1][0] < filler_at and report.turns[1][1] > no_at  # one unbroken AI turn
+    # the real "לא" cut it
+    assert report.clears[0] > no_at
     # the greeting was requested once, and played once, first
     greetings = [r for r in conn.responses if r["instructions"]]
     assert len(greetings) == 1 and "שלום, הגעתם למוסך הדגמה" in greetings[0]["instructions"]

@@ -1,0 +1,39 @@
+"""Per-business overrides of config.toml settings: checked against the known keys and ranges at
+import, merged over the file's settings at call start. Storage keeps them as plain JSON."""
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+
+from actors.messages import BargeInSettings, VadSettings
+from storage.businesses import BusinessSpec, BusinessView
+
+SECTIONS: dict[str, type[msgspec.Struct]] = {"barge_in": BargeInSettings, "vad": VadSettings}
+S = TypeVar("S", bound=msgspec.Struct)
+
+
+def merged(base: S, overrides: dict[str, Any]) -> S:
+    if not overrides:
+        return base
+    return msgspec.convert({**msgspec.to_builtins(base), **overrides}, type(base))
+
+
+def check_business(spec: BusinessSpec) -> list[str]:
+    problems = []
+    for section, values in (("barge_in", spec.barge_in), ("vad", spec.vad)):
+        try:
+            msgspec.convert(values, SECTIONS[section])
+        except msgspec.ValidationError as exc:
+            problems.append(f"business.{section}: {exc}")
+    return problems
+
+
+def barge_in_for(base: BargeInSettings, business: BusinessView) -> BargeInSettings:
+    settings = merged(base, business.overrides.get("barge_in", {}))
+    return msgspec.structs.replace(settings, language_fillers=tuple(business.fillers),
+                                   language_short_words=tuple(business.short_words))
+
+
+def vad_for(base: VadSettings, business: BusinessView) -> VadSettings:
+    return merged(base, business.overrides.get("vad", {}))
