@@ -36,6 +36,7 @@ class CallIO:
         self.restarts = 0
         self.tasks: list[asyncio.Task[None]] = []
         self.rt_conn: Any = None
+        self.rt_writer: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ CallSink
     def to_twilio(self, events: tuple[TwilioOutEvent, ...]) -> None:
@@ -80,6 +81,7 @@ class CallIO:
         self.rt_conn = conn
         log.info("REALTIME_CONNECTED", call_sid=self.call_id, connect_ms=round((loop.time() - self.opened_at) * 1000))
         writer = asyncio.create_task(self._realtime_writer(conn))
+        self.rt_writer = writer
         try:
             tell = self.app.engine.tell
             while True:
@@ -109,6 +111,11 @@ class CallIO:
 
     async def close(self) -> None:
         """After the summary: let queued writes finish briefly, then close both sockets."""
+        if self.rt_writer is not None and not self.rt_writer.done():
+            try:  # the caller's last frames are still queued behind None: deliver them before closing
+                await asyncio.wait_for(asyncio.shield(self.rt_writer), 2.0)
+            except (asyncio.TimeoutError, asyncio.CancelledError, ConnectionClosed):
+                pass
         if self.rt_conn is not None:
             try:
                 await self.rt_conn.close()

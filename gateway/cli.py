@@ -69,6 +69,13 @@ async def _business(args: argparse.Namespace) -> int:
         await db.dispose()
 
 
+def _worker_main(options: dict[str, object], index: int) -> int:
+    args = argparse.Namespace(**options)
+    configure_logging(str(args.log_level))
+    structlog.contextvars.bind_contextvars(worker=index)
+    return asyncio.run(_serve(args))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kolbridge", description="Twilio ⇄ OpenAI Realtime phone bridge")
     parser.add_argument("--log-level", default="info")
@@ -78,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--config", default=None)
     serve.add_argument("--reuse-port", action="store_true", help="bind with SO_REUSEPORT (several workers)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (SO_REUSEPORT)")
     demo = sub.add_parser("demo", help="play a whole Hebrew call offline and print its metrics")
     demo.add_argument("--config", default=None)
     business = sub.add_parser("business", help="manage businesses")
@@ -108,6 +116,12 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level)
     try:
         if args.cmd == "serve":
+            if args.workers > 1:
+                from functools import partial
+
+                from gateway.workers import run_workers
+                args.reuse_port = True
+                return run_workers(args.workers, partial(_worker_main, vars(args)))
             return asyncio.run(_serve(args))
         if args.cmd == "demo":
             from gateway.demo import main_demo

@@ -49,6 +49,8 @@ class CallReport:
     timeline: list[tuple[float, str]] = field(default_factory=list)
     said_at: dict[str, tuple[float, float]] = field(default_factory=dict)  # label -> (start, end)
     close_code: int | None = None
+    send_times: list[float] = field(default_factory=list)  # monotonic time of every caller frame sent
+    odd_sized_payloads: int = 0  # media payloads that were not exactly one 20 ms frame
     waits_timed_out: int = 0
     t0: float = 0.0
 
@@ -64,7 +66,9 @@ class CallReport:
 class EmulatedCall:
     def __init__(self, url: str, business_id: str, call_sid: str, script: list[Step], *,
                  noise_level: float = 120.0, turn_gap_ms: int = 600, skip_lead_ms: int = 120,
-                 headers: dict[str, str] | None = None, seed: int = 7, wait_timeout_s: float = 30.0) -> None:
+                 headers: dict[str, str] | None = None, seed: int = 7, wait_timeout_s: float = 30.0,
+                 max_seconds: float | None = None) -> None:
+        self.max_seconds = max_seconds
         self.wait_timeout_s = wait_timeout_s
         self.url, self.business_id, self.call_sid, self.script = url, business_id, call_sid, script
         self.noise_level, self.turn_gap_s, self.skip_lead_s = noise_level, turn_gap_ms / 1000, skip_lead_ms / 1000
@@ -114,7 +118,10 @@ class EmulatedCall:
             tasks = [asyncio.create_task(self._sender()), asyncio.create_task(self._receiver(ws)),
                      asyncio.create_task(self._player())]
             try:
-                await self._run_script()
+                try:
+                    await asyncio.wait_for(self._run_script(), self.max_seconds)
+                except asyncio.TimeoutError:
+                    await self._hangup()  # the call's time is up, wherever the script was
             finally:
                 self.hung_up.set()
                 for task in tasks:
@@ -150,12 +157,15 @@ class EmulatedCall:
             elif step.kind == "pause":
                 await asyncio.sleep(float(step.value))
             elif step.kind == "hangup":
-                self.stopping = True
-                await self._send({"event": "stop", "streamSid": self.stream_sid,
-                                  "stop": {"accountSid": "AC" + "0" * 32, "callSid": self.call_sid}})
-                self.note("caller hangs up")
-                await asyncio.sleep(0.05)
+                await self._hangup()
                 return
+
+    async def _hangup(self) -> None:
+        self.stopping = True
+        await self._send({"event": "stop", "streamSid": self.stream_sid,
+                          "stop": {"accountSid": "AC" + "0" * 32, "callSid": self.call_sid}})
+        self.note("caller hangs up")
+        await asyncio.sleep(0.05)
 
     async def _sender(self) -> None:
         t0 = self.now()
@@ -167,6 +177,7 @@ class EmulatedCall:
                 frame = noise_frame(self.rng, self.noise_level)
             self.report.frames_sent += 1
             self.report.caller_audio.extend(frame)
+            self.report.send_times.append(self.now())
             await self._send({"event": "media", "streamSid": self.stream_sid, "media": {
                 "track": "inbound", "chunk": str(k + 1), "timestamp": str(k * 20),
                 "payload": base64.b64encode(frame).decode("ascii")}})
@@ -183,17 +194,10 @@ class EmulatedCall:
                 now = self.now()
                 if kind == "media":
                     payload = base64.b64decode(event["media"]["payload"])
-                    assert len(payload) == FRAME_BYTES, f"frame of {len(payload)} bytes"
-                    self.report.frames_received += 1
-                    self.report.received_audio.extend(payload)
-                    self.report.arrivals.append(now)
-                    if not self.buffer and self.playing_since is None:
-                        self.run_start = now
-                    elif self.run_start is not None and now - self.run_start > self.skip_lead_s \
-                            and self.last_arrival is not None:
-                        self.report.run_gaps_ms.append(abs((now - self.last_arrival) * 1000 - 20.0))
-                    self.last_arrival = now
-                    self.buffer.append(("frame", payload))
+                    if len(payload) != FRAME_BYTES:
+                        self.report.odd_sized_payloads += 1  # Twilio plays any size; we account per 20 ms
+                    for frame in frames_of(payload):
+                        self._frame_arrived(frame, now)
                 elif kind == "mark":
                     self.report.marks_received += 1
                     name = event["mark"]["name"]
@@ -219,6 +223,17 @@ class EmulatedCall:
             pass
         finally:
             self.hung_up.set()
+
+    def _frame_arrived(self, payload: bytes, now: float) -> None:
+        self.report.frames_received += 1
+        self.report.received_audio.extend(payload)
+        self.report.arrivals.append(now)
+        if not self.buffer and self.playing_since is None:
+            self.run_start = now
+        elif self.run_start is not None and now - self.run_start > self.skip_lead_s and self.last_arrival is not None:
+            self.report.run_gaps_ms.append(abs((now - self.last_arrival) * 1000 - 20.0))
+        self.last_arrival = now
+        self.buffer.append(("frame", payload))
 
     async def _echo(self, name: str) -> None:
         self.report.marks_echoed += 1

@@ -19,6 +19,7 @@ from actors.messages import (
 )
 
 ROLES = ("rx", "bridge", "pacer", "judge", "metrics")
+JUDGE_TICK_EVERY = 5
 
 
 class CallPhase(enum.Enum):
@@ -38,7 +39,7 @@ PHASE_TRANSITIONS: dict[tuple[CallPhase, str], CallPhase] = {
 ROUTES: dict[type, tuple[str, ...]] = {
     TwilioMediaIn: ("rx",),
     TwilioDtmfIn: ("rx",),
-    Tick: ("pacer", "judge"),
+    Tick: ("pacer",),  # and every JUDGE_TICK_EVERY-th tick to the judge (its timeouts need 100 ms, not 20)
     TwilioMarkIn: ("pacer",),
     RtAudioDelta: ("pacer",),
     RtAudioDone: ("pacer",),
@@ -84,6 +85,7 @@ class SupervisionCore:
         self.snapshots: dict[str, bytes] = {}
         self.restarts: dict[str, int] = {role: 0 for role in ROLES}
         self.poisoned = 0
+        self.ticks = 0
 
     def go(self, event: str) -> bool:
         nxt = PHASE_TRANSITIONS.get((self.phase, event))
@@ -95,6 +97,10 @@ class SupervisionCore:
     def route(self, msg: object) -> list[str]:
         """Roles that get `msg` now; roles being restarted buffer it for replay."""
         roles = routes_for(msg)
+        if type(msg) is Tick:
+            self.ticks += 1
+            if self.ticks % JUDGE_TICK_EVERY == 0:
+                roles = ("pacer", "judge")
         if not self.restarting:
             return list(roles)
         now_roles = []

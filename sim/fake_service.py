@@ -1,0 +1,60 @@
+"""Run the fake Realtime service as its own process (benchmarks):
+
+    python -m sim.fake_service --port 9100 --stats-out stats.json
+
+It answers every caller turn with the long Hebrew answer clip, streamed 1.5× faster than real time,
+and on SIGTERM/SIGINT writes per-connection statistics (frames appended and their arrival times,
+truncations, response statuses) as JSON.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import signal
+from pathlib import Path
+
+from sim.audio import clip_text, load_clip
+from sim.fake_realtime import FakeRealtime, FakeScript
+
+
+def bench_script() -> FakeScript:
+    return FakeScript(transcripts=[clip_text("question"), "אממ", "לא", clip_text("question")] * 4,
+                      responses=[(load_clip("greeting"), clip_text("greeting")),
+                                 (load_clip("long_answer"), clip_text("long_answer"))],
+                      speed=1.5)
+
+
+def stats(fake: FakeRealtime) -> list[dict[str, object]]:
+    out = []
+    for conn in fake.connections:
+        appends = [t for t, e in conn.events if e.get("type") == "input_audio_buffer.append"]
+        out.append({"first_frame": bytes(conn.appended[:160]).hex(), "frames": len(conn.appended) // 160,
+                    "append_times": appends, "truncations": conn.truncations,
+                    "responses": [r["status"] for r in conn.responses], "errors": len(conn.errors_sent)})
+    return out
+
+
+async def amain(port: int, stats_out: Path | None) -> None:
+    fake = await FakeRealtime(bench_script()).start(port=port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"fake realtime listening on {fake.url}", flush=True)
+    await stop.wait()
+    if stats_out is not None:
+        stats_out.write_text(json.dumps(stats(fake)))
+    await fake.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=9100)
+    parser.add_argument("--stats-out", type=Path, default=None)
+    args = parser.parse_args()
+    asyncio.run(amain(args.port, args.stats_out))
+
+
+if __name__ == "__main__":
+    main()
