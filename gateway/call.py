@@ -101,9 +101,17 @@ class CallIO:
             await self.app.end_call(self, reason)
 
     async def _realtime_writer(self, conn: Any) -> None:
+        # The SDK's send_raw adds a reconnect queue and task bookkeeping per message (we do not enable
+        # its reconnects: a dropped Realtime socket ends the call); its websockets connection is used
+        # directly when the SDK exposes it, so each caller frame costs one websockets send.
+        raw_ws = getattr(conn, "_connection", None)
+        send = raw_ws.send if raw_ws is not None and hasattr(raw_ws, "send") else None
         try:
             while (data := await self.rt_out.get()) is not None:
-                await conn.send_raw(data.decode("utf-8"))
+                if send is not None:
+                    await send(data, text=True)
+                else:
+                    await conn.send_raw(data.decode("utf-8"))
         except ConnectionClosed:
             pass
 

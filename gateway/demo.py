@@ -7,11 +7,13 @@ question → answer → goodbye → hang-up; prints a timeline and the call's CA
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
+import msgspec
 import structlog
 import tempfile
 from pathlib import Path
-from collections.abc import MutableMapping
+from collections.abc import AsyncIterator, MutableMapping
 from typing import Any
 
 from gateway.app import App
@@ -52,37 +54,54 @@ def demo_steps() -> list[Step]:
             Step("wait_turns", 5), Step("hangup")]
 
 
-async def run_demo_call(file_config: FileConfig, workdir: Path, steps: list[Step] | None = None,
-                        script: FakeScript | None = None, business_toml: str = DEMO_BUSINESS,
-                        env: dict[str, str] | None = None) -> tuple[CallReport, App, FakeRealtime]:
+class OfflineStack(msgspec.Struct):
+    app: App
+    fake: FakeRealtime
+    port: int
+
+    @property
+    def stream_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/media-stream"
+
+
+@contextlib.asynccontextmanager
+async def offline_stack(file_config: FileConfig, workdir: Path, script: FakeScript | None = None,
+                        business_toml: str = DEMO_BUSINESS, env: dict[str, str] | None = None,
+                        db_name: str = "demo.db") -> AsyncIterator[OfflineStack]:
+    """The product on loopback against the fake Realtime service, with one business in SQLite."""
     fake = await FakeRealtime(script or demo_script()).start()
-    environ = {"KOLBRIDGE_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / 'demo.db'}",
+    environ = {"KOLBRIDGE_DATABASE_URL": f"sqlite+aiosqlite:///{workdir / db_name}",
                "KOLBRIDGE_REALTIME_URL": fake.url, "OPENAI_API_KEY": "sk-offline-demo", **(env or {})}
     config = AppConfig(file_config, load_env(environ), "demo")
     db = make_engine(config.env.database_url)
     await create_schema(db)
     sessions = session_factory(db)
-    spec = parse_business(business_toml, "demo business")
-    await upsert_business(sessions, spec)
+    await upsert_business(sessions, parse_business(business_toml, "demo business"))
     app = App(config, db, sessions)
     app.start()
     server = await start_server(app, "127.0.0.1", 0)
-    port = list(server.sockets)[0].getsockname()[1] if server.sockets else 0
     try:
-        call = EmulatedCall(f"ws://127.0.0.1:{port}/media-stream", spec.id, "CA" + "d" * 32,
-                            steps or demo_steps())
-        report = await asyncio.wait_for(call.run(), 120)
-        for _ in range(200):
-            if not app.calls:
-                break
-            await asyncio.sleep(0.01)
+        yield OfflineStack(app, fake, list(server.sockets)[0].getsockname()[1])
     finally:
         server.close()
         await server.wait_closed()
         await app.shutdown()
         await fake.stop()
         await db.dispose()
-    return report, app, fake
+
+
+async def run_demo_call(file_config: FileConfig, workdir: Path, steps: list[Step] | None = None,
+                        script: FakeScript | None = None, business_toml: str = DEMO_BUSINESS,
+                        env: dict[str, str] | None = None) -> tuple[CallReport, App, FakeRealtime]:
+    async with offline_stack(file_config, workdir, script, business_toml, env) as stack:
+        business_id = parse_business(business_toml).id
+        call = EmulatedCall(stack.stream_url, business_id, "CA" + "d" * 32, steps or demo_steps())
+        report = await asyncio.wait_for(call.run(), 120)
+        for _ in range(200):
+            if not stack.app.calls:
+                break
+            await asyncio.sleep(0.01)
+    return report, stack.app, stack.fake
 
 
 DECISIONS = {"[BARGE-IN] candidate": "kolbridge: caller energy over the AI → candidate, AI ducked",
