@@ -112,9 +112,13 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path) -> dict[s
     gen = subprocess.Popen([py, "-m", "sim.loadgen", "--url", f"ws://127.0.0.1:{port}/media-stream", "--calls",
                             str(k), "--duration", str(args.duration), "--ramp", str(args.ramp), "--out",
                             str(work / "gen.json")], cwd=ROOT, env=env)
-    peak_rss = 0.0
+    peak_rss, rss_samples, next_sample = 0.0, [], t0
     while gen.poll() is None:
-        peak_rss = max(peak_rss, rss_mb(family(server.pid)))
+        rss = rss_mb(family(server.pid))
+        peak_rss = max(peak_rss, rss)
+        if time.monotonic() >= next_sample:
+            rss_samples.append((round(time.monotonic() - t0), round(rss, 1)))
+            next_sample += args.rss_every
         time.sleep(1.0)
     wall = time.monotonic() - t0
     server_cpu, fake_cpu = cpu_s(family(server.pid)) - c0_server, cpu_s(fpids) - c0_fake
@@ -151,6 +155,7 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path) -> dict[s
         "server_cpu_core": server_cpu / wall,
         "ticker_p99_ms": max((t.get("p99_ms", 0.0) for t in ticker), default=float("nan")),
         "ticker_max_ms": max((t.get("max_ms", 0.0) for t in ticker), default=float("nan")),
+        "rss_samples": rss_samples,
     }
 
 
@@ -173,6 +178,24 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {pkgs}"
 
 
+def soak(args: argparse.Namespace) -> None:
+    """One long run: K calls back to back for `soak` seconds (each call lasts `duration`, the generator
+    keeps K up), the server's RSS sampled every `rss_every` seconds; reports growth."""
+    args.duration = args.soak
+    with tempfile.TemporaryDirectory() as tmp:
+        row = run_one("kolbridge", args.calls, args, Path(tmp))
+    samples = row["rss_samples"]
+    growth = samples[-1][1] - samples[1][1] if len(samples) > 2 else 0.0
+    lines = [f"# Soak: {args.calls} calls for {args.soak:g} s\n", f"Machine: {machine()}\n",
+             "| t (s) | server RSS (MB) |", "|---|---|"] + [f"| {t} | {mb} |" for t, mb in samples] + [
+             "", f"RSS growth after the first minute: {growth:+.1f} MB; underruns {row['underruns']}, "
+             f"frames sent {row['frames_sent']}, reached {row['frames_reached']}, CPU per call-second "
+             f"{row['cpu_ms_per_call_s']:.2f} ms"]
+    text = "\n".join(lines) + "\n"
+    Path(args.out).write_text(text)
+    print(text)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sweep", default="10,50,100")
@@ -181,7 +204,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--systems", default="kolbridge,baseline")
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
+    parser.add_argument("--soak", type=float, default=0.0, help="seconds: one long run of --calls calls, RSS each minute")
+    parser.add_argument("--calls", type=int, default=50)
+    parser.add_argument("--rss-every", type=float, default=60.0)
     args = parser.parse_args()
+    if args.soak:
+        soak(args)
+        return
     rows: list[dict[str, Any]] = []
     broken: set[str] = set()
     for k in [int(x) for x in args.sweep.split(",")]:
