@@ -3,8 +3,9 @@
 Twilio: the gateway reads the stream's WebSocket; what the TxPacer decided goes out through one
 writer task in the order decided. Realtime: one connection through the openai SDK
 (`client.realtime.connect`, any `websocket_base_url`); events are read raw and decoded with msgspec,
-client events are sent pre-encoded with `send_raw`. Client events produced before the connection is
-open (session.update first, then caller audio) wait in order in the outgoing queue — none is dropped.
+client events are written pre-encoded on its websockets connection (wswrite.OrderedWriter). Client
+events produced before the connection is open (session.update first, then caller audio) wait in order
+in the writer's queue — none is dropped.
 """
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from websockets.exceptions import ConnectionClosed
 
 from actors.messages import CallSettings, CallSummary, ChildRestarted, EndCall, RealtimeOutEvent, TwilioOutEvent
 from gateway.wire import decode_realtime, encode_realtime, encode_twilio
+from gateway.wswrite import OrderedWriter
 
 if TYPE_CHECKING:
     from gateway.app import App
@@ -29,44 +31,34 @@ class CallIO:
         self.ws = ws
         self.settings = settings
         self.call_id = settings.call_id
-        self.tw_out: asyncio.Queue[bytes | None] = asyncio.Queue()
-        self.rt_out: asyncio.Queue[bytes | None] = asyncio.Queue()
+        self.tw_out = OrderedWriter(f"tw-out-{self.call_id}")
+        self.rt_out = OrderedWriter(f"rt-out-{self.call_id}")
         self.summary: CallSummary | None = None
         self.ended = asyncio.Event()
         self.restarts = 0
         self.tasks: list[asyncio.Task[None]] = []
         self.rt_conn: Any = None
-        self.rt_writer: asyncio.Task[None] | None = None
 
     # ------------------------------------------------------------------ CallSink
     def to_twilio(self, events: tuple[TwilioOutEvent, ...]) -> None:
-        put = self.tw_out.put_nowait
-        for event in events:
-            put(encode_twilio(event))
+        self.tw_out.write([encode_twilio(event) for event in events])
 
     def to_realtime(self, event: RealtimeOutEvent) -> None:
-        self.rt_out.put_nowait(encode_realtime(event))
+        self.rt_out.write((encode_realtime(event),))
 
     def call_ended(self, summary: CallSummary) -> None:
         self.summary = summary
         self.ended.set()
-        self.tw_out.put_nowait(None)
-        self.rt_out.put_nowait(None)
+        self.tw_out.close()
+        self.rt_out.close()
 
     def child_restarted(self, event: ChildRestarted) -> None:
         self.restarts += 1
 
     # ------------------------------------------------------------------ tasks
     def start(self) -> None:
-        self.tasks = [asyncio.create_task(self._twilio_writer(), name=f"tw-out-{self.call_id}"),
-                      asyncio.create_task(self._realtime(), name=f"rt-{self.call_id}")]
-
-    async def _twilio_writer(self) -> None:
-        try:
-            while (data := await self.tw_out.get()) is not None:
-                await self.ws.send(data, text=True)
-        except ConnectionClosed:
-            pass
+        self.tw_out.attach(self.ws)
+        self.tasks = [asyncio.create_task(self._realtime(), name=f"rt-{self.call_id}")]
 
     async def _realtime(self) -> None:
         loop = asyncio.get_running_loop()
@@ -80,8 +72,14 @@ class CallIO:
             return
         self.rt_conn = conn
         log.info("REALTIME_CONNECTED", call_sid=self.call_id, connect_ms=round((loop.time() - self.opened_at) * 1000))
-        writer = asyncio.create_task(self._realtime_writer(conn))
-        self.rt_writer = writer
+        # Writes go straight to the SDK's websockets connection: its send_raw adds a reconnect queue we
+        # do not use (a dropped Realtime socket ends the call) and a task hand-off per caller frame.
+        raw_ws = getattr(conn, "_connection", None)
+        if raw_ws is None or not hasattr(raw_ws, "protocol"):
+            log.error("REALTIME_SDK_UNSUPPORTED", call_sid=self.call_id)
+            await self.app.end_call(self, "realtime_sdk_unsupported")
+            return
+        self.rt_out.attach(raw_ws)
         try:
             tell = self.app.engine.tell
             while True:
@@ -95,42 +93,25 @@ class CallIO:
             reason = "realtime_error"
             log.error("REALTIME_READ_FAILED", call_sid=self.call_id, error=repr(exc)[:300])
         finally:
-            writer.cancel()
+            if self.rt_out.task is not None and self.ended.is_set() is False:
+                self.rt_out.task.cancel()
         if not self.ended.is_set():
             log.warning("REALTIME_CLOSED_MID_CALL", call_sid=self.call_id)
             await self.app.end_call(self, reason)
-
-    async def _realtime_writer(self, conn: Any) -> None:
-        # The SDK's send_raw adds a reconnect queue and task bookkeeping per message (we do not enable
-        # its reconnects: a dropped Realtime socket ends the call); its websockets connection is used
-        # directly when the SDK exposes it, so each caller frame costs one websockets send.
-        raw_ws = getattr(conn, "_connection", None)
-        send = raw_ws.send if raw_ws is not None and hasattr(raw_ws, "send") else None
-        try:
-            while (data := await self.rt_out.get()) is not None:
-                if send is not None:
-                    await send(data, text=True)
-                else:
-                    await conn.send_raw(data.decode("utf-8"))
-        except ConnectionClosed:
-            pass
 
     opened_at = 0.0
 
     async def close(self) -> None:
         """After the summary: let queued writes finish briefly, then close both sockets."""
-        if self.rt_writer is not None and not self.rt_writer.done():
-            try:  # the caller's last frames are still queued behind None: deliver them before closing
-                await asyncio.wait_for(asyncio.shield(self.rt_writer), 2.0)
-            except (asyncio.TimeoutError, asyncio.CancelledError, ConnectionClosed):
-                pass
+        await self.rt_out.finished(2.0)  # the caller's last frames may still be queued: deliver them first
+        await self.tw_out.finished(0.5)
         if self.rt_conn is not None:
             try:
                 await self.rt_conn.close()
             except Exception:  # noqa: BLE001
                 pass
-        for task in self.tasks:
-            if task is not asyncio.current_task():
+        for task in [*self.tasks, self.tw_out.task, self.rt_out.task]:
+            if task is not None and task is not asyncio.current_task():
                 task.cancel()
         try:
             await self.ws.close()
