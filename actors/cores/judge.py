@@ -152,13 +152,15 @@ class BargeInJudgeCore:
         s, cfg = self.s, self.cfg
         if not cfg.enabled or s.phase not in (JudgePhase.AI_SPEAKING, JudgePhase.CANDIDATE):
             return []
-        if msg.level_db > msg.floor_db + cfg.energy_delta_db:
-            if s.voiced_ms == 0:
-                s.onset_at = now
-            s.voiced_ms += 20
-            s.last_voice_at = now
-        else:
-            s.voiced_ms = max(0, s.voiced_ms - 20)
+        if msg.level_db <= msg.floor_db + cfg.energy_delta_db:
+            return []
+        # frames in between were quiet (TwilioRx sends only speech-like ones): leak 20 ms for each
+        quiet_frames = int(round((now - s.last_voice_at) / 0.02)) - 1 if s.last_voice_at else 0
+        s.voiced_ms = max(0, s.voiced_ms - 20 * max(0, quiet_frames))
+        if s.voiced_ms == 0:
+            s.onset_at = now
+        s.voiced_ms += 20
+        s.last_voice_at = now
         if s.phase is JudgePhase.AI_SPEAKING and s.voiced_ms >= cfg.candidate_ms and self._go("energy"):
             s.candidate_at, s.candidate_items = now, []
             s.counters.barge_in_candidates += 1

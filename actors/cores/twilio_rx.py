@@ -57,9 +57,10 @@ class TwilioRxCore:
             out: list[object] = [ToRealtime(self.s.call_id, RtAppend(msg.payload))]
             if self.s.ai_audible or c.frames_in % IDLE_LEVEL_EVERY == 0:
                 level = level_db(msg.payload)
-                self.floor.update(level)
-                if self.s.ai_audible:
-                    out.append(CallerLevel(level, self.s.floor.floor_db, now))
+                floor = self.s.floor.floor_db  # the judge compares against the floor before this frame
+                if self.floor.update(level) and self.s.ai_audible:
+                    # only speech-like frames travel; the judge leaks its accumulator by elapsed time
+                    out.append(CallerLevel(level, floor, now))
             return out
         if isinstance(msg, PlayoutChanged):
             self.s.ai_audible = msg.audible
