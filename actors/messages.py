@@ -498,3 +498,16 @@ class RtOutputItemAdded(Struct, frozen=True):
     response_id: str
     item_id: str
     at: float
+
+
+class Utterance(Struct, frozen=True):
+    """Egress, for the call record: one caller turn (with its label) or one assistant transcript."""
+
+    call_id: str
+    role: Literal["caller", "assistant"]
+    text: str
+    label: str  # caller: filler | turn; assistant: ""
+    start_ms: int  # from the start of the call's audio; -1 if unknown
+    end_ms: int
+    interrupted: bool  # caller: this turn cut the AI; assistant: the caller cut it
+    heard_ms: int = -1  # assistant, when cut: how much of it the caller heard

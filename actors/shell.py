@@ -17,7 +17,7 @@ from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMes
 
 from actors.messages import (
     CallSettings, CallSummary, ChildBoot, ChildSnapshot, CollectCounters, CounterReport, InjectFault,
-    LogLine, ToRealtime, ToTwilio, encode_state,
+    LogLine, ToRealtime, ToTwilio, Utterance, encode_state,
 )
 
 log = structlog.get_logger("kolbridge.actors")
@@ -80,7 +80,7 @@ class ChildShell(Actor):  # type: ignore[misc]
 
     def deliver(self, actions: list[object]) -> None:
         for action in actions:
-            if isinstance(action, (ToTwilio, ToRealtime)):
+            if isinstance(action, (ToTwilio, ToRealtime, Utterance)):
                 self.send(self.egress, action)
             elif isinstance(action, LogLine):
                 write_log(action)

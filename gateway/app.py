@@ -16,7 +16,7 @@ import structlog
 from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from actors.messages import CallSettings, Tick
+from actors.messages import CallSettings, Tick, Utterance
 from gateway.call import CallIO
 from gateway.config import AppConfig
 from gateway.engine import ActorEngine
@@ -25,7 +25,7 @@ from gateway.ticker import Ticker
 from gateway.wire import TwilioStart
 from prompts.builder import BusinessFacts, build_prompt
 from storage.businesses import BusinessView, get_business
-from storage.calls import record_call_end, record_call_start
+from storage.calls import record_call_end, record_call_start, record_utterance
 
 log = structlog.get_logger("kolbridge.gateway")
 BUSINESS_TTL_S = 30.0
@@ -125,6 +125,11 @@ class App:
                                "restarts": call.restarts})
         await call.close()
         await record_call_end(self.sessions, call.call_id, reason, metrics, call.restarts, series)
+
+    def save_utterance(self, call_sid: str, seq: int, u: Utterance) -> None:
+        # start_call's record_call_start is queued before any utterance; writes are retried on failure
+        self._background(record_utterance(self.sessions, call_sid, seq, u.role, u.text, u.label, u.start_ms,
+                                          u.end_ms, u.interrupted, u.heard_ms))
 
     def _background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from websockets.exceptions import ConnectionClosed
 
-from actors.messages import CallSettings, CallSummary, ChildRestarted, EndCall, RealtimeOutEvent, TwilioOutEvent
+from actors.messages import (
+    CallSettings, CallSummary, ChildRestarted, EndCall, RealtimeOutEvent, TwilioOutEvent, Utterance,
+)
 from gateway.wire import decode_realtime, encode_realtime, encode_twilio
 from gateway.wswrite import OrderedWriter
 
@@ -36,6 +38,7 @@ class CallIO:
         self.summary: CallSummary | None = None
         self.ended = asyncio.Event()
         self.restarts = 0
+        self.utterances = 0
         self.tasks: list[asyncio.Task[None]] = []
         self.rt_conn: Any = None
 
@@ -54,6 +57,10 @@ class CallIO:
 
     def child_restarted(self, event: ChildRestarted) -> None:
         self.restarts += 1
+
+    def utterance(self, event: Utterance) -> None:
+        self.utterances += 1
+        self.app.save_utterance(self.call_id, self.utterances, event)
 
     # ------------------------------------------------------------------ tasks
     def start(self) -> None:

@@ -44,7 +44,8 @@ async def _serve(args: argparse.Namespace) -> int:
 
 async def _business(args: argparse.Namespace) -> int:
     from gateway.overrides import check_business
-    from storage.businesses import BusinessError, import_business_file, list_businesses
+    from gateway.records import business_toml
+    from storage.businesses import BusinessError, get_business, import_business_file, list_businesses
     from storage.db import create_schema, make_engine, session_factory
 
     config = load_config(args.config)
@@ -60,6 +61,12 @@ async def _business(args: argparse.Namespace) -> int:
                     print(f"error: {exc}", file=sys.stderr)
                     return 2
                 print(f"imported {spec.id} ({spec.name}, {spec.language}, numbers: {', '.join(spec.phone_numbers) or '-'})")
+        elif args.business_cmd in ("show", "export"):
+            view = await get_business(sessions, args.id)
+            if view is None:
+                print(f"error: no business {args.id!r}", file=sys.stderr)
+                return 2
+            print(business_toml(view), end="")
         else:
             for b in await list_businesses(sessions):
                 state = "active" if b.active else "inactive"
@@ -74,6 +81,30 @@ def _worker_main(options: dict[str, object], index: int) -> int:
     configure_logging(str(args.log_level))
     structlog.contextvars.bind_contextvars(worker=index)
     return asyncio.run(_serve(args))
+
+
+async def _records(args: argparse.Namespace) -> int:
+    from gateway import records
+    from storage.db import create_schema, make_engine, session_factory
+
+    config = load_config(args.config)
+    db = make_engine(config.env.database_url)
+    try:
+        await create_schema(db)
+        sessions = session_factory(db)
+        if args.cmd == "calls" and args.calls_cmd == "history":
+            text: str | None = await records.calls_history(sessions, args.business, args.json)
+        elif args.cmd == "calls":
+            text = await records.call_show(sessions, args.call_sid, args.json)
+        else:
+            text = await records.prompt_show(sessions, args.business_id)
+        if text is None:
+            print("error: not found", file=sys.stderr)
+            return 2
+        print(text)
+        return 0
+    finally:
+        await db.dispose()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,6 +125,23 @@ def build_parser() -> argparse.ArgumentParser:
     imp = bsub.add_parser("import", help="upsert businesses from TOML files")
     imp.add_argument("files", nargs="+")
     bsub.add_parser("list", help="list businesses")
+    for name in ("show", "export"):
+        shown = bsub.add_parser(name, help=f"{name} a business as a business file (TOML)")
+        shown.add_argument("id")
+    calls = sub.add_parser("calls", help="call records")
+    calls.add_argument("--config", default=None)
+    csub = calls.add_subparsers(dest="calls_cmd", required=True)
+    history = csub.add_parser("history", help="recent calls, newest first")
+    history.add_argument("--business", default=None)
+    history.add_argument("--json", action="store_true")
+    show = csub.add_parser("show", help="one call: record, metrics, utterances")
+    show.add_argument("call_sid")
+    show.add_argument("--json", action="store_true")
+    prompt = sub.add_parser("prompt", help="prompts")
+    prompt.add_argument("--config", default=None)
+    psub = prompt.add_subparsers(dest="prompt_cmd", required=True)
+    pshow = psub.add_parser("show", help="the full system prompt a call of this business gets")
+    pshow.add_argument("business_id")
     check = sub.add_parser("turn-check", help="label transcripts filler/turn with a language's lexicon")
     check.add_argument("--lang", default="he")
     check.add_argument("--filler", action="append", default=[], help="extra filler (business addition)")
@@ -128,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
             return main_demo(load_config(args.config).file)
         if args.cmd == "business":
             return asyncio.run(_business(args))
+        if args.cmd in ("calls", "prompt"):
+            return asyncio.run(_records(args))
         if args.cmd == "turn-check":
             return _turn_check(args)
     except ConfigError as exc:

@@ -14,7 +14,7 @@ from thespian.actors import ActorExitRequest, ActorSystem
 
 from actors.messages import (
     CallInspection, CallSettings, CallSummary, ChildRestarted, InspectCall, StartCall, ToRealtime, ToTwilio,
-    TwilioOutEvent, RealtimeOutEvent,
+    TwilioOutEvent, RealtimeOutEvent, Utterance,
 )
 from actors.supervisor import CallSupervisor
 
@@ -24,6 +24,7 @@ class CallSink(Protocol):
     def to_realtime(self, event: RealtimeOutEvent) -> None: ...
     def call_ended(self, summary: CallSummary) -> None: ...
     def child_restarted(self, event: ChildRestarted) -> None: ...
+    def utterance(self, event: Utterance) -> None: ...
 
 
 class ActorEngine:
@@ -105,6 +106,10 @@ class ActorEngine:
                 sink = self.sinks.pop(out.call_id, None)
                 if sink is not None:
                     sink.call_ended(out)
+            elif isinstance(out, Utterance):
+                sink = self.sinks.get(out.call_id)
+                if sink is not None:
+                    sink.utterance(out)
             elif isinstance(out, ChildRestarted):
                 sink = self.sinks.get(out.call_id)
                 if sink is not None:

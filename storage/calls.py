@@ -7,7 +7,9 @@ from typing import Awaitable, Callable
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import CallRecord, utcnow
+from sqlalchemy import select
+
+from storage.models import CallRecord, UtteranceRecord, utcnow
 
 log = structlog.get_logger("kolbridge.storage")
 
@@ -51,3 +53,33 @@ async def record_call_end(sessions: async_sessionmaker[AsyncSession], call_sid: 
 async def get_call(sessions: async_sessionmaker[AsyncSession], call_sid: str) -> CallRecord | None:
     async with sessions() as session:
         return await session.get(CallRecord, call_sid)
+
+
+async def record_utterance(sessions: async_sessionmaker[AsyncSession], call_sid: str, seq: int, role: str,
+                           text: str, classification: str, start_ms: int, end_ms: int, interrupted: bool,
+                           heard_ms: int) -> bool:
+    async def op() -> None:
+        async with sessions.begin() as session:
+            if await session.get(CallRecord, call_sid) is None:
+                session.add(CallRecord(call_sid=call_sid, business_id=""))
+                await session.flush()
+            session.add(UtteranceRecord(call_sid=call_sid, seq=seq, role=role, text=text,
+                                        classification=classification, start_ms=start_ms, end_ms=end_ms,
+                                        interrupted=interrupted, heard_ms=heard_ms))
+    return await _retry("utterance", call_sid, op)
+
+
+async def get_utterances(sessions: async_sessionmaker[AsyncSession], call_sid: str) -> list[UtteranceRecord]:
+    async with sessions() as session:
+        rows = await session.execute(select(UtteranceRecord).where(UtteranceRecord.call_sid == call_sid)
+                                     .order_by(UtteranceRecord.seq))
+        return list(rows.scalars().all())
+
+
+async def list_calls(sessions: async_sessionmaker[AsyncSession], business_id: str | None = None,
+                     limit: int = 50) -> list[CallRecord]:
+    async with sessions() as session:
+        query = select(CallRecord).order_by(CallRecord.started_at.desc()).limit(limit)
+        if business_id:
+            query = query.where(CallRecord.business_id == business_id)
+        return list((await session.execute(query)).scalars().all())

@@ -53,3 +53,18 @@ class CallRecord(Base):
     metrics: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     series: Mapped[dict[str, list[int]]] = mapped_column(JSON, default=dict)  # e.g. truncate_audio_end_ms per cut
     restarts: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class UtteranceRecord(Base):
+    __tablename__ = "utterances"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_sid: Mapped[str] = mapped_column(ForeignKey("calls.call_sid", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column(Integer)  # order within the call
+    role: Mapped[str] = mapped_column(String(16))  # caller | assistant
+    text: Mapped[str] = mapped_column(Text)
+    classification: Mapped[str] = mapped_column(String(16), default="")  # filler | turn (caller)
+    start_ms: Mapped[int] = mapped_column(Integer, default=-1)  # from the start of the call's audio
+    end_ms: Mapped[int] = mapped_column(Integer, default=-1)
+    interrupted: Mapped[bool] = mapped_column(Boolean, default=False)
+    heard_ms: Mapped[int] = mapped_column(Integer, default=-1)

@@ -9,7 +9,7 @@ import pytest
 from actors.messages import (
     CallSummary, ChildRestarted, EndCall, InjectFault, RealtimeOutEvent, RtAppend, RtAudioDelta, RtAudioDone,
     RtResponseCreate, RtResponseCreated, RtResponseDone, RtSessionUpdate, RtTranscriptDone, Tick, TwilioMarkIn,
-    TwilioMediaIn, TwilioOutEvent, TwMark, TwMedia,
+    TwilioMediaIn, TwilioOutEvent, TwMark, TwMedia, Utterance,
 )
 from gateway.engine import ActorEngine
 from tests.conftest import settings
@@ -23,6 +23,7 @@ class RecordingSink:
         self.realtime: list[RealtimeOutEvent] = []
         self.summary: CallSummary | None = None
         self.restarts: list[ChildRestarted] = []
+        self.utterances: list[Utterance] = []
 
     def to_twilio(self, events: tuple[TwilioOutEvent, ...]) -> None:
         self.twilio.extend(events)
@@ -35,6 +36,9 @@ class RecordingSink:
 
     def child_restarted(self, event: ChildRestarted) -> None:
         self.restarts.append(event)
+
+    def utterance(self, event: Utterance) -> None:
+        self.utterances.append(event)
 
     def media_bytes(self) -> bytes:
         return b"".join(base64.b64decode(e.media.payload) for e in self.twilio if isinstance(e, TwMedia))
@@ -86,6 +90,7 @@ def test_greeting_and_caller_audio_flow_through_the_tree(engine: ActorEngine) ->
     assert appends == caller
     engine.tell("CA1", RtTranscriptDone("u1", "כן", 4.1))
     assert sink.realtime[-1] == RtResponseCreate()
+    assert sink.utterances == [Utterance("CA1", "caller", "כן", "turn", -1, -1, False)]
     engine.tell("CA1", EndCall("twilio_stop", 4.2))
     assert sink.summary is not None
     m = sink.summary.metrics

@@ -16,7 +16,8 @@ from actors.cores.ulaw import gain_table
 from gateway.config import FileConfig
 from gateway.demo import run_demo_call
 from sim.audio import FRAME_BYTES
-from storage.calls import get_call
+from gateway.cli import main
+from storage.calls import get_call, get_utterances
 from storage.db import make_engine, session_factory
 from tests.sdk_validate import validate_client_event
 from tests.stack import running_stack
@@ -26,7 +27,8 @@ def padded(audio: bytes) -> bytes:
     return audio + b"\xff" * (-len(audio) % FRAME_BYTES)
 
 
-async def test_a_whole_demo_call(tmp_path: Path) -> None:
+async def test_a_whole_demo_call(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo call: greeting, question, long answer with a filler over it (ignored) and a real "לא"
     over it (cut), a filler while the AI is silent (no answer), a lone "לא" (answered), goodbye."""
     with structlog.testing.capture_logs() as logs:
@@ -103,8 +105,23 @@ async def test_a_whole_demo_call(tmp_path: Path) -> None:
         assert row.metrics["frames_in"] == report.frames_sent and row.metrics["barge_in_events"] == 1
         assert row.series["truncate_audio_end_ms"] == [truncate["audio_end_ms"]]
         assert set(row.prompt_hashes) == {"core_role", "telephony", "behaviour", "business"}
+        utterances = await get_utterances(session_factory(db), report.call_sid)
     finally:
         await db.dispose()
+    caller = [(u.text, u.classification, u.interrupted) for u in utterances if u.role == "caller"]
+    assert [c[1] for c in caller] == ["turn", "filler", "turn", "filler", "turn", "turn"]
+    assert caller[2] == ("לא", "turn", True) and caller[4] == ("לא", "turn", False)
+    assert all(u.start_ms >= 0 and u.end_ms > u.start_ms for u in utterances if u.role == "caller")
+    assistant = [u.text for u in utterances if u.role == "assistant"]
+    assert len(assistant) == 4 and "שלום, הגעתם למוסך הדגמה" in assistant[0]
+    assert [u.seq for u in utterances] == sorted(u.seq for u in utterances)
+    # the record is readable from the command line
+    monkeypatch.setenv("KOLBRIDGE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}")
+    assert await asyncio.to_thread(main, ["calls", "show", report.call_sid]) == 0
+    shown = capsys.readouterr().out
+    assert "interrupted" in shown and "[filler]" in shown and "barge_in_events=1" in shown
+    assert await asyncio.to_thread(main, ["calls", "history", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["call_sid"] == report.call_sid
 
 
 async def test_stream_signature_is_checked_against_the_public_url(tmp_path: Path) -> None:

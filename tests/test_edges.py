@@ -118,6 +118,18 @@ def test_cli_business_import_and_list(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["business", "list"]) == 0
     out = capsys.readouterr().out
     assert "imported demo-garage" in out and "demo-garage\tמוסך הדגמה\the\tactive\t+97235550123" in out
+    assert main(["business", "export", "demo-garage"]) == 0
+    exported = capsys.readouterr().out
+    again = tmp_path / "again.toml"
+    again.write_text(exported, encoding="utf-8")
+    original = parse_business((REPO / "examples" / "demo-garage.toml").read_text(encoding="utf-8"))
+    assert parse_business(exported) == original  # export → import round-trips
+    assert main(["business", "import", str(again)]) == 0
+    capsys.readouterr()
+    assert main(["prompt", "show", "demo-garage"]) == 0
+    prompt = capsys.readouterr().out
+    assert "מוסך הדגמה" in prompt and "core_role=" in prompt and "שלום, הגעתם למוסך הדגמה" in prompt
+    assert main(["business", "show", "nope"]) == 2
     bad = tmp_path / "bad.toml"
     bad.write_text('[business]\nid="x!"\nname="n"\nlanguage="he"\ngreeting="g"\n')
     assert main(["business", "import", str(bad)]) == 2

@@ -5,7 +5,7 @@ from actors.cores.judge import BargeInJudgeCore, JudgePhase, JudgeState
 from actors.messages import (
     AnswerRequest, BargeInSettings, CallerLevel, CutPlayout, DeleteItem, DuckPlayout, LogLine, PausePlayout,
     PlayoutChanged, ResponseFinished, RestorePlayout, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone,
-    RtTranscriptFailed, Tick,
+    RtTranscriptFailed, Tick, Utterance,
 )
 from prompts.classifier import load_lexicon
 
@@ -36,7 +36,7 @@ def first(kind: type, timeline: list[tuple[float, list[object]]]) -> float | Non
 
 
 def kinds(actions: list[object]) -> list[type]:
-    return [type(a) for a in actions if not isinstance(a, LogLine)]
+    return [type(a) for a in actions if not isinstance(a, (LogLine, Utterance))]
 
 
 def test_candidate_after_240ms_of_energy_ducks_the_ai() -> None:
@@ -99,6 +99,7 @@ def test_real_word_confirms_cuts_then_answers() -> None:
     core.handle(RtSpeechStopped("u1", 5100, 10.9), 10.9)
     out = core.handle(RtTranscriptDone("u1", "לא", 11.2), 11.2)
     assert kinds(out) == [CutPlayout, AnswerRequest]
+    assert Utterance("CA1", "caller", "לא", "turn", 4800, 5100, True) in out
     assert AnswerRequest("u1", "לא", 11.2, after_cut=True) in out
     assert core.s.counters.barge_in_events == 1 and core.s.phase is JudgePhase.AI_SILENT
 

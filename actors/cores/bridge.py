@@ -19,7 +19,7 @@ from actors.messages import (
     PreemptiveAnswer, RtOutputItemAdded, AnswerRequest, CallSettings, DeleteItem, LogLine, PlayoutCut, RtAssistantTranscriptDone, RtAudioInput,
     RtAudioConfig, RtAudioOutput, RtError, RtFormat, RtItemDelete, RtItemTruncate, RtNoiseReduction, RtResponseCancel,
     RtResponseCreate, RtResponseCreated, RtResponseDone, RtResponseParams, RtServerVad, RtSession,
-    RtSessionUpdate, RtSessionUpdated, RtTranscriptionConfig, StartCall, ToRealtime, WireDecodeError,
+    RtSessionUpdate, RtSessionUpdated, RtTranscriptionConfig, StartCall, ToRealtime, Utterance, WireDecodeError,
 )
 
 
@@ -42,6 +42,7 @@ class BridgeState(msgspec.Struct):
     pending_answer: str = ""  # item id of a caller turn waiting for the active response to finish
     truncate_audio_end_ms: list[int] = msgspec.field(default_factory=list)
     awaiting_cut: bool = False
+    truncated: dict[str, int] = msgspec.field(default_factory=dict)  # assistant item → heard ms
     preempt: PreemptState = msgspec.field(default_factory=PreemptState)
     counters: BridgeCounters = msgspec.field(default_factory=BridgeCounters)
 
@@ -127,6 +128,9 @@ class RealtimeBridgeCore:
             out.append(self._out(RtItemTruncate(msg.item_id, end_ms)))
             c.truncates_sent += 1
             s.truncate_audio_end_ms.append(end_ms)
+            s.truncated[msg.item_id] = end_ms
+            if len(s.truncated) > 16:
+                del s.truncated[next(iter(s.truncated))]
             out.append(LogLine("TRUNCATE", "info", {"call_sid": s.call_id, "item_id": msg.item_id,
                                                     "audio_end_ms": end_ms, "sent_ms": msg.sent_ms}))
             return out + self._answer_pending()
@@ -135,7 +139,9 @@ class RealtimeBridgeCore:
             discarded = self._discard_preempt(now) if self.preempt.covers(msg.item_id) else []
             return discarded + [self._out(RtItemDelete(msg.item_id))]
         if isinstance(msg, RtAssistantTranscriptDone):
-            return [LogLine("AI_SAID", "info", {"call_sid": s.call_id, "text": msg.transcript})]
+            heard = s.truncated.get(msg.item_id, -1)
+            return [LogLine("AI_SAID", "info", {"call_sid": s.call_id, "text": msg.transcript}),
+                    Utterance(s.call_id, "assistant", msg.transcript, "", -1, -1, heard >= 0, heard)]
         if isinstance(msg, RtError):
             c.realtime_errors += 1
             return [LogLine("REALTIME_ERROR", "warning", {"call_sid": s.call_id, "code": msg.code,

@@ -22,7 +22,7 @@ import msgspec
 from actors.messages import (
     AnswerRequest, BargeInSettings, CallerLevel, CutPlayout, DeleteItem, DuckPlayout, LogLine, PausePlayout,
     PlayoutChanged, PreemptiveAnswer, ResponseFinished, RestorePlayout, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone,
-    RtTranscriptFailed, Tick,
+    RtTranscriptFailed, Tick, Utterance,
 )
 from prompts.classifier import Lexicon, TurnLabel, classify
 
@@ -223,6 +223,7 @@ class BargeInJudgeCore:
                                        phase=s.phase.value)]
         in_candidate = s.phase is JudgePhase.CANDIDATE
         if label is TurnLabel.FILLER:
+            out.append(self._utterance(item_id, text, label, interrupted=False))
             out.append(DeleteItem(item_id, now))
             if in_candidate:
                 self._go("reject")
@@ -233,9 +234,18 @@ class BargeInJudgeCore:
         cutting = False
         if item_id in s.cut_items:
             s.cut_items.remove(item_id)
+            out.append(self._utterance(item_id, text, label, interrupted=True))
         elif s.phase in (JudgePhase.CANDIDATE, JudgePhase.AI_SPEAKING) and self.cfg.enabled:
             out += self._cut(now, "transcript confirms a turn", text=text)
             cutting = True
+            out.append(self._utterance(item_id, text, label, interrupted=True))
+        else:
+            out.append(self._utterance(item_id, text, label, interrupted=False))
         c.answers_requested += 1
         out.append(AnswerRequest(item_id, text, now, after_cut=cutting))
         return out
+
+    def _utterance(self, item_id: str, text: str, label: TurnLabel, interrupted: bool) -> Utterance:
+        span = self.s.speech.get(item_id)
+        start, end = (span.start_ms, span.end_ms) if span is not None else (-1, -1)
+        return Utterance(self.s.call_id, "caller", text, label.value, start, end, interrupted)
