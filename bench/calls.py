@@ -1,7 +1,8 @@
 """How many calls one box carries: kolbridge vs a bare relay, same load generator, same fake service.
 
-The generator and the fake service run at nice 10 so that, on a small box, they do not preempt the
-server under test (which runs at normal priority); their CPU is measured and reported beside it.
+On a small box the generator and the fake service compete with the server for the same cores (their
+CPU is reported beside it): the primary figure is CPU per call-second at a K where they are not
+saturated; pacing and underruns are reported at every K.
 
     python -m bench.calls [--sweep 10,50,100] [--duration 30] [--workers 2] [--systems kolbridge,baseline]
 
@@ -90,12 +91,6 @@ def pct(values: list[float], q: float) -> float:
     return v[min(len(v) - 1, int(len(v) * q))]
 
 
-def _lower_priority() -> None:
-    """The generator and the fake service stand for the outside world: on a 2-core box they must not
-    preempt the server's 20 ms clock (their CPU is still measured and reported)."""
-    os.nice(10)
-
-
 def run_one(system: str, k: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     fake_port, port = free_port(), free_port()
     env = {**os.environ, "KOLBRIDGE_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'bench.db'}",
@@ -103,7 +98,7 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path) -> dict[s
     py = sys.executable
     fake = subprocess.Popen([py, "-m", "sim.fake_service", "--port", str(fake_port), "--stats-out",
                              str(work / "fake.json")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                            stderr=open(work / "fake.log", "w"), preexec_fn=_lower_priority)
+                            stderr=open(work / "fake.log", "w"))
     if system == "kolbridge":
         subprocess.run([py, "-m", "gateway.cli", "business", "import", str(ROOT / "examples/demo-garage.toml")],
                        cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
@@ -120,7 +115,7 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path) -> dict[s
     c0_server, c0_fake, t0 = cpu_s(spids), cpu_s(fpids), time.monotonic()
     gen = subprocess.Popen([py, "-m", "sim.loadgen", "--url", f"ws://127.0.0.1:{port}/media-stream", "--calls",
                             str(k), "--duration", str(args.duration), "--ramp", str(args.ramp), "--out",
-                            str(work / "gen.json")], cwd=ROOT, env=env, preexec_fn=_lower_priority)
+                            str(work / "gen.json")], cwd=ROOT, env=env)
     peak_rss, rss_samples, next_sample = 0.0, [], t0
     while gen.poll() is None:
         rss = rss_mb(family(server.pid))
