@@ -47,7 +47,7 @@ class RealtimeSettings(Struct, frozen=True, forbid_unknown_fields=True):
     model: str = "gpt-realtime"
     voice: str = "marin"
     transcription_model: str = "gpt-4o-transcribe"
-    noise_reduction: str = ""
+    noise_reduction: Literal["", "near_field", "far_field"] = "near_field"
     connect_timeout_s: float = 10.0
 
 
@@ -82,6 +82,8 @@ class CallSettings(Struct, frozen=True):
     vad: VadSettings = VadSettings()
     realtime: RealtimeSettings = RealtimeSettings()
     barge_in: BargeInSettings = BargeInSettings()
+    transcription_prompt: str = ""
+    vocabulary: tuple[str, ...] = ()
 
 
 # ----------------------------------------------------------------------------- ingress
@@ -309,9 +311,11 @@ class RtFormat(Struct, frozen=True):
     type: str = "audio/pcmu"
 
 
-class RtTranscriptionConfig(Struct, frozen=True):
+class RtTranscriptionConfig(Struct, frozen=True, omit_defaults=True):
     model: str
     language: str
+    prompt: str | None = None  # gpt-4o-transcribe: free text that biases recognition
+    keywords: tuple[str, ...] | None = None  # gpt-transcribe / gpt-live-transcribe: words to expect
 
 
 class RtNoiseReduction(Struct, frozen=True):

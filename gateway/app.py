@@ -20,7 +20,7 @@ from actors.messages import CallSettings, Tick, Utterance
 from gateway.call import CallIO
 from gateway.config import AppConfig
 from gateway.engine import ActorEngine
-from gateway.overrides import barge_in_for, vad_for
+from gateway.overrides import barge_in_for, realtime_for, vad_for
 from gateway.ticker import Ticker
 from gateway.wire import TwilioStart
 from prompts.builder import BusinessFacts, build_prompt
@@ -91,17 +91,15 @@ class App:
         if start.call_sid in self.calls:
             log.warning("CALL_REJECTED", call_sid=start.call_sid, reason="duplicate call sid")
             return None
-        prompt = build_prompt(BusinessFacts(business.name, business.language, business.greeting, business.prompt))
+        prompt = build_prompt(BusinessFacts(business.name, business.language, business.greeting, business.prompt,
+                                            tuple(business.vocabulary)))
         f = self.config.file
-        realtime = f.realtime
-        if business.voice:
-            from msgspec import structs
-            realtime = structs.replace(realtime, voice=business.voice)
         settings = CallSettings(
             call_id=start.call_sid, stream_sid=start.stream_sid, business_id=business.id,
             language=business.language, instructions=prompt.instructions, greeting=prompt.greeting_instructions,
-            audio=f.audio, tx=f.tx, vad=vad_for(f.vad, business), realtime=realtime,
-            barge_in=barge_in_for(f.barge_in, business))
+            audio=f.audio, tx=f.tx, vad=vad_for(f.vad, business), realtime=realtime_for(f.realtime, business),
+            barge_in=barge_in_for(f.barge_in, business), transcription_prompt=prompt.transcription_prompt,
+            vocabulary=tuple(business.vocabulary))
         log.info("CALL_STARTED", call_sid=start.call_sid, stream_sid=start.stream_sid, business_id=business.id,
                  language=business.language)
         log.info("PROMPT_LAYERS", call_sid=start.call_sid, **prompt.layer_hashes)

@@ -6,10 +6,11 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from actors.messages import BargeInSettings, VadSettings
+from actors.messages import BargeInSettings, RealtimeSettings, VadSettings
 from storage.businesses import BusinessSpec, BusinessView
 
-SECTIONS: dict[str, type[msgspec.Struct]] = {"barge_in": BargeInSettings, "vad": VadSettings}
+SECTIONS: dict[str, type[msgspec.Struct]] = {"barge_in": BargeInSettings, "vad": VadSettings,
+                                             "realtime": RealtimeSettings}
 S = TypeVar("S", bound=msgspec.Struct)
 
 
@@ -21,7 +22,7 @@ def merged(base: S, overrides: dict[str, Any]) -> S:
 
 def check_business(spec: BusinessSpec) -> list[str]:
     problems = []
-    for section, values in (("barge_in", spec.barge_in), ("vad", spec.vad)):
+    for section, values in (("barge_in", spec.barge_in), ("vad", spec.vad), ("realtime", spec.realtime)):
         try:
             msgspec.convert(values, SECTIONS[section])
         except msgspec.ValidationError as exc:
@@ -37,3 +38,8 @@ def barge_in_for(base: BargeInSettings, business: BusinessView) -> BargeInSettin
 
 def vad_for(base: VadSettings, business: BusinessView) -> VadSettings:
     return merged(base, business.overrides.get("vad", {}))
+
+
+def realtime_for(base: RealtimeSettings, business: BusinessView) -> RealtimeSettings:
+    settings = merged(base, business.overrides.get("realtime", {}))
+    return msgspec.structs.replace(settings, voice=business.voice) if business.voice else settings

@@ -59,7 +59,8 @@ def business_toml(view: BusinessView) -> str:
              f"phone_numbers = [{', '.join(q(n) for n in view.phone_numbers)}]", f"greeting = {q(view.greeting)}",
              f"prompt = {q(view.prompt)}", f"voice = {q(view.voice)}", f"active = {str(view.active).lower()}",
              f"fillers = [{', '.join(q(w) for w in view.fillers)}]",
-             f"short_words = [{', '.join(q(w) for w in view.short_words)}]"]
+             f"short_words = [{', '.join(q(w) for w in view.short_words)}]",
+             f"vocabulary = [{', '.join(q(w) for w in view.vocabulary)}]"]
     for section, values in sorted(view.overrides.items()):
         lines += ["", f"[business.{section}]"] + [f"{k} = {json.dumps(v, ensure_ascii=False)}"
                                                   for k, v in sorted(values.items())]
@@ -70,7 +71,9 @@ async def prompt_show(sessions: async_sessionmaker[AsyncSession], business_id: s
     view = await get_business(sessions, business_id)
     if view is None:
         return None
-    built = build_prompt(BusinessFacts(view.name, view.language, view.greeting, view.prompt))
+    built = build_prompt(BusinessFacts(view.name, view.language, view.greeting, view.prompt,
+                                       tuple(view.vocabulary)))
     hashes = " ".join(f"{k}={v}" for k, v in built.layer_hashes.items())
     return (f"# system prompt for {view.id} (layers: {hashes})\n\n{built.instructions}\n\n"
-            f"# greeting instruction\n\n{built.greeting_instructions}\n")
+            f"# greeting instruction\n\n{built.greeting_instructions}\n\n"
+            f"# transcription prompt\n\n{built.transcription_prompt}\n")

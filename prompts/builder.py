@@ -20,12 +20,14 @@ class BusinessFacts(msgspec.Struct, frozen=True):
     language: str
     greeting: str
     prompt: str
+    vocabulary: tuple[str, ...] = ()
 
 
 class BuiltPrompt(msgspec.Struct, frozen=True):
     instructions: str
     greeting_instructions: str
     layer_hashes: dict[str, str]
+    transcription_prompt: str = ""
 
 
 def _layer_dir(language: str) -> Path:
@@ -48,4 +50,7 @@ def build_prompt(business: BusinessFacts) -> BuiltPrompt:
     instructions = "\n\n".join(layers[k] for k in (*LAYER_FILES, "business"))
     greeting = Template(_read(business.language, "greeting")).safe_substitute(greeting=business.greeting.strip())
     hashes = {k: short_hash(v) for k, v in layers.items()}
-    return BuiltPrompt(instructions, greeting, hashes)
+    words = ", ".join(dict.fromkeys([business.name, *business.vocabulary]))
+    transcription = Template(_read(business.language, "transcription")).safe_substitute(
+        name=business.name, vocabulary=words)
+    return BuiltPrompt(instructions, greeting, hashes, transcription)

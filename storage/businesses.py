@@ -32,8 +32,10 @@ class BusinessSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     active: bool = True
     fillers: list[str] = []  # lexicon additions: sounds this business's callers make that mean nothing
     short_words: list[str] = []  # lexicon additions: short words that are always real turns
+    vocabulary: list[str] = []  # names, services, places callers say: biases speech recognition
     barge_in: dict[str, Any] = {}  # overrides of config.toml [barge_in], checked by the gateway
     vad: dict[str, Any] = {}  # overrides of config.toml [vad]
+    realtime: dict[str, Any] = {}  # overrides of config.toml [realtime]: voice, transcription_model, noise_reduction
 
 
 class BusinessFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -54,6 +56,7 @@ class BusinessView(msgspec.Struct, frozen=True):
     fillers: list[str] = []
     short_words: list[str] = []
     overrides: dict[str, dict[str, Any]] = {}
+    vocabulary: list[str] = []
 
 
 def parse_business(text: str, source: str = "<business file>") -> BusinessSpec:
@@ -98,7 +101,9 @@ async def upsert_business(sessions: async_sessionmaker[AsyncSession], spec: Busi
         row.name, row.language, row.greeting = spec.name, spec.language, spec.greeting
         row.prompt, row.voice, row.active = spec.prompt, spec.voice, spec.active
         row.fillers, row.short_words = list(spec.fillers), list(spec.short_words)
-        row.overrides = {k: v for k, v in (("barge_in", spec.barge_in), ("vad", spec.vad)) if v}
+        row.overrides = {k: v for k, v in (("barge_in", spec.barge_in), ("vad", spec.vad),
+                                           ("realtime", spec.realtime)) if v}
+        row.vocabulary = list(spec.vocabulary)
         await session.execute(delete(PhoneNumber).where(PhoneNumber.business_id == spec.id))
         await session.flush()
         session.add_all(PhoneNumber(e164=n, business_id=spec.id) for n in spec.phone_numbers)
@@ -131,7 +136,7 @@ async def get_business(sessions: async_sessionmaker[AsyncSession], business_id: 
             PhoneNumber.business_id == business_id).order_by(PhoneNumber.e164))).scalars().all()
         return BusinessView(row.id, row.name, row.language, row.greeting, row.prompt, row.voice, row.active,
                             list(numbers), list(row.fillers or []), list(row.short_words or []),
-                            dict(row.overrides or {}))
+                            dict(row.overrides or {}), list(row.vocabulary or []))
 
 
 async def list_businesses(sessions: async_sessionmaker[AsyncSession]) -> list[BusinessView]:

@@ -29,6 +29,7 @@ class Business(Base):
     fillers: Mapped[list[str]] = mapped_column(JSON, default=list)
     short_words: Mapped[list[str]] = mapped_column(JSON, default=list)
     overrides: Mapped[dict[str, dict[str, Any]]] = mapped_column(JSON, default=dict)
+    vocabulary: Mapped[list[str]] = mapped_column(JSON, default=list)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

@@ -14,7 +14,10 @@ from websockets.exceptions import InvalidStatus
 
 from actors.cores.ulaw import gain_table
 from gateway.config import FileConfig
-from gateway.demo import run_demo_call
+from gateway.demo import DEMO_BUSINESS, run_demo_call
+from sim.fake_realtime import FakeScript
+from sim.twilio_emulator import EmulatedCall, Step
+from storage.businesses import parse_business, upsert_business
 from sim.audio import FRAME_BYTES
 from gateway.cli import main
 from storage.calls import get_call, get_utterances
@@ -199,3 +202,34 @@ async def test_unknown_business_closes_the_stream(tmp_path: Path) -> None:
             await asyncio.wait_for(ws.wait_closed(), 5)
             assert ws.close_code == 1008
         assert stack.app.engine.active_calls() == []
+
+
+async def test_reimporting_a_business_changes_the_next_call(tmp_path: Path) -> None:
+    """Greeting, language and vocabulary come from the business row: a re-import changes the next call."""
+    steps = [Step("wait_turns", 1), Step("hangup")]
+    async with running_stack(tmp_path, script=FakeScript(responses=[(b"\xff" * 4000, "")])) as stack:
+        first = EmulatedCall(stack.stream_url, "demo-garage", "CA" + "1" * 32, steps)
+        await asyncio.wait_for(first.run(), 30)
+        changed = (DEMO_BUSINESS.replace('greeting = "שלום, הגעתם למוסך הדגמה. איך אפשר לעזור?"',
+                                         'greeting = "Hello, you reached the demo garage."')
+                   .replace('language = "he"', 'language = "en"')
+                   .replace('vocabulary = ["טסט"', 'vocabulary = ["MOT test"'))
+        await upsert_business(stack.app.sessions, parse_business(changed))
+        stack.app.invalidate("demo-garage")  # what `business import` does for the serving process's cache
+        second = EmulatedCall(stack.stream_url, "demo-garage", "CA" + "2" * 32, steps)
+        await asyncio.wait_for(second.run(), 30)
+        for _ in range(100):
+            if len(stack.app.summaries) == 2:
+                break
+            await asyncio.sleep(0.02)
+    sessions = [conn.of_type("session.update")[0]["session"] for conn in stack.fake.connections]
+    greetings = [conn.responses[0]["instructions"] for conn in stack.fake.connections]
+    assert "שלום, הגעתם למוסך הדגמה" in greetings[0] and "Hello, you reached the demo garage." in greetings[1]
+    assert [s["audio"]["input"]["transcription"]["language"] for s in sessions] == ["he", "en"]
+    assert "טסט" in sessions[0]["audio"]["input"]["transcription"]["prompt"]
+    assert "MOT test" in sessions[1]["audio"]["input"]["transcription"]["prompt"]
+    assert sessions[0]["audio"]["input"]["noise_reduction"] == {"type": "near_field"}
+    assert "Open the call with exactly these words" in greetings[1]  # the English layer files
+    for conn in stack.fake.connections:
+        for _, event in conn.events:
+            validate_client_event(event)

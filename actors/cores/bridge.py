@@ -50,8 +50,13 @@ class BridgeState(msgspec.Struct):
 def session_update(settings: CallSettings) -> RtSessionUpdate:
     rt, vad = settings.realtime, settings.vad
     noise = RtNoiseReduction(rt.noise_reduction) if rt.noise_reduction else None
+    keyword_models = ("gpt-transcribe", "gpt-live-transcribe")
+    transcription = RtTranscriptionConfig(
+        rt.transcription_model, settings.language,
+        prompt=settings.transcription_prompt or None if rt.transcription_model not in keyword_models else None,
+        keywords=settings.vocabulary or None if rt.transcription_model in keyword_models else None)
     audio_in = RtAudioInput(
-        format=RtFormat(), transcription=RtTranscriptionConfig(rt.transcription_model, settings.language),
+        format=RtFormat(), transcription=transcription,
         turn_detection=RtServerVad(vad.threshold, vad.prefix_padding_ms, vad.silence_duration_ms),
         noise_reduction=noise)
     audio = RtAudioConfig(input=audio_in, output=RtAudioOutput(RtFormat(), rt.voice))
