@@ -115,7 +115,7 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path) -> dict[s
     c0_server, c0_fake, t0 = cpu_s(spids), cpu_s(fpids), time.monotonic()
     gen = subprocess.Popen([py, "-m", "sim.loadgen", "--url", f"ws://127.0.0.1:{port}/media-stream", "--calls",
                             str(k), "--duration", str(args.duration), "--ramp", str(args.ramp), "--out",
-                            str(work / "gen.json")], cwd=ROOT, env=env)
+                            str(work / "gen.json"), "--total", str(getattr(args, "total", 0.0))], cwd=ROOT, env=env)
     peak_rss, rss_samples, next_sample = 0.0, [], t0
     while gen.poll() is None:
         rss = rss_mb(family(server.pid))
@@ -183,14 +183,14 @@ def machine() -> str:
 
 
 def soak(args: argparse.Namespace) -> None:
-    """One long run: K calls back to back for `soak` seconds (each call lasts `duration`, the generator
-    keeps K up), the server's RSS sampled every `rss_every` seconds; reports growth."""
-    args.duration = args.soak
+    """One long run: K lines of back-to-back `duration`-second calls for `soak` seconds, the server's RSS
+    sampled every `rss_every` seconds; reports growth."""
+    args.total = args.soak
     with tempfile.TemporaryDirectory() as tmp:
         row = run_one("kolbridge", args.calls, args, Path(tmp))
     samples = row["rss_samples"]
     growth = samples[-1][1] - samples[1][1] if len(samples) > 2 else 0.0
-    lines = [f"# Soak: {args.calls} calls for {args.soak:g} s\n", f"Machine: {machine()}\n",
+    lines = [f"# Soak: {args.calls} concurrent calls ({args.duration:g} s each, back to back) for {args.soak:g} s\n", f"Machine: {machine()}\n",
              "| t (s) | server RSS (MB) |", "|---|---|"] + [f"| {t} | {mb} |" for t, mb in samples] + [
              "", f"RSS growth after the first minute: {growth:+.1f} MB; underruns {row['underruns']}, "
              f"frames sent {row['frames_sent']}, reached {row['frames_reached']}, CPU per call-second "

@@ -4,7 +4,8 @@
 
 Each call: greeting; a question; while the long answer plays, a filler ("אממ", must not cut) and then a
 real "לא" (must cut); another question; hang up at `duration`. Calls start staggered over `--ramp`
-seconds. Writes one JSON record per call (pacing, underruns, frames, send times, clears, marks).
+seconds. Writes one JSON record per call (pacing, underruns, frames, send times, clears, marks). With
+`--total`, each of the K lines places calls back to back until then (soak).
 """
 from __future__ import annotations
 
@@ -44,11 +45,21 @@ async def one_call(url: str, business: str, index: int, delay: float, duration: 
             "marks_echoed": report.marks_echoed, "waits_timed_out": report.waits_timed_out}
 
 
+async def slot(args: argparse.Namespace, index: int) -> list[dict[str, Any]]:
+    """One of K concurrent lines: calls of `duration` seconds, back to back, until `total` seconds."""
+    results = [await one_call(args.url, args.business, index, index * args.ramp / max(1, args.calls), args.duration)]
+    end = time.monotonic() + args.total - args.duration
+    n = 1
+    while args.total and time.monotonic() < end:
+        results.append(await one_call(args.url, args.business, index + n * args.calls, 0.0, args.duration))
+        n += 1
+    return results
+
+
 async def amain(args: argparse.Namespace) -> None:
-    # the call ends by hanging up `duration` seconds after it started, whatever the script reached
-    tasks = [one_call(args.url, args.business, i, i * args.ramp / max(1, args.calls), args.duration)
-             for i in range(args.calls)]
-    results = await asyncio.gather(*tasks)
+    # each call hangs up `duration` seconds after it started, whatever the script reached
+    per_slot = await asyncio.gather(*[slot(args, i) for i in range(args.calls)])
+    results = [r for rs in per_slot for r in rs]
     Path(args.out).write_text(json.dumps({"calls": results,
                                           "cpu_s": resource.getrusage(resource.RUSAGE_SELF).ru_utime
                                           + resource.getrusage(resource.RUSAGE_SELF).ru_stime}))
@@ -62,6 +73,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--ramp", type=float, default=5.0)
     parser.add_argument("--out", default="loadgen.json")
+    parser.add_argument("--total", type=float, default=0.0, help="keep K calls up this long (soak)")
     asyncio.run(amain(parser.parse_args()))
 
 
