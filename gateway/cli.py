@@ -3,9 +3,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -42,17 +45,25 @@ async def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.asynccontextmanager
+async def _database(args: argparse.Namespace) -> AsyncIterator[Any]:
+    """The configured database, schema ensured, as a session factory; disposed afterwards."""
+    from storage.db import create_schema, make_engine, session_factory
+
+    db = make_engine(load_config(args.config).env.database_url)
+    try:
+        await create_schema(db)
+        yield session_factory(db)
+    finally:
+        await db.dispose()
+
+
 async def _business(args: argparse.Namespace) -> int:
     from gateway.overrides import check_business
     from gateway.records import business_toml
     from storage.businesses import BusinessError, get_business, import_business_file, list_businesses
-    from storage.db import create_schema, make_engine, session_factory
 
-    config = load_config(args.config)
-    db = make_engine(config.env.database_url)
-    try:
-        await create_schema(db)
-        sessions = session_factory(db)
+    async with _database(args) as sessions:
         if args.business_cmd == "import":
             for file in args.files:
                 try:
@@ -72,8 +83,6 @@ async def _business(args: argparse.Namespace) -> int:
                 state = "active" if b.active else "inactive"
                 print(f"{b.id}\t{b.name}\t{b.language}\t{state}\t{', '.join(b.phone_numbers) or '-'}")
         return 0
-    finally:
-        await db.dispose()
 
 
 def _worker_main(options: dict[str, object], index: int) -> int:
@@ -85,13 +94,8 @@ def _worker_main(options: dict[str, object], index: int) -> int:
 
 async def _records(args: argparse.Namespace) -> int:
     from gateway import records
-    from storage.db import create_schema, make_engine, session_factory
 
-    config = load_config(args.config)
-    db = make_engine(config.env.database_url)
-    try:
-        await create_schema(db)
-        sessions = session_factory(db)
+    async with _database(args) as sessions:
         if args.cmd == "calls" and args.calls_cmd == "history":
             text: str | None = await records.calls_history(sessions, args.business, args.json)
         elif args.cmd == "calls":
@@ -103,8 +107,6 @@ async def _records(args: argparse.Namespace) -> int:
             return 2
         print(text)
         return 0
-    finally:
-        await db.dispose()
 
 
 def build_parser() -> argparse.ArgumentParser:

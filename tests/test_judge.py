@@ -76,14 +76,20 @@ def test_no_barge_in_during_the_greeting() -> None:
     assert any(isinstance(a, LogLine) and a.event == "[GREETING] Barge-in now ENABLED for rest of call" for a in done)
 
 
-def test_filler_rejects_the_candidate_restores_and_deletes_the_item() -> None:
+def candidate_then_transcript(text: str, stop_ms: int, stop_at: float, heard_at: float) -> tuple[
+        BargeInJudgeCore, list[object]]:
+    """The AI speaks; the caller talks over it for 300 ms (a candidate), stops, and the transcript comes."""
     core = judge()
     speaking(core)
     frames(core, 10.0, 15, LOUD)
     core.handle(RtSpeechStarted("u1", 4800, 10.1), 10.1)
-    frames(core, 10.3, 30, QUIET)
-    core.handle(RtSpeechStopped("u1", 5300, 11.0), 11.0)
-    out = core.handle(RtTranscriptDone("u1", "אממממ", 11.3), 11.3)
+    frames(core, 10.3, int((stop_at - 10.3) / 0.02), QUIET)
+    core.handle(RtSpeechStopped("u1", stop_ms, stop_at), stop_at)
+    return core, core.handle(RtTranscriptDone("u1", text, heard_at), heard_at)
+
+
+def test_filler_rejects_the_candidate_restores_and_deletes_the_item() -> None:
+    core, out = candidate_then_transcript("אממממ", 5300, 11.0, 11.3)
     assert kinds(out) == [DeleteItem, RestorePlayout]
     assert core.s.phase is JudgePhase.AI_SPEAKING
     c = core.s.counters
@@ -91,13 +97,7 @@ def test_filler_rejects_the_candidate_restores_and_deletes_the_item() -> None:
 
 
 def test_real_word_confirms_cuts_then_answers() -> None:
-    core = judge()
-    speaking(core)
-    frames(core, 10.0, 15, LOUD)
-    core.handle(RtSpeechStarted("u1", 4800, 10.1), 10.1)
-    frames(core, 10.3, 20, QUIET)
-    core.handle(RtSpeechStopped("u1", 5100, 10.9), 10.9)
-    out = core.handle(RtTranscriptDone("u1", "לא", 11.2), 11.2)
+    core, out = candidate_then_transcript("לא", 5100, 10.9, 11.2)
     assert kinds(out) == [CutPlayout, AnswerRequest]
     assert Utterance("CA1", "caller", "לא", "turn", 4800, 5100, True) in out
     assert AnswerRequest("u1", "לא", 11.2, after_cut=True) in out
