@@ -429,6 +429,8 @@ class CallInspection(Struct, frozen=True):
     phase: str
     children: dict[str, str]
     restarts: dict[str, int]
+    business_id: str = ""
+    started_at: float = 0.0
 
 
 class ChildRestarted(Struct, frozen=True):
@@ -515,3 +517,30 @@ class Utterance(Struct, frozen=True):
     end_ms: int
     interrupted: bool  # caller: this turn cut the AI; assistant: the caller cut it
     heard_ms: int = -1  # assistant, when cut: how much of it the caller heard
+
+
+class RegisterCall(Struct, frozen=True):
+    """Gateway → AdminActor: a call's supervisor to include in live inspection."""
+
+    call_id: str
+    supervisor: object  # thespian ActorAddress
+
+
+class UnregisterCall(Struct, frozen=True):
+    call_id: str
+
+
+class ListCalls(Struct, frozen=True):
+    request_id: int
+
+
+class AdminSweep(Struct, frozen=True):
+    """AdminActor → itself: every inspection reply queued before this one has arrived."""
+
+    request_id: int
+    round: int
+
+
+class LiveCalls(Struct, frozen=True):
+    request_id: int
+    calls: tuple[CallInspection, ...]

@@ -36,6 +36,7 @@ class CallSupervisor(Actor):  # type: ignore[misc]
         self.end_reason = ""
         self.last_at = 0.0
         self.replayed: set[int] = set()
+        self.started_at = 0.0
 
     def receiveMessage(self, msg: Any, sender: Any) -> None:  # noqa: N802 (thespian API)
         core = self.core
@@ -69,8 +70,9 @@ class CallSupervisor(Actor):  # type: ignore[misc]
                 self.send(child, ActorExitRequest())
             self.send(self.myAddress, ActorExitRequest())
         elif isinstance(msg, InspectCall):
-            self.send(sender, CallInspection(core.call_id, core.phase.value,
-                                             {r: str(a) for r, a in self.children.items()}, dict(core.restarts)))
+            self.send(sender, CallInspection(
+                core.call_id, core.phase.value, {r: str(a) for r, a in self.children.items()}, dict(core.restarts),
+                self.settings.business_id if self.settings else "", self.started_at))
         elif isinstance(msg, InjectFault):
             if msg.role in self.children:
                 self._send_role(msg.role, msg)
@@ -79,7 +81,7 @@ class CallSupervisor(Actor):  # type: ignore[misc]
     def _start(self, msg: StartCall, sender: Any) -> None:
         if self.core is not None:
             return
-        self.settings, self.egress = msg.settings, sender
+        self.settings, self.egress, self.started_at = msg.settings, sender, msg.at
         core = SupervisionCore(msg.settings.call_id)
         for role in ROLES:
             self._spawn(role, None, msg.at)

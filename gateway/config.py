@@ -32,6 +32,7 @@ class EnvConfig(msgspec.Struct, frozen=True):
     database_url: str
     twilio_auth_token: str
     public_url: str
+    admin_token: str = ""
 
 
 class AppConfig(msgspec.Struct, frozen=True):
@@ -72,6 +73,7 @@ def load_env(environ: dict[str, str] | None = None) -> EnvConfig:
         database_url=env.get("KOLBRIDGE_DATABASE_URL", f"sqlite+aiosqlite:///{Path.cwd() / 'kolbridge.db'}"),
         twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
         public_url=env.get("KOLBRIDGE_PUBLIC_URL", "").rstrip("/"),
+        admin_token=env.get("KOLBRIDGE_ADMIN_TOKEN", ""),
     )
 
 

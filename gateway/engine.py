@@ -14,8 +14,9 @@ from thespian.actors import ActorExitRequest, ActorSystem
 
 from actors.messages import (
     CallInspection, CallSettings, CallSummary, ChildRestarted, InspectCall, StartCall, ToRealtime, ToTwilio,
-    TwilioOutEvent, RealtimeOutEvent, Utterance,
+    TwilioOutEvent, RealtimeOutEvent, Utterance, ListCalls, LiveCalls, RegisterCall, UnregisterCall,
 )
+from actors.admin import AdminActor
 from actors.supervisor import CallSupervisor
 
 
@@ -44,7 +45,10 @@ class ActorEngine:
         self.supervisors: dict[str, Any] = {}
         self.sinks: dict[str, CallSink] = {}
         self.inspections: list[CallInspection] = []
+        self.live: dict[int, LiveCalls] = {}
         self.messages_told = 0
+        self.admin = self.asys.createActor(AdminActor)
+        self._requests = 0
 
     def start_call(self, settings: CallSettings, sink: CallSink, at: float) -> None:
         call_id = settings.call_id
@@ -52,6 +56,7 @@ class ActorEngine:
             raise ValueError(f"call {call_id} already running")
         self.supervisors[call_id] = self.asys.createActor(CallSupervisor)
         self.sinks[call_id] = sink
+        self.asys.tell(self.admin, RegisterCall(call_id, self.supervisors[call_id]))
         self.tell(call_id, StartCall(settings, at))
 
     def tell(self, call_id: str, msg: object) -> bool:
@@ -76,6 +81,14 @@ class ActorEngine:
         if not self.tell(call_id, InspectCall()):
             return None
         return self.inspections[-1] if self.inspections else None
+
+    def live_calls(self) -> list[CallInspection]:
+        """Every live call of this worker, as the AdminActor sees it."""
+        self._requests += 1
+        self.asys.tell(self.admin, ListCalls(self._requests))
+        self._drain()
+        answer = self.live.pop(self._requests, None)
+        return list(answer.calls) if answer else []
 
     def active_calls(self) -> list[str]:
         return list(self.supervisors)
@@ -103,6 +116,7 @@ class ActorEngine:
                     sink.to_realtime(out.event)
             elif isinstance(out, CallSummary):
                 self.supervisors.pop(out.call_id, None)
+                self.asys.tell(self.admin, UnregisterCall(out.call_id))
                 sink = self.sinks.pop(out.call_id, None)
                 if sink is not None:
                     sink.call_ended(out)
@@ -116,6 +130,8 @@ class ActorEngine:
                     sink.child_restarted(out)
             elif isinstance(out, CallInspection):
                 self.inspections.append(out)
+            elif isinstance(out, LiveCalls):
+                self.live[out.request_id] = out
             # anything else (thespian's own notices) is dropped, as listen() would
 
     def shutdown(self) -> None:

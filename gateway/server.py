@@ -7,6 +7,7 @@ wrong behind a proxy); `/voice` is checked the same way over `https://…/voice`
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import socket
 from http import HTTPStatus
@@ -56,6 +57,8 @@ async def process_request(app: App, conn: ServerConnection, request: Request) ->
     if path == "/healthz" and method == "GET":
         body = json.dumps({"status": "ok", "calls": len(app.calls), "ticker": app.ticker.stats.summary()})
         return _plain(conn, HTTPStatus.OK, body, "application/json")
+    if path == "/admin/calls" and method == "GET":
+        return admin_calls(app, conn, request)
     if path == "/voice" and method == "POST":
         form = dict(parse_qsl(request.headers.get(FORM_HEADER, ""), keep_blank_values=True))
         stream_url, voice_url = public_urls(app, request.headers.get("Host"))
@@ -73,6 +76,22 @@ async def process_request(app: App, conn: ServerConnection, request: Request) ->
             return _plain(conn, HTTPStatus.UPGRADE_REQUIRED, "websocket required")
         return None
     return _plain(conn, HTTPStatus.NOT_FOUND, "not found")
+
+
+def admin_calls(app: App, conn: ServerConnection, request: Request) -> Response:
+    """Live calls of this worker, from the AdminActor. With KOLBRIDGE_ADMIN_TOKEN set it takes
+    `Authorization: Bearer <token>`; without one, loopback clients only."""
+    token = app.config.env.admin_token
+    if token:
+        if not hmac.compare_digest(request.headers.get("Authorization", ""), f"Bearer {token}"):
+            return _plain(conn, HTTPStatus.UNAUTHORIZED, "admin token required")
+    elif str(conn.remote_address[0]) not in ("127.0.0.1", "::1"):
+        return _plain(conn, HTTPStatus.FORBIDDEN, "set KOLBRIDGE_ADMIN_TOKEN for remote admin access")
+    now = asyncio.get_running_loop().time()
+    calls = [{"call_sid": c.call_id, "business_id": c.business_id, "phase": c.phase,
+              "age_s": round(now - c.started_at, 1), "restarts": c.restarts, "children": c.children}
+             for c in app.engine.live_calls()]
+    return _plain(conn, HTTPStatus.OK, json.dumps({"calls": calls}, ensure_ascii=False), "application/json")
 
 
 async def voice_twiml(app: App, form: dict[str, str], stream_url: str) -> str:

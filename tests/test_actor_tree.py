@@ -125,3 +125,15 @@ def test_a_failure_before_the_first_audio_loses_nothing(engine: ActorEngine) -> 
     engine.tell_all(Tick(0.04))
     assert sink.media_bytes() == b"\x01" * 320
     assert [r.role for r in sink.restarts] == ["pacer"]
+
+
+def test_admin_actor_lists_live_calls(engine: ActorEngine) -> None:
+    for call_id in ("CA3", "CA1", "CA2"):
+        engine.start_call(settings(call_id), RecordingSink(), 1.0)
+    engine.tell("CA2", InjectFault("pacer"))
+    live = engine.live_calls()
+    assert [c.call_id for c in live] == ["CA1", "CA2", "CA3"]
+    assert all(c.phase == "active" and c.business_id == "biz" and c.started_at == 1.0 for c in live)
+    assert live[1].restarts["pacer"] == 1 and set(live[0].children) == {"rx", "bridge", "pacer", "judge", "metrics"}
+    engine.tell("CA1", EndCall("twilio_stop", 2.0))
+    assert [c.call_id for c in engine.live_calls()] == ["CA2", "CA3"]

@@ -233,3 +233,21 @@ async def test_reimporting_a_business_changes_the_next_call(tmp_path: Path) -> N
     for conn in stack.fake.connections:
         for _, event in conn.events:
             validate_client_event(event)
+
+
+async def test_admin_endpoint_shows_live_calls(tmp_path: Path) -> None:
+    steps = [Step("wait_turns", 1), Step("pause", 1.0), Step("hangup")]
+    async with running_stack(tmp_path, script=FakeScript(responses=[(b"\xff" * 8000, "")]),
+                             env={"KOLBRIDGE_ADMIN_TOKEN": "adm"}) as stack:
+        call = asyncio.create_task(EmulatedCall(stack.stream_url, "demo-garage", "CA" + "7" * 32, steps).run())
+        for _ in range(100):
+            if stack.app.calls:
+                break
+            await asyncio.sleep(0.02)
+        status, _ = await http(stack.port, b"GET /admin/calls HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == 401
+        status, body = await http(stack.port, b"GET /admin/calls HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer adm\r\n\r\n")
+        assert status == 200
+        calls = json.loads(body)["calls"]
+        assert [(c["call_sid"], c["business_id"], c["phase"]) for c in calls] == [("CA" + "7" * 32, "demo-garage", "active")]
+        await asyncio.wait_for(call, 30)
