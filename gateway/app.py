@@ -20,10 +20,10 @@ from actors.messages import CallSettings, Tick, Utterance
 from gateway.call import CallIO
 from gateway.config import AppConfig
 from gateway.engine import ActorEngine
-from gateway.overrides import barge_in_for, realtime_for, vad_for
+from gateway.overrides import barge_in_for, facts_for, realtime_for, vad_for
 from gateway.ticker import Ticker
 from gateway.wire import TwilioStart
-from prompts.builder import BusinessFacts, build_prompt
+from prompts.builder import build_prompt
 from storage.businesses import BusinessView, get_business
 from storage.calls import record_call_end, record_call_start, record_utterance
 
@@ -91,8 +91,7 @@ class App:
         if start.call_sid in self.calls:
             log.warning("CALL_REJECTED", call_sid=start.call_sid, reason="duplicate call sid")
             return None
-        prompt = build_prompt(BusinessFacts(business.name, business.language, business.greeting, business.prompt,
-                                            tuple(business.vocabulary)))
+        prompt = build_prompt(facts_for(business))
         f = self.config.file
         settings = CallSettings(
             call_id=start.call_sid, stream_sid=start.stream_sid, business_id=business.id,

@@ -1,5 +1,6 @@
-"""Per-business overrides of config.toml settings: checked against the known keys and ranges at
-import, merged over the file's settings at call start. Storage keeps them as plain JSON."""
+"""From a business row to a call: overrides of config.toml settings (checked against the known keys
+and ranges at import, merged over the file's settings at call start; storage keeps them as plain
+JSON) and the facts its prompt is built from."""
 from __future__ import annotations
 
 from typing import Any, TypeVar
@@ -7,6 +8,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from actors.messages import BargeInSettings, RealtimeSettings, VadSettings
+from prompts.builder import BusinessFacts
 from storage.businesses import BusinessSpec, BusinessView
 
 SECTIONS: dict[str, type[msgspec.Struct]] = {"barge_in": BargeInSettings, "vad": VadSettings,
@@ -43,3 +45,10 @@ def vad_for(base: VadSettings, business: BusinessView) -> VadSettings:
 def realtime_for(base: RealtimeSettings, business: BusinessView) -> RealtimeSettings:
     settings = merged(base, business.overrides.get("realtime", {}))
     return msgspec.structs.replace(settings, voice=business.voice) if business.voice else settings
+
+
+def facts_for(view: BusinessView) -> BusinessFacts:
+    """What the prompt builder needs of a business row."""
+    return BusinessFacts(view.name, view.language, view.greeting, view.prompt, tuple(view.vocabulary),
+                         view.industry, view.value_proposition, tuple(view.services), view.tone, view.purpose,
+                         dict(view.permissions))

@@ -6,7 +6,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from prompts.builder import BusinessFacts, build_prompt
+from gateway.overrides import facts_for
+from prompts.builder import build_prompt
 from storage.businesses import BusinessView, get_business
 from storage.calls import get_call, get_utterances, list_calls
 from storage.models import CallRecord
@@ -60,7 +61,12 @@ def business_toml(view: BusinessView) -> str:
              f"prompt = {q(view.prompt)}", f"voice = {q(view.voice)}", f"active = {str(view.active).lower()}",
              f"fillers = [{', '.join(q(w) for w in view.fillers)}]",
              f"short_words = [{', '.join(q(w) for w in view.short_words)}]",
-             f"vocabulary = [{', '.join(q(w) for w in view.vocabulary)}]"]
+             f"vocabulary = [{', '.join(q(w) for w in view.vocabulary)}]", f"industry = {q(view.industry)}",
+             f"value_proposition = {q(view.value_proposition)}",
+             f"services = [{', '.join(q(w) for w in view.services)}]", f"tone = {q(view.tone)}",
+             f"purpose = {q(view.purpose)}"]
+    if view.permissions:
+        lines += ["", "[business.permissions]"] + [f"{k} = {str(v).lower()}" for k, v in sorted(view.permissions.items())]
     for section, values in sorted(view.overrides.items()):
         lines += ["", f"[business.{section}]"] + [f"{k} = {json.dumps(v, ensure_ascii=False)}"
                                                   for k, v in sorted(values.items())]
@@ -71,8 +77,7 @@ async def prompt_show(sessions: async_sessionmaker[AsyncSession], business_id: s
     view = await get_business(sessions, business_id)
     if view is None:
         return None
-    built = build_prompt(BusinessFacts(view.name, view.language, view.greeting, view.prompt,
-                                       tuple(view.vocabulary)))
+    built = build_prompt(facts_for(view))
     hashes = " ".join(f"{k}={v}" for k, v in built.layer_hashes.items())
     return (f"# system prompt for {view.id} (layers: {hashes})\n\n{built.instructions}\n\n"
             f"# greeting instruction\n\n{built.greeting_instructions}\n\n"

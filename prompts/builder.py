@@ -6,6 +6,7 @@ call record shows exactly which prompt it ran with.
 from __future__ import annotations
 
 import hashlib
+import tomllib
 from pathlib import Path
 from string import Template
 
@@ -21,6 +22,12 @@ class BusinessFacts(msgspec.Struct, frozen=True):
     greeting: str
     prompt: str
     vocabulary: tuple[str, ...] = ()
+    industry: str = ""
+    value_proposition: str = ""
+    services: tuple[str, ...] = ()
+    tone: str = ""
+    purpose: str = "support"
+    permissions: dict[str, bool] = {}
 
 
 class BuiltPrompt(msgspec.Struct, frozen=True):
@@ -35,18 +42,41 @@ def _layer_dir(language: str) -> Path:
     return path if path.is_dir() else PROMPTS_DIR / "en"
 
 
-def _read(language: str, name: str) -> str:
-    return (_layer_dir(language) / f"{name}.txt").read_text(encoding="utf-8").strip()
+def _read(language: str, name: str, suffix: str = ".txt") -> str:
+    return (_layer_dir(language) / f"{name}{suffix}").read_text(encoding="utf-8").strip()
 
 
 def short_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
 
 
+class _PermissionTexts(msgspec.Struct, forbid_unknown_fields=True):
+    allowed: dict[str, str]
+    forbidden: dict[str, str]
+    purposes: dict[str, str]
+    none: str
+
+
+def render_business_layer(business: BusinessFacts) -> str:
+    """Layer 4 from the business row: the template and the permission sentences are data files."""
+    texts = msgspec.convert(tomllib.loads(_read(business.language, "permissions", ".toml")), _PermissionTexts)
+    allowed = [texts.allowed[k] for k, on in sorted(business.permissions.items()) if on and k in texts.allowed]
+    forbidden = [texts.forbidden[k] for k, on in sorted(business.permissions.items()) if not on and k in texts.forbidden]
+    text = Template(_read(business.language, "business")).safe_substitute(
+        name=business.name, industry=business.industry, value_proposition=business.value_proposition,
+        services=", ".join(business.services), tone=business.tone,
+        purpose=texts.purposes.get(business.purpose, business.purpose),
+        allowed="; ".join(allowed) or texts.none, forbidden="; ".join(forbidden) or texts.none,
+        prompt=business.prompt.strip())
+    lines = [line for line in text.splitlines() if line.strip() and not line.rstrip().endswith(": .")]
+    if lines and lines[-1].rstrip().endswith(":"):  # a heading with nothing under it
+        lines.pop()
+    return "\n".join(lines)
+
+
 def build_prompt(business: BusinessFacts) -> BuiltPrompt:
     layers = {name: _read(business.language, name) for name in LAYER_FILES}
-    layers["business"] = Template(_read(business.language, "business")).safe_substitute(
-        name=business.name, prompt=business.prompt.strip())
+    layers["business"] = render_business_layer(business)
     instructions = "\n\n".join(layers[k] for k in (*LAYER_FILES, "business"))
     greeting = Template(_read(business.language, "greeting")).safe_substitute(greeting=business.greeting.strip())
     hashes = {k: short_hash(v) for k, v in layers.items()}

@@ -21,6 +21,19 @@ class BusinessError(ValueError):
     pass
 
 
+class Permissions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What the assistant may do for this business (rendered into the prompt's business layer)."""
+
+    collect_lead_details: bool = False
+    schedule_appointments: bool = False
+    answer_faqs: bool = True
+    transfer_to_human: bool = False
+    take_payments: bool = False
+
+
+PURPOSES = ("lead_generation", "support", "scheduling", "sales", "information")
+
+
 class BusinessSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: str
     name: str
@@ -33,6 +46,12 @@ class BusinessSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fillers: list[str] = []  # lexicon additions: sounds this business's callers make that mean nothing
     short_words: list[str] = []  # lexicon additions: short words that are always real turns
     vocabulary: list[str] = []  # names, services, places callers say: biases speech recognition
+    industry: str = ""
+    value_proposition: str = ""
+    services: list[str] = []
+    tone: str = ""
+    purpose: str = "support"
+    permissions: Permissions = Permissions()
     barge_in: dict[str, Any] = {}  # overrides of config.toml [barge_in], checked by the gateway
     vad: dict[str, Any] = {}  # overrides of config.toml [vad]
     realtime: dict[str, Any] = {}  # overrides of config.toml [realtime]: voice, transcription_model, noise_reduction
@@ -57,6 +76,12 @@ class BusinessView(msgspec.Struct, frozen=True):
     short_words: list[str] = []
     overrides: dict[str, dict[str, Any]] = {}
     vocabulary: list[str] = []
+    industry: str = ""
+    value_proposition: str = ""
+    services: list[str] = []
+    tone: str = ""
+    purpose: str = "support"
+    permissions: dict[str, bool] = {}
 
 
 def parse_business(text: str, source: str = "<business file>") -> BusinessSpec:
@@ -80,6 +105,8 @@ def parse_business(text: str, source: str = "<business file>") -> BusinessSpec:
     for i, number in enumerate(spec.phone_numbers):
         if not E164.match(number):
             problems.append(f"business.phone_numbers[{i}]: {number!r} is not an E.164 number (+<digits>)")
+    if spec.purpose not in PURPOSES:
+        problems.append(f"business.purpose: {spec.purpose!r} is not one of {list(PURPOSES)}")
     if len(set(spec.phone_numbers)) != len(spec.phone_numbers):
         problems.append("business.phone_numbers: duplicates")
     if problems:
@@ -104,6 +131,9 @@ async def upsert_business(sessions: async_sessionmaker[AsyncSession], spec: Busi
         row.overrides = {k: v for k, v in (("barge_in", spec.barge_in), ("vad", spec.vad),
                                            ("realtime", spec.realtime)) if v}
         row.vocabulary = list(spec.vocabulary)
+        row.industry, row.value_proposition, row.tone, row.purpose = (
+            spec.industry, spec.value_proposition, spec.tone, spec.purpose)
+        row.services, row.permissions = list(spec.services), msgspec.structs.asdict(spec.permissions)
         await session.execute(delete(PhoneNumber).where(PhoneNumber.business_id == spec.id))
         await session.flush()
         session.add_all(PhoneNumber(e164=n, business_id=spec.id) for n in spec.phone_numbers)
@@ -136,7 +166,9 @@ async def get_business(sessions: async_sessionmaker[AsyncSession], business_id: 
             PhoneNumber.business_id == business_id).order_by(PhoneNumber.e164))).scalars().all()
         return BusinessView(row.id, row.name, row.language, row.greeting, row.prompt, row.voice, row.active,
                             list(numbers), list(row.fillers or []), list(row.short_words or []),
-                            dict(row.overrides or {}), list(row.vocabulary or []))
+                            dict(row.overrides or {}), list(row.vocabulary or []), row.industry or "",
+                            row.value_proposition or "", list(row.services or []), row.tone or "",
+                            row.purpose or "support", dict(row.permissions or {}))
 
 
 async def list_businesses(sessions: async_sessionmaker[AsyncSession]) -> list[BusinessView]:

@@ -30,6 +30,12 @@ class Business(Base):
     short_words: Mapped[list[str]] = mapped_column(JSON, default=list)
     overrides: Mapped[dict[str, dict[str, Any]]] = mapped_column(JSON, default=dict)
     vocabulary: Mapped[list[str]] = mapped_column(JSON, default=list)
+    industry: Mapped[str] = mapped_column(String(100), default="")
+    value_proposition: Mapped[str] = mapped_column(Text, default="")
+    services: Mapped[list[str]] = mapped_column(JSON, default=list)
+    tone: Mapped[str] = mapped_column(String(200), default="")
+    purpose: Mapped[str] = mapped_column(String(32), default="support")
+    permissions: Mapped[dict[str, bool]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

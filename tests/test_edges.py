@@ -135,3 +135,21 @@ def test_cli_business_import_and_list(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["business", "import", str(bad)]) == 2
     assert "business.id" in capsys.readouterr().err
     asyncio.set_event_loop(asyncio.new_event_loop())
+
+
+def test_business_layer_is_rendered_from_the_row() -> None:
+    from gateway.overrides import facts_for
+    from storage.businesses import BusinessView, Permissions
+    import msgspec
+
+    spec = parse_business((REPO / "examples" / "english-clinic.toml").read_text(encoding="utf-8"))
+    view = BusinessView(spec.id, spec.name, spec.language, spec.greeting, spec.prompt, spec.voice, spec.active,
+                        spec.phone_numbers, [], [], {}, spec.vocabulary, spec.industry, spec.value_proposition,
+                        spec.services, spec.tone, spec.purpose, msgspec.structs.asdict(spec.permissions))
+    built = build_prompt(facts_for(view))
+    assert "Services: check-ups, vaccinations, minor injuries, prescription renewals." in built.instructions
+    assert "You must not: ask for or take payment details." in built.instructions
+    assert "schedule appointments" in built.instructions.split("You may:")[1].split("\n")[0]
+    assert "Dr. Okafor" in built.transcription_prompt
+    bare = build_prompt(BusinessFacts("Shop", "en", "Hi", "", permissions=msgspec.structs.asdict(Permissions())))
+    assert "Industry" not in bare.instructions and "More about the business" not in bare.instructions
