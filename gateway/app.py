@@ -20,6 +20,7 @@ from actors.messages import CallSettings, Tick, Utterance
 from gateway.call import CallIO
 from gateway.config import AppConfig
 from gateway.engine import ActorEngine
+from gateway.prewarm import Prewarmer, route_is_valid
 from gateway.overrides import barge_in_for, facts_for, realtime_for, vad_for
 from gateway.ticker import Ticker
 from gateway.wire import TwilioStart
@@ -55,6 +56,7 @@ class App:
         self.summaries: list[dict[str, Any]] = []
         self.twilio_decode_errors = 0
         self._ticker_task: asyncio.Task[None] | None = None
+        self.prewarmer = Prewarmer(self._connect_realtime)
         self._pending: set[asyncio.Task[Any]] = set()
 
     def start(self) -> None:
@@ -62,6 +64,10 @@ class App:
         self._ticker_task = asyncio.create_task(self.ticker.run(), name="ticker")
         gc.collect()
         gc.freeze()  # start-up objects never scanned again: keeps collector pauses off the 20 ms clock
+
+    async def _connect_realtime(self) -> Any:
+        manager = self.openai.realtime.connect(model=self.config.file.realtime.model)
+        return await asyncio.wait_for(manager.enter(), self.config.file.realtime.connect_timeout_s)
 
     def _tick(self, tick: Tick) -> None:
         if self.engine.supervisors:
@@ -90,6 +96,11 @@ class App:
             return None
         if start.call_sid in self.calls:
             log.warning("CALL_REJECTED", call_sid=start.call_sid, reason="duplicate call sid")
+            return None
+        token = self.config.env.twilio_auth_token
+        if token and not route_is_valid(token, start.call_sid, business_id, start.custom.get("route_sig", "")):
+            log.warning("CALL_REJECTED", call_sid=start.call_sid, business_id=business_id,
+                        reason="business not routed by the signed /voice webhook")
             return None
         prompt = build_prompt(facts_for(business))
         f = self.config.file
@@ -138,6 +149,7 @@ class App:
             await self.end_call(call, "server_shutdown")
         if self._ticker_task:
             self._ticker_task.cancel()
+        await self.prewarmer.close()
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
         log.info("TICKER_STATS", **self.ticker.stats.summary())

@@ -71,8 +71,12 @@ class CallIO:
         loop = asyncio.get_running_loop()
         reason = "realtime_closed"
         try:
-            manager = self.app.openai.realtime.connect(model=self.settings.realtime.model)
-            conn = await asyncio.wait_for(manager.enter(), self.settings.realtime.connect_timeout_s)
+            conn: Any = await self.app.prewarmer.claim(self.call_id)
+            if conn is not None:
+                log.info("REALTIME_PREWARMED", call_sid=self.call_id)
+            else:
+                manager = self.app.openai.realtime.connect(model=self.settings.realtime.model)
+                conn = await asyncio.wait_for(manager.enter(), self.settings.realtime.connect_timeout_s)
         except Exception as exc:  # noqa: BLE001 — any connect failure ends the call cleanly
             log.error("REALTIME_CONNECT_FAILED", call_sid=self.call_id, error=repr(exc)[:300])
             await self.app.end_call(self, "realtime_connect_failed")

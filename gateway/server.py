@@ -24,6 +24,7 @@ from websockets.http11 import Request, Response
 from actors.messages import EndCall, WireDecodeError
 from gateway.app import App
 from gateway.call import CallIO
+from gateway.prewarm import route_signature
 from gateway.http_shim import FORM_HEADER, METHOD_HEADER, HttpAwareConnection
 from gateway.wire import TwilioStart, decode_twilio
 from storage.businesses import business_for_number
@@ -107,7 +108,11 @@ async def voice_twiml(app: App, form: dict[str, str], stream_url: str) -> str:
     stream = connect.stream(url=stream_url)
     stream.parameter(name="business_id", value=business.id)
     stream.parameter(name="call_sid", value=call_sid)
+    token = app.config.env.twilio_auth_token
+    if token:
+        stream.parameter(name="route_sig", value=route_signature(token, call_sid, business.id))
     response.append(connect)
+    app.prewarmer.start(call_sid)
     log.info("VOICE_ROUTED", call_sid=call_sid, to=to, business_id=business.id)
     return str(response)
 

@@ -67,8 +67,9 @@ class EmulatedCall:
     def __init__(self, url: str, business_id: str, call_sid: str, script: list[Step], *,
                  noise_level: float = 120.0, turn_gap_ms: int = 600, skip_lead_ms: int = 120,
                  headers: dict[str, str] | None = None, seed: int = 7, wait_timeout_s: float = 30.0,
-                 max_seconds: float | None = None) -> None:
+                 max_seconds: float | None = None, custom: dict[str, str] | None = None) -> None:
         self.max_seconds = max_seconds
+        self.custom = {"business_id": business_id, **(custom or {})}
         self.wait_timeout_s = wait_timeout_s
         self.url, self.business_id, self.call_sid, self.script = url, business_id, call_sid, script
         self.noise_level, self.turn_gap_s, self.skip_lead_s = noise_level, turn_gap_ms / 1000, skip_lead_ms / 1000
@@ -112,7 +113,7 @@ class EmulatedCall:
             await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
             await self._send({"event": "start", "streamSid": self.stream_sid, "start": {
                 "accountSid": "AC" + "0" * 32, "streamSid": self.stream_sid, "callSid": self.call_sid,
-                "tracks": ["inbound"], "customParameters": {"business_id": self.business_id},
+                "tracks": ["inbound"], "customParameters": self.custom,
                 "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}})
             self.note("call connected")
             tasks = [asyncio.create_task(self._sender()), asyncio.create_task(self._receiver(ws)),

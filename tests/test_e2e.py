@@ -251,3 +251,51 @@ async def test_admin_endpoint_shows_live_calls(tmp_path: Path) -> None:
         calls = json.loads(body)["calls"]
         assert [(c["call_sid"], c["business_id"], c["phase"]) for c in calls] == [("CA" + "7" * 32, "demo-garage", "active")]
         await asyncio.wait_for(call, 30)
+
+
+def voice_post(call_sid: str, to: str = "%2B97235550123", signature: str = "") -> bytes:
+    form = f"CallSid={call_sid}&From=%2B972501234567&To={to}".encode()
+    extra = f"X-Twilio-Signature: {signature}\r\n".encode() if signature else b""
+    return (b"POST /voice HTTP/1.1\r\nHost: bridge.example.com\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            + extra + b"Content-Length: " + str(len(form)).encode() + b"\r\n\r\n" + form)
+
+
+async def test_voice_prewarms_the_realtime_session(tmp_path: Path) -> None:
+    steps = [Step("wait_turns", 1), Step("hangup")]
+    async with running_stack(tmp_path, script=FakeScript(responses=[(b"\xff" * 4000, "")])) as stack:
+        stack.app.prewarmer.ttl_s = 3.0
+        sid = "CA" + "5" * 32
+        with structlog.testing.capture_logs() as logs:
+            status, _ = await http(stack.port, voice_post(sid))
+            await asyncio.sleep(0.3)  # the connection opens while Twilio would be fetching the TwiML
+            assert status == 200 and len(stack.fake.connections) == 1
+            await asyncio.wait_for(EmulatedCall(stack.stream_url, "demo-garage", sid, steps).run(), 30)
+        assert len(stack.fake.connections) == 1  # the call used the pre-opened connection
+        assert any(e["event"] == "REALTIME_PREWARMED" for e in logs)
+        stack.app.prewarmer.ttl_s = 0.2
+        status, _ = await http(stack.port, voice_post("CA" + "6" * 32))
+        await asyncio.sleep(0.8)
+        assert stack.app.prewarmer.expired == 1 and stack.fake.connections[1].closed  # unclaimed: closed
+
+
+async def test_signed_routing_refuses_a_business_voice_did_not_route(tmp_path: Path) -> None:
+    token, public = "tok", "https://bridge.example.com"
+    validator = RequestValidator(token)
+    headers = {"X-Twilio-Signature": validator.compute_signature("wss://bridge.example.com/media-stream", {})}
+    steps = [Step("wait_turns", 1), Step("hangup")]
+    async with running_stack(tmp_path, script=FakeScript(responses=[(b"\xff" * 4000, "")]),
+                             env={"TWILIO_AUTH_TOKEN": token, "KOLBRIDGE_PUBLIC_URL": public}) as stack:
+        sid = "CA" + "8" * 32
+        form = {"CallSid": sid, "From": "+972501234567", "To": "+97235550123"}
+        signature = validator.compute_signature("https://bridge.example.com/voice", form)
+        status, twiml = await http(stack.port, voice_post(sid, signature=signature))
+        assert status == 200
+        route_sig = twiml.split('name="route_sig" value="')[1].split('"')[0]
+        ok = await EmulatedCall(stack.stream_url, "demo-garage", sid, steps, headers=headers,
+                                custom={"route_sig": route_sig}).run()
+        assert ok.frames_received > 0
+        forged = await EmulatedCall(stack.stream_url, "demo-garage", "CA" + "9" * 32, steps, headers=headers,
+                                    custom={"route_sig": route_sig}, wait_timeout_s=2).run()
+        assert forged.close_code == 1008 and forged.frames_received == 0
+        status, _ = await http(stack.port, voice_post(sid, signature="bad"))
+        assert status == 403

@@ -1,0 +1,74 @@
+"""Routing proof and Realtime pre-warming, both started by the signed `POST /voice` webhook.
+
+Routing proof: with a Twilio auth token configured, the TwiML's `<Parameter>`s carry
+`route_sig = HMAC-SHA256(token, call_sid + ":" + business_id)`; a stream whose business_id the
+webhook did not route (no or wrong signature) is refused. Stateless, so it holds across workers.
+
+Pre-warming: the webhook starts opening the call's Realtime connection at once, keyed by CallSid; the
+stream's `start` claims it, so the first answer does not wait for the TLS and WebSocket handshakes.
+An unclaimed connection is closed after `ttl_s`. (With several workers the stream may land on another
+worker; it then connects as usual and the unclaimed connection expires.)
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from typing import Any, Callable, Coroutine
+
+import structlog
+
+log = structlog.get_logger("kolbridge.prewarm")
+
+
+def route_signature(token: str, call_sid: str, business_id: str) -> str:
+    return hmac.new(token.encode(), f"{call_sid}:{business_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def route_is_valid(token: str, call_sid: str, business_id: str, signature: str) -> bool:
+    return hmac.compare_digest(route_signature(token, call_sid, business_id), signature)
+
+
+class Prewarmer:
+    def __init__(self, connect: Callable[[], Coroutine[Any, Any, Any]], ttl_s: float = 10.0) -> None:
+        self.connect = connect
+        self.ttl_s = ttl_s
+        self.pending: dict[str, asyncio.Task[Any]] = {}
+        self.started = self.claimed = self.expired = 0
+
+    def start(self, call_sid: str) -> None:
+        if not call_sid or call_sid in self.pending:
+            return
+        task = asyncio.create_task(self.connect(), name=f"prewarm-{call_sid}")
+        self.pending[call_sid] = task
+        self.started += 1
+        asyncio.get_running_loop().call_later(self.ttl_s, lambda: asyncio.ensure_future(self._expire(call_sid)))
+
+    async def claim(self, call_sid: str) -> Any | None:
+        """The pre-opened connection for this call, or None (none started, or it failed)."""
+        task = self.pending.pop(call_sid, None)
+        if task is None:
+            return None
+        try:
+            conn = await task
+        except Exception as exc:  # noqa: BLE001 — the caller connects normally
+            log.warning("PREWARM_FAILED", call_sid=call_sid, error=repr(exc)[:200])
+            return None
+        self.claimed += 1
+        return conn
+
+    async def _expire(self, call_sid: str) -> None:
+        task = self.pending.pop(call_sid, None)
+        if task is None:
+            return
+        self.expired += 1
+        log.info("PREWARM_EXPIRED", call_sid=call_sid)
+        if not task.done():
+            task.cancel()
+            return
+        if task.exception() is None:
+            await task.result().close()
+
+    async def close(self) -> None:
+        for call_sid in list(self.pending):
+            await self._expire(call_sid)
