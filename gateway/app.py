@@ -119,7 +119,8 @@ class App:
         call.start()
         self.engine.start_call(settings, call, call.opened_at)
         self._background(record_call_start(self.sessions, start.call_sid, start.stream_sid, business.id,
-                                           prompt.layer_hashes))
+                                           prompt.layer_hashes, start.custom.get("from", ""),
+                                           start.custom.get("to", "")))
         return call
 
     async def end_call(self, call: CallIO, reason: str) -> None:

@@ -92,6 +92,19 @@ def _worker_main(options: dict[str, object], index: int) -> int:
     return asyncio.run(_serve(args))
 
 
+async def _db(args: argparse.Namespace) -> int:
+    from storage.db import make_engine, schema_revision
+
+    async with _database(args):  # applies the migrations
+        pass
+    engine = make_engine(load_config(args.config).env.database_url)
+    try:
+        print(f"schema at revision {await schema_revision(engine)}")
+    finally:
+        await engine.dispose()
+    return 0
+
+
 async def _records(args: argparse.Namespace) -> int:
     from gateway import records
 
@@ -139,6 +152,11 @@ def build_parser() -> argparse.ArgumentParser:
     show = csub.add_parser("show", help="one call: record, metrics, utterances")
     show.add_argument("call_sid")
     show.add_argument("--json", action="store_true")
+    db = sub.add_parser("db", help="database schema")
+    db.add_argument("--config", default=None)
+    dsub = db.add_subparsers(dest="db_cmd", required=True)
+    dsub.add_parser("upgrade", help="apply the Alembic migrations (serve also does this at start)")
+    dsub.add_parser("current", help="print the schema revision")
     prompt = sub.add_parser("prompt", help="prompts")
     prompt.add_argument("--config", default=None)
     psub = prompt.add_subparsers(dest="prompt_cmd", required=True)
@@ -178,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
             return main_demo(load_config(args.config).file)
         if args.cmd == "business":
             return asyncio.run(_business(args))
+        if args.cmd == "db":
+            return asyncio.run(_db(args))
         if args.cmd in ("calls", "prompt"):
             return asyncio.run(_records(args))
         if args.cmd == "turn-check":

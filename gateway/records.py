@@ -17,6 +17,7 @@ SUMMARY = ("stt_utterances", "filler_only", "frames_in", "frames_dropped", "barg
 
 def _call_dict(row: CallRecord) -> dict[str, Any]:
     return {"call_sid": row.call_sid, "stream_sid": row.stream_sid, "business_id": row.business_id,
+            "from": row.from_number, "to": row.to_number,
             "started_at": row.started_at.isoformat() if row.started_at else None,
             "ended_at": row.ended_at.isoformat() if row.ended_at else None, "end_reason": row.end_reason,
             "prompt_hashes": row.prompt_hashes, "metrics": row.metrics, "series": row.series,

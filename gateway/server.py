@@ -108,6 +108,8 @@ async def voice_twiml(app: App, form: dict[str, str], stream_url: str) -> str:
     stream = connect.stream(url=stream_url)
     stream.parameter(name="business_id", value=business.id)
     stream.parameter(name="call_sid", value=call_sid)
+    stream.parameter(name="from", value=form.get("From", ""))
+    stream.parameter(name="to", value=to)
     token = app.config.env.twilio_auth_token
     if token:
         stream.parameter(name="route_sig", value=route_signature(token, call_sid, business.id))

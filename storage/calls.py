@@ -27,13 +27,17 @@ async def _retry(what: str, call_sid: str, op: Callable[[], Awaitable[None]], at
 
 
 async def record_call_start(sessions: async_sessionmaker[AsyncSession], call_sid: str, stream_sid: str,
-                            business_id: str, prompt_hashes: dict[str, str]) -> bool:
+                            business_id: str, prompt_hashes: dict[str, str], from_number: str = "",
+                            to_number: str = "") -> bool:
     async def op() -> None:
         async with sessions.begin() as session:
             row = await session.get(CallRecord, call_sid)
             if row is None:
                 session.add(CallRecord(call_sid=call_sid, stream_sid=stream_sid, business_id=business_id,
-                                       prompt_hashes=prompt_hashes))
+                                       prompt_hashes=prompt_hashes, from_number=from_number, to_number=to_number))
+            else:  # an utterance got there first
+                row.stream_sid, row.business_id, row.prompt_hashes = stream_sid, business_id, prompt_hashes
+                row.from_number, row.to_number = from_number, to_number
     return await _retry("call_start", call_sid, op)
 
 

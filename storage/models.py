@@ -53,6 +53,8 @@ class CallRecord(Base):
     call_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
     stream_sid: Mapped[str] = mapped_column(String(64), default="")
     business_id: Mapped[str] = mapped_column(String(64), index=True)
+    from_number: Mapped[str] = mapped_column(String(32), default="")
+    to_number: Mapped[str] = mapped_column(String(32), default="")
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     end_reason: Mapped[str] = mapped_column(String(64), default="")

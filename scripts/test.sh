@@ -1,0 +1,33 @@
+#!/bin/sh
+# Install everything and run the whole test suite: type check, then pytest on SQLite and PostgreSQL.
+# PostgreSQL: a local server from Debian's packages is installed (if missing) and started; the storage
+# tests run against it through KOLBRIDGE_TEST_PG_URL. Needs root for apt-get and the postgres user.
+set -eu
+cd "$(dirname "$0")/.."
+
+if [ -z "${KOLBRIDGE_TEST_PG_URL:-}" ]; then
+  if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    echo "== installing PostgreSQL (Debian packages)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+  fi
+  version=$(ls /usr/lib/postgresql | sort -V | tail -1)
+  if ! pg_lsclusters -h 2>/dev/null | grep -q "^$version main"; then
+    pg_createcluster "$version" main >/dev/null
+  fi
+  pg_ctlcluster "$version" main start 2>/dev/null || true
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    su postgres -c "psql -qtAc 'select 1'" >/dev/null 2>&1 && break
+    sleep 1
+  done
+  su postgres -c "psql -qtAc \"select 1 from pg_roles where rolname='kolbridge'\"" | grep -q 1 ||
+    su postgres -c "psql -qc \"create role kolbridge login password 'kolbridge' createdb\""
+  su postgres -c "psql -qtAc \"select 1 from pg_database where datname='kolbridge_test'\"" | grep -q 1 ||
+    su postgres -c "createdb -O kolbridge kolbridge_test"
+  KOLBRIDGE_TEST_PG_URL="postgresql+asyncpg://kolbridge:kolbridge@127.0.0.1/kolbridge_test"
+  export KOLBRIDGE_TEST_PG_URL
+fi
+
+python3 -m venv .venv
+.venv/bin/pip install -q -e '.[test]'
+.venv/bin/mypy
+.venv/bin/pytest -q -rs
