@@ -25,7 +25,7 @@ from gateway.overrides import barge_in_for, facts_for, realtime_for, vad_for
 from gateway.ticker import Ticker
 from gateway.wire import TwilioStart
 from prompts.builder import build_prompt
-from storage.businesses import BusinessView, get_business
+from storage.businesses import BusinessView, business_version, get_business
 from storage.calls import record_call_end, record_call_start, record_utterance
 
 log = structlog.get_logger("kolbridge.gateway")
@@ -52,7 +52,7 @@ class App:
         self.openai = AsyncOpenAI(api_key=config.env.openai_api_key or "sk-unset",
                                   websocket_base_url=config.env.realtime_url)
         self.calls: dict[str, CallIO] = {}
-        self.business_cache: dict[str, tuple[float, BusinessView | None]] = {}
+        self.business_cache: dict[str, tuple[float, BusinessView | None, str | None]] = {}
         self.summaries: list[dict[str, Any]] = []
         self.twilio_decode_errors = 0
         self._ticker_task: asyncio.Task[None] | None = None
@@ -74,11 +74,15 @@ class App:
             self.engine.tell_all(tick)
 
     async def business(self, business_id: str) -> BusinessView | None:
+        """Read once per call start, never per frame: within the TTL the cached row is used as long as
+        its `updated_at` is unchanged, so `kolbridge business import` (any process) takes effect at the
+        next call."""
         cached = self.business_cache.get(business_id)
-        if cached and time.monotonic() - cached[0] < BUSINESS_TTL_S:
+        version = await business_version(self.sessions, business_id)
+        if cached and cached[2] == version and time.monotonic() - cached[0] < BUSINESS_TTL_S:
             return cached[1]
-        view = await get_business(self.sessions, business_id)
-        self.business_cache[business_id] = (time.monotonic(), view)
+        view = await get_business(self.sessions, business_id) if version is not None else None
+        self.business_cache[business_id] = (time.monotonic(), view, version)
         return view
 
     def invalidate(self, business_id: str | None = None) -> None:

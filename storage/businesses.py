@@ -10,7 +10,7 @@ import msgspec
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import Business, PhoneNumber
+from storage.models import Business, PhoneNumber, utcnow
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 BUSINESS_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
@@ -134,6 +134,7 @@ async def upsert_business(sessions: async_sessionmaker[AsyncSession], spec: Busi
         row.industry, row.value_proposition, row.tone, row.purpose = (
             spec.industry, spec.value_proposition, spec.tone, spec.purpose)
         row.services, row.permissions = list(spec.services), msgspec.structs.asdict(spec.permissions)
+        row.updated_at = utcnow()  # every import is a new version for the serving processes' caches
         await session.execute(delete(PhoneNumber).where(PhoneNumber.business_id == spec.id))
         await session.flush()
         session.add_all(PhoneNumber(e164=n, business_id=spec.id) for n in spec.phone_numbers)
@@ -183,3 +184,10 @@ async def business_for_number(sessions: async_sessionmaker[AsyncSession], e164: 
         row = await session.get(PhoneNumber, e164)
         business_id = row.business_id if row else None
     return await get_business(sessions, business_id) if business_id else None
+
+
+async def business_version(sessions: async_sessionmaker[AsyncSession], business_id: str) -> str | None:
+    """The row's last update time, as a cache key (None if there is no such business)."""
+    async with sessions() as session:
+        stamp = (await session.execute(select(Business.updated_at).where(Business.id == business_id))).scalar()
+    return stamp.isoformat() if stamp is not None else None

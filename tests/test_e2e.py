@@ -214,8 +214,7 @@ async def test_reimporting_a_business_changes_the_next_call(tmp_path: Path) -> N
                                          'greeting = "Hello, you reached the demo garage."')
                    .replace('language = "he"', 'language = "en"')
                    .replace('vocabulary = ["טסט"', 'vocabulary = ["MOT test"'))
-        await upsert_business(stack.app.sessions, parse_business(changed))
-        stack.app.invalidate("demo-garage")  # what `business import` does for the serving process's cache
+        await upsert_business(stack.app.sessions, parse_business(changed))  # as `business import` would
         second = EmulatedCall(stack.stream_url, "demo-garage", "CA" + "2" * 32, steps)
         await asyncio.wait_for(second.run(), 30)
         for _ in range(100):
