@@ -12,7 +12,7 @@ import binascii
 import msgspec
 
 from actors.messages import (
-    EndCall, RealtimeOutEvent, RtOutputItemAdded, RtAssistantTranscriptDone, RtAudioDelta, RtAudioDone, RtError,
+    EndCall, RealtimeOutEvent, RtAssistantTranscriptDelta, RtOutputItemAdded, RtAssistantTranscriptDone, RtAudioDelta, RtAudioDone, RtError,
     RtResponseCreated, RtResponseDone, RtSessionUpdated, RtSpeechStarted, RtSpeechStopped,
     RtTranscriptDone, RtTranscriptFailed, TwilioDtmfIn, TwilioMarkIn, TwilioMediaIn, TwilioOutEvent,
     WireDecodeError,
@@ -140,7 +140,7 @@ IGNORED_REALTIME = frozenset({
     "session.created", "rate_limits.updated", "conversation.item.added", "conversation.item.done",
     "conversation.item.created", "input_audio_buffer.committed",
     "response.output_item.done", "response.content_part.added", "response.content_part.done",
-    "response.output_audio_transcript.delta", "conversation.item.input_audio_transcription.delta",
+    "conversation.item.input_audio_transcription.delta",
     "conversation.item.truncated", "conversation.item.deleted", "input_audio_buffer.cleared",
 })
 
@@ -172,6 +172,8 @@ def decode_realtime(raw: str | bytes, at: float) -> object | None:
         if kind == "response.done" and ev.response is not None:
             details = ev.response.status_details or {}
             return RtResponseDone(ev.response.id, ev.response.status, str(details.get("reason") or ""), at)
+        if kind == "response.output_audio_transcript.delta":
+            return RtAssistantTranscriptDelta(ev.response_id, ev.item_id, ev.delta, at)
         if kind == "response.output_audio_transcript.done":
             return RtAssistantTranscriptDone(ev.response_id, ev.item_id, ev.transcript, at)
         if kind == "session.updated":

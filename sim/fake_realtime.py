@@ -233,13 +233,19 @@ class _Session:
         await self.send({"type": "response.output_item.added", "response_id": rid, "output_index": 0,
                          "item": {"id": item_id, "type": "message", "role": "assistant"}})
         await asyncio.sleep(self.script.first_delta_delay_s)
-        pos = 0
+        pos, said = 0, 0
         for size in itertools.cycle(CHUNK_PATTERN):
             if pos >= len(audio):
                 break
             chunk = audio[pos:pos + size]
             pos += len(chunk)
             record["audio"].extend(chunk)
+            upto = len(text) * pos // len(audio)  # the transcript keeps pace with the audio
+            if upto > said:
+                await self.send({"type": "response.output_audio_transcript.delta", "response_id": rid,
+                                 "item_id": item_id, "output_index": 0, "content_index": 0,
+                                 "delta": text[said:upto]})
+                said = upto
             await self.send({"type": "response.output_audio.delta", "response_id": rid, "item_id": item_id,
                              "output_index": 0, "content_index": 0,
                              "delta": base64.b64encode(chunk).decode("ascii")})

@@ -15,6 +15,7 @@ from websockets.exceptions import InvalidStatus
 from actors.cores.ulaw import gain_table
 from gateway.config import FileConfig
 from gateway.demo import DEMO_BUSINESS, run_demo_call
+from sim.audio import clip_text
 from sim.fake_realtime import FakeScript
 from sim.twilio_emulator import EmulatedCall, Step
 from storage.businesses import parse_business, upsert_business
@@ -115,8 +116,13 @@ async def test_a_whole_demo_call(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert [c[1] for c in caller] == ["turn", "filler", "turn", "filler", "turn", "turn"]
     assert caller[2] == ("לא", "turn", True) and caller[4] == ("לא", "turn", False)
     assert all(u.start_ms >= 0 and u.end_ms > u.start_ms for u in utterances if u.role == "caller")
-    assistant = [u.text for u in utterances if u.role == "assistant"]
-    assert len(assistant) == 4 and "שלום, הגעתם למוסך הדגמה" in assistant[0]
+    assistant = [u for u in utterances if u.role == "assistant"]
+    assert len(assistant) == 5 and "שלום, הגעתם למוסך הדגמה" in assistant[0].text
+    cut = assistant[1]  # the long answer, recorded as far as the caller heard it
+    full = clip_text("long_answer")
+    assert cut.interrupted and cut.heard_ms == truncate["audio_end_ms"]
+    assert cut.text and full.startswith(cut.text) and len(cut.text) < len(full)
+    assert not any(u.interrupted for u in assistant[2:])
     assert [u.seq for u in utterances] == sorted(u.seq for u in utterances)
     # the record is readable from the command line
     monkeypatch.setenv("KOLBRIDGE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}")

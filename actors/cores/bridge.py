@@ -16,10 +16,11 @@ import msgspec
 
 from actors.cores.preempt import Preemption, PreemptState
 from actors.messages import (
-    PreemptiveAnswer, RtOutputItemAdded, AnswerRequest, CallSettings, DeleteItem, LogLine, PlayoutCut, RtAssistantTranscriptDone, RtAudioInput,
-    RtAudioConfig, RtAudioOutput, RtError, RtFormat, RtItemDelete, RtItemTruncate, RtNoiseReduction, RtResponseCancel,
-    RtResponseCreate, RtResponseCreated, RtResponseDone, RtResponseParams, RtServerVad, RtSession,
-    RtSessionUpdate, RtSessionUpdated, RtTranscriptionConfig, StartCall, ToRealtime, Utterance, WireDecodeError,
+    AnswerRequest, CallSettings, DeleteItem, LogLine, PlayoutCut, PreemptiveAnswer, RtAssistantTranscriptDelta,
+    RtAssistantTranscriptDone, RtAudioConfig, RtAudioInput, RtAudioOutput, RtError, RtFormat, RtItemDelete,
+    RtItemTruncate, RtNoiseReduction, RtOutputItemAdded, RtResponseCancel, RtResponseCreate, RtResponseCreated,
+    RtResponseDone, RtResponseParams, RtServerVad, RtSession, RtSessionUpdate, RtSessionUpdated,
+    RtTranscriptionConfig, StartCall, ToRealtime, Utterance, WireDecodeError,
 )
 
 
@@ -43,6 +44,7 @@ class BridgeState(msgspec.Struct):
     truncate_audio_end_ms: list[int] = msgspec.field(default_factory=list)
     awaiting_cut: bool = False
     truncated: dict[str, int] = msgspec.field(default_factory=dict)  # assistant item → heard ms
+    spoken: dict[str, str] = msgspec.field(default_factory=dict)  # assistant item → transcript so far
     preempt: PreemptState = msgspec.field(default_factory=PreemptState)
     counters: BridgeCounters = msgspec.field(default_factory=BridgeCounters)
 
@@ -138,15 +140,26 @@ class RealtimeBridgeCore:
                 del s.truncated[next(iter(s.truncated))]
             out.append(LogLine("TRUNCATE", "info", {"call_sid": s.call_id, "item_id": msg.item_id,
                                                     "audio_end_ms": end_ms, "sent_ms": msg.sent_ms}))
+            so_far = s.spoken.pop(msg.item_id, "")
+            share = end_ms / msg.generated_ms if msg.generated_ms > 0 else 1.0
+            heard_text = so_far[: int(round(len(so_far) * min(1.0, share)))].rstrip()
+            out.append(Utterance(s.call_id, "assistant", heard_text, "", -1, -1, True, end_ms))
             return out + self._answer_pending()
         if isinstance(msg, DeleteItem):
             c.items_deleted += 1
             discarded = self._discard_preempt(now) if self.preempt.covers(msg.item_id) else []
             return discarded + [self._out(RtItemDelete(msg.item_id))]
+        if isinstance(msg, RtAssistantTranscriptDelta):
+            if len(s.spoken) > 8 and msg.item_id not in s.spoken:
+                del s.spoken[next(iter(s.spoken))]
+            s.spoken[msg.item_id] = s.spoken.get(msg.item_id, "") + msg.delta
+            return []
         if isinstance(msg, RtAssistantTranscriptDone):
-            heard = s.truncated.get(msg.item_id, -1)
+            s.spoken.pop(msg.item_id, None)
+            if msg.item_id in s.truncated:  # recorded at the cut, with what was heard
+                return []
             return [LogLine("AI_SAID", "info", {"call_sid": s.call_id, "text": msg.transcript}),
-                    Utterance(s.call_id, "assistant", msg.transcript, "", -1, -1, heard >= 0, heard)]
+                    Utterance(s.call_id, "assistant", msg.transcript, "", -1, -1, False)]
         if isinstance(msg, RtError):
             c.realtime_errors += 1
             return [LogLine("REALTIME_ERROR", "warning", {"call_sid": s.call_id, "code": msg.code,

@@ -232,7 +232,8 @@ class TxPacerCore:
         out: list[object] = []
         response_id, item_id = st.response_id, st.item_id
         heard, sent = self.clock.heard_ms(now), st.item_sent_ms
-        flushed = sum(1 for f in self.queue if f.payload)
+        flushed_frames = [f for f in self.queue if f.payload]
+        flushed = len(flushed_frames)
         ids = {f.response_id for f in self.queue} | {response_id, self.reframer.state.response_id}
         for rid in ids - {""}:
             self.reframer.drop(rid)
@@ -247,7 +248,8 @@ class TxPacerCore:
             out.append(ToTwilio(s.call_id, (TwClear(s.stream_sid),)))
         s.in_run, s.mid_response, s.since_mark_ms = False, False, 0
         s.paused, s.duck_gain_db, self.gain = False, 0.0, None
-        out.append(PlayoutCut(response_id, item_id, heard, sent, now))  # item "" = nothing was playing
+        generated = sent + sum(self.frame_ms for f in flushed_frames if f.item_id == item_id)
+        out.append(PlayoutCut(response_id, item_id, heard, sent, now, generated))  # item "" = nothing playing
         self.clock.forget_item()
         if s.audible:
             s.audible = False

@@ -13,7 +13,7 @@ import enum
 
 from actors.messages import (
     DiscardAudio, HoldAudio, PreemptiveAnswer, ReleaseAudio, RtOutputItemAdded, AnswerRequest, CallerLevel, CounterReport, DeleteItem, DuckPlayout, PausePlayout, RestorePlayout, CutPlayout, PlayoutChanged, PlayoutCut, ResponseFinished,
-    RtAssistantTranscriptDone, RtAudioDelta, RtAudioDone, RtError, RtResponseCreated, RtResponseDone,
+    RtAssistantTranscriptDelta, RtAssistantTranscriptDone, RtAudioDelta, RtAudioDone, RtError, RtResponseCreated, RtResponseDone,
     RtSessionUpdated, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone, RtTranscriptFailed, Tick,
     TwilioDtmfIn, TwilioMarkIn, TwilioMediaIn, WireDecodeError,
 )
@@ -48,6 +48,7 @@ ROUTES: dict[type, tuple[str, ...]] = {
     RtSessionUpdated: ("bridge",),
     RtError: ("bridge",),
     RtAssistantTranscriptDone: ("bridge",),
+    RtAssistantTranscriptDelta: ("bridge",),
     RtSpeechStarted: ("judge",),
     RtSpeechStopped: ("judge",),
     RtTranscriptDone: ("judge",),
