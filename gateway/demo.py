@@ -161,12 +161,25 @@ def print_report(report: CallReport, app: App, fake: FakeRealtime) -> None:
         print("CALL_METRICS " + " ".join(f"{k}={m.get(k, 0)}" for k in keys))
 
 
+async def stored_record(workdir: Path, call_sid: str) -> str:
+    from gateway.records import call_show
+
+    db = make_engine(f"sqlite+aiosqlite:///{workdir / 'demo.db'}")
+    try:
+        return await call_show(session_factory(db), call_sid, as_json=False) or "(no record)"
+    finally:
+        await db.dispose()
+
+
 def main_demo(file_config: FileConfig) -> int:
     log_audio_mode(file_config.audio, "demo")
     processors = list(structlog.get_config()["processors"])
     structlog.configure(processors=[RECORDER, *processors])
     with tempfile.TemporaryDirectory(prefix="kolbridge-demo-") as tmp:
         report, app, fake = asyncio.run(run_demo_call(file_config, Path(tmp)))
+        record = asyncio.run(stored_record(Path(tmp), report.call_sid))
     print_report(report, app, fake)
+    print("── the call's record (kolbridge calls show) ─────────────")
+    print(record)
     ok = bool(app.summaries) and report.frames_received > 0
     return 0 if ok else 1
