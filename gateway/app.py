@@ -21,7 +21,7 @@ from gateway.call import CallIO
 from gateway.config import AppConfig
 from gateway.engine import ActorEngine
 from gateway.prewarm import Prewarmer, route_is_valid
-from gateway.overrides import barge_in_for, facts_for, realtime_for, vad_for
+from gateway.overrides import audio_for, barge_in_for, facts_for, realtime_for, vad_for
 from gateway.ticker import Ticker
 from gateway.wire import TwilioStart
 from prompts.builder import build_prompt
@@ -111,12 +111,15 @@ class App:
         settings = CallSettings(
             call_id=start.call_sid, stream_sid=start.stream_sid, business_id=business.id,
             language=business.language, instructions=prompt.instructions, greeting=prompt.greeting_instructions,
-            audio=f.audio, tx=f.tx, vad=vad_for(f.vad, business), realtime=realtime_for(f.realtime, business),
+            audio=audio_for(f.audio, business), tx=f.tx, vad=vad_for(f.vad, business), realtime=realtime_for(f.realtime, business),
             barge_in=barge_in_for(f.barge_in, business), transcription_prompt=prompt.transcription_prompt,
             vocabulary=tuple(business.vocabulary))
         log.info("CALL_STARTED", call_sid=start.call_sid, stream_sid=start.stream_sid, business_id=business.id,
                  language=business.language)
         log.info("PROMPT_LAYERS", call_sid=start.call_sid, **prompt.layer_hashes)
+        if business.overrides.get("audio"):
+            log.warning("AUDIO_MODE_OVERRIDE", call_sid=start.call_sid, business_id=business.id,
+                        **business.overrides["audio"])
         call = CallIO(self, ws, settings)
         call.opened_at = asyncio.get_running_loop().time()
         self.calls[call.call_id] = call

@@ -7,12 +7,12 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from actors.messages import BargeInSettings, RealtimeSettings, VadSettings
+from actors.messages import AudioSettings, BargeInSettings, RealtimeSettings, VadSettings
 from prompts.builder import BusinessFacts
 from storage.businesses import BusinessSpec, BusinessView
 
-SECTIONS: dict[str, type[msgspec.Struct]] = {"barge_in": BargeInSettings, "vad": VadSettings,
-                                             "realtime": RealtimeSettings}
+SECTIONS: dict[str, type[msgspec.Struct]] = {"audio": AudioSettings, "barge_in": BargeInSettings,
+                                             "vad": VadSettings, "realtime": RealtimeSettings}
 S = TypeVar("S", bound=msgspec.Struct)
 
 
@@ -24,7 +24,8 @@ def merged(base: S, overrides: dict[str, Any]) -> S:
 
 def check_business(spec: BusinessSpec) -> list[str]:
     problems = []
-    for section, values in (("barge_in", spec.barge_in), ("vad", spec.vad), ("realtime", spec.realtime)):
+    for section, values in (("audio", spec.audio), ("barge_in", spec.barge_in), ("vad", spec.vad),
+                            ("realtime", spec.realtime)):
         try:
             msgspec.convert(values, SECTIONS[section])
         except msgspec.ValidationError as exc:
@@ -36,6 +37,10 @@ def barge_in_for(base: BargeInSettings, business: BusinessView) -> BargeInSettin
     settings = merged(base, business.overrides.get("barge_in", {}))
     return msgspec.structs.replace(settings, language_fillers=tuple(business.fillers),
                                    language_short_words=tuple(business.short_words))
+
+
+def audio_for(base: AudioSettings, business: BusinessView) -> AudioSettings:
+    return merged(base, business.overrides.get("audio", {}))
 
 
 def vad_for(base: VadSettings, business: BusinessView) -> VadSettings:

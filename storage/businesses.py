@@ -52,7 +52,8 @@ class BusinessSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     tone: str = ""
     purpose: str = "support"
     permissions: Permissions = Permissions()
-    barge_in: dict[str, Any] = {}  # overrides of config.toml [barge_in], checked by the gateway
+    audio: dict[str, Any] = {}  # overrides of config.toml [audio], checked by the gateway
+    barge_in: dict[str, Any] = {}  # overrides of config.toml [barge_in]
     vad: dict[str, Any] = {}  # overrides of config.toml [vad]
     realtime: dict[str, Any] = {}  # overrides of config.toml [realtime]: voice, transcription_model, noise_reduction
 
@@ -128,7 +129,7 @@ async def upsert_business(sessions: async_sessionmaker[AsyncSession], spec: Busi
         row.name, row.language, row.greeting = spec.name, spec.language, spec.greeting
         row.prompt, row.voice, row.active = spec.prompt, spec.voice, spec.active
         row.fillers, row.short_words = list(spec.fillers), list(spec.short_words)
-        row.overrides = {k: v for k, v in (("barge_in", spec.barge_in), ("vad", spec.vad),
+        row.overrides = {k: v for k, v in (("audio", spec.audio), ("barge_in", spec.barge_in), ("vad", spec.vad),
                                            ("realtime", spec.realtime)) if v}
         row.vocabulary = list(spec.vocabulary)
         row.industry, row.value_proposition, row.tone, row.purpose = (

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from actors.messages import BargeInSettings, VadSettings
+from actors.messages import AudioSettings, BargeInSettings, VadSettings
 from gateway.cli import main
-from gateway.overrides import barge_in_for, check_business, vad_for
+from gateway.overrides import audio_for, barge_in_for, check_business, vad_for
 from storage.businesses import BusinessView, parse_business
 
 BASE = '[business]\nid="shop"\nname="n"\nlanguage="he"\ngreeting="g"\n'
@@ -15,10 +15,12 @@ BASE = '[business]\nid="shop"\nname="n"\nlanguage="he"\ngreeting="g"\n'
 
 def test_valid_overrides_pass_and_merge_over_the_file_settings() -> None:
     spec = parse_business(BASE + 'fillers=["יאללה"]\n[business.barge_in]\ncandidate_action="pause"\n'
-                          'confirm_after_ms=800\n[business.vad]\nsilence_duration_ms=500\n')
+                          'confirm_after_ms=800\n[business.vad]\nsilence_duration_ms=500\n'
+                          '[business.audio]\nframe_pacing_ms=20\n')
     assert check_business(spec) == []
     view = BusinessView("shop", "n", "he", "g", "", "", True, [], list(spec.fillers), [],
-                        {"barge_in": spec.barge_in, "vad": spec.vad})
+                        {"barge_in": spec.barge_in, "vad": spec.vad, "audio": spec.audio})
+    assert audio_for(AudioSettings(), view).simple_mode is True
     b = barge_in_for(BargeInSettings(), view)
     assert (b.candidate_action, b.confirm_after_ms, b.candidate_ms, b.language_fillers) == ("pause", 800, 240, ("יאללה",))
     assert vad_for(VadSettings(), view).silence_duration_ms == 500
@@ -29,6 +31,8 @@ def test_valid_overrides_pass_and_merge_over_the_file_settings() -> None:
     ('[business.barge_in]\nconfirm_after_ms=50\n', "confirm_after_ms"),
     ('[business.barge_in]\nrms_gate=3\n', "rms_gate"),
     ('[business.vad]\nthreshold=1.5\n', "business.vad"),
+    ('[business.audio]\nmusic_detector=true\n', "music_detector"),
+    ('[business.realtime]\nnoise_reduction="loud"\n', "business.realtime"),
 ])
 def test_bad_overrides_name_the_key(section: str, problem: str) -> None:
     problems = check_business(parse_business(BASE + section))
