@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections import deque
 import time
 from typing import Any
 
@@ -30,6 +31,7 @@ from storage.calls import record_call_end, record_call_start, record_utterance
 
 log = structlog.get_logger("kolbridge.gateway")
 BUSINESS_TTL_S = 30.0
+SUMMARIES_KEPT = 200
 
 
 def _prewarm(client: AsyncOpenAI) -> None:
@@ -53,7 +55,7 @@ class App:
                                   websocket_base_url=config.env.realtime_url)
         self.calls: dict[str, CallIO] = {}
         self.business_cache: dict[str, tuple[float, BusinessView | None, str | None]] = {}
-        self.summaries: list[dict[str, Any]] = []
+        self.summaries: deque[dict[str, Any]] = deque(maxlen=SUMMARIES_KEPT)  # recent calls, for /healthz & tests
         self.twilio_decode_errors = 0
         self._ticker_task: asyncio.Task[None] | None = None
         self.prewarmer = Prewarmer(self._connect_realtime)
