@@ -1,4 +1,4 @@
-"""kolbridge command line: serve, demo, business import/list."""
+"""kolbridge command line: serve, demo, db, business, calls, prompt, turn-check."""
 from __future__ import annotations
 
 import argparse
