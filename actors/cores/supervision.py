@@ -6,9 +6,9 @@ reaches a child goes through `route()`, which returns the roles to deliver to no
 buffered in arrival order; its state snapshot (sent by the child as it exits) is kept; when the exit
 is confirmed a new child is spawned, restored from that snapshot, and the buffer is replayed, so no
 message is lost or delivered twice. Phases: STARTING → ACTIVE → ENDING → ENDED.
-A child that decides to exit on its own starts buffering only when its snapshot arrives; a message the
-supervisor routed to it in between would be lost — in the in-process base nothing can be routed in
-that gap, because the child's exit and its snapshot are handled within the same run of the queue.
+Known gap: a child that exits on its own (not through PoisonMessage) is buffered for only from the
+moment its snapshot reaches the supervisor; a message routed to it from something already queued
+ahead of that snapshot would be lost. Failures by PoisonMessage do not have this gap.
 """
 from __future__ import annotations
 
