@@ -87,12 +87,6 @@ class App:
         self.business_cache[business_id] = (time.monotonic(), view, version)
         return view
 
-    def invalidate(self, business_id: str | None = None) -> None:
-        if business_id is None:
-            self.business_cache.clear()
-        else:
-            self.business_cache.pop(business_id, None)
-
     async def start_call(self, ws: Any, start: TwilioStart) -> CallIO | None:
         business_id = start.custom.get("business_id", "")
         business = await self.business(business_id) if business_id else None
@@ -123,7 +117,6 @@ class App:
             log.warning("AUDIO_MODE_OVERRIDE", call_sid=start.call_sid, business_id=business.id,
                         **business.overrides["audio"])
         call = CallIO(self, ws, settings)
-        call.opened_at = asyncio.get_running_loop().time()
         self.calls[call.call_id] = call
         call.start()
         self.engine.start_call(settings, call, call.opened_at)

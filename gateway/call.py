@@ -41,6 +41,7 @@ class CallIO:
         self.utterances = 0
         self.tasks: list[asyncio.Task[None]] = []
         self.rt_conn: Any = None
+        self.opened_at = asyncio.get_running_loop().time()
 
     # ------------------------------------------------------------------ CallSink
     def to_twilio(self, events: tuple[TwilioOutEvent, ...]) -> None:
@@ -78,7 +79,7 @@ class CallIO:
                 manager = self.app.openai.realtime.connect(model=self.settings.realtime.model)
                 conn = await asyncio.wait_for(manager.enter(), self.settings.realtime.connect_timeout_s)
         except Exception as exc:  # noqa: BLE001 — any connect failure ends the call cleanly
-            log.error("REALTIME_CONNECT_FAILED", call_sid=self.call_id, error=repr(exc)[:300])
+            log.error("REALTIME_CONNECT_FAILED", call_sid=self.call_id, error=repr(exc)[:300], exc_info=True)
             await self.app.end_call(self, "realtime_connect_failed")
             return
         self.rt_conn = conn
@@ -102,15 +103,13 @@ class CallIO:
             pass
         except Exception as exc:  # noqa: BLE001
             reason = "realtime_error"
-            log.error("REALTIME_READ_FAILED", call_sid=self.call_id, error=repr(exc)[:300])
+            log.error("REALTIME_READ_FAILED", call_sid=self.call_id, error=repr(exc)[:300], exc_info=True)
         finally:
             if self.rt_out.task is not None and self.ended.is_set() is False:
                 self.rt_out.task.cancel()
         if not self.ended.is_set():
             log.warning("REALTIME_CLOSED_MID_CALL", call_sid=self.call_id)
             await self.app.end_call(self, reason)
-
-    opened_at = 0.0
 
     async def close(self) -> None:
         """After the summary: let queued writes finish briefly, then close both sockets."""
@@ -119,15 +118,15 @@ class CallIO:
         if self.rt_conn is not None:
             try:
                 await self.rt_conn.close()
-            except Exception:  # noqa: BLE001
-                pass
+            except Exception:  # noqa: BLE001 — closing a socket that is already failing
+                log.debug("REALTIME_CLOSE_FAILED", call_sid=self.call_id, exc_info=True)
         for task in [*self.tasks, self.tw_out.task, self.rt_out.task]:
             if task is not None and task is not asyncio.current_task():
                 task.cancel()
         try:
             await self.ws.close()
-        except Exception:  # noqa: BLE001
-            pass
+        except Exception:  # noqa: BLE001 — closing a socket that is already failing
+            log.debug("TWILIO_CLOSE_FAILED", call_sid=self.call_id, exc_info=True)
 
     def end_message(self, reason: str) -> EndCall:
         return EndCall(reason, asyncio.get_running_loop().time())

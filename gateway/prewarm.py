@@ -52,7 +52,7 @@ class Prewarmer:
         try:
             conn = await task
         except Exception as exc:  # noqa: BLE001 — the caller connects normally
-            log.warning("PREWARM_FAILED", call_sid=call_sid, error=repr(exc)[:200])
+            log.warning("PREWARM_FAILED", call_sid=call_sid, error=repr(exc)[:200], exc_info=True)
             return None
         self.claimed += 1
         return conn

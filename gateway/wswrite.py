@@ -16,9 +16,11 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+import structlog
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
+log = structlog.get_logger("kolbridge.wswrite")
 DIRECT_LIMIT = 64 * 1024  # bytes already buffered in the transport above which we go back to awaiting
 
 
@@ -48,8 +50,8 @@ class OrderedWriter:
                 ws.transport.write(b"".join(proto.data_to_send()))
                 self.direct_writes += 1
                 return
-            except Exception:  # noqa: BLE001 — closing under us: let the awaited path report it
-                pass
+            except Exception:  # noqa: BLE001 — closing under us: the awaited path below reports it
+                log.debug("DIRECT_WRITE_FAILED", writer=self.name, exc_info=True)
         for message in messages:
             self.queue.append(message)
         self.queued_writes += 1

@@ -20,10 +20,21 @@ async def _retry(what: str, call_sid: str, op: Callable[[], Awaitable[None]], at
             await op()
             return True
         except Exception as exc:  # noqa: BLE001 — every DB failure is retried, then logged
-            log.warning("DB_WRITE_FAILED", what=what, call_sid=call_sid, attempt=attempt, error=str(exc)[:200])
+            log.warning("DB_WRITE_FAILED", what=what, call_sid=call_sid, attempt=attempt, error=str(exc)[:200],
+                        exc_info=True)
             await asyncio.sleep(0.1 * attempt)
     log.error("DB_WRITE_GAVE_UP", what=what, call_sid=call_sid)
     return False
+
+
+async def _call_row(session: AsyncSession, call_sid: str) -> CallRecord:
+    """The call's row, created empty if the call start has not been written yet (writes race)."""
+    row = await session.get(CallRecord, call_sid)
+    if row is None:
+        row = CallRecord(call_sid=call_sid, business_id="")
+        session.add(row)
+        await session.flush()
+    return row
 
 
 async def record_call_start(sessions: async_sessionmaker[AsyncSession], call_sid: str, stream_sid: str,
@@ -31,13 +42,9 @@ async def record_call_start(sessions: async_sessionmaker[AsyncSession], call_sid
                             to_number: str = "") -> bool:
     async def op() -> None:
         async with sessions.begin() as session:
-            row = await session.get(CallRecord, call_sid)
-            if row is None:
-                session.add(CallRecord(call_sid=call_sid, stream_sid=stream_sid, business_id=business_id,
-                                       prompt_hashes=prompt_hashes, from_number=from_number, to_number=to_number))
-            else:  # an utterance got there first
-                row.stream_sid, row.business_id, row.prompt_hashes = stream_sid, business_id, prompt_hashes
-                row.from_number, row.to_number = from_number, to_number
+            row = await _call_row(session, call_sid)
+            row.stream_sid, row.business_id, row.prompt_hashes = stream_sid, business_id, prompt_hashes
+            row.from_number, row.to_number = from_number, to_number
     return await _retry("call_start", call_sid, op)
 
 
@@ -45,10 +52,7 @@ async def record_call_end(sessions: async_sessionmaker[AsyncSession], call_sid: 
                           metrics: dict[str, int], restarts: int, series: dict[str, list[int]] | None = None) -> bool:
     async def op() -> None:
         async with sessions.begin() as session:
-            row = await session.get(CallRecord, call_sid)
-            if row is None:
-                row = CallRecord(call_sid=call_sid, business_id="")
-                session.add(row)
+            row = await _call_row(session, call_sid)
             row.ended_at, row.end_reason, row.metrics, row.restarts = utcnow(), reason, dict(metrics), restarts
             row.series = dict(series or {})
     return await _retry("call_end", call_sid, op)
@@ -64,9 +68,7 @@ async def record_utterance(sessions: async_sessionmaker[AsyncSession], call_sid:
                            heard_ms: int) -> bool:
     async def op() -> None:
         async with sessions.begin() as session:
-            if await session.get(CallRecord, call_sid) is None:
-                session.add(CallRecord(call_sid=call_sid, business_id=""))
-                await session.flush()
+            await _call_row(session, call_sid)
             session.add(UtteranceRecord(call_sid=call_sid, seq=seq, role=role, text=text,
                                         classification=classification, start_ms=start_ms, end_ms=end_ms,
                                         interrupted=interrupted, heard_ms=heard_ms))

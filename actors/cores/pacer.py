@@ -158,11 +158,17 @@ class TxPacerCore:
             self.queue.extend(mine)
             return []
         s.counters.frames_flushed += sum(1 for f in mine if f.payload)
+        self._forget_response(response_id)
+        return [LogLine("TX_DISCARD held answer", "info", {"call_sid": s.call_id, "response_id": response_id,
+                                                             "frames": len(mine)})]
+
+    def _forget_response(self, response_id: str) -> None:
+        """Drop the response's carry-over and ignore its later deltas (the last 16 such are kept)."""
+        s = self.s
         self.reframer.drop(response_id)
         if response_id not in s.cut_responses:
             s.cut_responses.append(response_id)
-        return [LogLine("TX_DISCARD held answer", "info", {"call_sid": s.call_id, "response_id": response_id,
-                                                             "frames": len(mine)})]
+            del s.cut_responses[:-16]
 
     # ------------------------------------------------------------------ the clock
     def _tick(self, now: float) -> list[object]:
@@ -236,10 +242,7 @@ class TxPacerCore:
         flushed = len(flushed_frames)
         ids = {f.response_id for f in self.queue} | {response_id, self.reframer.state.response_id}
         for rid in ids - {""}:
-            self.reframer.drop(rid)
-            if rid not in s.cut_responses:
-                s.cut_responses.append(rid)
-        del s.cut_responses[:-16]
+            self._forget_response(rid)
         self.queue.clear()
         s.counters.frames_flushed += flushed
         if self.clock.marks_pending or s.audible:
