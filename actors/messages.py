@@ -17,6 +17,8 @@ from typing import Annotated, Literal, Union
 import msgspec
 from msgspec import Meta, Struct, field
 
+from actors.link_messages import RtItemCreate
+
 # ----------------------------------------------------------------------------- settings
 
 
@@ -24,17 +26,17 @@ class AudioSettings(Struct, frozen=True, forbid_unknown_fields=True):
     simple_mode: bool = True
     audio_guard_enabled: bool = False
     music_mode_enabled: bool = False
-    noise_gate_min_frames: int = 0
+    noise_gate_min_frames: Annotated[int, Meta(ge=0, le=100)] = 0
     echo_guard_enabled: bool = False
-    frame_pacing_ms: int = 20
+    frame_pacing_ms: Annotated[int, Meta(ge=10, le=60)] = 20
     rms_speech_threshold: float = 0.0
     rms_silence_threshold: float = 0.0
 
 
 class TxSettings(Struct, frozen=True, forbid_unknown_fields=True):
-    tx_lead_ms: int = 100
-    mark_every_ms: int = 100
-    status_every_ms: int = 5000
+    tx_lead_ms: Annotated[int, Meta(ge=40, le=1000)] = 100
+    mark_every_ms: Annotated[int, Meta(ge=20, le=1000)] = 100
+    status_every_ms: Annotated[int, Meta(ge=100, le=600000)] = 5000
 
 
 class VadSettings(Struct, frozen=True, forbid_unknown_fields=True):
@@ -48,7 +50,16 @@ class RealtimeSettings(Struct, frozen=True, forbid_unknown_fields=True):
     voice: str = "marin"
     transcription_model: str = "gpt-4o-transcribe"
     noise_reduction: Literal["", "near_field", "far_field"] = "near_field"
-    connect_timeout_s: float = 10.0
+    connect_timeout_s: Annotated[float, Meta(ge=0.5, le=30.0)] = 4.0  # one connection attempt
+    connect_budget_s: Annotated[float, Meta(ge=1.0, le=30.0)] = 6.0  # call start: every attempt, pre-opened included
+    reconnect_budget_s: Annotated[float, Meta(ge=1.0, le=120.0)] = 15.0  # mid-call: then the fallback
+    reconnect_max_attempts: Annotated[int, Meta(ge=1, le=50)] = 8
+    backoff_initial_s: Annotated[float, Meta(ge=0.0, le=5.0)] = 0.2
+    backoff_max_s: Annotated[float, Meta(ge=0.1, le=30.0)] = 2.0
+    gap_buffer_ms: Annotated[int, Meta(ge=0, le=30000)] = 3000  # caller audio kept while the link is down
+    rollover_after_s: Annotated[float, Meta(ge=1.0, le=3600.0)] = 3000.0  # new session at a quiet moment
+    reseed_max_chars: Annotated[int, Meta(ge=0, le=100000)] = 6000  # history re-sent to a new session
+    response_retry_max: Annotated[int, Meta(ge=0, le=20)] = 5  # rate limit / server error on response.create
 
 
 class BargeInSettings(Struct, frozen=True, forbid_unknown_fields=True):
@@ -60,9 +71,9 @@ class BargeInSettings(Struct, frozen=True, forbid_unknown_fields=True):
     floor_min_db: float = 30.0
     candidate_action: Literal["duck", "pause", "none"] = "duck"
     duck_gain_db: Annotated[float, Meta(ge=-40.0, le=0.0)] = -12.0
-    candidate_timeout_ms: int = 1500  # no server speech and quiet this long → restore
-    transcript_timeout_ms: int = 4000  # speech stopped but no transcript this long → restore
-    long_speech_ms: int = 700  # an empty transcript of speech at least this long fails open (a turn)
+    candidate_timeout_ms: Annotated[int, Meta(ge=100, le=10000)] = 1500  # no server speech and quiet this long → restore
+    transcript_timeout_ms: Annotated[int, Meta(ge=500, le=20000)] = 4000  # speech stopped but no transcript this long → restore
+    long_speech_ms: Annotated[int, Meta(ge=100, le=10000)] = 700  # an empty transcript of speech at least this long fails open (a turn)
     preemptive_answer: bool = True  # response.create at speech_stopped, audio held until the transcript is classified
     language_fillers: tuple[str, ...] = ()  # business additions to the language's filler list
     language_short_words: tuple[str, ...] = ()
@@ -187,6 +198,7 @@ class RtResponseDone(Struct, frozen=True):
     status: str
     reason: str
     at: float
+    error_code: str = ""  # status "failed": status_details.error.code (or its type)
 
 
 class RtError(Struct, frozen=True):
@@ -194,6 +206,7 @@ class RtError(Struct, frozen=True):
     message: str
     event_id: str
     at: float
+    type: str = ""  # invalid_request_error | server_error | …
 
 
 class EndCall(Struct, frozen=True):
@@ -392,7 +405,8 @@ class RtItemDelete(Struct, frozen=True, tag="conversation.item.delete", tag_fiel
     item_id: str
 
 
-RealtimeOutEvent = Union[RtSessionUpdate, RtAppend, RtResponseCreate, RtResponseCancel, RtItemTruncate, RtItemDelete]
+RealtimeOutEvent = Union[RtSessionUpdate, RtAppend, RtResponseCreate, RtResponseCancel, RtItemTruncate, RtItemDelete,
+                         RtItemCreate]
 
 
 class ToRealtime(Struct, frozen=True):

@@ -15,6 +15,7 @@ from typing import Any, Callable, Protocol
 import structlog
 from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMessage, WakeupMessage
 
+from actors.link_messages import OpenRealtime, RealtimeGaveUp
 from actors.messages import (
     CallSettings, CallSummary, ChildBoot, ChildSnapshot, CollectCounters, CounterReport, InjectFault,
     LogLine, ToRealtime, ToTwilio, Utterance, encode_state,
@@ -80,7 +81,7 @@ class ChildShell(Actor):  # type: ignore[misc]
 
     def deliver(self, actions: list[object]) -> None:
         for action in actions:
-            if isinstance(action, (ToTwilio, ToRealtime, Utterance)):
+            if isinstance(action, (ToTwilio, ToRealtime, Utterance, OpenRealtime, RealtimeGaveUp)):
                 self.send(self.egress, action)
             elif isinstance(action, LogLine):
                 write_log(action)

@@ -103,7 +103,9 @@ class CallSupervisor(Actor):  # type: ignore[misc]
             return
         poison = msg.poisonMessage
         self.core.poisoned += 1
-        log.warning("CHILD_FAILED", call_sid=self.core.call_id, role=role, message=type(poison).__name__)
+        # thespian puts the failing handler's traceback in `details`: the operator needs it to fix the cause
+        log.warning("CHILD_FAILED", call_sid=self.core.call_id, role=role, message=type(poison).__name__,
+                    traceback=str(getattr(msg, "details", "") or "")[-4000:])
         if not self.core.child_failed(role):
             return
         if not isinstance(poison, InjectFault) and id(poison) not in self.replayed:

@@ -2,14 +2,21 @@
 
 A call starts on Twilio's `start` event: the business named by `customParameters.business_id` is
 read (cached briefly, never per frame), its prompt is built from the layer files, the call's actor
-tree is spawned and its Realtime connection opened. It ends on `stop`, a dropped socket or a dead
-Realtime connection: EndCall goes through the tree, the CALL_METRICS summary comes back and is saved.
+tree is spawned and its Realtime connection opened. It ends on `stop`, a dropped socket, the
+business's fallback when no Realtime session can be had, or shutdown: EndCall goes through the tree,
+the CALL_METRICS summary comes back and is saved. Every database write goes through the worker's
+ordered write queue (storage/writequeue.py); live calls send a heartbeat, and calls whose worker is
+gone are closed as `worker_lost` at start-up and periodically.
 """
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import socket
 from collections import deque
+from datetime import timedelta
+from pathlib import Path
 import time
 from typing import Any
 
@@ -22,14 +29,25 @@ from gateway.call import CallIO
 from gateway.config import AppConfig
 from gateway.engine import ActorEngine
 from gateway.prewarm import Prewarmer, route_is_valid
-from gateway.overrides import audio_for, barge_in_for, facts_for, realtime_for, vad_for
+from gateway.fallback import FallbackSettings, TwilioRest, fallback_twiml, hangup_twiml
+from gateway.overrides import audio_for, barge_in_for, facts_for, fallback_for, realtime_for, vad_for
 from gateway.ticker import Ticker
 from gateway.wire import TwilioStart
 from prompts.builder import build_prompt
 from storage.businesses import BusinessView, business_version, get_business
-from storage.calls import record_call_end, record_call_start, record_utterance
+from storage.calls import after_twiml, apply_write, close_lost_calls
+from storage.models import utcnow
+from storage.writequeue import CallEndWrite, CallStartWrite, HeartbeatWrite, UtteranceWrite, WriteQueue
 
 log = structlog.get_logger("kolbridge.gateway")
+
+
+def _default_journal_dir(database_url: str) -> Path:
+    if database_url.startswith("sqlite") and ":///" in database_url:
+        path = database_url.split(":///", 1)[1]
+        if path and path != ":memory:":
+            return Path(path).resolve().parent / "journal"
+    return Path.cwd() / "journal"
 BUSINESS_TTL_S = 30.0
 SUMMARIES_KEPT = 200
 
@@ -58,18 +76,63 @@ class App:
         self.summaries: deque[dict[str, Any]] = deque(maxlen=SUMMARIES_KEPT)  # recent calls, for /healthz & tests
         self.twilio_decode_errors = 0
         self._ticker_task: asyncio.Task[None] | None = None
-        self.prewarmer = Prewarmer(self._connect_realtime)
+        self.prewarmer = Prewarmer(self.connect_realtime, config.file.realtime.connect_budget_s + 4.0)
         self._pending: set[asyncio.Task[Any]] = set()
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        server = config.file.server
+        journal = Path(server.journal_dir) if server.journal_dir else _default_journal_dir(config.env.database_url)
+        self.writes = WriteQueue(lambda write: apply_write(sessions, write), journal, server.db_queue_max)
+        env = config.env
+        self.twilio_rest = (TwilioRest(env.twilio_account_sid, env.twilio_auth_token, env.twilio_api_url)
+                            if env.twilio_account_sid and env.twilio_auth_token else None)
+        self.after_stream: dict[str, str] = {}  # call sid → TwiML for the stream's action URL
+        self.draining = False
+        self.pending_streams = 0
+        self.refused_streams = 0
 
     def start(self) -> None:
         _prewarm(self.openai)
         self._ticker_task = asyncio.create_task(self.ticker.run(), name="ticker")
+        self.writes.start()
+        self._background(self._housekeeping())
+        if self.twilio_rest is None:
+            log.warning("FALLBACK_WITHOUT_REST", detail="TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN not set: when the AI "
+                        "is unavailable the stream is closed and Twilio fetches the fallback TwiML from the "
+                        "<Connect action> URL (/stream-ended); a call whose TwiML lacks it is hung up")
         gc.collect()
         gc.freeze()  # start-up objects never scanned again: keeps collector pauses off the 20 ms clock
 
-    async def _connect_realtime(self) -> Any:
-        manager = self.openai.realtime.connect(model=self.config.file.realtime.model)
-        return await asyncio.wait_for(manager.enter(), self.config.file.realtime.connect_timeout_s)
+    async def connect_realtime(self, model: str) -> Any:
+        """The one way a Realtime connection is opened (the pre-opener and every call attempt); the
+        caller bounds it with its own timeout."""
+        return await self.openai.realtime.connect(model=model).enter()
+
+    def background(self, coro: Any) -> None:
+        self._background(coro)
+
+    async def _housekeeping(self) -> None:
+        """Heartbeat of live calls (with last known metrics) and the worker_lost sweep."""
+        server = self.config.file.server
+        next_sweep = 0.0
+        while True:
+            now = time.monotonic()
+            if now >= next_sweep:
+                next_sweep = now + server.worker_lost_after_s / 2
+                await self.sweep_lost_calls()
+            if self.calls:
+                self.writes.put(HeartbeatWrite(self.worker, {sid: call.live_metrics() for sid, call in self.calls.items()}))
+            await asyncio.sleep(server.heartbeat_s)
+
+    async def sweep_lost_calls(self, dead_workers: set[str] | None = None) -> list[str]:
+        stale = utcnow() - timedelta(seconds=self.config.file.server.worker_lost_after_s)
+        try:
+            closed = await close_lost_calls(self.sessions, stale, dead_workers or set())
+        except Exception as exc:  # noqa: BLE001 — the database may be down: the next sweep tries again
+            log.warning("WORKER_LOST_SWEEP_FAILED", error=str(exc)[:200])
+            return []
+        if closed:
+            log.warning("CALLS_CLOSED_WORKER_LOST", calls=closed)
+        return closed
 
     def _tick(self, tick: Tick) -> None:
         if self.engine.supervisors:
@@ -117,15 +180,22 @@ class App:
             log.warning("AUDIO_MODE_OVERRIDE", call_sid=start.call_sid, business_id=business.id,
                         **business.overrides["audio"])
         call = CallIO(self, ws, settings)
+        call.fallback_settings = fallback_for(business)
+        call.caller = start.custom.get("from", "")
         self.calls[call.call_id] = call
+        self.writes.put(CallStartWrite(start.call_sid, start.stream_sid, business.id, dict(prompt.layer_hashes),
+                                       start.custom.get("from", ""), start.custom.get("to", ""), self.worker))
         call.start()
         self.engine.start_call(settings, call, call.opened_at)
-        self._background(record_call_start(self.sessions, start.call_sid, start.stream_sid, business.id,
-                                           prompt.layer_hashes, start.custom.get("from", ""),
-                                           start.custom.get("to", "")))
         return call
 
-    async def end_call(self, call: CallIO, reason: str) -> None:
+    def record_rejected(self, start: TwilioStart, business_id: str, reason: str) -> None:
+        """A stream refused at `start` still leaves a record, with the reason."""
+        self.writes.put(CallStartWrite(start.call_sid, start.stream_sid, business_id, {},
+                                       start.custom.get("from", ""), start.custom.get("to", ""), self.worker))
+        self.writes.put(CallEndWrite(start.call_sid, reason, {}, 0))
+
+    async def end_call(self, call: CallIO, reason: str, fallback: str = "", after: str = "") -> None:
         if self.calls.pop(call.call_id, None) is None:
             return
         self.engine.tell(call.call_id, call.end_message(reason))
@@ -133,14 +203,51 @@ class App:
         metrics = dict(summary.metrics) if summary else {}
         series = dict(summary.series) if summary else {}
         self.summaries.append({"call_sid": call.call_id, "reason": reason, "metrics": metrics, "series": series,
-                               "restarts": call.restarts})
+                               "restarts": call.restarts, "fallback": fallback})
+        self.writes.put(CallEndWrite(call.call_id, reason, metrics, call.restarts, series, fallback, after))
+        log.info("CALL_ENDED", call_sid=call.call_id, reason=reason, fallback=fallback)
         await call.close()
-        await record_call_end(self.sessions, call.call_id, reason, metrics, call.restarts, series)
+
+    async def fallback(self, call: CallIO, reason: str, end_reason: str = "realtime_unavailable") -> None:
+        """The AI cannot take this call: the business's fallback (transfer or apology) takes it."""
+        if call.call_id not in self.calls:
+            return
+        settings: FallbackSettings = call.fallback_settings
+        twiml = fallback_twiml(settings, call.settings.language, call.caller)
+        self.after_stream[call.call_id] = twiml
+        how = "action"
+        if self.twilio_rest is not None:
+            try:
+                await self.twilio_rest.redirect(call.call_id, twiml)
+                how = "rest"
+            except Exception as exc:  # noqa: BLE001 — the action URL still answers with the same TwiML
+                log.error("FALLBACK_REST_FAILED", call_sid=call.call_id, error=str(exc)[:300])
+        log.warning("FALLBACK_TAKEN", call_sid=call.call_id, reason=reason, mode=settings.mode, via=how)
+        await self.end_call(call, end_reason, f"{settings.mode}:{how}", twiml)
+
+    async def stream_ended_twiml(self, call_sid: str) -> str:
+        """What Twilio's request to the stream's action URL gets: the call's fallback, else hang up."""
+        twiml = self.after_stream.pop(call_sid, "")
+        if not twiml and call_sid:
+            try:
+                twiml = await after_twiml(self.sessions, call_sid)
+            except Exception as exc:  # noqa: BLE001 — database down: hang up rather than fail the request
+                log.warning("AFTER_TWIML_LOOKUP_FAILED", call_sid=call_sid, error=str(exc)[:200])
+        return twiml or hangup_twiml()
+
+    async def drain(self, grace_s: float) -> None:
+        """SIGTERM: refuse new streams, let live calls finish for `grace_s`, then end the rest."""
+        self.draining = True
+        log.warning("DRAINING", live_calls=len(self.calls), grace_s=grace_s)
+        deadline = time.monotonic() + grace_s
+        while self.calls and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        for call in list(self.calls.values()):
+            await self.fallback(call, "server_shutdown", end_reason="server_shutdown")
 
     def save_utterance(self, call_sid: str, seq: int, u: Utterance) -> None:
-        # start_call's record_call_start is queued before any utterance; writes are retried on failure
-        self._background(record_utterance(self.sessions, call_sid, seq, u.role, u.text, u.label, u.start_ms,
-                                          u.end_ms, u.interrupted, u.heard_ms))
+        self.writes.put(UtteranceWrite(call_sid, seq, u.role, u.text, u.label, u.start_ms, u.end_ms, u.interrupted,
+                                       u.heard_ms))
 
     def _background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -153,8 +260,12 @@ class App:
         if self._ticker_task:
             self._ticker_task.cancel()
         await self.prewarmer.close()
+        for task in list(self._pending):
+            task.cancel()
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
+        await self.writes.close(5.0)
+        log.info("DB_WRITES", **self.writes.stats())
         log.info("TICKER_STATS", **self.ticker.stats.summary())
         self.engine.shutdown()
         await self.openai.close()

@@ -1,11 +1,15 @@
 """CallIO: the sockets of one call, on the worker's event loop, and the sink its actor tree writes to.
 
 Twilio: the gateway reads the stream's WebSocket; what the TxPacer decided goes out through one
-writer task in the order decided. Realtime: one connection through the openai SDK
-(`client.realtime.connect`, any `websocket_base_url`); events are read raw and decoded with msgspec,
-client events are written pre-encoded on its websockets connection (wswrite.OrderedWriter). Client
-events produced before the connection is open (session.update first, then caller audio) wait in order
-in the writer's queue — none is dropped.
+writer task in the order decided. Realtime: connections through the openai SDK
+(`client.realtime.connect`, any `websocket_base_url`), opened only when the RealtimeBridge says so
+(OpenRealtime, numbered by generation) and reported back (RealtimeConnected / ConnectFailed / Lost);
+events are read raw and decoded with msgspec, client events are written pre-encoded on its websockets
+connection (wswrite.OrderedWriter). Client events produced before the first connection is open
+(session.update first, then caller audio) wait in order in the writer's queue — none is dropped. When
+a connection is lost, the caller frames still queued for it go back to TwilioRx with the news, to be
+replayed on the restored session; a rollover opens the next connection beside the live one and
+switches writers between two actor messages, so nothing falls in between.
 """
 from __future__ import annotations
 
@@ -15,16 +19,33 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from websockets.exceptions import ConnectionClosed
 
+from actors.link_messages import (
+    OpenRealtime, RealtimeConnected, RealtimeConnectFailed, RealtimeGaveUp, RealtimeLost,
+)
 from actors.messages import (
     CallSettings, CallSummary, ChildRestarted, EndCall, RealtimeOutEvent, TwilioOutEvent, Utterance,
 )
-from gateway.wire import decode_realtime, encode_realtime, encode_twilio
+from gateway.wire import decode_realtime, encode_realtime, encode_twilio, unsent_appends
 from gateway.wswrite import OrderedWriter
 
 if TYPE_CHECKING:
     from gateway.app import App
 
 log = structlog.get_logger("kolbridge.call")
+
+
+def realtime_socket(conn: Any) -> Any:
+    """The websockets connection under the SDK's: private API of openai (pinned range, tested in
+    tests/test_sdk_contract.py); None if this SDK does not have it."""
+    raw_ws = getattr(conn, "_connection", None)
+    return raw_ws if raw_ws is not None and hasattr(raw_ws, "protocol") else None
+
+
+async def close_quietly(conn: Any) -> None:
+    try:
+        await conn.close()
+    except Exception:  # noqa: BLE001 — closing a socket that is already failing
+        log.debug("REALTIME_CLOSE_FAILED", exc_info=True)
 
 
 class CallIO:
@@ -41,11 +62,23 @@ class CallIO:
         self.utterances = 0
         self.tasks: list[asyncio.Task[None]] = []
         self.rt_conn: Any = None
+        self.generation = 0  # of the Realtime connection the writer is attached to
+        self.fallback_settings: Any = None  # the business's FallbackSettings, set by App.start_call
+        self.caller = ""
+        self.frames_in = 0
+        self.twilio_events_out = 0
         self.opened_at = asyncio.get_running_loop().time()
 
     # ------------------------------------------------------------------ CallSink
     def to_twilio(self, events: tuple[TwilioOutEvent, ...]) -> None:
+        self.twilio_events_out += len(events)
         self.tw_out.write([encode_twilio(event) for event in events])
+
+    def live_metrics(self) -> dict[str, int]:
+        """What the gateway knows of a live call without asking its actors: the heartbeat's metrics."""
+        age = asyncio.get_running_loop().time() - self.opened_at
+        return {"frames_in": self.frames_in, "twilio_events_out": self.twilio_events_out,
+                "age_ms": int(age * 1000), "realtime_generation": self.generation, "utterances": self.utterances}
 
     def to_realtime(self, event: RealtimeOutEvent) -> None:
         self.rt_out.write((encode_realtime(event),))
@@ -63,35 +96,67 @@ class CallIO:
         self.utterances += 1
         self.app.save_utterance(self.call_id, self.utterances, event)
 
+    def open_realtime(self, command: OpenRealtime) -> None:
+        self.tasks.append(asyncio.create_task(self._open(command), name=f"rt-open-{self.call_id}-{command.generation}"))
+
+    def realtime_unavailable(self, command: RealtimeGaveUp) -> None:
+        self.app.background(self.app.fallback(self, command.reason))
+
     # ------------------------------------------------------------------ tasks
     def start(self) -> None:
         self.tw_out.attach(self.ws)
-        self.tasks = [asyncio.create_task(self._realtime(), name=f"rt-{self.call_id}")]
 
-    async def _realtime(self) -> None:
+    async def _connect(self, command: OpenRealtime) -> Any:
+        """One attempt within `timeout_s`: the pre-opened connection for the first, else a new one."""
         loop = asyncio.get_running_loop()
-        reason = "realtime_closed"
-        try:
-            conn: Any = await self.app.prewarmer.claim(self.call_id)
+        deadline = loop.time() + command.timeout_s
+        conn: Any = None
+        if command.generation == 1:
+            conn = await asyncio.wait_for(self.app.prewarmer.claim(self.call_id), command.timeout_s)
             if conn is not None:
                 log.info("REALTIME_PREWARMED", call_sid=self.call_id)
-            else:
-                manager = self.app.openai.realtime.connect(model=self.settings.realtime.model)
-                conn = await asyncio.wait_for(manager.enter(), self.settings.realtime.connect_timeout_s)
-        except Exception as exc:  # noqa: BLE001 — any connect failure ends the call cleanly
-            log.error("REALTIME_CONNECT_FAILED", call_sid=self.call_id, error=repr(exc)[:300], exc_info=True)
-            await self.app.end_call(self, "realtime_connect_failed")
+        if conn is None:
+            conn = await asyncio.wait_for(self.app.connect_realtime(self.settings.realtime.model),
+                                          max(0.05, deadline - loop.time()))
+        return conn
+
+    async def _open(self, command: OpenRealtime) -> None:
+        loop = asyncio.get_running_loop()
+        tell = self.app.engine.tell
+        started = loop.time()
+        try:
+            conn = await self._connect(command)
+        except Exception as exc:  # noqa: BLE001 — refused, timed out, DNS…: the bridge decides what next
+            if not self.ended.is_set():
+                log.warning("REALTIME_CONNECT_ATTEMPT_FAILED", call_sid=self.call_id, generation=command.generation,
+                            error=repr(exc)[:300])
+                tell(self.call_id, RealtimeConnectFailed(command.generation, repr(exc)[:200], loop.time()))
             return
-        self.rt_conn = conn
-        log.info("REALTIME_CONNECTED", call_sid=self.call_id, connect_ms=round((loop.time() - self.opened_at) * 1000))
-        # Writes go straight to the SDK's websockets connection: its send_raw adds a reconnect queue we
-        # do not use (a dropped Realtime socket ends the call) and a task hand-off per caller frame.
-        raw_ws = getattr(conn, "_connection", None)
-        if raw_ws is None or not hasattr(raw_ws, "protocol"):
-            log.error("REALTIME_SDK_UNSUPPORTED", call_sid=self.call_id)
-            await self.app.end_call(self, "realtime_sdk_unsupported")
+        raw_ws = realtime_socket(conn)
+        if self.ended.is_set() or raw_ws is None:
+            await close_quietly(conn)
+            if raw_ws is None and not self.ended.is_set():
+                log.error("REALTIME_SDK_UNSUPPORTED", call_sid=self.call_id)
+                tell(self.call_id, RealtimeConnectFailed(command.generation, "sdk_unsupported", loop.time()))
             return
+        log.info("REALTIME_CONNECTED", call_sid=self.call_id, generation=command.generation,
+                 connect_ms=round((loop.time() - started) * 1000), rollover=command.rollover)
+        old_writer, old_conn = self.rt_out, self.rt_conn
+        if command.rollover:
+            self.rt_out = OrderedWriter(f"rt-out-{self.call_id}")
+        self.rt_conn, self.generation = conn, command.generation
         self.rt_out.attach(raw_ws)
+        self.tasks.append(asyncio.create_task(self._read(conn, command.generation),
+                                              name=f"rt-read-{self.call_id}-{command.generation}"))
+        tell(self.call_id, RealtimeConnected(command.generation, loop.time()))  # session.update + history
+        if command.rollover and old_conn is not None:
+            old_writer.close()  # what the old session was still owed goes out first
+            await old_writer.finished(2.0)
+            await close_quietly(old_conn)
+
+    async def _read(self, conn: Any, generation: int) -> None:
+        loop = asyncio.get_running_loop()
+        code, reason = 1006, "connection lost"
         try:
             tell = self.app.engine.tell
             while True:
@@ -99,27 +164,27 @@ class CallIO:
                 msg = decode_realtime(raw, loop.time())
                 if msg is not None:
                     tell(self.call_id, msg)
-        except ConnectionClosed:
-            pass
-        except Exception as exc:  # noqa: BLE001
-            reason = "realtime_error"
-            log.error("REALTIME_READ_FAILED", call_sid=self.call_id, error=repr(exc)[:300], exc_info=True)
-        finally:
-            if self.rt_out.task is not None and self.ended.is_set() is False:
-                self.rt_out.task.cancel()
-        if not self.ended.is_set():
-            log.warning("REALTIME_CLOSED_MID_CALL", call_sid=self.call_id)
-            await self.app.end_call(self, reason)
+        except ConnectionClosed as exc:
+            if exc.rcvd is not None:
+                code, reason = exc.rcvd.code, exc.rcvd.reason
+        except Exception as exc:  # noqa: BLE001 — a broken socket is a lost link like any other
+            reason = repr(exc)[:300]
+            log.error("REALTIME_READ_FAILED", call_sid=self.call_id, error=reason, exc_info=True)
+        if self.ended.is_set() or generation != self.generation:
+            return  # the call is over, or this was the old session of a rollover
+        unsent = self.rt_out.abandon()
+        self.rt_out = OrderedWriter(f"rt-out-{self.call_id}")
+        self.rt_conn = None
+        self.app.background(close_quietly(conn))
+        self.app.engine.tell(self.call_id, RealtimeLost(generation, code, reason, loop.time(), unsent_appends(unsent)))
 
     async def close(self) -> None:
         """After the summary: let queued writes finish briefly, then close both sockets."""
-        await self.rt_out.finished(2.0)  # the caller's last frames may still be queued: deliver them first
+        if self.rt_out.ws is not None:
+            await self.rt_out.finished(2.0)  # the caller's last frames may still be queued: deliver them first
         await self.tw_out.finished(0.5)
         if self.rt_conn is not None:
-            try:
-                await self.rt_conn.close()
-            except Exception:  # noqa: BLE001 — closing a socket that is already failing
-                log.debug("REALTIME_CLOSE_FAILED", call_sid=self.call_id, exc_info=True)
+            await close_quietly(self.rt_conn)
         for task in [*self.tasks, self.tw_out.task, self.rt_out.task]:
             if task is not None and task is not asyncio.current_task():
                 task.cancel()

@@ -9,8 +9,11 @@ import os
 import tomllib
 from pathlib import Path
 
+from typing import Annotated
+
 import msgspec
 import structlog
+from msgspec import Meta
 
 from actors.messages import AudioSettings, BargeInSettings, RealtimeSettings, TxSettings, VadSettings
 
@@ -18,7 +21,20 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_REALTIME_URL = "wss://api.openai.com/v1"
 
 
+class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    start_timeout_s: Annotated[float, Meta(ge=1.0, le=120.0)] = 10.0  # a stream must send `start` within this
+    max_pending_streams: Annotated[int, Meta(ge=1, le=100000)] = 64  # streams open without a `start`, per worker
+    max_message_bytes: Annotated[int, Meta(ge=4096, le=1048576)] = 65536
+    shutdown_grace_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 30.0  # SIGTERM: live calls may finish this long
+    journal_dir: str = ""  # database write journal; default: <database directory>/journal or ./journal
+    db_queue_max: Annotated[int, Meta(ge=10, le=1000000)] = 5000  # writes held in memory before spilling
+    heartbeat_s: Annotated[float, Meta(ge=1.0, le=600.0)] = 10.0  # live calls' heartbeat in the database
+    worker_lost_after_s: Annotated[float, Meta(ge=5.0, le=3600.0)] = 60.0  # no heartbeat this long: worker_lost
+    worker_restarts_per_minute: Annotated[int, Meta(ge=0, le=100)] = 5
+
+
 class FileConfig(msgspec.Struct, forbid_unknown_fields=True):
+    server: ServerSettings = ServerSettings()
     audio: AudioSettings = AudioSettings()
     tx: TxSettings = TxSettings()
     vad: VadSettings = VadSettings()
@@ -33,6 +49,8 @@ class EnvConfig(msgspec.Struct, frozen=True):
     twilio_auth_token: str
     public_url: str
     admin_token: str = ""
+    twilio_account_sid: str = ""
+    twilio_api_url: str = ""  # default: Twilio's; the tests and the demo point it at a local fake
 
 
 class AppConfig(msgspec.Struct, frozen=True):
@@ -74,6 +92,8 @@ def load_env(environ: dict[str, str] | None = None) -> EnvConfig:
         twilio_auth_token=env.get("TWILIO_AUTH_TOKEN", ""),
         public_url=env.get("KOLBRIDGE_PUBLIC_URL", "").rstrip("/"),
         admin_token=env.get("KOLBRIDGE_ADMIN_TOKEN", ""),
+        twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
+        twilio_api_url=env.get("KOLBRIDGE_TWILIO_API_URL", ""),
     )
 
 

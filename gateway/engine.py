@@ -17,6 +17,7 @@ from actors.messages import (
     TwilioOutEvent, RealtimeOutEvent, Utterance, ListCalls, LiveCalls, RegisterCall, UnregisterCall,
 )
 from actors.admin import AdminActor
+from actors.link_messages import OpenRealtime, RealtimeGaveUp
 from actors.supervisor import CallSupervisor
 
 
@@ -26,6 +27,8 @@ class CallSink(Protocol):
     def call_ended(self, summary: CallSummary) -> None: ...
     def child_restarted(self, event: ChildRestarted) -> None: ...
     def utterance(self, event: Utterance) -> None: ...
+    def open_realtime(self, command: OpenRealtime) -> None: ...
+    def realtime_unavailable(self, command: RealtimeGaveUp) -> None: ...
 
 
 class ActorEngine:
@@ -132,6 +135,14 @@ class ActorEngine:
                 sink = self.sinks.get(out.call_id)
                 if sink is not None:
                     sink.child_restarted(out)
+            elif isinstance(out, OpenRealtime):
+                sink = self.sinks.get(out.call_id)
+                if sink is not None:
+                    sink.open_realtime(out)
+            elif isinstance(out, RealtimeGaveUp):
+                sink = self.sinks.get(out.call_id)
+                if sink is not None:
+                    sink.realtime_unavailable(out)
             elif isinstance(out, CallInspection):
                 self.inspections.append(out)
             elif isinstance(out, LiveCalls):

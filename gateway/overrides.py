@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from actors.messages import AudioSettings, BargeInSettings, RealtimeSettings, VadSettings
+from gateway.fallback import FallbackSettings, check_fallback
 from prompts.builder import BusinessFacts
 from storage.businesses import BusinessSpec, BusinessView
 
@@ -30,7 +31,7 @@ def check_business(spec: BusinessSpec) -> list[str]:
             msgspec.convert(values, SECTIONS[section])
         except msgspec.ValidationError as exc:
             problems.append(f"business.{section}: {exc}")
-    return problems
+    return problems + check_fallback(spec.fallback)
 
 
 def barge_in_for(base: BargeInSettings, business: BusinessView) -> BargeInSettings:
@@ -50,6 +51,10 @@ def vad_for(base: VadSettings, business: BusinessView) -> VadSettings:
 def realtime_for(base: RealtimeSettings, business: BusinessView) -> RealtimeSettings:
     settings = merged(base, business.overrides.get("realtime", {}))
     return msgspec.structs.replace(settings, voice=business.voice) if business.voice else settings
+
+
+def fallback_for(business: BusinessView) -> FallbackSettings:
+    return msgspec.convert(business.overrides.get("fallback", {}), FallbackSettings)
 
 
 def facts_for(view: BusinessView) -> BusinessFacts:

@@ -30,16 +30,18 @@ def route_is_valid(token: str, call_sid: str, business_id: str, signature: str) 
 
 
 class Prewarmer:
-    def __init__(self, connect: Callable[[], Coroutine[Any, Any, Any]], ttl_s: float = 10.0) -> None:
+    def __init__(self, connect: Callable[[str], Coroutine[Any, Any, Any]], ttl_s: float = 10.0) -> None:
         self.connect = connect
         self.ttl_s = ttl_s
         self.pending: dict[str, asyncio.Task[Any]] = {}
         self.started = self.claimed = self.expired = 0
 
-    def start(self, call_sid: str) -> None:
+    def start(self, call_sid: str, model: str) -> None:
+        """Open the call's connection for `model` (the business's, overrides applied): the same connect
+        path as every call attempt, bounded by the call's own attempt budget when it is claimed."""
         if not call_sid or call_sid in self.pending:
             return
-        task = asyncio.create_task(self.connect(), name=f"prewarm-{call_sid}")
+        task = asyncio.create_task(self.connect(model), name=f"prewarm-{call_sid}")
         self.pending[call_sid] = task
         self.started += 1
         asyncio.get_running_loop().call_later(self.ttl_s, lambda: asyncio.ensure_future(self._expire(call_sid)))

@@ -1,4 +1,11 @@
-"""The worker's one `websockets` server: WebSocket /media-stream (Twilio), POST /voice, GET /healthz.
+"""The worker's one `websockets` server: WebSocket /media-stream (Twilio), POST /voice,
+POST /stream-ended (the stream's `<Connect action>`), GET /healthz, GET /admin/calls.
+
+Hostile or broken streams are handled here, at the edge: a stream must send a valid `start` within
+`[server] start_timeout_s` (at most `max_pending_streams` may be waiting at once; more are refused
+with 1013), must announce `audio/x-mulaw` at 8,000 Hz mono (else closed with 1003 and recorded as
+`unsupported_media_format`), and no message may exceed `max_message_bytes`. While the worker drains
+(SIGTERM) new streams are refused and /voice answers with the business's fallback.
 
 Signatures: when TWILIO_AUTH_TOKEN is set, the stream upgrade must carry a valid X-Twilio-Signature
 computed over the configured public `wss://…/media-stream` URL (never the request's own URL, which is
@@ -21,12 +28,14 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from actors.messages import EndCall, WireDecodeError
+from actors.messages import EndCall, TwilioMediaIn, WireDecodeError
 from gateway.app import App
 from gateway.call import CallIO
 from gateway.prewarm import route_signature
 from gateway.http_shim import FORM_HEADER, METHOD_HEADER, HttpAwareConnection
-from gateway.wire import TwilioStart, decode_twilio
+from gateway.fallback import fallback_twiml
+from gateway.overrides import fallback_for, realtime_for
+from gateway.wire import TwilioConnected, TwilioStart, decode_twilio
 from storage.businesses import business_for_number
 
 log = structlog.get_logger("kolbridge.gateway")
@@ -60,13 +69,18 @@ async def process_request(app: App, conn: ServerConnection, request: Request) ->
         return _plain(conn, HTTPStatus.OK, body, "application/json")
     if path == "/admin/calls" and method == "GET":
         return admin_calls(app, conn, request)
-    if path == "/voice" and method == "POST":
+    if path in ("/voice", "/stream-ended") and method == "POST":
         form = dict(parse_qsl(request.headers.get(FORM_HEADER, ""), keep_blank_values=True))
         stream_url, voice_url = public_urls(app, request.headers.get("Host"))
-        if token and not RequestValidator(token).validate(voice_url, form, request.headers.get("X-Twilio-Signature", "")):
-            log.warning("VOICE_SIGNATURE_INVALID", call_sid=form.get("CallSid", ""))
+        url = voice_url if path == "/voice" else voice_url.rsplit("/", 1)[0] + "/stream-ended"
+        if token and not RequestValidator(token).validate(url, form, request.headers.get("X-Twilio-Signature", "")):
+            log.warning("WEBHOOK_SIGNATURE_INVALID", path=path, call_sid=form.get("CallSid", ""))
             return _plain(conn, HTTPStatus.FORBIDDEN, "invalid signature")
-        return _plain(conn, HTTPStatus.OK, await voice_twiml(app, form, stream_url), "text/xml")
+        if path == "/stream-ended":
+            twiml = await app.stream_ended_twiml(form.get("CallSid", ""))
+            log.info("STREAM_ENDED_ACTION", call_sid=form.get("CallSid", ""), hangup_only=twiml.count("<") <= 4)
+            return _plain(conn, HTTPStatus.OK, twiml, "text/xml")
+        return _plain(conn, HTTPStatus.OK, await voice_twiml(app, form, stream_url, url.rsplit("/", 1)[0]), "text/xml")
     if path == STREAM_PATH:
         if token:
             stream_url, _ = public_urls(app, request.headers.get("Host"))
@@ -95,7 +109,7 @@ def admin_calls(app: App, conn: ServerConnection, request: Request) -> Response:
     return _plain(conn, HTTPStatus.OK, json.dumps({"calls": calls}, ensure_ascii=False), "application/json")
 
 
-async def voice_twiml(app: App, form: dict[str, str], stream_url: str) -> str:
+async def voice_twiml(app: App, form: dict[str, str], stream_url: str, http_base: str = "") -> str:
     call_sid, to = form.get("CallSid", ""), form.get("To", "")
     business = await business_for_number(app.sessions, to) if to else None
     response = VoiceResponse()
@@ -104,7 +118,11 @@ async def voice_twiml(app: App, form: dict[str, str], stream_url: str) -> str:
         response.say("Sorry, this number is not in service.")
         response.hangup()
         return str(response)
-    connect = Connect()
+    if app.draining:
+        log.warning("VOICE_WHILE_DRAINING", call_sid=call_sid, business_id=business.id)
+        return fallback_twiml(fallback_for(business), business.language, form.get("From", ""))
+    # when the stream ends with the call still up, Twilio asks this URL what next (the fallback, or hang up)
+    connect = Connect(action=f"{http_base}/stream-ended") if http_base else Connect()
     stream = connect.stream(url=stream_url)
     stream.parameter(name="business_id", value=business.id)
     stream.parameter(name="call_sid", value=call_sid)
@@ -114,41 +132,78 @@ async def voice_twiml(app: App, form: dict[str, str], stream_url: str) -> str:
     if token:
         stream.parameter(name="route_sig", value=route_signature(token, call_sid, business.id))
     response.append(connect)
-    app.prewarmer.start(call_sid)
+    app.prewarmer.start(call_sid, realtime_for(app.config.file.realtime, business).model)
     log.info("VOICE_ROUTED", call_sid=call_sid, to=to, business_id=business.id)
     return str(response)
 
 
-async def media_stream(app: App, ws: ServerConnection) -> None:
+async def await_start(app: App, ws: ServerConnection) -> TwilioStart | None:
+    """Messages before `start` (`connected`, junk) until a valid `start` or the start timeout."""
     loop = asyncio.get_running_loop()
-    call: CallIO | None = None
+    deadline = loop.time() + app.config.file.server.start_timeout_s
+    while True:
+        try:
+            raw = await asyncio.wait_for(ws.recv(), max(0.0, deadline - loop.time()))
+        except asyncio.TimeoutError:
+            app.refused_streams += 1
+            log.warning("STREAM_START_TIMEOUT", remote=str(ws.remote_address))
+            await ws.close(1008, "no start")
+            return None
+        msg = decode_twilio(raw, loop.time())
+        if isinstance(msg, TwilioStart):
+            return msg
+        if isinstance(msg, WireDecodeError):
+            app.twilio_decode_errors += 1
+            log.warning("TWILIO_DECODE_ERROR", reason=msg.reason, before_start=True)
+        elif isinstance(msg, EndCall):
+            return None
+
+
+async def media_stream(app: App, ws: ServerConnection) -> None:
+    if app.draining or app.pending_streams >= app.config.file.server.max_pending_streams:
+        app.refused_streams += 1
+        log.warning("STREAM_REFUSED", reason="draining" if app.draining else "too many pending streams",
+                    pending=app.pending_streams)
+        await ws.close(1013, "try again later")
+        return
+    app.pending_streams += 1
+    try:
+        start = await await_start(app, ws)
+    except ConnectionClosed:
+        return
+    finally:
+        app.pending_streams -= 1
+    if start is None:
+        return
+    if not start.format_supported:
+        log.error("STREAM_UNSUPPORTED_MEDIA_FORMAT", call_sid=start.call_sid, media_format=list(start.media_format))
+        app.record_rejected(start, start.custom.get("business_id", ""), "unsupported_media_format")
+        await ws.close(1003, "unsupported media format")
+        return
+    call = await app.start_call(ws, start)
+    if call is None:
+        await ws.close(1008, "unknown business")
+        return
+    loop = asyncio.get_running_loop()
     reason = "twilio_disconnected"
     tell = app.engine.tell
     try:
         async for raw in ws:
             msg = decode_twilio(raw, loop.time())
-            if call is not None:
-                if isinstance(msg, EndCall):
-                    reason = msg.reason
-                    break
-                if isinstance(msg, WireDecodeError):
-                    log.warning("TWILIO_DECODE_ERROR", call_sid=call.call_id, reason=msg.reason)
-                tell(call.call_id, msg)
-            elif isinstance(msg, TwilioStart):
-                call = await app.start_call(ws, msg)
-                if call is None:
-                    await ws.close(1008, "unknown business")
-                    return
+            if isinstance(msg, EndCall):
+                reason = msg.reason
+                break
+            if isinstance(msg, TwilioMediaIn):
+                call.frames_in += 1
             elif isinstance(msg, WireDecodeError):
-                app.twilio_decode_errors += 1
-                log.warning("TWILIO_DECODE_ERROR", reason=msg.reason, before_start=True)
-            elif isinstance(msg, EndCall):
-                return
+                log.warning("TWILIO_DECODE_ERROR", call_sid=call.call_id, reason=msg.reason)
+            elif isinstance(msg, (TwilioStart, TwilioConnected)):
+                continue
+            tell(call.call_id, msg)
     except ConnectionClosed:
         pass
     finally:
-        if call is not None:
-            await app.end_call(call, reason)
+        await app.end_call(call, reason)
 
 
 def reuse_port_socket(host: str, port: int) -> socket.socket:
@@ -171,7 +226,8 @@ async def start_server(app: App, host: str, port: int, reuse_port: bool = False)
         return await process_request(app, conn, request)
 
     kwargs: dict[str, Any] = {"process_request": on_request, "create_connection": HttpAwareConnection,
-                              "max_size": 2**20, "compression": None, "ping_interval": None}
+                              "max_size": app.config.file.server.max_message_bytes, "compression": None,
+                              "ping_interval": None}
     if reuse_port:
         return await serve(handler, sock=reuse_port_socket(host, port), **kwargs)
     return await serve(handler, host, port, **kwargs)

@@ -11,6 +11,7 @@ import binascii
 
 import msgspec
 
+from actors.link_messages import RtRateLimits
 from actors.messages import (
     EndCall, RealtimeOutEvent, RtAssistantTranscriptDelta, RtOutputItemAdded, RtAssistantTranscriptDone, RtAudioDelta, RtAudioDone, RtError,
     RtResponseCreated, RtResponseDone, RtSessionUpdated, RtSpeechStarted, RtSpeechStopped,
@@ -27,12 +28,19 @@ class _TwMedia(msgspec.Struct):
     timestamp: str = ""
 
 
+class _TwMediaFormat(msgspec.Struct):
+    encoding: str = ""
+    sampleRate: int = 0
+    channels: int = 0
+
+
 class _TwStartBody(msgspec.Struct):
     callSid: str = ""
     streamSid: str = ""
     accountSid: str = ""
     customParameters: dict[str, str] = {}
     tracks: list[str] = []
+    mediaFormat: _TwMediaFormat | None = None
 
 
 class _TwName(msgspec.Struct):
@@ -53,11 +61,19 @@ class _TwInbound(msgspec.Struct):
     dtmf: _TwDtmf | None = None
 
 
+SUPPORTED_MEDIA_FORMAT = ("audio/x-mulaw", 8000, 1)
+
+
 class TwilioStart(msgspec.Struct, frozen=True):
     call_sid: str
     stream_sid: str
     custom: dict[str, str]
     at: float
+    media_format: tuple[str, int, int] = ("", 0, 0)  # encoding, sample rate, channels as announced
+
+    @property
+    def format_supported(self) -> bool:
+        return self.media_format == SUPPORTED_MEDIA_FORMAT
 
 
 class TwilioConnected(msgspec.Struct, frozen=True):
@@ -74,13 +90,20 @@ def decode_twilio(raw: str | bytes, at: float) -> TwilioIn:
         ev = _twilio_decoder.decode(raw)
         kind = ev.event
         if kind == "media" and ev.media is not None:
+            payload = ev.media.payload
+            # strict base64, checked here so a bad payload never reaches an actor (the string itself is
+            # forwarded untouched; decoding a 216-character frame costs ~1 µs)
+            if not payload or not binascii.a2b_base64(payload, strict_mode=True):
+                return WireDecodeError("twilio", "empty media payload", at)
             # `chunk` numbers media frames only (sequenceNumber counts every message, marks included)
-            return TwilioMediaIn(ev.media.payload, int(ev.media.chunk or 0), at)
+            return TwilioMediaIn(payload, int(ev.media.chunk or 0), at)
         if kind == "mark" and ev.mark is not None:
             return TwilioMarkIn(ev.mark.name, at)
         if kind == "start" and ev.start is not None:
             st = ev.start
-            return TwilioStart(st.callSid, st.streamSid or ev.streamSid, dict(st.customParameters), at)
+            fmt = st.mediaFormat or _TwMediaFormat()
+            return TwilioStart(st.callSid, st.streamSid or ev.streamSid, dict(st.customParameters), at,
+                               (fmt.encoding, fmt.sampleRate, fmt.channels))
         if kind == "dtmf" and ev.dtmf is not None:
             return TwilioDtmfIn(ev.dtmf.digit, at)
         if kind == "stop":
@@ -88,7 +111,7 @@ def decode_twilio(raw: str | bytes, at: float) -> TwilioIn:
         if kind == "connected":
             return TwilioConnected(at)
         return WireDecodeError("twilio", f"unexpected event {kind!r}", at)
-    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, binascii.Error, ValueError) as exc:
         return WireDecodeError("twilio", str(exc)[:200], at)
 
 
@@ -121,6 +144,13 @@ class _RtItem(msgspec.Struct):
     id: str = ""
 
 
+class _RtRateLimit(msgspec.Struct):
+    name: str = ""
+    limit: float = 0
+    remaining: float = 0
+    reset_seconds: float = 0
+
+
 class _RtInbound(msgspec.Struct):
     type: str
     item: _RtItem | None = None
@@ -132,12 +162,13 @@ class _RtInbound(msgspec.Struct):
     delta: str = ""
     response: _RtResponse | None = None
     error: _RtErrorBody | None = None
+    rate_limits: list[_RtRateLimit] | None = None
 
 
 _realtime_decoder = msgspec.json.Decoder(_RtInbound)
 
 IGNORED_REALTIME = frozenset({
-    "session.created", "rate_limits.updated", "conversation.item.added", "conversation.item.done",
+    "session.created", "conversation.item.added", "conversation.item.done",
     "conversation.item.created", "input_audio_buffer.committed",
     "response.output_item.done", "response.content_part.added", "response.content_part.done",
     "conversation.item.input_audio_transcription.delta",
@@ -171,7 +202,11 @@ def decode_realtime(raw: str | bytes, at: float) -> object | None:
             return RtResponseCreated(ev.response.id, at)
         if kind == "response.done" and ev.response is not None:
             details = ev.response.status_details or {}
-            return RtResponseDone(ev.response.id, ev.response.status, str(details.get("reason") or ""), at)
+            error = details.get("error")
+            code = ""
+            if isinstance(error, dict):
+                code = str(error.get("code") or error.get("type") or "")
+            return RtResponseDone(ev.response.id, ev.response.status, str(details.get("reason") or ""), at, code)
         if kind == "response.output_audio_transcript.delta":
             return RtAssistantTranscriptDelta(ev.response_id, ev.item_id, ev.delta, at)
         if kind == "response.output_audio_transcript.done":
@@ -180,7 +215,24 @@ def decode_realtime(raw: str | bytes, at: float) -> object | None:
             return RtSessionUpdated(at)
         if kind == "error" and ev.error is not None:
             e = ev.error
-            return RtError(e.code or e.type, e.message, e.event_id or "", at)
+            return RtError(e.code or e.type, e.message, e.event_id or "", at, e.type)
+        if kind == "rate_limits.updated":
+            exhausted = [r.reset_seconds for r in ev.rate_limits or () if r.remaining <= 0]
+            return RtRateLimits(max(exhausted, default=0.0), at)
         return None
     except (msgspec.DecodeError, msgspec.ValidationError, binascii.Error, ValueError) as exc:
         return WireDecodeError("realtime", str(exc)[:200], at)
+
+
+class _AppendOut(msgspec.Struct):
+    type: str
+    audio: str = ""
+
+
+_append_decoder = msgspec.json.Decoder(_AppendOut)
+_APPEND_PREFIX = b'{"type":"input_audio_buffer.append"'
+
+
+def unsent_appends(messages: list[bytes]) -> tuple[str, ...]:
+    """The caller frames (base64, in order) among encoded client events that were never written."""
+    return tuple(_append_decoder.decode(m).audio for m in messages if m.startswith(_APPEND_PREFIX))

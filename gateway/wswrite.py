@@ -41,21 +41,39 @@ class OrderedWriter:
         self.wake.set()
 
     def write(self, messages: Iterable[bytes]) -> None:
+        batch = messages if isinstance(messages, (list, tuple)) else list(messages)
         ws = self.ws
         if ws is not None and not self.queue and self._open(ws):
             proto = ws.protocol
+            framed = 0
             try:
-                for message in messages:
+                for message in batch:
                     proto.send_text(message)
+                    framed += 1
+            except Exception:  # noqa: BLE001 — closing under us: the awaited path below reports it
+                log.debug("DIRECT_WRITE_FAILED", writer=self.name, framed=framed, exc_info=True)
+            # What was framed is in the protocol's buffer and leaves with its next flush whatever we do:
+            # flush it now and queue only the rest, so no message can go out twice.
+            try:
                 ws.transport.write(b"".join(proto.data_to_send()))
+            except Exception:  # noqa: BLE001 — the transport is closing: those frames die with it
+                log.debug("DIRECT_FLUSH_FAILED", writer=self.name, exc_info=True)
+            if framed == len(batch):
                 self.direct_writes += 1
                 return
-            except Exception:  # noqa: BLE001 — closing under us: the awaited path below reports it
-                log.debug("DIRECT_WRITE_FAILED", writer=self.name, exc_info=True)
-        for message in messages:
-            self.queue.append(message)
+            batch = batch[framed:]
+        self.queue.extend(batch)
         self.queued_writes += 1
         self.wake.set()
+
+    def abandon(self) -> list[bytes]:
+        """The connection is gone: stop, and hand back what was queued and never written, in order."""
+        pending = [m for m in self.queue if m is not None]
+        self.queue.clear()
+        if self.task is not None:
+            self.task.cancel()
+        self.ws = None
+        return pending
 
     def close(self) -> None:
         """No more messages: the writer task finishes what is queued, then stops."""

@@ -56,6 +56,7 @@ class BusinessSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     barge_in: dict[str, Any] = {}  # overrides of config.toml [barge_in]
     vad: dict[str, Any] = {}  # overrides of config.toml [vad]
     realtime: dict[str, Any] = {}  # overrides of config.toml [realtime]: voice, transcription_model, noise_reduction
+    fallback: dict[str, Any] = {}  # when the AI is unavailable: mode, transfer_number, message… (gateway/fallback.py)
 
 
 class BusinessFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -130,7 +131,7 @@ async def upsert_business(sessions: async_sessionmaker[AsyncSession], spec: Busi
         row.prompt, row.voice, row.active = spec.prompt, spec.voice, spec.active
         row.fillers, row.short_words = list(spec.fillers), list(spec.short_words)
         row.overrides = {k: v for k, v in (("audio", spec.audio), ("barge_in", spec.barge_in), ("vad", spec.vad),
-                                           ("realtime", spec.realtime)) if v}
+                                           ("realtime", spec.realtime), ("fallback", spec.fallback)) if v}
         row.vocabulary = list(spec.vocabulary)
         row.industry, row.value_proposition, row.tone, row.purpose = (
             spec.industry, spec.value_proposition, spec.tone, spec.purpose)

@@ -1,4 +1,5 @@
-"""Call records: written at call start, completed at call end; a failed write is retried and logged."""
+"""Call records: written at call start, completed at call end. The gateway writes through the
+ordered write queue (storage/writequeue.py) with `apply_write`: every write is idempotent."""
 from __future__ import annotations
 
 import asyncio
@@ -9,7 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sqlalchemy import select
 
+from datetime import datetime, timezone
+
 from storage.models import CallRecord, UtteranceRecord, utcnow
+from storage.writequeue import CallEndWrite, CallStartWrite, HeartbeatWrite, UtteranceWrite, Write
 
 log = structlog.get_logger("kolbridge.storage")
 
@@ -89,3 +93,56 @@ async def list_calls(sessions: async_sessionmaker[AsyncSession], business_id: st
         if business_id:
             query = query.where(CallRecord.business_id == business_id)
         return list((await session.execute(query)).scalars().all())
+
+
+async def apply_write(sessions: async_sessionmaker[AsyncSession], write: Write) -> None:
+    """Apply one queued write; idempotent, so a replay after a crash or an outage never duplicates."""
+    async with sessions.begin() as session:
+        if isinstance(write, UtteranceWrite):
+            exists = (await session.execute(select(UtteranceRecord.id).where(
+                UtteranceRecord.call_sid == write.call_sid, UtteranceRecord.seq == write.seq))).first()
+            if exists is None:
+                await _call_row(session, write.call_sid)
+                session.add(UtteranceRecord(
+                    call_sid=write.call_sid, seq=write.seq, role=write.role, text=write.text,
+                    classification=write.classification, start_ms=write.start_ms, end_ms=write.end_ms,
+                    interrupted=write.interrupted, heard_ms=write.heard_ms))
+            return
+        if isinstance(write, HeartbeatWrite):
+            now = utcnow()
+            for call_sid, metrics in write.metrics.items():
+                row = await session.get(CallRecord, call_sid)
+                if row is not None and not row.end_reason:
+                    row.heartbeat_at, row.worker, row.metrics = now, write.worker, dict(metrics)
+            return
+        row = await _call_row(session, write.call_sid)
+        if isinstance(write, CallStartWrite):
+            row.stream_sid, row.business_id, row.prompt_hashes = write.stream_sid, write.business_id, write.prompt_hashes
+            row.from_number, row.to_number, row.worker = write.from_number, write.to_number, write.worker
+            row.heartbeat_at = utcnow()
+        else:
+            row.ended_at, row.end_reason, row.metrics, row.restarts = utcnow(), write.reason, dict(write.metrics), write.restarts
+            row.series, row.fallback, row.after_twiml = dict(write.series), write.fallback, write.after_twiml
+
+
+async def close_lost_calls(sessions: async_sessionmaker[AsyncSession], stale_before: datetime,
+                           dead_workers: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+    """Calls still 'live' whose worker is gone (named dead, or no heartbeat since `stale_before`): closed
+    as worker_lost, keeping their last known metrics."""
+    async with sessions.begin() as session:
+        rows = (await session.execute(select(CallRecord).where(CallRecord.end_reason == ""))).scalars().all()
+        closed = []
+        for row in rows:
+            beat = row.heartbeat_at or row.started_at
+            if beat is not None and beat.tzinfo is None:
+                beat = beat.replace(tzinfo=timezone.utc)
+            if row.worker in dead_workers or (beat is not None and beat < stale_before):
+                row.end_reason, row.ended_at = "worker_lost", utcnow()
+                closed.append(row.call_sid)
+        return closed
+
+
+async def after_twiml(sessions: async_sessionmaker[AsyncSession], call_sid: str) -> str:
+    async with sessions() as session:
+        row = await session.get(CallRecord, call_sid)
+        return row.after_twiml if row is not None else ""

@@ -21,7 +21,8 @@ def make_engine(url: str) -> AsyncEngine:
         # an idle pooled aiosqlite connection keeps a thread polling its queue (measured ~7% of a
         # worker's samples under load); the database is touched only at call start and end
         return create_async_engine(url, poolclass=NullPool)
-    return create_async_engine(url)
+    # a server that went away must fail fast (the write queue retries), never hang a write for minutes
+    return create_async_engine(url, pool_pre_ping=True, connect_args={"timeout": 3, "command_timeout": 5})
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Integer, String, Text
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -62,10 +62,15 @@ class CallRecord(Base):
     metrics: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
     series: Mapped[dict[str, list[int]]] = mapped_column(JSON, default=dict)  # e.g. truncate_audio_end_ms per cut
     restarts: Mapped[int] = mapped_column(Integer, default=0)
+    worker: Mapped[str] = mapped_column(String(128), default="")  # host:pid of the worker that served it
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    fallback: Mapped[str] = mapped_column(String(64), default="")  # e.g. "transfer:rest", "apologise:action"
+    after_twiml: Mapped[str] = mapped_column(Text, default="")  # what the stream's action URL answers
 
 
 class UtteranceRecord(Base):
     __tablename__ = "utterances"
+    __table_args__ = (Index("ux_utterances_call_seq", "call_sid", "seq", unique=True),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     call_sid: Mapped[str] = mapped_column(ForeignKey("calls.call_sid", ondelete="CASCADE"), index=True)

@@ -11,6 +11,7 @@ from actors.messages import (
     RtResponseCreate, RtResponseCreated, RtResponseDone, RtSessionUpdate, RtTranscriptDone, Tick, TwilioMarkIn,
     TwilioMediaIn, TwilioOutEvent, TwMark, TwMedia, Utterance,
 )
+from actors.link_messages import OpenRealtime, RealtimeGaveUp
 from gateway.engine import ActorEngine
 from tests.conftest import settings
 
@@ -24,6 +25,8 @@ class RecordingSink:
         self.summary: CallSummary | None = None
         self.restarts: list[ChildRestarted] = []
         self.utterances: list[Utterance] = []
+        self.opens: list[OpenRealtime] = []
+        self.gave_up: list[RealtimeGaveUp] = []
 
     def to_twilio(self, events: tuple[TwilioOutEvent, ...]) -> None:
         self.twilio.extend(events)
@@ -39,6 +42,12 @@ class RecordingSink:
 
     def utterance(self, event: Utterance) -> None:
         self.utterances.append(event)
+
+    def open_realtime(self, command: OpenRealtime) -> None:
+        self.opens.append(command)
+
+    def realtime_unavailable(self, command: RealtimeGaveUp) -> None:
+        self.gave_up.append(command)
 
     def media_bytes(self) -> bytes:
         return b"".join(base64.b64decode(e.media.payload) for e in self.twilio if isinstance(e, TwMedia))

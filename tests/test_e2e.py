@@ -166,7 +166,7 @@ async def test_voice_webhook_and_healthz(tmp_path: Path) -> None:
                                   b"application/x-www-form-urlencoded\r\nContent-Length: " + str(len(form)).encode()
                                   + b"\r\n\r\n" + form)
         assert status == 200
-        assert "<Connect><Stream url=\"ws://127.0.0.1/media-stream\">" in body
+        assert "<Connect action=\"http://127.0.0.1/stream-ended\"><Stream url=\"ws://127.0.0.1/media-stream\">" in body
         assert '<Parameter name="business_id" value="demo-garage" />' in body
         form = b"CallSid=CA124&To=%2B15550000000"
         status, body = await http(stack.port, b"POST /voice HTTP/1.1\r\nHost: x\r\nContent-Length: "
@@ -178,7 +178,8 @@ async def test_voice_webhook_and_healthz(tmp_path: Path) -> None:
 
 async def twilio_start(ws: object, business_id: str, call_sid: str) -> None:
     await ws.send(json.dumps({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {  # type: ignore[attr-defined]
-        "streamSid": "MZ1", "callSid": call_sid, "customParameters": {"business_id": business_id}}}))
+        "streamSid": "MZ1", "callSid": call_sid, "customParameters": {"business_id": business_id},
+        "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}))
 
 
 async def test_malformed_twilio_json_is_counted_not_fatal(tmp_path: Path) -> None:

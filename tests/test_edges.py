@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from actors.link_messages import RtRateLimits
 from actors.messages import (
     EndCall, RtAudioDelta, RtError, RtResponseDone, RtSpeechStarted, RtTranscriptDone, TwilioMarkIn, TwilioMediaIn,
     WireDecodeError,
@@ -29,11 +30,19 @@ def test_twilio_events_decode_to_typed_messages() -> None:
     assert media == TwilioMediaIn("//8=", 4, 1.0)
     start = decode_twilio(json.dumps({"event": "start", "streamSid": "MZ1", "start": {
         "callSid": "CA1", "streamSid": "MZ1", "customParameters": {"business_id": "b"}}}), 1.0)
-    assert start == TwilioStart("CA1", "MZ1", {"business_id": "b"}, 1.0)
+    assert start == TwilioStart("CA1", "MZ1", {"business_id": "b"}, 1.0) and not start.format_supported
+    start = decode_twilio(json.dumps({"event": "start", "start": {"callSid": "CA1", "mediaFormat": {
+        "encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}), 1.0)
+    assert isinstance(start, TwilioStart) and start.format_supported
+    l16 = decode_twilio(json.dumps({"event": "start", "start": {"callSid": "CA1", "mediaFormat": {
+        "encoding": "audio/l16", "sampleRate": 16000, "channels": 1}}}), 1.0)
+    assert isinstance(l16, TwilioStart) and not l16.format_supported
     assert decode_twilio('{"event":"mark","mark":{"name":"m3"}}', 2.0) == TwilioMarkIn("m3", 2.0)
     assert decode_twilio('{"event":"stop"}', 3.0) == EndCall("twilio_stop", 3.0)
     for bad in ("{nope", '{"event":"media","media":{"payload":5}}', '{"event":"media"}', "[]",
-                '{"event":"media","media":{"payload":"x","chunk":"abc"}}'):
+                '{"event":"media","media":{"payload":"x","chunk":"abc"}}',
+                '{"event":"media","media":{"payload":"not base64!"}}', '{"event":"media","media":{"payload":"//8"}}',
+                '{"event":"media","media":{"payload":""}}'):
         assert isinstance(decode_twilio(bad, 0.0), WireDecodeError), bad
 
 
@@ -49,8 +58,14 @@ def test_realtime_events_decode_to_typed_messages() -> None:
                            '"status_details":{"reason":"client_cancelled"}}}', 1.0)
     assert done == RtResponseDone("r", "cancelled", "client_cancelled", 1.0)
     err = decode_realtime('{"type":"error","error":{"type":"invalid_request_error","code":null,"message":"m"}}', 1.0)
-    assert err == RtError("invalid_request_error", "m", "", 1.0)
-    assert decode_realtime('{"type":"rate_limits.updated","rate_limits":[]}', 1.0) is None
+    assert err == RtError("invalid_request_error", "m", "", 1.0, "invalid_request_error")
+    assert decode_realtime('{"type":"rate_limits.updated","rate_limits":[]}', 1.0) == RtRateLimits(0.0, 1.0)
+    limits = ('{"type":"rate_limits.updated","rate_limits":[{"name":"requests","limit":100,"remaining":0,'
+              '"reset_seconds":1.5},{"name":"tokens","limit":9000,"remaining":8000,"reset_seconds":9}]}')
+    assert decode_realtime(limits, 1.0) == RtRateLimits(1.5, 1.0)  # only an exhausted limit delays a retry
+    failed = decode_realtime('{"type":"response.done","response":{"id":"r","status":"failed","status_details":'
+                             '{"type":"failed","error":{"type":"server_error","code":"rate_limit_exceeded"}}}}', 1.0)
+    assert failed == RtResponseDone("r", "failed", "", 1.0, "rate_limit_exceeded")
     assert isinstance(decode_realtime('{"type":"response.output_audio.delta","delta":"***"}', 1.0), WireDecodeError)
     assert isinstance(decode_realtime("not json", 1.0), WireDecodeError)
 

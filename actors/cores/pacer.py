@@ -26,6 +26,7 @@ import msgspec
 from actors.cores.framing import CutFrame, Reframer, ReframerState
 from actors.cores.playout import PlayoutClock, PlayoutState
 from actors.cores.ulaw import gain_table
+from actors.link_messages import FinishResponse
 from actors.messages import (
     CollectCounters, CutPlayout, DiscardAudio, DuckPlayout, HoldAudio, PausePlayout, ReleaseAudio,
     RestorePlayout, LogLine, PlayoutChanged, PlayoutCut, ResponseFinished, RtAudioDelta, RtAudioDone,
@@ -94,7 +95,7 @@ class TxPacerCore:
             return self._tick(now)
         if isinstance(msg, RtAudioDelta):
             return self._delta(msg)
-        if isinstance(msg, (RtAudioDone, RtResponseDone)):
+        if isinstance(msg, (RtAudioDone, RtResponseDone, FinishResponse)):
             return self._enqueue(self.reframer.finish(msg.response_id)) if msg.response_id not in self.s.cut_responses else []
         if isinstance(msg, TwilioMarkIn):
             return self._mark_echo(msg.name, now)

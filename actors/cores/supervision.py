@@ -14,6 +14,9 @@ from __future__ import annotations
 
 import enum
 
+from actors.link_messages import (
+    FinishResponse, LinkDown, LinkUp, RealtimeConnected, RealtimeConnectFailed, RealtimeLost, RtRateLimits,
+)
 from actors.messages import (
     DiscardAudio, HoldAudio, PreemptiveAnswer, ReleaseAudio, RtOutputItemAdded, AnswerRequest, CallerLevel, CounterReport, DeleteItem, DuckPlayout, PausePlayout, RestorePlayout, CutPlayout, PlayoutChanged, PlayoutCut, ResponseFinished,
     RtAssistantTranscriptDelta, RtAssistantTranscriptDone, RtAudioDelta, RtAudioDone, RtError, RtResponseCreated, RtResponseDone,
@@ -42,7 +45,7 @@ PHASE_TRANSITIONS: dict[tuple[CallPhase, str], CallPhase] = {
 ROUTES: dict[type, tuple[str, ...]] = {
     TwilioMediaIn: ("rx",),
     TwilioDtmfIn: ("rx",),
-    Tick: ("pacer",),  # and every JUDGE_TICK_EVERY-th tick to the judge (its timeouts need 100 ms, not 20)
+    Tick: ("pacer",),  # and every JUDGE_TICK_EVERY-th tick to the judge and bridge (timeouts need 100 ms, not 20)
     TwilioMarkIn: ("pacer",),
     RtAudioDelta: ("pacer",),
     RtAudioDone: ("pacer",),
@@ -52,12 +55,12 @@ ROUTES: dict[type, tuple[str, ...]] = {
     RtError: ("bridge",),
     RtAssistantTranscriptDone: ("bridge",),
     RtAssistantTranscriptDelta: ("bridge",),
-    RtSpeechStarted: ("judge",),
-    RtSpeechStopped: ("judge",),
-    RtTranscriptDone: ("judge",),
+    RtSpeechStarted: ("judge", "bridge"),
+    RtSpeechStopped: ("judge", "bridge"),
+    RtTranscriptDone: ("judge", "bridge"),
     RtTranscriptFailed: ("judge",),
     AnswerRequest: ("bridge",),
-    PlayoutChanged: ("judge", "rx"),
+    PlayoutChanged: ("judge", "rx", "bridge"),
     CallerLevel: ("judge",),
     DuckPlayout: ("pacer",),
     PausePlayout: ("pacer",),
@@ -68,10 +71,17 @@ ROUTES: dict[type, tuple[str, ...]] = {
     HoldAudio: ("pacer",),
     ReleaseAudio: ("pacer",),
     DiscardAudio: ("pacer",),
-    ResponseFinished: ("judge",),
+    ResponseFinished: ("judge", "bridge"),
     CutPlayout: ("pacer",),
     PlayoutCut: ("bridge", "judge"),
     CounterReport: ("metrics",),
+    RealtimeConnected: ("bridge",),
+    RealtimeConnectFailed: ("bridge",),
+    RealtimeLost: ("bridge",),
+    RtRateLimits: ("bridge",),
+    LinkDown: ("rx",),
+    LinkUp: ("rx",),
+    FinishResponse: ("pacer",),
 }
 
 
@@ -104,7 +114,7 @@ class SupervisionCore:
         if type(msg) is Tick:
             self.ticks += 1
             if self.ticks % JUDGE_TICK_EVERY == 0:
-                roles = ("pacer", "judge")
+                roles = ("pacer", "judge", "bridge")
         if not self.restarting:
             return list(roles)
         now_roles = []

@@ -1,0 +1,266 @@
+"""One ordered, bounded write queue per worker for call records: nothing lost while the database is down.
+
+Theory of operation: the call path never waits on the database — it `put()`s a write (call start,
+utterance, call end, heartbeat) and returns. One consumer task applies the writes strictly in order,
+retrying the head with backoff (0.1 s → 2 s) for as long as the database refuses. Writes are
+idempotent (keyed by call sid, or call sid + seq for an utterance), so applying one twice is harmless.
+When more than `max_items` are waiting, or at shutdown, the queue spills to an append-only journal
+(JSON lines, fsync'd): from then on every new write is appended behind it, so the order holds, and the
+consumer replays the journal before returning to memory. A worker's journal carries its pid and is
+held with an exclusive lock; at start-up a worker adopts every journal whose lock is free (its worker
+is gone) and replays it first. Counters: applied, retried, spilled, replayed.
+"""
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+from collections import deque
+from pathlib import Path
+from typing import IO, Any, Awaitable, Callable, Union
+
+import msgspec
+import structlog
+
+log = structlog.get_logger("kolbridge.storage")
+
+
+class CallStartWrite(msgspec.Struct, tag="call_start"):
+    call_sid: str
+    stream_sid: str
+    business_id: str
+    prompt_hashes: dict[str, str]
+    from_number: str = ""
+    to_number: str = ""
+    worker: str = ""
+
+
+class UtteranceWrite(msgspec.Struct, tag="utterance"):
+    call_sid: str
+    seq: int
+    role: str
+    text: str
+    classification: str
+    start_ms: int
+    end_ms: int
+    interrupted: bool
+    heard_ms: int
+
+
+class CallEndWrite(msgspec.Struct, tag="call_end"):
+    call_sid: str
+    reason: str
+    metrics: dict[str, int]
+    restarts: int
+    series: dict[str, list[int]] = {}
+    fallback: str = ""
+    after_twiml: str = ""
+
+
+class HeartbeatWrite(msgspec.Struct, tag="heartbeat"):
+    worker: str
+    metrics: dict[str, dict[str, int]]  # call sid → last known metrics
+
+
+Write = Union[CallStartWrite, UtteranceWrite, CallEndWrite, HeartbeatWrite]
+Apply = Callable[[Write], Awaitable[None]]
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(Write)
+
+
+class WriteCounters(msgspec.Struct):
+    applied: int = 0
+    retried: int = 0
+    spilled: int = 0
+    replayed: int = 0
+    adopted: int = 0
+    undecodable: int = 0
+
+
+class WriteQueue:
+    def __init__(self, apply: Apply, journal_dir: Path, max_items: int = 5000, backoff_max_s: float = 2.0) -> None:
+        self.apply = apply
+        self.journal_dir = journal_dir
+        self.max_items = max_items
+        self.backoff_max_s = backoff_max_s
+        self.memory: deque[Write] = deque()
+        self.counters = WriteCounters()
+        self.wake = asyncio.Event()
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.task: asyncio.Task[None] | None = None
+        self.down_since: float | None = None
+        journal_dir.mkdir(parents=True, exist_ok=True)
+        self.journal_path = journal_dir / f"writes-{os.getpid()}.jsonl"
+        self.journal: IO[bytes] = open(self.journal_path, "ab+")  # noqa: SIM115 — held for the worker's life
+        fcntl.flock(self.journal.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self.replayed_to = 0  # bytes of the journal already applied
+        self.pending_at_close = False
+        self._adopt_orphans()
+
+    # ------------------------------------------------------------------ producer side (never awaits)
+    def put(self, write: Write) -> None:
+        if self.journal.closed:  # after close(): straight to the journal, replayed at the next start
+            with open(self.journal_path, "ab") as journal:
+                journal.write(_encoder.encode(write) + b"\n")
+                journal.flush()
+                os.fsync(journal.fileno())
+            self.counters.spilled += 1
+            log.warning("DB_WRITE_AFTER_CLOSE", what=type(write).__name__)
+            return
+        if self._journal_pending() or len(self.memory) >= self.max_items:
+            if not self._journal_pending():
+                log.warning("DB_QUEUE_SPILLING", queued=len(self.memory), journal=str(self.journal_path))
+                self._spill_memory()
+            self._append([write])
+        else:
+            self.memory.append(write)
+        self.idle.clear()
+        self.wake.set()
+
+    @property
+    def depth(self) -> int:
+        return len(self.memory) + (1 if self._journal_pending() else 0)
+
+    # ------------------------------------------------------------------ journal
+    def _journal_pending(self) -> bool:
+        return self.journal.seek(0, os.SEEK_END) > self.replayed_to
+
+    def _append(self, writes: list[Write]) -> None:
+        if not writes:
+            return
+        self.journal.seek(0, os.SEEK_END)
+        self.journal.write(b"".join(_encoder.encode(w) + b"\n" for w in writes))
+        self.journal.flush()
+        os.fsync(self.journal.fileno())
+        self.counters.spilled += len(writes)
+
+    def _spill_memory(self) -> None:
+        writes = list(self.memory)
+        self.memory.clear()
+        self._append(writes)
+
+    def _adopt_orphans(self) -> None:
+        """Journals of workers that are gone (their lock is free) are appended to ours, in file order."""
+        for path in sorted(self.journal_dir.glob("writes-*.jsonl")):
+            if path == self.journal_path:
+                continue
+            with open(path, "rb+") as orphan:
+                try:
+                    fcntl.flock(orphan.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # a live worker's journal
+                data = orphan.read()
+            lines = [line for line in data.splitlines() if line.strip()]
+            if lines:
+                self.journal.seek(0, os.SEEK_END)
+                self.journal.write(b"\n".join(lines) + b"\n")
+                self.journal.flush()
+                os.fsync(self.journal.fileno())
+                self.counters.adopted += len(lines)
+                log.warning("DB_JOURNAL_ADOPTED", path=str(path), writes=len(lines))
+            path.unlink()
+
+    def _next_journal_line(self) -> tuple[bytes, int] | None:
+        self.journal.seek(self.replayed_to)
+        line = self.journal.readline()
+        if not line.endswith(b"\n"):
+            return None
+        return line, self.replayed_to + len(line)
+
+    def _journal_done(self) -> None:
+        if self.journal.seek(0, os.SEEK_END) == self.replayed_to:
+            self.journal.truncate(0)
+            self.journal.flush()
+            os.fsync(self.journal.fileno())
+            self.replayed_to = 0
+
+    # ------------------------------------------------------------------ consumer
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name="db-write-queue")
+        if self._journal_pending():
+            self.idle.clear()
+            self.wake.set()
+
+    async def _apply_until_done(self, write: Write) -> None:
+        delay = 0.1
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                await asyncio.wait_for(self.apply(write), 10.0)
+                if self.down_since is not None:
+                    log.warning("DB_RECOVERED", down_s=round(loop.time() - self.down_since, 2),
+                                queued=len(self.memory), journal_pending=self._journal_pending())
+                    self.down_since = None
+                self.counters.applied += 1
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 — every database failure is retried, in order
+                self.counters.retried += 1
+                if self.down_since is None:
+                    self.down_since = loop.time()
+                    log.error("DB_WRITE_FAILED", what=type(write).__name__, error=str(exc)[:200],
+                              queued=len(self.memory))
+                await asyncio.sleep(delay)
+                delay = min(self.backoff_max_s, delay * 2)
+
+    async def _run(self) -> None:
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            while True:
+                if self._journal_pending():
+                    entry = self._next_journal_line()
+                    if entry is None:
+                        self.replayed_to = self.journal.seek(0, os.SEEK_END)  # a torn last line
+                        continue
+                    line, end = entry
+                    try:
+                        write = _decoder.decode(line)
+                    except msgspec.DecodeError:
+                        self.counters.undecodable += 1
+                        log.error("DB_JOURNAL_BAD_LINE", line=line[:200].decode("utf-8", "replace"))
+                        self.replayed_to = end
+                        continue
+                    await self._apply_until_done(write)
+                    self.replayed_to = end
+                    self.counters.replayed += 1
+                    self._journal_done()
+                elif self.memory:
+                    write = self.memory[0]
+                    await self._apply_until_done(write)
+                    if self.memory and self.memory[0] is write:
+                        self.memory.popleft()
+                else:
+                    break
+            self.idle.set()
+
+    async def drain(self, timeout_s: float) -> bool:
+        """Wait until every write is applied (True), or `timeout_s` passes (False)."""
+        try:
+            await asyncio.wait_for(self.idle.wait(), timeout_s)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+    async def close(self, timeout_s: float = 5.0) -> None:
+        """Apply what can be applied within `timeout_s`; spill the rest to the journal for the next start."""
+        await self.drain(timeout_s)
+        if self.task is not None:
+            self.task.cancel()
+            try:
+                await self.task
+            except (asyncio.CancelledError, Exception):  # noqa: BLE001
+                pass
+        if self.memory:
+            log.warning("DB_QUEUE_SPILLED_AT_SHUTDOWN", writes=len(self.memory), journal=str(self.journal_path))
+            self._spill_memory()
+        self.pending_at_close = self._journal_pending()
+        self.journal.close()
+        if not self.pending_at_close:
+            self.journal_path.unlink(missing_ok=True)
+
+    def stats(self) -> dict[str, Any]:
+        pending = self.pending_at_close if self.journal.closed else self._journal_pending()
+        return {**msgspec.structs.asdict(self.counters), "queued": len(self.memory), "journal_pending": pending}
