@@ -83,10 +83,15 @@ class App:
         journal = Path(server.journal_dir) if server.journal_dir else _default_journal_dir(config.env.database_url)
         self.writes = WriteQueue(lambda write: apply_write(sessions, write), journal, server.db_queue_max)
         env = config.env
-        self.twilio_rest = (TwilioRest(env.twilio_account_sid, env.twilio_auth_token, env.twilio_api_url)
-                            if env.twilio_account_sid and env.twilio_auth_token else None)
+        self.twilio_rest: TwilioRest | None = None
+        if env.twilio_account_sid and env.twilio_api_key and env.twilio_api_secret:
+            self.twilio_rest = TwilioRest(env.twilio_account_sid, env.twilio_api_secret, env.twilio_api_url,
+                                          env.twilio_api_key)
+        elif env.twilio_account_sid and env.twilio_auth_token:
+            self.twilio_rest = TwilioRest(env.twilio_account_sid, env.twilio_auth_token, env.twilio_api_url)
         self.after_stream: dict[str, str] = {}  # call sid → TwiML for the stream's action URL
         self.draining = False
+        self.drain_deadline = 0.0
         self.pending_streams = 0
         self.refused_streams = 0
 
@@ -96,7 +101,7 @@ class App:
         self.writes.start()
         self._background(self._housekeeping())
         if self.twilio_rest is None:
-            log.warning("FALLBACK_WITHOUT_REST", detail="TWILIO_ACCOUNT_SID/TWILIO_AUTH_TOKEN not set: when the AI "
+            log.warning("FALLBACK_WITHOUT_REST", detail="TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN (or TWILIO_API_KEY/SECRET) not set: when the AI "
                         "is unavailable the stream is closed and Twilio fetches the fallback TwiML from the "
                         "<Connect action> URL (/stream-ended); a call whose TwiML lacks it is hung up")
         gc.collect()
@@ -239,8 +244,8 @@ class App:
         """SIGTERM: refuse new streams, let live calls finish for `grace_s`, then end the rest."""
         self.draining = True
         log.warning("DRAINING", live_calls=len(self.calls), grace_s=grace_s)
-        deadline = time.monotonic() + grace_s
-        while self.calls and time.monotonic() < deadline:
+        self.drain_deadline = time.monotonic() + grace_s
+        while self.calls and time.monotonic() < self.drain_deadline:
             await asyncio.sleep(0.1)
         for call in list(self.calls.values()):
             await self.fallback(call, "server_shutdown", end_reason="server_shutdown")

@@ -34,10 +34,19 @@ async def _serve(args: argparse.Namespace) -> int:
              signatures=bool(config.env.twilio_auth_token))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    grace = [config.file.server.shutdown_grace_s]
+
+    def on_signal() -> None:
+        if stop.is_set():
+            grace[0] = 0.0  # a second signal: no more grace
+            app.drain_deadline = 0.0
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal)
     await stop.wait()
-    log.info("SHUTTING_DOWN", calls=len(app.calls))
+    log.info("SHUTTING_DOWN", calls=len(app.calls), grace_s=grace[0])
+    await app.drain(grace[0])  # new streams refused, /voice answers the fallback, live calls may finish
     server.close()
     await app.shutdown()
     await server.wait_closed()

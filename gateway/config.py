@@ -23,7 +23,7 @@ DEFAULT_REALTIME_URL = "wss://api.openai.com/v1"
 
 class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     start_timeout_s: Annotated[float, Meta(ge=1.0, le=120.0)] = 10.0  # a stream must send `start` within this
-    max_pending_streams: Annotated[int, Meta(ge=1, le=100000)] = 64  # streams open without a `start`, per worker
+    max_pending_streams: Annotated[int, Meta(ge=1, le=100000)] = 512  # streams open without a `start`, per worker
     max_message_bytes: Annotated[int, Meta(ge=4096, le=1048576)] = 65536
     shutdown_grace_s: Annotated[float, Meta(ge=0.0, le=3600.0)] = 30.0  # SIGTERM: live calls may finish this long
     journal_dir: str = ""  # database write journal; default: <database directory>/journal or ./journal
@@ -51,6 +51,8 @@ class EnvConfig(msgspec.Struct, frozen=True):
     admin_token: str = ""
     twilio_account_sid: str = ""
     twilio_api_url: str = ""  # default: Twilio's; the tests and the demo point it at a local fake
+    twilio_api_key: str = ""  # API key pair: an alternative to the auth token for REST calls
+    twilio_api_secret: str = ""
 
 
 class AppConfig(msgspec.Struct, frozen=True):
@@ -94,6 +96,8 @@ def load_env(environ: dict[str, str] | None = None) -> EnvConfig:
         admin_token=env.get("KOLBRIDGE_ADMIN_TOKEN", ""),
         twilio_account_sid=env.get("TWILIO_ACCOUNT_SID", ""),
         twilio_api_url=env.get("KOLBRIDGE_TWILIO_API_URL", ""),
+        twilio_api_key=env.get("TWILIO_API_KEY", ""),
+        twilio_api_secret=env.get("TWILIO_API_SECRET", ""),
     )
 
 

@@ -72,10 +72,11 @@ def hangup_twiml() -> str:
 class TwilioRest:
     """Twilio's REST API through the `twilio` package, its base URL overridable for the local fake."""
 
-    def __init__(self, account_sid: str, auth_token: str, api_url: str = "") -> None:
+    def __init__(self, account_sid: str, secret: str, api_url: str = "", api_key: str = "") -> None:
+        """Auth: the account's auth token, or an API key (SK…) with its secret."""
         from twilio.rest import Client
 
-        self.client = Client(account_sid, auth_token)
+        self.client = Client(api_key, secret, account_sid) if api_key else Client(account_sid, secret)
         if api_url:
             self.client.api.base_url = api_url.rstrip("/")
         self.updates = 0

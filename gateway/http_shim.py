@@ -16,7 +16,8 @@ METHOD_HEADER = "X-Kolbridge-Method"
 
 
 def rewrite_post(buffer: bytes) -> bytes | None:
-    """The GET form of a complete POST request, or None while more bytes are needed."""
+    """The GET form of a complete POST request, or None while more bytes are needed; ValueError if the
+    request cannot be one (a bad Content-Length)."""
     head_end = buffer.find(b"\r\n\r\n")
     if head_end < 0:
         return None
@@ -29,7 +30,10 @@ def rewrite_post(buffer: bytes) -> bytes | None:
         name, _, value = line.partition(b":")
         lname = name.strip().lower()
         if lname == b"content-length":
-            length = int(value.strip() or b"0")
+            text = value.strip() or b"0"
+            if not text.isdigit() or len(text) > 7:
+                raise ValueError("bad Content-Length")
+            length = int(text)
         elif lname in (b"transfer-encoding", FORM_HEADER.lower().encode(), METHOD_HEADER.lower().encode()):
             continue
         else:
@@ -62,7 +66,13 @@ class HttpAwareConnection(ServerConnection):
             self._decided = True
             self.transport.close()
             return
-        rewritten = rewrite_post(buffer)
+        try:
+            rewritten = rewrite_post(buffer)
+        except ValueError:
+            self._decided = True
+            self.transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            self.transport.close()
+            return
         if rewritten is None:
             self._pending = buffer
             return

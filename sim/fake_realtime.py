@@ -7,6 +7,10 @@ committed, the user item, then the transcription after a delay from a scripted l
 real time, the audio transcript, response.done; response.cancel; conversation.item.truncate (rejected
 past the item's audio length); conversation.item.delete; any other event type gets an `error`.
 Every client event is recorded for inspection, with its arrival time.
+Faults (FakeFaults, changeable while running): refuse handshakes with HTTP 503, leave handshakes
+unanswered, drop a live connection (abort, or close with a code such as 1001 "maximum duration"),
+expire every session after N seconds, answer response.create with a rate limit (error event or
+`response.done` failed) or a fatal error. conversation.item.create is accepted and recorded.
 """
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ import itertools
 import json
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -41,6 +46,19 @@ class FakeScript:
 
 
 @dataclass
+class FakeFaults:
+    refuse_next: int = 0  # handshakes answered with HTTP 503
+    hang_next: int = 0  # handshakes never answered
+    expire_after_s: float | None = None  # each session is closed with 1001 after this long
+    rate_limit_next: int = 0  # response.create answered with a rate limit instead of a response
+    rate_limit_as_failed_response: bool = False  # …as `response.done` status failed rather than an `error`
+    rate_limit_reset_s: float = 1.0
+    fatal_next: str = ""  # an error code answered to the next response.create (e.g. insufficient_quota)
+    refused: int = 0
+    hung: int = 0
+
+
+@dataclass
 class FakeConnection:
     index: int
     events: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
@@ -53,29 +71,59 @@ class FakeConnection:
     speech: list[dict[str, Any]] = field(default_factory=list)
     sent: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic time, type, item_id)
     closed: bool = False
+    opened_at: float = 0.0
+    created_items: list[dict[str, Any]] = field(default_factory=list)  # conversation.item.create items
+    ws: Any = None
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
         return [e for _, e in self.events if e.get("type") == kind]
 
 
 class FakeRealtime:
-    def __init__(self, script: FakeScript | None = None) -> None:
+    def __init__(self, script: FakeScript | None = None, faults: FakeFaults | None = None) -> None:
         self.script = script or FakeScript()
+        self.faults = faults or FakeFaults()
         self.connections: list[FakeConnection] = []
         self.server: Server | None = None
         self.port = 0
         self._ids = itertools.count(1)
+        self._release = asyncio.Event()
+        self.turn = 0
 
     @property
     def url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/v1"
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> "FakeRealtime":
-        self.server = await serve(self._handle, host, port, max_size=None, compression=None, ping_interval=None)
+        self.server = await serve(self._handle, host, port, max_size=None, compression=None, ping_interval=None,
+                                  process_request=self._handshake)
         self.port = list(self.server.sockets)[0].getsockname()[1]
         return self
 
+    async def _handshake(self, conn: ServerConnection, request: Any) -> Any:
+        if self.faults.refuse_next > 0:
+            self.faults.refuse_next -= 1
+            self.faults.refused += 1
+            return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "overloaded\n")
+        if self.faults.hang_next > 0:
+            self.faults.hang_next -= 1
+            self.faults.hung += 1
+            await self._release.wait()
+            return conn.respond(HTTPStatus.SERVICE_UNAVAILABLE, "gave up\n")
+        return None
+
+    def drop(self, index: int = -1, code: int | None = None, reason: str = "") -> None:
+        """Break a live connection: abort it (a network blip) or close it with `code`."""
+        conn = self.connections[index]
+        if conn.ws is None or conn.closed:
+            return
+        if code is None:
+            conn.ws.transport.abort()
+        else:
+            asyncio.ensure_future(conn.ws.close(code, reason))
+
     async def stop(self) -> None:
+        self._release.set()
         if self.server is not None:
             self.server.close()
             await self.server.wait_closed()
@@ -84,10 +132,18 @@ class FakeRealtime:
         return f"{prefix}_{next(self._ids):05d}"
 
     async def _handle(self, ws: ServerConnection) -> None:
-        conn = FakeConnection(len(self.connections))
+        conn = FakeConnection(len(self.connections), opened_at=time.monotonic(), ws=ws)
         self.connections.append(conn)
         session = _Session(self, ws, conn)
-        await session.run()
+        expiry = None
+        if self.faults.expire_after_s is not None:
+            expiry = asyncio.get_running_loop().call_later(self.faults.expire_after_s, lambda: asyncio.ensure_future(
+                ws.close(1001, "Your session hit the maximum duration of 60 minutes.")))
+        try:
+            await session.run()
+        finally:
+            if expiry is not None:
+                expiry.cancel()
 
 
 class _Session:
@@ -98,7 +154,6 @@ class _Session:
         self.silent_ms = 0
         self.in_speech = False
         self.speech_item = ""
-        self.turn = 0
         self.response_index = 0
         self.active: asyncio.Task[None] | None = None
         self.active_id = ""
@@ -153,6 +208,14 @@ class _Session:
             await self.response_cancel(event)
         elif kind == "conversation.item.truncate":
             await self.truncate(event)
+        elif kind == "conversation.item.create":
+            item = dict(event.get("item") or {})
+            item_id = self.fake._id("item")
+            self.conn.created_items.append(item)
+            text = " ".join(str(c.get("text", "")) for c in item.get("content", []))
+            self.items[item_id] = {"role": item.get("role", "user") if item.get("role") != "assistant" else "seeded",
+                                   "text": text}
+            await self.send({"type": "conversation.item.added", "item": {"id": item_id, **item}})
         elif kind == "conversation.item.delete":
             item_id = event.get("item_id", "")
             self.items.pop(item_id, None)
@@ -195,11 +258,11 @@ class _Session:
             self.conn.speech[-1]["stopped_at"] = time.monotonic()
             await self.send({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": end_ms, "item_id": item_id})
             await self.send({"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": None})
-            text = self.script.transcripts[self.turn] if self.turn < len(self.script.transcripts) else ""
+            text = self.script.transcripts[self.fake.turn] if self.fake.turn < len(self.script.transcripts) else ""
             self.items[item_id] = {"role": "user", "text": text}
             await self.send({"type": "conversation.item.added", "item": {"id": item_id, "type": "message",
                              "role": "user", "content": [{"type": "input_audio"}]}})
-            self.turn += 1
+            self.fake.turn += 1  # caller turns count across sessions: a restored session hears the next one
             asyncio.get_running_loop().call_later(
                 self.script.transcript_delay_s,
                 lambda: asyncio.ensure_future(self.send({
@@ -208,13 +271,33 @@ class _Session:
 
     # ------------------------------------------------------------------ responses
     async def response_create(self, event: dict[str, Any]) -> None:
+        faults = self.fake.faults
+        if faults.fatal_next:
+            code, faults.fatal_next = faults.fatal_next, ""
+            await self.send({"type": "error", "error": {"type": "invalid_request_error", "code": code,
+                                                        "message": f"fatal: {code}", "event_id": event.get("event_id")}})
+            return
+        if faults.rate_limit_next > 0:
+            faults.rate_limit_next -= 1
+            await self.send({"type": "rate_limits.updated", "rate_limits": [
+                {"name": "requests", "limit": 100, "remaining": 0, "reset_seconds": faults.rate_limit_reset_s},
+                {"name": "tokens", "limit": 100000, "remaining": 90000, "reset_seconds": 60}]})
+            if faults.rate_limit_as_failed_response:
+                rid = self.fake._id("resp")
+                await self.send({"type": "response.created", "response": {"id": rid, "status": "in_progress"}})
+                await self.send({"type": "response.done", "response": {"id": rid, "status": "failed", "status_details": {
+                    "type": "failed", "error": {"type": "rate_limit_exceeded", "code": "rate_limit_exceeded"}}}})
+            else:
+                await self.send({"type": "error", "error": {"type": "rate_limit_error", "code": "rate_limit_exceeded",
+                                                            "message": "Rate limit reached", "event_id": event.get("event_id")}})
+            return
         if self.active is not None and not self.active.done():
             await self.error("conversation_already_has_active_response",
                              "Conversation already has an active response in progress", event.get("event_id"))
             return
         responses = self.script.responses or [(b"\xff" * 8000, "")]
         user_items = [v["text"] for v in self.items.values() if v["role"] == "user"]
-        if self.script.replies and self.response_index > 0 and user_items:
+        if self.script.replies and (self.response_index > 0 or self.conn.created_items) and user_items:
             audio, text = self.script.replies.get(user_items[-1], responses[-1])
         else:
             audio, text = responses[min(self.response_index, len(responses) - 1)]

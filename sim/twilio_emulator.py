@@ -156,7 +156,10 @@ class EmulatedCall:
                     await asyncio.sleep(0.02)
                 self.report.said_at[step.label] = (start - self.report.t0, self.now() - self.report.t0)
             elif step.kind == "pause":
-                await asyncio.sleep(float(step.value))
+                try:  # a call that the other side ended does not go on pausing
+                    await asyncio.wait_for(self.hung_up.wait(), float(step.value))
+                except asyncio.TimeoutError:
+                    pass
             elif step.kind == "hangup":
                 await self._hangup()
                 return

@@ -6,13 +6,14 @@ from pathlib import Path
 from typing import AsyncIterator
 
 from gateway.config import FileConfig
-from gateway.demo import OfflineStack, offline_stack
+from gateway.demo import DEMO_BUSINESS, OfflineStack, offline_stack
 from sim.fake_realtime import FakeScript
 
 
 @contextlib.asynccontextmanager
 async def running_stack(tmp: Path, script: FakeScript | None = None, env: dict[str, str] | None = None,
-                        file_config: FileConfig | None = None) -> AsyncIterator[OfflineStack]:
-    async with offline_stack(file_config or FileConfig(), tmp, script or FakeScript(), env=env,
+                        file_config: FileConfig | None = None,
+                        business_toml: str = DEMO_BUSINESS) -> AsyncIterator[OfflineStack]:
+    async with offline_stack(file_config or FileConfig(), tmp, script or FakeScript(), business_toml, env=env,
                              db_name="kb.db") as stack:
         yield stack

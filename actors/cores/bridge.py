@@ -184,7 +184,9 @@ class RealtimeBridgeCore:
             if msg.status == "cancelled":
                 c.responses_cancelled += 1
             if msg.status == "failed":
-                return self._error(msg.error_code or "response_failed", "", f"response {msg.response_id} failed", now)
+                self.retry.s.in_flight = True  # the request it answered failed: a retry re-sends it
+                return self._error(msg.error_code or "response_failed", "", f"response {msg.response_id} failed", now,
+                                   msg.response_id)
             return self._answer_pending()
         if isinstance(msg, AnswerRequest):
             if self.preempt.covers(msg.item_id):
@@ -339,7 +341,7 @@ class RealtimeBridgeCore:
         return [self._out(note), self._out(RtResponseCreate()),
                 LogLine("ANSWER_RESUMED", "info", {"call_sid": s.call_id})]
 
-    def _error(self, code: str, error_type: str, message: str, now: float) -> list[object]:
+    def _error(self, code: str, error_type: str, message: str, now: float, response_id: str = "") -> list[object]:
         s = self.s
         s.counters.realtime_errors += 1
         kind = classify(code, error_type)
@@ -350,7 +352,8 @@ class RealtimeBridgeCore:
         if kind is not ErrorClass.RETRY_RESPONSE or not self.retry.s.in_flight:
             return out
         phase = self.preempt.s.phase
-        if phase in (PreemptPhase.REQUESTED, PreemptPhase.DISCARD_ON_CREATE):
+        held_failed = phase is PreemptPhase.HELD and response_id and response_id == self.preempt.s.response_id
+        if phase in (PreemptPhase.REQUESTED, PreemptPhase.DISCARD_ON_CREATE) or held_failed:
             # the preemptive request failed before its verdict: the verdict will ask for an answer itself
             self.preempt.s.phase = PreemptPhase.IDLE
             self.retry.drop()
