@@ -78,7 +78,8 @@ class WriteCounters(msgspec.Struct):
 
 
 class WriteQueue:
-    def __init__(self, apply: Apply, journal_dir: Path, max_items: int = 5000, backoff_max_s: float = 2.0) -> None:
+    def __init__(self, apply: Apply, journal_dir: Path, max_items: int = 5000, backoff_max_s: float = 2.0,
+                 owner: str = "") -> None:
         self.apply = apply
         self.journal_dir = journal_dir
         self.max_items = max_items
@@ -91,7 +92,7 @@ class WriteQueue:
         self.task: asyncio.Task[None] | None = None
         self.down_since: float | None = None
         journal_dir.mkdir(parents=True, exist_ok=True)
-        self.journal_path = journal_dir / f"writes-{os.getpid()}.jsonl"
+        self.journal_path = journal_dir / f"writes-{owner or os.getpid()}.jsonl"
         self.journal: IO[bytes] = open(self.journal_path, "ab+")  # noqa: SIM115 — held for the worker's life
         fcntl.flock(self.journal.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         self.replayed_to = 0  # bytes of the journal already applied

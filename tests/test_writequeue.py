@@ -1,0 +1,123 @@
+"""The ordered database write queue: retries in order while the database is down, spills to the
+journal past its bound, replays it (also a dead worker's) on recovery, and never duplicates a row."""
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from storage.calls import apply_write, get_call, get_utterances
+from storage.db import create_schema, make_engine, session_factory
+from storage.writequeue import CallEndWrite, CallStartWrite, UtteranceWrite, Write, WriteQueue
+
+
+def utterance(seq: int) -> UtteranceWrite:
+    return UtteranceWrite("CA1", seq, "caller", f"turn {seq}", "turn", seq * 1000, seq * 1000 + 500, False, -1)
+
+
+class FlakyDatabase:
+    """Applies writes into a list; refuses while `down` is set."""
+
+    def __init__(self) -> None:
+        self.rows: list[Write] = []
+        self.down = False
+        self.attempts = 0
+
+    async def apply(self, write: Write) -> None:
+        self.attempts += 1
+        if self.down:
+            raise ConnectionRefusedError("database is down")
+        self.rows.append(write)
+
+
+async def test_writes_wait_in_order_while_the_database_is_down(tmp_path: Path) -> None:
+    db = FlakyDatabase()
+    queue = WriteQueue(db.apply, tmp_path, max_items=100, backoff_max_s=0.05)
+    queue.start()
+    db.down = True
+    writes: list[Write] = [CallStartWrite("CA1", "MZ1", "biz", {}), *[utterance(n) for n in range(1, 6)]]
+    for write in writes:
+        queue.put(write)
+    await asyncio.sleep(0.3)
+    assert db.rows == [] and queue.counters.retried >= 3
+    db.down = False
+    assert await queue.drain(5)
+    assert db.rows == writes and queue.counters.spilled == 0
+    await queue.close(1)
+    assert not list(tmp_path.glob("*.jsonl"))  # nothing left over
+
+
+async def test_past_its_bound_the_queue_spills_to_the_journal_and_replays_it_in_order(tmp_path: Path) -> None:
+    db = FlakyDatabase()
+    queue = WriteQueue(db.apply, tmp_path, max_items=3, backoff_max_s=0.05)
+    queue.start()
+    db.down = True
+    writes: list[Write] = [utterance(n) for n in range(1, 11)]
+    for write in writes:
+        queue.put(write)
+    assert queue.counters.spilled >= 7 and queue.journal_path.stat().st_size > 0
+    db.down = False
+    assert await queue.drain(5)
+    assert db.rows[-10:] == writes and len(set(map(id, db.rows))) == len(db.rows)
+    # the head write may have been applied before the spill and again from the journal: harmless (keyed)
+    assert [w.seq for w in db.rows if isinstance(w, UtteranceWrite)][-10:] == list(range(1, 11))
+    assert queue.journal_path.stat().st_size == 0
+    await queue.close(1)
+
+
+async def test_what_is_left_at_shutdown_is_journaled_and_replayed_by_the_next_worker(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'kb.db'}")
+    await create_schema(engine)
+    sessions = session_factory(engine)
+    down = {"yes": True}
+
+    async def apply(write: Write) -> None:
+        if down["yes"]:
+            raise ConnectionRefusedError("database is down")
+        await apply_write(sessions, write)
+
+    dead = WriteQueue(apply, tmp_path / "journal", max_items=100, backoff_max_s=0.05, owner="worker-a")
+    dead.start()
+    writes: list[Write] = [CallStartWrite("CA1", "MZ1", "demo", {"core": "x"}), utterance(1), utterance(2),
+                           CallEndWrite("CA1", "twilio_stop", {"frames_in": 10}, 0)]
+    for write in writes:
+        dead.put(write)
+    await dead.close(0.2)  # the database never came back for this worker: everything is journaled
+    assert (tmp_path / "journal" / "writes-worker-a.jsonl").stat().st_size > 0
+    down["yes"] = False
+    heir = WriteQueue(apply, tmp_path / "journal", max_items=100, owner="worker-b")
+    assert heir.counters.adopted == 4 and not (tmp_path / "journal" / "writes-worker-a.jsonl").exists()
+    heir.start()
+    heir.put(utterance(2))  # a duplicate write (e.g. a replay after a crash): applied idempotently
+    assert await heir.drain(5)
+    await heir.close(1)
+    row = await get_call(sessions, "CA1")
+    assert row is not None and row.end_reason == "twilio_stop" and row.metrics == {"frames_in": 10}
+    assert [u.seq for u in await get_utterances(sessions, "CA1")] == [1, 2]
+    await engine.dispose()
+
+
+async def test_a_live_workers_journal_is_not_adopted(tmp_path: Path) -> None:
+    db = FlakyDatabase()
+    live = WriteQueue(db.apply, tmp_path, owner="live")
+    live._append([utterance(1)])
+    other = WriteQueue(db.apply, tmp_path, owner="other")
+    assert other.counters.adopted == 0 and live.journal_path.exists()
+    await other.close(0.1)
+    live.start()
+    assert await live.drain(2)
+    await live.close(0.1)
+
+
+@pytest.mark.parametrize("bad", [b"{not json\n", b'{"kind":"nope"}\n'])
+async def test_a_corrupt_journal_line_is_counted_and_skipped(tmp_path: Path, bad: bytes) -> None:
+    (tmp_path / "writes-gone.jsonl").write_bytes(bad + b'{"type":"utterance","call_sid":"CA1","seq":1,"role":"caller",'
+                                                 b'"text":"x","classification":"turn","start_ms":0,"end_ms":1,'
+                                                 b'"interrupted":false,"heard_ms":-1}\n')
+    db = FlakyDatabase()
+    queue = WriteQueue(db.apply, tmp_path, owner="me")
+    queue.start()
+    assert await queue.drain(2)
+    assert queue.counters.undecodable == 1 and [w.seq for w in db.rows if isinstance(w, UtteranceWrite)] == [1]
+    await queue.close(0.1)
