@@ -101,6 +101,23 @@ def _worker_main(options: dict[str, object], index: int) -> int:
     return asyncio.run(_serve(args))
 
 
+def _close_lost_calls(database_url: str, dead_workers: set[str]) -> list[str]:
+    """The parent of `serve --workers`: close the calls of a worker that died (worker_lost)."""
+    from datetime import datetime, timezone
+
+    from storage.calls import close_lost_calls
+    from storage.db import make_engine, session_factory
+
+    async def run() -> list[str]:
+        engine = make_engine(database_url)
+        try:
+            never = datetime(1970, 1, 1, tzinfo=timezone.utc)
+            return await asyncio.wait_for(close_lost_calls(session_factory(engine), never, dead_workers), 10)
+        finally:
+            await engine.dispose()
+    return asyncio.run(run())
+
+
 async def _db(args: argparse.Namespace) -> int:
     from storage.db import make_engine, schema_revision
 
@@ -198,7 +215,10 @@ def main(argv: list[str] | None = None) -> int:
 
                 from gateway.workers import run_workers
                 args.reuse_port = True
-                return run_workers(args.workers, partial(_worker_main, vars(args)))
+                config = load_config(args.config)
+                return run_workers(args.workers, partial(_worker_main, vars(args)),
+                                   config.file.server.worker_restarts_per_minute,
+                                   partial(_close_lost_calls, config.env.database_url))
             return asyncio.run(_serve(args))
         if args.cmd == "demo":
             from gateway.demo import main_demo
