@@ -22,7 +22,7 @@ import msgspec
 
 from gateway.config import FileConfig, load_file_config, find_config
 from gateway.logs import configure_logging
-from gateway.demo import demo_script, demo_steps, run_demo_call
+from gateway.demo import demo_script, run_demo_call
 from sim.audio import load_clip
 from sim.twilio_emulator import Step
 

@@ -30,7 +30,6 @@ from websockets.http11 import Request, Response
 
 from actors.messages import EndCall, TwilioMediaIn, WireDecodeError
 from gateway.app import App
-from gateway.call import CallIO
 from gateway.prewarm import route_signature
 from gateway.http_shim import FORM_HEADER, METHOD_HEADER, HttpAwareConnection
 from gateway.fallback import fallback_twiml

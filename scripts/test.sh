@@ -30,4 +30,5 @@ fi
 python3 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
 .venv/bin/mypy
+.venv/bin/ruff check .
 .venv/bin/pytest -q -rs

@@ -13,7 +13,7 @@ from sqlalchemy import select
 from datetime import datetime, timezone
 
 from storage.models import CallRecord, UtteranceRecord, utcnow
-from storage.writequeue import CallEndWrite, CallStartWrite, HeartbeatWrite, UtteranceWrite, Write
+from storage.writequeue import CallStartWrite, HeartbeatWrite, UtteranceWrite, Write
 
 log = structlog.get_logger("kolbridge.storage")
 

@@ -8,9 +8,9 @@ from actors.cores.metrics import MetricsCore, MetricsState
 from actors.cores.supervision import CallPhase, SupervisionCore
 from actors.cores.twilio_rx import RxState, TwilioRxCore
 from actors.messages import (
-    AnswerRequest, CallSummary, CounterReport, LogLine, PlayoutChanged, PlayoutCut, ResponseFinished, RtAppend,
+    AnswerRequest, CallSummary, CounterReport, LogLine, PlayoutCut, RtAppend,
     RtAudioDelta, RtResponseCancel, RtResponseCreate, RtResponseCreated, RtResponseDone, RtSessionUpdate,
-    RtItemTruncate, RtSpeechStarted, RtTranscriptDone, RtTranscriptFailed, StartCall, SummarizeCall, Tick,
+    RtItemTruncate, StartCall, SummarizeCall, Tick,
     ToRealtime, TwilioMediaIn, WireDecodeError,
 )
 from tests.conftest import settings

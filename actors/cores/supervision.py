@@ -18,10 +18,11 @@ from actors.link_messages import (
     FinishResponse, LinkDown, LinkUp, RealtimeConnected, RealtimeConnectFailed, RealtimeLost, RtRateLimits,
 )
 from actors.messages import (
-    DiscardAudio, HoldAudio, PreemptiveAnswer, ReleaseAudio, RtOutputItemAdded, AnswerRequest, CallerLevel, CounterReport, DeleteItem, DuckPlayout, PausePlayout, RestorePlayout, CutPlayout, PlayoutChanged, PlayoutCut, ResponseFinished,
-    RtAssistantTranscriptDelta, RtAssistantTranscriptDone, RtAudioDelta, RtAudioDone, RtError, RtResponseCreated, RtResponseDone,
-    RtSessionUpdated, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone, RtTranscriptFailed, Tick,
-    TwilioDtmfIn, TwilioMarkIn, TwilioMediaIn, WireDecodeError,
+    AnswerRequest, CallerLevel, CounterReport, CutPlayout, DeleteItem, DiscardAudio, DuckPlayout, HoldAudio,
+    PausePlayout, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ReleaseAudio, ResponseFinished, RestorePlayout,
+    RtAssistantTranscriptDelta, RtAssistantTranscriptDone, RtAudioDelta, RtAudioDone, RtError, RtOutputItemAdded,
+    RtResponseCreated, RtResponseDone, RtSessionUpdated, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone,
+    RtTranscriptFailed, Tick, TwilioDtmfIn, TwilioMarkIn, TwilioMediaIn, WireDecodeError,
 )
 
 ROLES = ("rx", "bridge", "pacer", "judge", "metrics")
