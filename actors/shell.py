@@ -4,8 +4,11 @@ A shell owns one pure core and does only what a core may not: it receives messag
 `core.handle(msg, msg.at)`, and delivers the returned actions — wire commands and the call summary to
 the gateway's egress address, log lines to structlog, everything else to the supervisor for routing.
 Lifecycle: ChildBoot builds (or restores) the core; on ActorExitRequest the shell sends the core's
-state to the supervisor, so a replacement continues where it stopped. All effects happen after the
-core returned, so a handler that raises has produced no effect and thespian's retry is safe.
+state to the supervisor, so a replacement continues where it stopped. Every send happens after the
+core returned, so a handler that raises has sent nothing. Whether the core's own state is untouched by
+a raising handler is the core's business: TwilioRx computes before it changes anything (proved in
+tests/test_link_cores.py); for the other cores the decoders at the edge keep malformed input out, and
+a core that raised is replaced from its last snapshot (tests/test_actor_tree.py).
 """
 from __future__ import annotations
 

@@ -73,6 +73,7 @@ class FakeConnection:
     closed: bool = False
     opened_at: float = 0.0
     created_items: list[dict[str, Any]] = field(default_factory=list)  # conversation.item.create items
+    path: str = ""  # the request path, e.g. /v1/realtime?model=gpt-realtime
     ws: Any = None
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
@@ -132,7 +133,8 @@ class FakeRealtime:
         return f"{prefix}_{next(self._ids):05d}"
 
     async def _handle(self, ws: ServerConnection) -> None:
-        conn = FakeConnection(len(self.connections), opened_at=time.monotonic(), ws=ws)
+        conn = FakeConnection(len(self.connections), opened_at=time.monotonic(), ws=ws,
+                              path=ws.request.path if ws.request else "")
         self.connections.append(conn)
         session = _Session(self, ws, conn)
         expiry = None

@@ -5,6 +5,7 @@ import base64
 from collections.abc import Iterator
 
 import pytest
+import structlog
 
 from actors.messages import (
     CallSummary, ChildRestarted, EndCall, InjectFault, RealtimeOutEvent, RtAppend, RtAudioDelta, RtAudioDone,
@@ -110,7 +111,10 @@ def test_greeting_and_caller_audio_flow_through_the_tree(engine: ActorEngine) ->
 
 
 def test_every_child_fails_mid_call_and_no_frame_is_lost_or_repeated(engine: ActorEngine) -> None:
-    sink, caller = play_call(engine, FAULTS)
+    with structlog.testing.capture_logs() as logs:
+        sink, caller = play_call(engine, FAULTS)
+    failed = [e for e in logs if e["event"] == "CHILD_FAILED"]
+    assert len(failed) == 5 and all("InjectedFault" in e["traceback"] for e in failed)  # the operator sees why
     assert sorted((r.role, r.restarts) for r in sink.restarts) == sorted(
         [(role, n) for role in ("rx", "bridge", "pacer", "judge", "metrics") for n in (1, 2)])
     assert sink.media_bytes() == GREETING + b"\xff" * (160 - len(GREETING) % 160)

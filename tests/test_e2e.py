@@ -268,7 +268,9 @@ def voice_post(call_sid: str, to: str = "%2B97235550123", signature: str = "") -
 
 async def test_voice_prewarms_the_realtime_session(tmp_path: Path) -> None:
     steps = [Step("wait_turns", 1), Step("hangup")]
-    async with running_stack(tmp_path, script=FakeScript(responses=[(b"\xff" * 4000, "")])) as stack:
+    business = DEMO_BUSINESS + '\n[business.realtime]\nmodel = "gpt-realtime-2025-08-28"\n'
+    async with running_stack(tmp_path, script=FakeScript(responses=[(b"\xff" * 4000, "")]),
+                             business_toml=business) as stack:
         stack.app.prewarmer.ttl_s = 3.0
         sid = "CA" + "5" * 32
         with structlog.testing.capture_logs() as logs:
@@ -277,6 +279,7 @@ async def test_voice_prewarms_the_realtime_session(tmp_path: Path) -> None:
             assert status == 200 and len(stack.fake.connections) == 1
             await asyncio.wait_for(EmulatedCall(stack.stream_url, "demo-garage", sid, steps).run(), 30)
         assert len(stack.fake.connections) == 1  # the call used the pre-opened connection
+        assert stack.fake.connections[0].path.endswith("model=gpt-realtime-2025-08-28")  # the business's model
         assert any(e["event"] == "REALTIME_PREWARMED" for e in logs)
         stack.app.prewarmer.ttl_s = 0.2
         status, _ = await http(stack.port, voice_post("CA" + "6" * 32))

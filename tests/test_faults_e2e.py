@@ -237,7 +237,8 @@ async def test_a_handshake_that_never_answers_takes_the_fallback_within_the_budg
 
 
 async def test_transfer_fallback_dials_the_business_line(tmp_path: Path) -> None:
-    business = DEMO_BUSINESS + '\n[business.fallback]\nmode = "transfer"\ntransfer_number = "+97235550999"\n'
+    business = DEMO_BUSINESS.replace('mode = "apologise"', 'mode = "transfer"\ntransfer_number = "+97235550999"')
+    assert business != DEMO_BUSINESS
     rest = await FakeTwilioRest().start()
     try:
         row, _, _, _ = await _fallback_call(tmp_path, rest_env(rest), business, refuse_next=100)

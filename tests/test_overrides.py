@@ -33,6 +33,10 @@ def test_valid_overrides_pass_and_merge_over_the_file_settings() -> None:
     ('[business.vad]\nthreshold=1.5\n', "business.vad"),
     ('[business.audio]\nmusic_detector=true\n', "music_detector"),
     ('[business.realtime]\nnoise_reduction="loud"\n', "business.realtime"),
+    ('[business.audio]\nframe_pacing_ms=0\n', "frame_pacing_ms"),  # would divide by zero on every delta
+    ('[business.realtime]\ngap_buffer_ms=-1\n', "gap_buffer_ms"),
+    ('[business.fallback]\nmode="transfer"\n', "transfer_number"),
+    ('[business.fallback]\nmode="sing"\n', "business.fallback"),
 ])
 def test_bad_overrides_name_the_key(section: str, problem: str) -> None:
     problems = check_business(parse_business(BASE + section))

@@ -121,3 +121,32 @@ async def test_a_corrupt_journal_line_is_counted_and_skipped(tmp_path: Path, bad
     assert await queue.drain(2)
     assert queue.counters.undecodable == 1 and [w.seq for w in db.rows if isinstance(w, UtteranceWrite)] == [1]
     await queue.close(0.1)
+
+
+async def test_calls_whose_worker_is_gone_are_closed_as_worker_lost_with_their_last_metrics(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from storage.calls import close_lost_calls
+    from storage.models import utcnow
+    from storage.writequeue import HeartbeatWrite
+
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'kb.db'}")
+    await create_schema(engine)
+    sessions = session_factory(engine)
+    for sid, worker in (("CAdead", "host:1"), ("CAstale", "host:2"), ("CAlive", "host:3"), ("CAdone", "host:1")):
+        await apply_write(sessions, CallStartWrite(sid, "MZ", "demo", {}, worker=worker))
+    await apply_write(sessions, CallEndWrite("CAdone", "twilio_stop", {"frames_in": 5}, 0))
+    await apply_write(sessions, HeartbeatWrite("host:1", {"CAdead": {"frames_in": 321}}))
+    await apply_write(sessions, HeartbeatWrite("host:3", {"CAlive": {"frames_in": 99}}))
+    async with sessions.begin() as session:  # host:2 stopped beating two minutes ago
+        from storage.models import CallRecord
+        row = await session.get(CallRecord, "CAstale")
+        assert row is not None
+        row.heartbeat_at = utcnow() - timedelta(seconds=120)
+    closed = await close_lost_calls(sessions, utcnow() - timedelta(seconds=60), {"host:1"})
+    assert sorted(closed) == ["CAdead", "CAstale"]
+    rows = {sid: await get_call(sessions, sid) for sid in ("CAdead", "CAstale", "CAlive", "CAdone")}
+    assert {sid: r.end_reason for sid, r in rows.items() if r} == {
+        "CAdead": "worker_lost", "CAstale": "worker_lost", "CAlive": "", "CAdone": "twilio_stop"}
+    assert rows["CAdead"] is not None and rows["CAdead"].metrics == {"frames_in": 321}  # the last heartbeat's
+    await engine.dispose()
