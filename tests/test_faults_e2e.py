@@ -121,8 +121,17 @@ async def test_a_dropped_socket_mid_answer_is_restored_and_the_next_question_ans
     assert row is not None and row.end_reason == "twilio_stop" and row.metrics["realtime_reconnects"] == 1
     said = [u.text for u in utterances if u.role == "caller"]
     assert clip_text("question") in said and "לא" in said
+    # answer latency (end of the caller's speech → first answer audio sent): the "לא" spoken across the
+    # drop vs the question answered before it, on the same call
+    no_end = report.t0 + report.said_at["no"][1]
+    question_end = report.t0 + report.said_at["question"][1]
+    first_answer = old.responses[1]["item_id"]
+    before = next(t for t, kind, item in old.sent if kind == "response.output_audio.delta" and item == first_answer)
+    after_drop, baseline = answer_sent - no_end, before - question_end
+    assert after_drop < baseline + 1.0, (after_drop, baseline)
     print(f"\nDROP: gap {summary['series']['reconnect_gap_ms'][0]} ms, frames replayed {metrics['frames_replayed_gap']}, "
-          f"lost in flight {lost_in_flight}, 'לא' answer audio {answer_sent - dropped_at:.2f} s after the drop")
+          f"lost in flight {lost_in_flight}; 'לא' (begun 0.3 s after the drop) answered {answer_sent - dropped_at:.2f} s "
+          f"after the drop = {after_drop:.2f} s after its end (the question before the drop: {baseline:.2f} s)")
 
 
 async def test_a_session_expiry_close_1001_reconnects_with_the_history(tmp_path: Path) -> None:
@@ -149,6 +158,8 @@ async def test_a_session_expiry_close_1001_reconnects_with_the_history(tmp_path:
     # a session that expires mid-answer stops that answer where its audio ends; the continuation follows
     # after the reconnect: that pause is the only dry playout the caller may hear
     assert report.underruns <= metrics["answers_cut_by_drop"]
+    print(f"\nEXPIRY: {metrics['realtime_reconnects']} reconnects, gaps {summary['series']['reconnect_gap_ms']} ms, "
+          f"replayed {metrics['frames_replayed_gap']} frames, dropped {metrics['frames_dropped_gap']}")
 
 
 async def test_rollover_before_the_limit_switches_sessions_at_a_quiet_moment_losing_nothing(tmp_path: Path) -> None:
@@ -167,6 +178,8 @@ async def test_rollover_before_the_limit_switches_sessions_at_a_quiet_moment_los
     assert report.waits_timed_out == 0 and report.underruns == 0
     # the question, asked after the rollover, was answered by the new session
     assert any(r["status"] == "completed" for c in conns[1:] for r in c.responses)
+    print(f"\nROLLOVER: {summary['metrics']['realtime_rollovers']} rollovers, {len(report.caller_audio) // FRAME_BYTES} "
+          f"caller frames, each reached exactly one session")
 
 
 @pytest.mark.parametrize("as_failed_response", [False, True])
@@ -194,6 +207,8 @@ async def test_a_rate_limited_answer_is_retried_after_the_reset(tmp_path: Path, 
     # the question was answered, and the next turn could still use a preemptive answer
     assert [r["status"] for r in conn.responses].count("completed") >= 3
     assert metrics["preemptive_requested"] >= 2
+    print(f"\nRATE LIMIT ({'failed response' if as_failed_response else 'error event'}): retried "
+          f"{retry - limited[-1]:.2f} s after the last limit (reset {faults.rate_limit_reset_s} s), answered")
 
 
 async def _fallback_call(tmp_path: Path, env: dict[str, str], business: str = DEMO_BUSINESS,
@@ -227,6 +242,7 @@ async def test_a_refused_session_at_call_start_takes_the_fallback_by_rest_within
     assert took < 7.5, took  # budget 6 s, then the REST update, then the stream closes
     assert row.end_reason == "realtime_unavailable" and row.fallback == "apologise:rest"
     assert report.frames_received == 0  # the caller heard silence until Twilio played the apology
+    print(f"\nREFUSED: fallback by REST {took:.2f} s after the call started (budget 6 s)")
 
 
 async def test_a_handshake_that_never_answers_takes_the_fallback_within_the_budget(tmp_path: Path) -> None:
@@ -234,6 +250,7 @@ async def test_a_handshake_that_never_answers_takes_the_fallback_within_the_budg
     assert 5.5 < took < 7.5, took
     assert row.end_reason == "realtime_unavailable" and row.fallback == "apologise:action"
     assert "<Say" in twiml and "<Hangup" in twiml  # what the <Connect action> URL answers Twilio
+    print(f"\nHUNG: stream closed for the action-URL fallback {took:.2f} s after the call started (budget 6 s)")
 
 
 async def test_transfer_fallback_dials_the_business_line(tmp_path: Path) -> None:
