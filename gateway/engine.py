@@ -8,7 +8,7 @@ wire event or Tick; simpleSystemBase runs every resulting actor message to compl
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from thespian.actors import ActorExitRequest, ActorSystem
 
@@ -29,6 +29,17 @@ class CallSink(Protocol):
     def utterance(self, event: Utterance) -> None: ...
     def open_realtime(self, command: OpenRealtime) -> None: ...
     def realtime_unavailable(self, command: RealtimeGaveUp) -> None: ...
+
+
+# what the actors hand to the outside, per message type: which method of the call's sink takes it
+_TO_SINK: dict[type, Callable[[CallSink, Any], None]] = {
+    ToTwilio: lambda sink, out: sink.to_twilio(out.events),
+    ToRealtime: lambda sink, out: sink.to_realtime(out.event),
+    Utterance: lambda sink, out: sink.utterance(out),
+    ChildRestarted: lambda sink, out: sink.child_restarted(out),
+    OpenRealtime: lambda sink, out: sink.open_realtime(out),
+    RealtimeGaveUp: lambda sink, out: sink.realtime_unavailable(out),
+}
 
 
 class ActorEngine:
@@ -110,14 +121,11 @@ class ActorEngine:
 
     def _drain(self) -> None:
         for out in self._outputs():
-            if isinstance(out, ToTwilio):
+            deliver = _TO_SINK.get(type(out))
+            if deliver is not None:
                 sink = self.sinks.get(out.call_id)
                 if sink is not None:
-                    sink.to_twilio(out.events)
-            elif isinstance(out, ToRealtime):
-                sink = self.sinks.get(out.call_id)
-                if sink is not None:
-                    sink.to_realtime(out.event)
+                    deliver(sink, out)
             elif isinstance(out, CallSummary):
                 self.supervisors.pop(out.call_id, None)
                 self._ended += 1
@@ -127,22 +135,6 @@ class ActorEngine:
                 sink = self.sinks.pop(out.call_id, None)
                 if sink is not None:
                     sink.call_ended(out)
-            elif isinstance(out, Utterance):
-                sink = self.sinks.get(out.call_id)
-                if sink is not None:
-                    sink.utterance(out)
-            elif isinstance(out, ChildRestarted):
-                sink = self.sinks.get(out.call_id)
-                if sink is not None:
-                    sink.child_restarted(out)
-            elif isinstance(out, OpenRealtime):
-                sink = self.sinks.get(out.call_id)
-                if sink is not None:
-                    sink.open_realtime(out)
-            elif isinstance(out, RealtimeGaveUp):
-                sink = self.sinks.get(out.call_id)
-                if sink is not None:
-                    sink.realtime_unavailable(out)
             elif isinstance(out, CallInspection):
                 self.inspections.append(out)
             elif isinstance(out, LiveCalls):
