@@ -20,9 +20,10 @@ def _restore(state_type: type, blob: bytes | None, default: object) -> object:
 
 def make_rx(settings: CallSettings, blob: bytes | None) -> Core:
     state = _restore(RxState, blob, None) or RxState(settings.call_id, floor=FloorState(settings.barge_in.floor_init_db))
-    gap_frames = settings.realtime.gap_buffer_ms // settings.audio.frame_pacing_ms
+    frame_ms = settings.audio.frame_pacing_ms
     return TwilioRxCore(state, settings.barge_in.energy_delta_db,  # type: ignore[arg-type]
-                        settings.barge_in.floor_min_db, gap_frames)
+                        settings.barge_in.floor_min_db, settings.realtime.gap_buffer_ms // frame_ms, frame_ms,
+                        settings.realtime.turn_replay_ms // frame_ms)
 
 
 def make_bridge(settings: CallSettings, blob: bytes | None) -> Core:

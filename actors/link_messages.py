@@ -71,10 +71,13 @@ class RealtimeGaveUp(Struct, frozen=True):
 
 
 class LinkDown(Struct, frozen=True):
-    """Bridge → TwilioRx: buffer caller frames (bounded) from now; `unsent` come first."""
+    """Bridge → TwilioRx: hold caller frames from now (bounded); `unsent` were never written. With
+    `replay_from_ms` ≥ 0 the replay starts there on the lost session's audio clock: the start of a
+    caller turn it heard but never transcribed."""
 
     unsent: tuple[str, ...]
     at: float
+    replay_from_ms: int = -1
 
 
 class LinkUp(Struct, frozen=True):

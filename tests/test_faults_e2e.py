@@ -329,3 +329,32 @@ async def test_an_unsupported_media_format_is_refused_and_recorded(tmp_path: Pat
         row = await get_call(stack.app.sessions, "CAl16")
     assert row is not None and row.end_reason == "unsupported_media_format"
     assert not stack.fake.connections  # nothing was forwarded to Realtime
+
+
+async def test_a_question_the_lost_session_never_transcribed_is_heard_again_and_answered(tmp_path: Path) -> None:
+    fake_script = _script(4.0)
+    fake_script.transcripts = [clip_text("question"), clip_text("question"), clip_text("goodbye")]
+    fake_script.transcript_delay_s = 1.5  # a slow transcription: the drop lands between speech end and text
+    steps = [Step("wait_turns", 1), Step("pause", 0.3), Step("say", load_clip("question"), "question"),
+             Step("wait_turns", 2), Step("pause", 0.5), Step("hangup")]
+    async with running_stack(tmp_path, fake_script) as stack:
+        fake = stack.fake
+        task = asyncio.create_task(EmulatedCall(stack.stream_url, "demo-garage", CALL, steps, wait_timeout_s=20).run())
+        assert await wait_until(lambda: bool(fake.connections) and any(
+            "stopped_at" in sp for sp in fake.connections[0].speech), 30)
+        fake.drop(0)  # speech stopped, its transcript not sent yet
+        report = await asyncio.wait_for(task, 60)
+        await ended(stack)
+        metrics = stack.app.summaries[-1]["metrics"]
+        utterances = await get_utterances(stack.app.sessions, CALL)
+    old, new = stack.fake.connections
+    assert report.waits_timed_out == 0
+    assert metrics["frames_resent_turn"] > 0 and metrics["realtime_reconnects"] == 1
+    # the new session heard the whole question again: its first appended frames are the question's start
+    question_frames = metrics["frames_resent_turn"]
+    assert question_frames * FRAME_BYTES >= len(load_clip("question")) // 2
+    answered = [r for r in new.responses if r["status"] == "completed" and bytes(r["audio"]) == load_clip("answer")]
+    assert answered, [(r["status"], len(r["audio"])) for r in new.responses]
+    assert [u.text for u in utterances if u.role == "caller"] == [clip_text("question")]
+    print(f"\nUNTRANSCRIBED TURN: {question_frames} frames ({question_frames * 20} ms) re-sent to the new session; "
+          "the question was answered")

@@ -293,3 +293,40 @@ def test_speech_started_marks_the_caller_speaking_for_the_rollover() -> None:
     assert bridge.s.caller_speaking
     bridge.handle(RtSpeechStopped("u1", 900, 1.8), 1.8)
     assert not bridge.s.caller_speaking
+
+
+def test_a_turn_the_lost_session_never_transcribed_is_replayed_from_its_start() -> None:
+    rx = TwilioRxCore(RxState("CA1"), gap_frames=50)
+    sent = [frame(n % 250) for n in range(40)]
+    for msg in sent[:30]:
+        rx.handle(msg, msg.at)  # frames 0-29 written to the first session (its clock: 0-600 ms)
+    # the caller's turn started at 300 ms (frame 15); speech stopped, the transcript never came
+    rx.handle(LinkDown((sent[29].payload,), 0.6, replay_from_ms=300), 0.6)
+    for msg in sent[30:34]:
+        assert not any(isinstance(a, ToRealtime) for a in rx.handle(msg, msg.at))
+    replay = [a.event.audio for a in rx.handle(LinkUp(0.7), 0.7)
+              if isinstance(a, ToRealtime) and isinstance(a.event, RtAppend)]
+    assert replay == [m.payload for m in sent[15:34]]
+    c = rx.s.counters
+    assert (c.frames_resent_turn, c.frames_replayed_gap, c.frames_dropped_gap) == (14, 5, 0)
+    assert c.frames_forwarded == 34 and c.frames_in == 34  # each frame counted once
+    # the new session's clock starts at frame 15: a second loss maps its ms onto the right frames
+    for msg in sent[34:40]:
+        rx.handle(msg, msg.at)
+    rx.handle(LinkDown((), 0.9, replay_from_ms=380), 0.9)  # 380 ms into the new session = frame 15 + 19 = 34
+    again = [a.event.audio for a in rx.handle(LinkUp(1.0), 1.0)
+             if isinstance(a, ToRealtime) and isinstance(a.event, RtAppend)]
+    assert again == [m.payload for m in sent[34:40]]
+
+
+def test_the_bridge_asks_for_the_untranscribed_turn_and_forgets_a_transcribed_one() -> None:
+    bridge = live_bridge()
+    bridge.handle(RtSpeechStarted("u1", 300, 1.0), 1.0)
+    bridge.handle(RtSpeechStopped("u1", 2000, 2.3), 2.3)
+    lost = bridge.handle(RealtimeLost(1, 1006, "lost", 2.4), 2.4)
+    assert LinkDown((), 2.4, 300) in lost
+    bridge.handle(Tick(2.7), 2.7)
+    bridge.handle(RealtimeConnected(2, 2.8), 2.8)
+    bridge.handle(RtSpeechStarted("u2", 0, 3.0), 3.0)
+    bridge.handle(RtTranscriptDone("u2", "כן", 3.5), 3.5)
+    assert LinkDown((), 4.0, -1) in bridge.handle(RealtimeLost(2, 1006, "lost", 4.0), 4.0)

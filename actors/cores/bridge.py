@@ -29,7 +29,7 @@ from actors.messages import (
     AnswerRequest, CallSettings, DeleteItem, LogLine, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ResponseFinished,
     RtAssistantTranscriptDelta, RtAssistantTranscriptDone, RtError, RtItemDelete, RtItemTruncate, RtOutputItemAdded,
     RtResponseCancel, RtResponseCreate, RtResponseCreated, RtResponseDone, RtResponseParams, RtSessionUpdated,
-    RtSpeechStarted, RtSpeechStopped, RtTranscriptDone, StartCall, Tick, ToRealtime, Utterance, WireDecodeError,
+    RtSpeechStarted, RtSpeechStopped, RtTranscriptDone, RtTranscriptFailed, StartCall, Tick, ToRealtime, Utterance, WireDecodeError,
 )
 
 __all__ = ["BridgeCounters", "BridgeState", "RealtimeBridgeCore", "session_update"]
@@ -74,13 +74,17 @@ class RealtimeBridgeCore(BridgeLinkMixin):
             return self._resume(now)
         if isinstance(msg, RtSpeechStarted):
             s.caller_speaking = True
+            s.turn_item, s.turn_start_ms = msg.item_id, msg.audio_start_ms
             return []
         if isinstance(msg, RtSpeechStopped):
             s.caller_speaking = False
             self.link.turn_started(msg.item_id, "user")
             return []
-        if isinstance(msg, RtTranscriptDone):
-            self.link.turn_text(msg.item_id, "user", msg.transcript)
+        if isinstance(msg, (RtTranscriptDone, RtTranscriptFailed)):
+            if msg.item_id == s.turn_item:
+                s.turn_item, s.turn_start_ms = "", -1
+            if isinstance(msg, RtTranscriptDone):
+                self.link.turn_text(msg.item_id, "user", msg.transcript)
             return []
         if isinstance(msg, ResponseFinished):
             if msg.item_id and msg.item_id == s.dropped_item:

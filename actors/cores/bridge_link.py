@@ -42,7 +42,7 @@ class BridgeLinkMixin:
     def _tick(self, now: float) -> list[object]:
         s = self.s
         out: list[object] = []
-        quiet = not (s.ai_audible or s.caller_speaking or s.active_response or s.pending_answer or s.awaiting_cut
+        quiet = not (s.ai_audible or s.caller_speaking or s.turn_item or s.active_response or s.pending_answer or s.awaiting_cut
                      or s.resume_pending or not self.preempt.idle or self.retry.s.in_flight or self.retry.s.due_at >= 0)
         step = self.link.tick(now, quiet)
         if isinstance(step, OpenRealtime):
@@ -82,7 +82,8 @@ class BridgeLinkMixin:
         items = self.link.reseed()
         out: list[object] = [self._out(session_update(self.settings)), *[self._out(item) for item in items]]
         if before is LinkPhase.ROLLING:
-            return out + [LogLine("REALTIME_ROLLED_OVER", "info", {
+            s.turn_item, s.turn_start_ms = "", -1  # rolled over at a quiet moment: no turn in flight
+            return out + [LinkUp(now), LogLine("REALTIME_ROLLED_OVER", "info", {
                 "call_sid": s.call_id, "generation": msg.generation, "items_reseeded": len(items),
                 "rollovers": self.link.s.rollovers})]
         out += [LinkUp(now), LogLine("REALTIME_RESTORED", "warning", {
@@ -94,9 +95,13 @@ class BridgeLinkMixin:
         s = self.s
         if not self.link.lost(msg.generation, now):
             return []
-        out: list[object] = [LinkDown(msg.unsent_audio, now), LogLine("REALTIME_LOST", "warning", {
+        # a caller turn the lost session heard but never transcribed is heard again by the new one
+        replay_from = s.turn_start_ms if s.turn_item else -1
+        s.turn_item, s.turn_start_ms = "", -1
+        out: list[object] = [LinkDown(msg.unsent_audio, now, replay_from), LogLine("REALTIME_LOST", "warning", {
             "call_sid": s.call_id, "generation": msg.generation, "code": msg.code, "reason": msg.reason[:200],
-            "unsent_frames": len(msg.unsent_audio), "ai_speaking": bool(s.active_response)})]
+            "unsent_frames": len(msg.unsent_audio), "ai_speaking": bool(s.active_response),
+            "replay_untranscribed_turn_from_ms": replay_from})]
         held = self.preempt.s.response_id if self.preempt.s.phase is PreemptPhase.HELD else ""
         if not self.preempt.idle:
             if held:

@@ -45,6 +45,8 @@ class BridgeState(msgspec.Struct):
     resume_pending: bool = False  # an answer was cut by a lost link: continue it once restored and silent
     dropped_item: str = ""  # its item: recorded as heard when its playout finishes
     active_item: str = ""  # assistant item of the active response
+    turn_item: str = ""  # the caller turn the session heard and has not transcribed yet
+    turn_start_ms: int = -1  # its start on the session's audio clock
 
 
 def session_update(settings: CallSettings) -> RtSessionUpdate:

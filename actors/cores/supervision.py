@@ -59,7 +59,7 @@ ROUTES: dict[type, tuple[str, ...]] = {
     RtSpeechStarted: ("judge", "bridge"),
     RtSpeechStopped: ("judge", "bridge"),
     RtTranscriptDone: ("judge", "bridge"),
-    RtTranscriptFailed: ("judge",),
+    RtTranscriptFailed: ("judge", "bridge"),
     AnswerRequest: ("bridge",),
     PlayoutChanged: ("judge", "rx", "bridge"),
     CallerLevel: ("judge",),

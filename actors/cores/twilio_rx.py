@@ -32,6 +32,7 @@ class RxCounters(msgspec.Struct):
     frames_buffered_gap: int = 0
     frames_replayed_gap: int = 0
     frames_dropped_gap: int = 0
+    frames_resent_turn: int = 0  # written to the lost session, re-sent: a turn it never transcribed
 
 
 class RxState(msgspec.Struct):
@@ -41,15 +42,20 @@ class RxState(msgspec.Struct):
     floor: FloorState = msgspec.field(default_factory=FloorState)
     counters: RxCounters = msgspec.field(default_factory=RxCounters)
     link_up: bool = True
-    gap: list[str] = msgspec.field(default_factory=list)  # caller frames held while the link is down
+    ring: list[str] = msgspec.field(default_factory=list)  # the last caller frames; ring[-1] is frame frames_in-1
+    session_start: int = 0  # index of the first frame of the current session's audio
+    gap_from: int = 0  # while down: index of the first frame to replay
+    gap_unsent: int = 0  # while down: frames_in at LinkDown minus the unsent count (first never-written frame)
 
 
 class TwilioRxCore:
     def __init__(self, state: RxState, delta_db: float = 9.0, floor_min_db: float = 30.0,
-                 gap_frames: int = 150) -> None:
+                 gap_frames: int = 150, frame_ms: int = 20, turn_frames: int = 500) -> None:
         self.s = state
         self.floor = NoiseFloor(state.floor, delta_db, floor_min_db)
-        self.gap_frames = gap_frames
+        self.gap_frames = max(1, gap_frames)
+        self.frame_ms = frame_ms
+        self.ring_frames = self.gap_frames + max(0, turn_frames)
 
     def snapshot(self) -> RxState:
         return self.s
@@ -61,12 +67,7 @@ class TwilioRxCore:
         if isinstance(msg, LinkDown):
             return self._link_down(msg)
         if isinstance(msg, LinkUp):
-            replay = [ToRealtime(self.s.call_id, RtAppend(p)) for p in self.s.gap]
-            c.frames_replayed_gap += len(replay)
-            c.frames_forwarded += len(replay)
-            self.s.gap, self.s.link_up = [], True
-            return [*replay, LogLine("GAP_REPLAYED", "info", {"call_sid": self.s.call_id, "frames": len(replay),
-                                                              "dropped": c.frames_dropped_gap})]
+            return self._link_up()
         if isinstance(msg, PlayoutChanged):
             self.s.ai_audible = msg.audible
             return []
@@ -87,11 +88,17 @@ class TwilioRxCore:
             c.seq_gaps += msg.seq - s.last_seq - 1
         s.last_seq = max(s.last_seq, msg.seq)
         out: list[object] = []
+        s.ring.append(msg.payload)
+        if len(s.ring) > 2 * self.ring_frames:
+            del s.ring[:len(s.ring) - self.ring_frames]
         if s.link_up:
             c.frames_forwarded += 1
             out.append(ToRealtime(s.call_id, RtAppend(msg.payload)))
         else:
-            out += self._hold((msg.payload,))
+            c.frames_buffered_gap += 1
+            if c.frames_in - s.gap_unsent == self.gap_frames + 1:  # from now on the oldest fall out
+                out.append(LogLine("FRAMES_DROPPED_GAP", "warning", {
+                    "call_sid": s.call_id, "kept_ms": self.gap_frames * 20, "reason": "link down longer than the buffer"}))
         if measure:
             floor = s.floor.floor_db  # the judge compares against the floor before this frame
             if self.floor.update(level) and s.ai_audible:
@@ -101,24 +108,40 @@ class TwilioRxCore:
 
     def _link_down(self, msg: LinkDown) -> list[object]:
         s, c = self.s, self.s.counters
+        first_unsent = s.counters.frames_in - len(msg.unsent)
+        start = first_unsent
+        if msg.replay_from_ms >= 0:
+            start = min(start, s.session_start + msg.replay_from_ms // self.frame_ms)
         c.frames_forwarded -= len(msg.unsent)  # queued for the lost connection, never written
-        s.link_up = False
-        return self._hold(msg.unsent)
+        c.frames_buffered_gap += len(msg.unsent)
+        s.link_up, s.gap_from, s.gap_unsent = False, start, first_unsent
+        return []
 
-    def _hold(self, payloads: tuple[str, ...]) -> list[object]:
+    def _link_up(self) -> list[object]:
         s, c = self.s, self.s.counters
-        s.gap.extend(payloads)
-        c.frames_buffered_gap += len(payloads)
-        over = len(s.gap) - self.gap_frames
-        if over <= 0:
+        if s.link_up:  # a rollover: the new session's audio starts with the next frame
+            s.session_start = c.frames_in
             return []
-        del s.gap[:over]
-        first = c.frames_dropped_gap == 0
-        c.frames_dropped_gap += over
-        if not first and c.frames_dropped_gap % 50:
-            return []
-        return [LogLine("FRAMES_DROPPED_GAP", "warning", {"call_sid": s.call_id, "dropped": c.frames_dropped_gap,
-                                                          "kept": len(s.gap)})]
+        kept = s.ring[-self.ring_frames:]
+        ring_start = c.frames_in - len(kept)
+        # never-written frames: at most gap_buffer_ms of them, the newest
+        new_from = max(s.gap_unsent, c.frames_in - self.gap_frames)
+        dropped_new = new_from - s.gap_unsent
+        # a turn the lost session never transcribed is re-sent from its start — unless the gap overflowed
+        # (then the replay would not be contiguous, and the caller has said more since)
+        start = max(s.gap_from, ring_start) if dropped_new == 0 else new_from
+        replay = kept[start - ring_start:]
+        resent = max(0, s.gap_unsent - start)
+        dropped = dropped_new
+        c.frames_replayed_gap += len(replay) - resent
+        c.frames_resent_turn += resent
+        c.frames_dropped_gap += dropped_new
+        c.frames_forwarded += len(replay) - resent
+        s.link_up, s.session_start = True, start
+        out: list[object] = [ToRealtime(s.call_id, RtAppend(p)) for p in replay]
+        return out + [LogLine("GAP_REPLAYED", "warning" if dropped else "info", {
+            "call_sid": s.call_id, "frames": len(replay) - resent, "resent_turn_frames": resent,
+            "dropped": dropped_new})]
 
     def counters(self) -> dict[str, int]:
         return msgspec.structs.asdict(self.s.counters)
