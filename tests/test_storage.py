@@ -10,7 +10,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.businesses import BusinessError, business_for_number, get_business, list_businesses, parse_business, upsert_business
-from storage.calls import get_call, get_utterances, list_calls, record_call_end, record_call_start, record_utterance
+from storage.calls import apply_write, get_call, get_utterances, list_calls
+from storage.writequeue import CallEndWrite, CallStartWrite, HeartbeatWrite, UtteranceWrite
 from storage.db import create_schema, make_engine, schema_revision, session_factory
 
 PG_URL = os.environ.get("KOLBRIDGE_TEST_PG_URL", "")
@@ -49,13 +50,19 @@ async def test_businesses_upsert_route_and_list(sessions: async_sessionmaker[Asy
 
 
 async def test_call_record_with_utterances(sessions: async_sessionmaker[AsyncSession]) -> None:
-    assert await record_utterance(sessions, "CA1", 1, "caller", "לא", "turn", 1200, 1500, True, -1)
-    assert await record_call_start(sessions, "CA1", "MZ1", "demo-garage", {"core_role": "abc"}, "+9725", "+9723")
-    assert await record_utterance(sessions, "CA1", 2, "assistant", "בסדר", "", -1, -1, True, 640)
-    assert await record_call_end(sessions, "CA1", "twilio_stop", {"frames_in": 10}, 1, {"truncate_audio_end_ms": [640]})
+    # writes race (an utterance may land before its call's start) and may be replayed: all idempotent
+    first = UtteranceWrite("CA1", 1, "caller", "לא", "turn", 1200, 1500, True, -1)
+    await apply_write(sessions, first)
+    await apply_write(sessions, CallStartWrite("CA1", "MZ1", "demo-garage", {"core_role": "abc"}, "+9725", "+9723", "h:1"))
+    await apply_write(sessions, HeartbeatWrite("h:1", {"CA1": {"frames_in": 5}}))
+    await apply_write(sessions, UtteranceWrite("CA1", 2, "assistant", "בסדר", "", -1, -1, True, 640))
+    await apply_write(sessions, first)  # a replay
+    await apply_write(sessions, CallEndWrite("CA1", "twilio_stop", {"frames_in": 10}, 1, {"truncate_audio_end_ms": [640]}))
+    await apply_write(sessions, HeartbeatWrite("h:1", {"CA1": {"frames_in": 7}}))  # late: must not reopen the call
     row = await get_call(sessions, "CA1")
     assert row is not None and row.business_id == "demo-garage" and row.from_number == "+9725"
     assert row.metrics == {"frames_in": 10} and row.series == {"truncate_audio_end_ms": [640]} and row.ended_at
+    assert row.end_reason == "twilio_stop" and row.worker == "h:1"
     utterances = await get_utterances(sessions, "CA1")
     assert [(u.seq, u.role, u.text, u.interrupted) for u in utterances] == [
         (1, "caller", "לא", True), (2, "assistant", "בסדר", True)]
