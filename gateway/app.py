@@ -36,6 +36,7 @@ from gateway.wire import TwilioStart
 from prompts.builder import build_prompt
 from storage.businesses import BusinessView, business_version, get_business
 from storage.calls import after_twiml, apply_write, close_lost_calls
+from storage.db import sqlite_file
 from storage.models import utcnow
 from storage.writequeue import CallEndWrite, CallStartWrite, HeartbeatWrite, UtteranceWrite, WriteQueue
 
@@ -43,11 +44,9 @@ log = structlog.get_logger("kolbridge.gateway")
 
 
 def _default_journal_dir(database_url: str) -> Path:
-    if database_url.startswith("sqlite") and ":///" in database_url:
-        path = database_url.split(":///", 1)[1]
-        if path and path != ":memory:":
-            return Path(path).resolve().parent / "journal"
-    return Path.cwd() / "journal"
+    """Next to the SQLite file, else in the working directory."""
+    database = sqlite_file(database_url)
+    return (database.resolve().parent if database is not None else Path.cwd()) / "journal"
 BUSINESS_TTL_S = 30.0
 SUMMARIES_KEPT = 200
 
@@ -89,7 +88,9 @@ class App:
                                           env.twilio_api_key)
         elif env.twilio_account_sid and env.twilio_auth_token:
             self.twilio_rest = TwilioRest(env.twilio_account_sid, env.twilio_auth_token, env.twilio_api_url)
-        self.after_stream: dict[str, str] = {}  # call sid → TwiML for the stream's action URL
+        # call sid → TwiML for the stream's action URL, until Twilio asks (bounded: with REST it never does;
+        # the call's record holds the same TwiML for any worker)
+        self.after_stream: dict[str, str] = {}
         self.draining = False
         self.drain_deadline = 0.0
         self.pending_streams = 0
@@ -99,7 +100,7 @@ class App:
         _prewarm(self.openai)
         self._ticker_task = asyncio.create_task(self.ticker.run(), name="ticker")
         self.writes.start()
-        self._background(self._housekeeping())
+        self.background(self._housekeeping())
         if self.twilio_rest is None:
             log.warning("FALLBACK_WITHOUT_REST", detail="TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN (or TWILIO_API_KEY/SECRET) not set: when the AI "
                         "is unavailable the stream is closed and Twilio fetches the fallback TwiML from the "
@@ -111,9 +112,6 @@ class App:
         """The one way a Realtime connection is opened (the pre-opener and every call attempt); the
         caller bounds it with its own timeout."""
         return await self.openai.realtime.connect(model=model).enter()
-
-    def background(self, coro: Any) -> None:
-        self._background(coro)
 
     async def _housekeeping(self) -> None:
         """Heartbeat of live calls (with last known metrics) and the worker_lost sweep."""
@@ -133,7 +131,7 @@ class App:
         try:
             closed = await close_lost_calls(self.sessions, stale, dead_workers or set())
         except Exception as exc:  # noqa: BLE001 — the database may be down: the next sweep tries again
-            log.warning("WORKER_LOST_SWEEP_FAILED", error=str(exc)[:200])
+            log.warning("WORKER_LOST_SWEEP_FAILED", error=str(exc)[:200], exc_info=True)
             return []
         if closed:
             log.warning("CALLS_CLOSED_WORKER_LOST", calls=closed)
@@ -220,13 +218,15 @@ class App:
         settings: FallbackSettings = call.fallback_settings
         twiml = fallback_twiml(settings, call.settings.language, call.caller)
         self.after_stream[call.call_id] = twiml
+        if len(self.after_stream) > SUMMARIES_KEPT:
+            del self.after_stream[next(iter(self.after_stream))]
         how = "action"
         if self.twilio_rest is not None:
             try:
                 await self.twilio_rest.redirect(call.call_id, twiml)
                 how = "rest"
             except Exception as exc:  # noqa: BLE001 — the action URL still answers with the same TwiML
-                log.error("FALLBACK_REST_FAILED", call_sid=call.call_id, error=str(exc)[:300])
+                log.error("FALLBACK_REST_FAILED", call_sid=call.call_id, error=str(exc)[:300], exc_info=True)
         log.warning("FALLBACK_TAKEN", call_sid=call.call_id, reason=reason, mode=settings.mode, via=how)
         await self.end_call(call, end_reason, f"{settings.mode}:{how}", twiml)
 
@@ -237,7 +237,7 @@ class App:
             try:
                 twiml = await after_twiml(self.sessions, call_sid)
             except Exception as exc:  # noqa: BLE001 — database down: hang up rather than fail the request
-                log.warning("AFTER_TWIML_LOOKUP_FAILED", call_sid=call_sid, error=str(exc)[:200])
+                log.warning("AFTER_TWIML_LOOKUP_FAILED", call_sid=call_sid, error=str(exc)[:200], exc_info=True)
         return twiml or hangup_twiml()
 
     async def drain(self, grace_s: float) -> None:
@@ -254,7 +254,7 @@ class App:
         self.writes.put(UtteranceWrite(call_sid, seq, u.role, u.text, u.label, u.start_ms, u.end_ms, u.interrupted,
                                        u.heard_ms))
 
-    def _background(self, coro: Any) -> None:
+    def background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)

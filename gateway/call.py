@@ -25,6 +25,7 @@ from actors.link_messages import (
 from actors.messages import (
     CallSettings, CallSummary, ChildRestarted, EndCall, RealtimeOutEvent, TwilioOutEvent, Utterance,
 )
+from gateway.fallback import FallbackSettings
 from gateway.wire import decode_realtime, encode_realtime, encode_twilio, unsent_appends
 from gateway.wswrite import OrderedWriter
 
@@ -63,7 +64,7 @@ class CallIO:
         self.tasks: list[asyncio.Task[None]] = []
         self.rt_conn: Any = None
         self.generation = 0  # of the Realtime connection the writer is attached to
-        self.fallback_settings: Any = None  # the business's FallbackSettings, set by App.start_call
+        self.fallback_settings = FallbackSettings()  # the business's, set by App.start_call
         self.caller = ""
         self.frames_in = 0
         self.twilio_events_out = 0
@@ -129,7 +130,7 @@ class CallIO:
         except Exception as exc:  # noqa: BLE001 — refused, timed out, DNS…: the bridge decides what next
             if not self.ended.is_set():
                 log.warning("REALTIME_CONNECT_ATTEMPT_FAILED", call_sid=self.call_id, generation=command.generation,
-                            error=repr(exc)[:300])
+                            error=repr(exc)[:300], exc_info=not isinstance(exc, TimeoutError))
                 tell(self.call_id, RealtimeConnectFailed(command.generation, repr(exc)[:200], loop.time()))
             return
         raw_ws = realtime_socket(conn)

@@ -32,7 +32,7 @@ from actors.messages import EndCall, TwilioMediaIn, WireDecodeError
 from gateway.app import App
 from gateway.prewarm import route_signature
 from gateway.http_shim import FORM_HEADER, METHOD_HEADER, HttpAwareConnection
-from gateway.fallback import fallback_twiml
+from gateway.fallback import fallback_twiml, hangup_twiml
 from gateway.overrides import fallback_for, realtime_for
 from gateway.wire import TwilioConnected, TwilioStart, decode_twilio
 from storage.businesses import business_for_number
@@ -71,15 +71,16 @@ async def process_request(app: App, conn: ServerConnection, request: Request) ->
     if path in ("/voice", "/stream-ended") and method == "POST":
         form = dict(parse_qsl(request.headers.get(FORM_HEADER, ""), keep_blank_values=True))
         stream_url, voice_url = public_urls(app, request.headers.get("Host"))
-        url = voice_url if path == "/voice" else voice_url.rsplit("/", 1)[0] + "/stream-ended"
+        http_base = voice_url.rsplit("/", 1)[0]
+        url = voice_url if path == "/voice" else f"{http_base}/stream-ended"
         if token and not RequestValidator(token).validate(url, form, request.headers.get("X-Twilio-Signature", "")):
             log.warning("WEBHOOK_SIGNATURE_INVALID", path=path, call_sid=form.get("CallSid", ""))
             return _plain(conn, HTTPStatus.FORBIDDEN, "invalid signature")
         if path == "/stream-ended":
             twiml = await app.stream_ended_twiml(form.get("CallSid", ""))
-            log.info("STREAM_ENDED_ACTION", call_sid=form.get("CallSid", ""), hangup_only=twiml.count("<") <= 4)
+            log.info("STREAM_ENDED_ACTION", call_sid=form.get("CallSid", ""), hangup_only=twiml == hangup_twiml())
             return _plain(conn, HTTPStatus.OK, twiml, "text/xml")
-        return _plain(conn, HTTPStatus.OK, await voice_twiml(app, form, stream_url, url.rsplit("/", 1)[0]), "text/xml")
+        return _plain(conn, HTTPStatus.OK, await voice_twiml(app, form, stream_url, http_base), "text/xml")
     if path == STREAM_PATH:
         if token:
             stream_url, _ = public_urls(app, request.headers.get("Host"))

@@ -53,7 +53,7 @@ class WorkerPool:
                 closed = self.close_lost({f"{host}:{proc.pid}"})
                 log.warning("WORKER_CALLS_CLOSED", worker=index, pid=proc.pid, calls=closed)
             except Exception as exc:  # noqa: BLE001 — the database may be down: the workers' sweep retries
-                log.error("WORKER_CALLS_CLOSE_FAILED", worker=index, error=str(exc)[:200])
+                log.error("WORKER_CALLS_CLOSE_FAILED", worker=index, error=str(exc)[:200], exc_info=True)
         now = time.monotonic()
         if now - self.started_at.get(index, now) > 60.0:
             self.backoff.pop(index, None)  # it had been healthy for a minute: start the backoff over

@@ -2,6 +2,7 @@
 ordered write queue (storage/writequeue.py) with `apply_write`: every write is idempotent."""
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timezone
 
 from sqlalchemy import select
@@ -73,7 +74,7 @@ async def apply_write(sessions: async_sessionmaker[AsyncSession], write: Write) 
 
 
 async def close_lost_calls(sessions: async_sessionmaker[AsyncSession], stale_before: datetime,
-                           dead_workers: set[str] = frozenset()) -> list[str]:  # type: ignore[assignment]
+                           dead_workers: Collection[str] = ()) -> list[str]:
     """Calls still 'live' whose worker is gone (named dead, or no heartbeat since `stale_before`): closed
     as worker_lost, keeping their last known metrics."""
     async with sessions.begin() as session:

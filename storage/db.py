@@ -13,11 +13,19 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Connection
 
 
-def make_engine(url: str) -> AsyncEngine:
+def sqlite_file(url: str) -> Path | None:
+    """The database file of a SQLite URL (None for other backends and in-memory databases)."""
     parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    if parsed.get_backend_name() != "sqlite" or not parsed.database or parsed.database == ":memory:":
+        return None
+    return Path(parsed.database)
+
+
+def make_engine(url: str) -> AsyncEngine:
+    if make_url(url).get_backend_name() == "sqlite":
+        database = sqlite_file(url)
+        if database is not None:
+            database.parent.mkdir(parents=True, exist_ok=True)
         # an idle pooled aiosqlite connection keeps a thread polling its queue (measured ~7% of a
         # worker's samples under load); the database is touched only at call start and end
         return create_async_engine(url, poolclass=NullPool)

@@ -210,7 +210,7 @@ class WriteQueue:
                 if self.down_since is None:
                     self.down_since = loop.time()
                     log.error("DB_WRITE_FAILED", what=type(write).__name__, error=str(exc)[:200],
-                              queued=len(self.memory))
+                              queued=len(self.memory), exc_info=True)  # once per outage, not per retry
                 await self._sync_journal()
                 await asyncio.sleep(delay)
                 delay = min(self.backoff_max_s, delay * 2)

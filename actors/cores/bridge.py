@@ -129,7 +129,7 @@ class RealtimeBridgeCore(BridgeLinkMixin):
             if msg.status == "cancelled":
                 c.responses_cancelled += 1
             if msg.status == "failed":
-                self.retry.s.in_flight = True  # the request it answered failed: a retry re-sends it
+                self.retry.created_then_failed()
                 return self._error(msg.error_code or "response_failed", "", f"response {msg.response_id} failed", now,
                                    msg.response_id)
             return self._answer_pending()

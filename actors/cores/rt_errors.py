@@ -61,6 +61,10 @@ class ResponseRetry:
     def sent(self, instructions: str) -> None:
         self.s.in_flight, self.s.instructions = True, instructions
 
+    def created_then_failed(self) -> None:
+        """A response was created for the request, then ended `failed`: the request is open again."""
+        self.s.in_flight = True
+
     def created(self) -> None:
         self.s.in_flight, self.s.tries, self.s.due_at = False, 0, -1.0
 

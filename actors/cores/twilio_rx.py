@@ -108,7 +108,7 @@ class TwilioRxCore:
 
     def _link_down(self, msg: LinkDown) -> list[object]:
         s, c = self.s, self.s.counters
-        first_unsent = s.counters.frames_in - len(msg.unsent)
+        first_unsent = c.frames_in - len(msg.unsent)
         start = first_unsent
         if msg.replay_from_ms >= 0:
             start = min(start, s.session_start + msg.replay_from_ms // self.frame_ms)
@@ -132,14 +132,13 @@ class TwilioRxCore:
         start = max(s.gap_from, ring_start) if dropped_new == 0 else new_from
         replay = kept[start - ring_start:]
         resent = max(0, s.gap_unsent - start)
-        dropped = dropped_new
         c.frames_replayed_gap += len(replay) - resent
         c.frames_resent_turn += resent
         c.frames_dropped_gap += dropped_new
         c.frames_forwarded += len(replay) - resent
         s.link_up, s.session_start = True, start
         out: list[object] = [ToRealtime(s.call_id, RtAppend(p)) for p in replay]
-        return out + [LogLine("GAP_REPLAYED", "warning" if dropped else "info", {
+        return out + [LogLine("GAP_REPLAYED", "warning" if dropped_new else "info", {
             "call_sid": s.call_id, "frames": len(replay) - resent, "resent_turn_frames": resent,
             "dropped": dropped_new})]
 
