@@ -143,16 +143,24 @@ async def test_a_killed_worker_is_replaced_and_its_calls_closed_as_worker_lost(t
     served = await serve(tmp_path, fake, "--workers", "2")
     assert await _until(lambda: served.log.read_text().count("SERVING") == 2, 30)
     try:
-        sids = ["CA" + str(n) * 32 for n in range(4, 10)]
-        calls = [long_call(sid, 20) for sid in sids]
-        for call in calls:
-            call.url = served.stream_url
-        tasks = [asyncio.create_task(c.run()) for c in calls]
-        assert await _until(lambda: len(fake.connections) == len(sids), 15)
-        await asyncio.sleep(1.5)  # call starts written, heartbeats on
-        workers = {sid: (await served.record(sid)).worker for sid in sids}
-        pids = sorted({int(w.rsplit(":", 1)[1]) for w in workers.values()})
-        if len(pids) < 2:
+        # SO_REUSEPORT spreads calls by a hash: start calls in threes until both workers serve some
+        sids: list[str] = []
+        tasks: list[asyncio.Task[Any]] = []
+        workers: dict[str, str] = {}
+        pids: list[int] = []
+        while len(pids) < 2 and len(sids) < 12:
+            batch = [f"CA{n:032d}" for n in range(len(sids) + 1, len(sids) + 4)]
+            for sid in batch:
+                call = long_call(sid, 20)
+                call.url = served.stream_url
+                tasks.append(asyncio.create_task(call.run()))
+            sids += batch
+            expected = len(sids)
+            assert await _until(lambda: len(fake.connections) == expected, 15)  # noqa: B023 — awaited here
+            await asyncio.sleep(1.5)  # call starts written, heartbeats on
+            workers = {sid: (await served.record(sid)).worker for sid in sids}
+            pids = sorted({int(w.rsplit(":", 1)[1]) for w in workers.values()})
+        if len(pids) < 2:  # 12 calls on one worker: about 1 in 2,000 runs
             pytest.skip("the kernel put every call on one worker this time")
         victim = pids[0]
         os.kill(victim, signal.SIGKILL)
