@@ -17,6 +17,7 @@ from typing import Annotated, Literal, Union
 import msgspec
 from msgspec import Meta, Struct, field
 
+from actors.agent_messages import AgentSettings, RtFunctionTool, RtOutputCreate
 from actors.link_messages import RtItemCreate
 
 # ----------------------------------------------------------------------------- settings
@@ -96,6 +97,7 @@ class CallSettings(Struct, frozen=True):
     barge_in: BargeInSettings = BargeInSettings()
     transcription_prompt: str = ""
     vocabulary: tuple[str, ...] = ()
+    agent: AgentSettings = AgentSettings()
 
 
 # ----------------------------------------------------------------------------- ingress
@@ -374,6 +376,8 @@ class RtSession(Struct, frozen=True):
     audio: RtAudioConfig
     output_modalities: tuple[str, ...] = ("audio",)
     type: str = "realtime"
+    tools: tuple[RtFunctionTool, ...] = ()
+    tool_choice: str = "auto"
 
 
 class RtSessionUpdate(Struct, frozen=True, tag="session.update", tag_field="type"):
@@ -407,7 +411,7 @@ class RtItemDelete(Struct, frozen=True, tag="conversation.item.delete", tag_fiel
 
 
 RealtimeOutEvent = Union[RtSessionUpdate, RtAppend, RtResponseCreate, RtResponseCancel, RtItemTruncate, RtItemDelete,
-                         RtItemCreate]
+                         RtItemCreate, RtOutputCreate]
 
 
 class ToRealtime(Struct, frozen=True):
@@ -527,6 +531,7 @@ class RtOutputItemAdded(Struct, frozen=True):
     response_id: str
     item_id: str
     at: float
+    kind: str = "message"  # message (the AI speaks) | function_call
 
 
 class Utterance(Struct, frozen=True):

@@ -18,6 +18,7 @@ from typing import Any, Callable, Protocol
 import structlog
 from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMessage, WakeupMessage
 
+from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord
 from actors.link_messages import OpenRealtime, RealtimeGaveUp
 from actors.messages import (
     CallSettings, CallSummary, ChildBoot, ChildSnapshot, CollectCounters, CounterReport, InjectFault,
@@ -38,6 +39,9 @@ class Core(Protocol):
 
 
 CoreFactory = Callable[[CallSettings, "bytes | None"], Core]
+
+# what a child hands straight to the gateway (the call's sink), never through the supervisor
+EGRESS = (ToTwilio, ToRealtime, Utterance, OpenRealtime, RealtimeGaveUp, RunTool, SaveLead, ToolCallRecord, LeaveCall)
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -84,7 +88,7 @@ class ChildShell(Actor):  # type: ignore[misc]
 
     def deliver(self, actions: list[object]) -> None:
         for action in actions:
-            if isinstance(action, (ToTwilio, ToRealtime, Utterance, OpenRealtime, RealtimeGaveUp)):
+            if isinstance(action, EGRESS):
                 self.send(self.egress, action)
             elif isinstance(action, LogLine):
                 write_log(action)

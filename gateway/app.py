@@ -25,13 +25,17 @@ from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from actors.messages import CallSettings, Tick, Utterance
+from gateway import actions
+from gateway.agent import agent_for
 from gateway.call import CallIO
 from gateway.config import AppConfig
 from gateway.engine import ActorEngine
 from gateway.prewarm import Prewarmer, route_is_valid
 from gateway.fallback import FallbackSettings, TwilioRest, fallback_twiml, hangup_twiml
 from gateway.overrides import audio_for, barge_in_for, facts_for, fallback_for, realtime_for, vad_for
+from gateway.http_tools import TenantHttp
 from gateway.ticker import Ticker
+from gateway.webhooks import WebhookDeliverer
 from gateway.wire import TwilioStart
 from prompts.builder import build_prompt
 from storage.businesses import BusinessView, business_version, get_business
@@ -95,16 +99,26 @@ class App:
         self.drain_deadline = 0.0
         self.pending_streams = 0
         self.refused_streams = 0
+        self.tenant_http = TenantHttp(config.file.tools)
+        self.webhooks = WebhookDeliverer(self)
 
     def start(self) -> None:
         _prewarm(self.openai)
         self._ticker_task = asyncio.create_task(self.ticker.run(), name="ticker")
         self.writes.start()
         self.background(self._housekeeping())
+        self.background(self.webhooks.run())
         if self.twilio_rest is None:
             log.warning("FALLBACK_WITHOUT_REST", detail="TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN (or TWILIO_API_KEY/SECRET) not set: when the AI "
                         "is unavailable the stream is closed and Twilio fetches the fallback TwiML from the "
-                        "<Connect action> URL (/stream-ended); a call whose TwiML lacks it is hung up")
+                        "<Connect action> URL (/stream-ended); a call whose TwiML lacks it is hung up. The agent's end_call and "
+                        "transfer_to_human take the same path: the stream is closed once the last words played and "
+                        "Twilio fetches the hang-up or <Dial> from the action URL")
+        policy = self.config.file.tools
+        if policy.allow_private_hosts or policy.allow_http:
+            log.warning("TENANT_URL_POLICY_RELAXED", allow_private_hosts=policy.allow_private_hosts,
+                        allow_http=policy.allow_http, detail="business tools and webhooks may reach local/plain-http "
+                        "addresses: for tests and the offline demo only")
         gc.collect()
         gc.freeze()  # start-up objects never scanned again: keeps collector pauses off the 20 ms clock
 
@@ -175,7 +189,7 @@ class App:
             language=business.language, instructions=prompt.instructions, greeting=prompt.greeting_instructions,
             audio=audio_for(f.audio, business), tx=f.tx, vad=vad_for(f.vad, business), realtime=realtime_for(f.realtime, business),
             barge_in=barge_in_for(f.barge_in, business), transcription_prompt=prompt.transcription_prompt,
-            vocabulary=tuple(business.vocabulary))
+            vocabulary=tuple(business.vocabulary), agent=agent_for(f.conversation, business))
         log.info("CALL_STARTED", call_sid=start.call_sid, stream_sid=start.stream_sid, business_id=business.id,
                  language=business.language)
         log.info("PROMPT_LAYERS", call_sid=start.call_sid, **prompt.layer_hashes)
@@ -184,6 +198,7 @@ class App:
                         **business.overrides["audio"])
         call = CallIO(self, ws, settings)
         call.fallback_settings = fallback_for(business)
+        call.business = business
         call.caller = start.custom.get("from", "")
         self.calls[call.call_id] = call
         self.writes.put(CallStartWrite(start.call_sid, start.stream_sid, business.id, dict(prompt.layer_hashes),
@@ -209,6 +224,7 @@ class App:
                                "restarts": call.restarts, "fallback": fallback})
         self.writes.put(CallEndWrite(call.call_id, reason, metrics, call.restarts, series, fallback, after))
         log.info("CALL_ENDED", call_sid=call.call_id, reason=reason, fallback=fallback)
+        actions.post_call_report(self, call, reason, metrics)
         await call.close()
 
     async def fallback(self, call: CallIO, reason: str, end_reason: str = "realtime_unavailable") -> None:
@@ -217,9 +233,7 @@ class App:
             return
         settings: FallbackSettings = call.fallback_settings
         twiml = fallback_twiml(settings, call.settings.language, call.caller)
-        self.after_stream[call.call_id] = twiml
-        if len(self.after_stream) > SUMMARIES_KEPT:
-            del self.after_stream[next(iter(self.after_stream))]
+        self.remember_after_stream(call.call_id, twiml)
         how = "action"
         if self.twilio_rest is not None:
             try:
@@ -229,6 +243,12 @@ class App:
                 log.error("FALLBACK_REST_FAILED", call_sid=call.call_id, error=str(exc)[:300], exc_info=True)
         log.warning("FALLBACK_TAKEN", call_sid=call.call_id, reason=reason, mode=settings.mode, via=how)
         await self.end_call(call, end_reason, f"{settings.mode}:{how}", twiml)
+
+    def remember_after_stream(self, call_sid: str, twiml: str) -> None:
+        """What the stream's action URL answers for this call (bounded; the record holds it too)."""
+        self.after_stream[call_sid] = twiml
+        if len(self.after_stream) > SUMMARIES_KEPT:
+            del self.after_stream[next(iter(self.after_stream))]
 
     async def stream_ended_twiml(self, call_sid: str) -> str:
         """What Twilio's request to the stream's action URL gets: the call's fallback, else hang up."""
@@ -269,6 +289,7 @@ class App:
             task.cancel()
         if self._pending:
             await asyncio.gather(*self._pending, return_exceptions=True)
+        await self.tenant_http.close()
         await self.writes.close(5.0)
         log.info("DB_WRITES", **self.writes.stats())
         log.info("TICKER_STATS", **self.ticker.stats.summary())

@@ -19,18 +19,21 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from websockets.exceptions import ConnectionClosed
 
+from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord
 from actors.link_messages import (
     OpenRealtime, RealtimeConnected, RealtimeConnectFailed, RealtimeGaveUp, RealtimeLost,
 )
 from actors.messages import (
     CallSettings, CallSummary, ChildRestarted, EndCall, RealtimeOutEvent, TwilioOutEvent, Utterance,
 )
+from gateway import actions
 from gateway.fallback import FallbackSettings
 from gateway.wire import decode_realtime, encode_realtime, encode_twilio, unsent_appends
 from gateway.wswrite import OrderedWriter
 
 if TYPE_CHECKING:
     from gateway.app import App
+    from storage.businesses import BusinessView
 
 log = structlog.get_logger("kolbridge.call")
 
@@ -69,6 +72,11 @@ class CallIO:
         self.frames_in = 0
         self.twilio_events_out = 0
         self.opened_at = asyncio.get_running_loop().time()
+        self.business: BusinessView | None = None  # the row the call started with (tools, webhook, transfer)
+        self.transcript: list[dict[str, object]] = []  # as heard, for the post-call report (bounded)
+        self.tool_calls: list[dict[str, object]] = []
+        self.lead: dict[str, object] | None = None
+        self.transfer: dict[str, str] | None = None
 
     # ------------------------------------------------------------------ CallSink
     def to_twilio(self, events: tuple[TwilioOutEvent, ...]) -> None:
@@ -96,6 +104,22 @@ class CallIO:
     def utterance(self, event: Utterance) -> None:
         self.utterances += 1
         self.app.save_utterance(self.call_id, self.utterances, event)
+        if len(self.transcript) < actions.TRANSCRIPT_KEPT:
+            self.transcript.append({"role": event.role, "text": event.text, "label": event.label,
+                                    "interrupted": event.interrupted})
+
+    def run_tool(self, command: RunTool) -> None:
+        task = asyncio.create_task(actions.run_tool(self.app, self, command), name=f"tool-{self.call_id}")
+        self.tasks.append(task)
+
+    def save_lead(self, command: SaveLead) -> None:
+        actions.save_lead(self.app, self, command)
+
+    def tool_record(self, record: ToolCallRecord) -> None:
+        actions.tool_record(self.app, self, record)
+
+    def leave_call(self, command: LeaveCall) -> None:
+        self.app.background(actions.leave(self.app, self, command))
 
     def open_realtime(self, command: OpenRealtime) -> None:
         self.tasks.append(asyncio.create_task(self._open(command), name=f"rt-open-{self.call_id}-{command.generation}"))

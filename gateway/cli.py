@@ -1,4 +1,4 @@
-"""kolbridge command line: serve, demo, db, business, calls, prompt, turn-check."""
+"""kolbridge command line: serve, demo, db, business, calls, leads, prompt, turn-check."""
 from __future__ import annotations
 
 import argparse
@@ -68,15 +68,21 @@ async def _database(args: argparse.Namespace) -> AsyncIterator[Any]:
 
 
 async def _business(args: argparse.Namespace) -> int:
+    from gateway.agent import check_agent
     from gateway.overrides import check_business
     from gateway.records import business_toml
     from storage.businesses import BusinessError, get_business, import_business_file, list_businesses
+
+    policy = load_config(args.config).file.tools
+
+    def check(spec: Any) -> list[str]:
+        return check_business(spec) + check_agent(spec, policy)
 
     async with _database(args) as sessions:
         if args.business_cmd == "import":
             for file in args.files:
                 try:
-                    spec = await import_business_file(sessions, Path(file), check_business)
+                    spec = await import_business_file(sessions, Path(file), check)
                 except BusinessError as exc:
                     print(f"error: {exc}", file=sys.stderr)
                     return 2
@@ -137,6 +143,8 @@ async def _records(args: argparse.Namespace) -> int:
     async with _database(args) as sessions:
         if args.cmd == "calls" and args.calls_cmd == "history":
             text: str | None = await records.calls_history(sessions, args.business, args.json)
+        elif args.cmd == "leads":
+            text = await records.leads_list(sessions, args.business, args.json)
         elif args.cmd == "calls":
             text = await records.call_show(sessions, args.call_sid, args.json)
         else:
@@ -178,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
     show = csub.add_parser("show", help="one call: record, metrics, utterances")
     show.add_argument("call_sid")
     show.add_argument("--json", action="store_true")
+    leads = sub.add_parser("leads", help="leads the agent collected (save_lead)")
+    leads.add_argument("--config", default=None)
+    lsub = leads.add_subparsers(dest="leads_cmd", required=True)
+    llist = lsub.add_parser("list", help="newest first")
+    llist.add_argument("--business", default=None)
+    llist.add_argument("--json", action="store_true")
     db = sub.add_parser("db", help="database schema")
     db.add_argument("--config", default=None)
     dsub = db.add_subparsers(dest="db_cmd", required=True)
@@ -227,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_business(args))
         if args.cmd == "db":
             return asyncio.run(_db(args))
-        if args.cmd in ("calls", "prompt"):
+        if args.cmd in ("calls", "prompt", "leads"):
             return asyncio.run(_records(args))
         if args.cmd == "turn-check":
             return _turn_check(args)

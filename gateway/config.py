@@ -15,6 +15,7 @@ import msgspec
 import structlog
 from msgspec import Meta
 
+from actors.agent_messages import ConversationSettings
 from actors.messages import AudioSettings, BargeInSettings, RealtimeSettings, TxSettings, VadSettings
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -33,8 +34,23 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     worker_restarts_per_minute: Annotated[int, Meta(ge=0, le=100)] = 5
 
 
+class ToolPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Operator-level rules for the URLs tenants configure (HTTP tools, webhooks): they are untrusted."""
+
+    allow_private_hosts: bool = False  # loopback/private/link-local targets (tests and the demo's local receivers)
+    allow_http: bool = False  # plain http:// (tests and the demo)
+    max_answer_bytes: Annotated[int, Meta(ge=1024, le=1048576)] = 65536
+    webhook_timeout_s: Annotated[float, Meta(ge=0.5, le=60.0)] = 5.0
+    webhook_backoff_initial_s: Annotated[float, Meta(ge=0.1, le=600.0)] = 5.0
+    webhook_backoff_max_s: Annotated[float, Meta(ge=1.0, le=86400.0)] = 600.0
+    webhook_max_attempts: Annotated[int, Meta(ge=1, le=100)] = 15
+    webhook_poll_s: Annotated[float, Meta(ge=0.1, le=60.0)] = 1.0
+
+
 class FileConfig(msgspec.Struct, forbid_unknown_fields=True):
     server: ServerSettings = ServerSettings()
+    conversation: ConversationSettings = ConversationSettings()
+    tools: ToolPolicy = ToolPolicy()
     audio: AudioSettings = AudioSettings()
     tx: TxSettings = TxSettings()
     vad: VadSettings = VadSettings()

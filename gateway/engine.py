@@ -17,6 +17,7 @@ from actors.messages import (
     TwilioOutEvent, RealtimeOutEvent, Utterance, ListCalls, LiveCalls, RegisterCall, UnregisterCall,
 )
 from actors.admin import AdminActor
+from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord
 from actors.link_messages import OpenRealtime, RealtimeGaveUp
 from actors.supervisor import CallSupervisor
 
@@ -29,6 +30,10 @@ class CallSink(Protocol):
     def utterance(self, event: Utterance) -> None: ...
     def open_realtime(self, command: OpenRealtime) -> None: ...
     def realtime_unavailable(self, command: RealtimeGaveUp) -> None: ...
+    def run_tool(self, command: RunTool) -> None: ...
+    def save_lead(self, command: SaveLead) -> None: ...
+    def tool_record(self, record: ToolCallRecord) -> None: ...
+    def leave_call(self, command: LeaveCall) -> None: ...
 
 
 # what the actors hand to the outside, per message type: which method of the call's sink takes it
@@ -39,6 +44,10 @@ _TO_SINK: dict[type, Callable[[CallSink, Any], None]] = {
     ChildRestarted: lambda sink, out: sink.child_restarted(out),
     OpenRealtime: lambda sink, out: sink.open_realtime(out),
     RealtimeGaveUp: lambda sink, out: sink.realtime_unavailable(out),
+    RunTool: lambda sink, out: sink.run_tool(out),
+    SaveLead: lambda sink, out: sink.save_lead(out),
+    ToolCallRecord: lambda sink, out: sink.tool_record(out),
+    LeaveCall: lambda sink, out: sink.leave_call(out),
 }
 
 

@@ -6,9 +6,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.agent import describe_tools
 from gateway.overrides import facts_for
 from prompts.builder import build_prompt
 from storage.businesses import BusinessView, get_business
+from storage.agent_records import call_actions, list_leads
 from storage.calls import get_call, get_utterances, list_calls
 from storage.models import CallRecord
 
@@ -21,7 +23,7 @@ def _call_dict(row: CallRecord) -> dict[str, Any]:
             "started_at": row.started_at.isoformat() if row.started_at else None,
             "ended_at": row.ended_at.isoformat() if row.ended_at else None, "end_reason": row.end_reason,
             "prompt_hashes": row.prompt_hashes, "metrics": row.metrics, "series": row.series,
-            "restarts": row.restarts}
+            "restarts": row.restarts, "fallback": row.fallback, "transfer_summary": row.transfer_summary}
 
 
 async def calls_history(sessions: async_sessionmaker[AsyncSession], business: str | None, as_json: bool) -> str:
@@ -40,7 +42,15 @@ async def call_show(sessions: async_sessionmaker[AsyncSession], call_sid: str, a
     utterances: list[dict[str, Any]] = [{"seq": u.seq, "role": u.role, "text": u.text, "classification": u.classification,
                    "start_ms": u.start_ms, "end_ms": u.end_ms, "interrupted": u.interrupted, "heard_ms": u.heard_ms}
                   for u in await get_utterances(sessions, call_sid)]
-    data = {**_call_dict(row), "utterances": utterances}
+    tools, leads, hooks = await call_actions(sessions, call_sid)
+    tool_calls: list[dict[str, Any]] = [{"name": c.name, "arguments": c.arguments, "output": c.output, "status": c.status,
+                   "elapsed_ms": c.elapsed_ms} for c in tools]
+    lead_rows = [{"fields": lead.fields, "created_at": lead.created_at.isoformat() if lead.created_at else None}
+                 for lead in leads]
+    webhooks = [{"id": h.id, "kind": h.kind, "state": h.state, "attempts": h.attempts, "last_error": h.last_error,
+                 "next_at": h.next_at.isoformat() if h.next_at else None} for h in hooks]
+    data = {**_call_dict(row), "utterances": utterances, "tool_calls": tool_calls, "leads": lead_rows,
+            "webhooks": webhooks}
     if as_json:
         return json.dumps(data, ensure_ascii=False, indent=2)
     out = [f"call {row.call_sid}  business {row.business_id}  ended: {row.end_reason or 'live'}",
@@ -51,7 +61,41 @@ async def call_show(sessions: async_sessionmaker[AsyncSession], call_sid: str, a
         flags = (" [" + u["classification"] + "]" if u["classification"] else "") + (
             " (interrupted" + (f" at {u['heard_ms']} ms" if u["heard_ms"] >= 0 else "") + ")" if u["interrupted"] else "")
         out.append(f"  {when} {u['role']:9s} {u['text']}{flags}")
+    if row.fallback:
+        out.append(f"left by: {row.fallback}" + (f"  summary: {row.transfer_summary}" if row.transfer_summary else ""))
+    for c in tool_calls:
+        out.append(f"  tool {c['name']}({c['arguments']}) → {c['status']} in {c['elapsed_ms']} ms: {c['output'][:200]}")
+    for lead in lead_rows:
+        out.append("  lead " + json.dumps(lead["fields"], ensure_ascii=False))
+    for h in webhooks:
+        out.append(f"  webhook {h['kind']}: {h['state']} after {h['attempts']} attempt(s)"
+                   + (f", last error: {h['last_error']}" if h["last_error"] and h["state"] != "delivered" else ""))
     return "\n".join(out)
+
+
+async def leads_list(sessions: async_sessionmaker[AsyncSession], business: str | None, as_json: bool) -> str:
+    rows = await list_leads(sessions, business)
+    data = [{"business_id": r.business_id, "call_sid": r.call_sid, "fields": r.fields,
+             "created_at": r.created_at.isoformat() if r.created_at else None} for r in rows]
+    if as_json:
+        return json.dumps(data, ensure_ascii=False, indent=2)
+    return "\n".join(f"{d['created_at']}\t{d['business_id']}\t{d['call_sid']}\t"
+                     + json.dumps(d["fields"], ensure_ascii=False) for d in data)
+
+
+def toml_value(value: Any) -> str:
+    """A TOML value (inline tables for dicts): enough for what a business file holds."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(str(k))} = {toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {type(value).__name__} as TOML")
 
 
 def business_toml(view: BusinessView) -> str:
@@ -71,6 +115,13 @@ def business_toml(view: BusinessView) -> str:
     for section, values in sorted(view.overrides.items()):
         lines += ["", f"[business.{section}]"] + [f"{k} = {json.dumps(v, ensure_ascii=False)}"
                                                   for k, v in sorted(values.items())]
+    agent = view.agent or {}
+    for section in ("conversation", "transfer", "webhook"):
+        if agent.get(section):
+            lines += ["", f"[business.{section}]"] + [f"{k} = {toml_value(v)}" for k, v in agent[section].items()]
+    for section in ("tools", "lead_fields"):
+        for entry in agent.get(section) or []:
+            lines += ["", f"[[business.{section}]]"] + [f"{k} = {toml_value(v)}" for k, v in entry.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -82,4 +133,5 @@ async def prompt_show(sessions: async_sessionmaker[AsyncSession], business_id: s
     hashes = " ".join(f"{k}={v}" for k, v in built.layer_hashes.items())
     return (f"# system prompt for {view.id} (layers: {hashes})\n\n{built.instructions}\n\n"
             f"# greeting instruction\n\n{built.greeting_instructions}\n\n"
-            f"# transcription prompt\n\n{built.transcription_prompt}\n")
+            f"# transcription prompt\n\n{built.transcription_prompt}\n\n"
+            f"# tools on the session\n\n{describe_tools(view)}\n")

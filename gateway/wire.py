@@ -11,6 +11,7 @@ import binascii
 
 import msgspec
 
+from actors.agent_messages import RtFunctionCall
 from actors.link_messages import RtRateLimits
 from actors.messages import (
     EndCall, RealtimeOutEvent, RtAssistantTranscriptDelta, RtOutputItemAdded, RtAssistantTranscriptDone, RtAudioDelta, RtAudioDone, RtError,
@@ -142,6 +143,7 @@ class _RtErrorBody(msgspec.Struct):
 
 class _RtItem(msgspec.Struct):
     id: str = ""
+    type: str = "message"
 
 
 class _RtRateLimit(msgspec.Struct):
@@ -163,6 +165,9 @@ class _RtInbound(msgspec.Struct):
     response: _RtResponse | None = None
     error: _RtErrorBody | None = None
     rate_limits: list[_RtRateLimit] | None = None
+    call_id: str = ""
+    name: str = ""
+    arguments: str = ""
 
 
 _realtime_decoder = msgspec.json.Decoder(_RtInbound)
@@ -173,6 +178,7 @@ IGNORED_REALTIME = frozenset({
     "response.output_item.done", "response.content_part.added", "response.content_part.done",
     "conversation.item.input_audio_transcription.delta",
     "conversation.item.truncated", "conversation.item.deleted", "input_audio_buffer.cleared",
+    "response.function_call_arguments.delta",
 })
 
 
@@ -186,7 +192,12 @@ def decode_realtime(raw: str | bytes, at: float) -> object | None:
         if kind in IGNORED_REALTIME:
             return None
         if kind == "response.output_item.added":
-            return RtOutputItemAdded(ev.response_id, ev.item.id if ev.item else "", at)
+            item = ev.item or _RtItem()
+            return RtOutputItemAdded(ev.response_id, item.id, at, item.type)
+        if kind == "response.function_call_arguments.done":
+            if not ev.call_id or not ev.name:
+                return WireDecodeError("realtime", "function call without call_id or name", at)
+            return RtFunctionCall(ev.response_id, ev.item_id, ev.call_id, ev.name, ev.arguments, at)
         if kind == "response.output_audio.done":
             return RtAudioDone(ev.response_id, ev.item_id, at)
         if kind == "input_audio_buffer.speech_started":

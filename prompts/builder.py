@@ -84,3 +84,9 @@ def build_prompt(business: BusinessFacts) -> BuiltPrompt:
     transcription = Template(_read(business.language, "transcription")).safe_substitute(
         name=business.name, vocabulary=words)
     return BuiltPrompt(instructions, greeting, hashes, transcription)
+
+
+def load_directives(language: str) -> dict[str, str]:
+    """Response-level instructions for the moments the bridge decides (prompts/<language>/directives.toml)."""
+    data = tomllib.loads(_read(language, "directives", ".toml"))
+    return {key: value for key, value in data.items() if isinstance(value, str)}

@@ -43,6 +43,13 @@ class FakeScript:
     first_delta_delay_s: float = 0.15
     vad_rms: float = 300.0
     vad_start_frames: int = 3
+    # function calls: a reply to this caller transcript also calls tool `name` with `arguments`
+    calls: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    call_before_audio: bool = False  # the function call item comes before the spoken item (else after)
+    # the response after a function_call_output for tool `name` (no entry: a short default)
+    after_tool: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    # a response.create whose instructions contain the key (reprompt, goodbye, holding line…)
+    by_instructions: dict[str, tuple[bytes, str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,6 +81,8 @@ class FakeConnection:
     opened_at: float = 0.0
     created_items: list[dict[str, Any]] = field(default_factory=list)  # conversation.item.create items
     path: str = ""  # the request path, e.g. /v1/realtime?model=gpt-realtime
+    function_calls: list[dict[str, Any]] = field(default_factory=list)  # call_id, name, arguments, at
+    function_outputs: list[dict[str, Any]] = field(default_factory=list)  # call_id, output, at
     ws: Any = None
 
     def of_type(self, kind: str) -> list[dict[str, Any]]:
@@ -214,6 +223,16 @@ class _Session:
             item = dict(event.get("item") or {})
             item_id = self.fake._id("item")
             self.conn.created_items.append(item)
+            if item.get("type") == "function_call_output":
+                call = next((c for c in self.conn.function_calls if c["call_id"] == item.get("call_id")), None)
+                if call is None:
+                    await self.error("invalid_call_id", f"no function call {item.get('call_id')!r}", event.get("event_id"))
+                    return
+                self.conn.function_outputs.append({"call_id": item.get("call_id"), "output": item.get("output"),
+                                                   "at": time.monotonic(), "name": call["name"]})
+                self.items[item_id] = {"role": "tool", "name": call["name"], "text": ""}
+                await self.send({"type": "conversation.item.added", "item": {"id": item_id, **item}})
+                return
             text = " ".join(str(c.get("text", "")) for c in item.get("content", []))
             self.items[item_id] = {"role": item.get("role", "user") if item.get("role") != "assistant" else "seeded",
                                    "text": text}
@@ -299,8 +318,17 @@ class _Session:
             return
         responses = self.script.responses or [(b"\xff" * 8000, "")]
         user_items = [v["text"] for v in self.items.values() if v["role"] == "user"]
-        if self.script.replies and (self.response_index > 0 or self.conn.created_items) and user_items:
+        last = list(self.items.values())[-1] if self.items else {}
+        instructions = str((event.get("response") or {}).get("instructions") or "")
+        instructed = next((v for k, v in self.script.by_instructions.items() if instructions and k in instructions), None)
+        call: tuple[str, dict[str, Any]] | None = None
+        if instructed is not None:
+            audio, text = instructed
+        elif last.get("role") == "tool":
+            audio, text = self.script.after_tool.get(last["name"], (b"\xff" * 4000, "ok"))
+        elif self.script.replies and (self.response_index > 0 or self.conn.created_items) and user_items:
             audio, text = self.script.replies.get(user_items[-1], responses[-1])
+            call = self.script.calls.get(user_items[-1])
         else:
             audio, text = responses[min(self.response_index, len(responses) - 1)]
         self.response_index += 1
@@ -311,10 +339,33 @@ class _Session:
         self.items[item_id] = {"role": "assistant", "record": record}
         self.active_id = rid
         await self.send({"type": "response.created", "response": {"id": rid, "status": "in_progress", "output": []}})
-        self.active = asyncio.create_task(self.stream(record, audio, text))
+        self.active = asyncio.create_task(self.stream(record, audio, text, call))
 
-    async def stream(self, record: dict[str, Any], audio: bytes, text: str) -> None:
+    async def function_call(self, rid: str, name: str, arguments: dict[str, Any]) -> None:
+        item_id, call_id = self.fake._id("item"), self.fake._id("call")
+        args = json.dumps(arguments, ensure_ascii=False)
+        self.conn.function_calls.append({"call_id": call_id, "name": name, "arguments": args, "at": time.monotonic()})
+        item = {"id": item_id, "type": "function_call", "call_id": call_id, "name": name, "arguments": ""}
+        await self.send({"type": "response.output_item.added", "response_id": rid, "output_index": 1, "item": item})
+        await self.send({"type": "response.function_call_arguments.delta", "response_id": rid, "item_id": item_id,
+                         "output_index": 1, "call_id": call_id, "delta": args})
+        await self.send({"type": "response.function_call_arguments.done", "response_id": rid, "item_id": item_id,
+                         "output_index": 1, "call_id": call_id, "name": name, "arguments": args})
+        await self.send({"type": "response.output_item.done", "response_id": rid, "output_index": 1,
+                         "item": {**item, "arguments": args, "status": "completed"}})
+
+    async def stream(self, record: dict[str, Any], audio: bytes, text: str,
+                     call: tuple[str, dict[str, Any]] | None = None) -> None:
         rid, item_id = record["id"], record["item_id"]
+        if call is not None and self.script.call_before_audio:
+            await self.function_call(rid, *call)
+        if not audio:  # a response that only calls a tool
+            if call is not None and not self.script.call_before_audio:
+                await self.function_call(rid, *call)
+            record["status"] = "completed"
+            self.active_id = ""
+            await self.send({"type": "response.done", "response": {"id": rid, "status": "completed", "output": []}})
+            return
         await self.send({"type": "response.output_item.added", "response_id": rid, "output_index": 0,
                          "item": {"id": item_id, "type": "message", "role": "assistant"}})
         await asyncio.sleep(self.script.first_delta_delay_s)
@@ -339,6 +390,8 @@ class _Session:
                          "output_index": 0, "content_index": 0})
         await self.send({"type": "response.output_audio_transcript.done", "response_id": rid, "item_id": item_id,
                          "output_index": 0, "content_index": 0, "transcript": text})
+        if call is not None and not self.script.call_before_audio:
+            await self.function_call(rid, *call)
         record["status"] = "completed"
         self.active_id = ""
         await self.send({"type": "response.done", "response": {"id": rid, "status": "completed", "output": []}})

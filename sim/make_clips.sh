@@ -18,4 +18,6 @@ make alternative "בסדר גמור. יש גם מקום ביום חמישי בע
 make goodbye "תודה רבה, להתראות."
 make no "לא!"
 make filler "אמממ"
+make human "תעביר אותי בבקשה לנציג אנושי"
+make handoff "בסדר, אני מעבירה אותך עכשיו לנציג. רגע אחד."
 ls -l

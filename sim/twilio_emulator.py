@@ -25,7 +25,7 @@ from sim.audio import FRAME_BYTES, frames_of, mix_noise, noise_frame
 
 @dataclass
 class Step:
-    kind: str  # "wait_turns" | "say" | "pause" | "hangup" | "wait_playing"
+    kind: str  # "wait_turns" | "say" | "pause" | "hangup" | "wait_playing" | "dtmf" (value: the digits)
     value: Any = None
     label: str = ""
 
@@ -128,6 +128,11 @@ class EmulatedCall:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                if self.playing_since is not None:  # the call ended while (or just after) the AI spoke
+                    end = self.dry_since if self.dry_since is not None else self.now()
+                    self.report.turns.append((self.playing_since - self.report.t0, end - self.report.t0,
+                                              self.turn_frames))
+                    self.turns_done += 1
             self.report.close_code = ws.close_code
         return self.report
 
@@ -163,6 +168,12 @@ class EmulatedCall:
             elif step.kind == "hangup":
                 await self._hangup()
                 return
+            elif step.kind == "dtmf":
+                self.note(f"caller presses {step.value}")
+                for digit in str(step.value):
+                    await self._send({"event": "dtmf", "streamSid": self.stream_sid,
+                                      "dtmf": {"track": "inbound_track", "digit": digit}})
+                    await asyncio.sleep(0.15)
 
     async def _hangup(self) -> None:
         self.stopping = True
@@ -226,6 +237,8 @@ class EmulatedCall:
         except ConnectionClosed:
             pass
         finally:
+            if not self.stopping and not self.hung_up.is_set():
+                self.note("stream closed by the bridge")
             self.hung_up.set()
 
     def _frame_arrived(self, payload: bytes, now: float) -> None:

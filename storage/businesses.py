@@ -32,6 +32,37 @@ class Permissions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 PURPOSES = ("lead_generation", "support", "scheduling", "sales", "information")
+TOOL_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]{0,63}$")
+RESERVED_TOOLS = ("end_call", "transfer_to_human", "save_lead")
+FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+class TransferSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """transfer_to_human: where the call goes (`<Dial>`), with what caller ID and ring timeout."""
+
+    number: str = ""
+    caller_id: str = ""
+    timeout_s: int = 25
+
+
+class WebhookSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    url: str
+    secret: str = ""  # HMAC-SHA256 of the body in X-Kolbridge-Signature
+
+
+class HttpToolSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    description: str
+    url: str
+    parameters: dict[str, Any]
+    timeout_s: float = 5.0
+
+
+class LeadFieldSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    name: str
+    description: str
+    required: bool = False
+    type: str = "string"  # string | integer | number | boolean
 
 
 class BusinessSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -57,6 +88,11 @@ class BusinessSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     vad: dict[str, Any] = {}  # overrides of config.toml [vad]
     realtime: dict[str, Any] = {}  # overrides of config.toml [realtime]: voice, transcription_model, noise_reduction
     fallback: dict[str, Any] = {}  # when the AI is unavailable: mode, transfer_number, message… (gateway/fallback.py)
+    conversation: dict[str, Any] = {}  # overrides of config.toml [conversation]: silence, time limit, keypad
+    transfer: TransferSpec = TransferSpec()
+    webhook: WebhookSpec | None = None
+    tools: list[HttpToolSpec] = []
+    lead_fields: list[LeadFieldSpec] = []
 
 
 class BusinessFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -84,6 +120,49 @@ class BusinessView(msgspec.Struct, frozen=True):
     tone: str = ""
     purpose: str = "support"
     permissions: dict[str, bool] = {}
+    agent: dict[str, Any] = {}  # conversation, transfer, webhook, tools, lead_fields (as imported)
+
+
+def agent_problems(spec: BusinessSpec) -> list[str]:
+    """Tools and lead form: names, JSON schemas, timeouts (URL policy is the gateway's: it knows the operator's)."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import SchemaError
+
+    problems = []
+    names: set[str] = set()
+    for i, tool in enumerate(spec.tools):
+        where = f"business.tools[{i}]"
+        if not TOOL_NAME.match(tool.name) or tool.name in RESERVED_TOOLS:
+            problems.append(f"{where}.name: {tool.name!r} must be 1-64 letters, digits, '_' or '-' and not a built-in")
+        if tool.name in names:
+            problems.append(f"{where}.name: {tool.name!r} declared twice")
+        names.add(tool.name)
+        if not tool.description.strip():
+            problems.append(f"{where}.description: must not be empty (the model chooses tools by it)")
+        if not 0.5 <= tool.timeout_s <= 30.0:
+            problems.append(f"{where}.timeout_s: {tool.timeout_s} is not within 0.5-30 s")
+        try:
+            Draft202012Validator.check_schema(tool.parameters)
+        except SchemaError as exc:
+            problems.append(f"{where}.parameters: not a valid JSON schema: {exc.message}")
+            continue
+        if tool.parameters.get("type") != "object":
+            problems.append(f"{where}.parameters: the schema's type must be \"object\"")
+    seen_fields: set[str] = set()
+    for i, lead_field in enumerate(spec.lead_fields):
+        where = f"business.lead_fields[{i}]"
+        if not FIELD_NAME.match(lead_field.name) or lead_field.name in seen_fields:
+            problems.append(f"{where}.name: {lead_field.name!r} must be a unique lowercase identifier")
+        seen_fields.add(lead_field.name)
+        if lead_field.type not in ("string", "integer", "number", "boolean"):
+            problems.append(f"{where}.type: {lead_field.type!r} is not string, integer, number or boolean")
+    if spec.transfer.number and not E164.match(spec.transfer.number):
+        problems.append(f"business.transfer.number: {spec.transfer.number!r} is not an E.164 number")
+    if spec.transfer.caller_id and not E164.match(spec.transfer.caller_id):
+        problems.append(f"business.transfer.caller_id: {spec.transfer.caller_id!r} is not an E.164 number")
+    if not 5 <= spec.transfer.timeout_s <= 120:
+        problems.append(f"business.transfer.timeout_s: {spec.transfer.timeout_s} is not within 5-120 s")
+    return problems
 
 
 def parse_business(text: str, source: str = "<business file>") -> BusinessSpec:
@@ -111,6 +190,7 @@ def parse_business(text: str, source: str = "<business file>") -> BusinessSpec:
         problems.append(f"business.purpose: {spec.purpose!r} is not one of {list(PURPOSES)}")
     if len(set(spec.phone_numbers)) != len(spec.phone_numbers):
         problems.append("business.phone_numbers: duplicates")
+    problems += agent_problems(spec)
     if problems:
         raise BusinessError(f"{source}: " + "; ".join(problems))
     return spec
@@ -136,6 +216,8 @@ async def upsert_business(sessions: async_sessionmaker[AsyncSession], spec: Busi
         row.industry, row.value_proposition, row.tone, row.purpose = (
             spec.industry, spec.value_proposition, spec.tone, spec.purpose)
         row.services, row.permissions = list(spec.services), msgspec.structs.asdict(spec.permissions)
+        row.agent = msgspec.to_builtins({"conversation": spec.conversation, "transfer": spec.transfer,
+                                         "webhook": spec.webhook, "tools": spec.tools, "lead_fields": spec.lead_fields})
         row.updated_at = utcnow()  # every import is a new version for the serving processes' caches
         await session.execute(delete(PhoneNumber).where(PhoneNumber.business_id == spec.id))
         await session.flush()
@@ -171,7 +253,7 @@ async def get_business(sessions: async_sessionmaker[AsyncSession], business_id: 
                             list(numbers), list(row.fillers or []), list(row.short_words or []),
                             dict(row.overrides or {}), list(row.vocabulary or []), row.industry or "",
                             row.value_proposition or "", list(row.services or []), row.tone or "",
-                            row.purpose or "support", dict(row.permissions or {}))
+                            row.purpose or "support", dict(row.permissions or {}), dict(row.agent or {}))
 
 
 async def list_businesses(sessions: async_sessionmaker[AsyncSession]) -> list[BusinessView]:

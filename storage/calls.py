@@ -9,7 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import CallRecord, UtteranceRecord, utcnow
-from storage.writequeue import CallStartWrite, HeartbeatWrite, UtteranceWrite, Write
+from storage.agent_records import AGENT_WRITES, apply_agent_write
+from storage.writequeue import CallEndWrite, CallNoteWrite, CallStartWrite, HeartbeatWrite, UtteranceWrite, Write
 
 
 async def _call_row(session: AsyncSession, call_sid: str) -> CallRecord:
@@ -46,6 +47,9 @@ async def list_calls(sessions: async_sessionmaker[AsyncSession], business_id: st
 async def apply_write(sessions: async_sessionmaker[AsyncSession], write: Write) -> None:
     """Apply one queued write; idempotent, so a replay after a crash or an outage never duplicates."""
     async with sessions.begin() as session:
+        if isinstance(write, AGENT_WRITES):
+            await apply_agent_write(session, write)
+            return
         if isinstance(write, UtteranceWrite):
             exists = (await session.execute(select(UtteranceRecord.id).where(
                 UtteranceRecord.call_sid == write.call_sid, UtteranceRecord.seq == write.seq))).first()
@@ -68,7 +72,9 @@ async def apply_write(sessions: async_sessionmaker[AsyncSession], write: Write) 
             row.stream_sid, row.business_id, row.prompt_hashes = write.stream_sid, write.business_id, write.prompt_hashes
             row.from_number, row.to_number, row.worker = write.from_number, write.to_number, write.worker
             row.heartbeat_at = utcnow()
-        else:
+        elif isinstance(write, CallNoteWrite):
+            row.transfer_summary = write.transfer_summary
+        elif isinstance(write, CallEndWrite):
             row.ended_at, row.end_reason, row.metrics, row.restarts = utcnow(), write.reason, dict(write.metrics), write.restarts
             row.series, row.fallback, row.after_twiml = dict(write.series), write.fallback, write.after_twiml
 

@@ -36,6 +36,7 @@ class Business(Base):
     tone: Mapped[str] = mapped_column(String(200), default="")
     purpose: Mapped[str] = mapped_column(String(32), default="support")
     permissions: Mapped[dict[str, bool]] = mapped_column(JSON, default=dict)
+    agent: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)  # tools, lead form, webhook, transfer, conversation
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -66,6 +67,7 @@ class CallRecord(Base):
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     fallback: Mapped[str] = mapped_column(String(64), default="")  # e.g. "transfer:rest", "apologise:action"
     after_twiml: Mapped[str] = mapped_column(Text, default="")  # what the stream's action URL answers
+    transfer_summary: Mapped[str] = mapped_column(Text, default="")  # transfer_to_human: the agent's summary
 
 
 class UtteranceRecord(Base):
@@ -82,3 +84,53 @@ class UtteranceRecord(Base):
     end_ms: Mapped[int] = mapped_column(Integer, default=-1)
     interrupted: Mapped[bool] = mapped_column(Boolean, default=False)
     heard_ms: Mapped[int] = mapped_column(Integer, default=-1)
+
+
+class LeadRecord(Base):
+    """A lead the agent collected (save_lead): the fields the business's lead form declares."""
+
+    __tablename__ = "leads"
+    __table_args__ = (Index("ux_leads_call_tool", "call_sid", "tool_call_id", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_sid: Mapped[str] = mapped_column(String(64), index=True)
+    tool_call_id: Mapped[str] = mapped_column(String(128))
+    business_id: Mapped[str] = mapped_column(String(64), index=True)
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ToolCallRow(Base):
+    """One function call of a call: arguments, output, status and time, as the model saw them."""
+
+    __tablename__ = "tool_calls"
+    __table_args__ = (Index("ux_tool_calls_call_tool", "call_sid", "tool_call_id", unique=True),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    call_sid: Mapped[str] = mapped_column(String(64), index=True)
+    tool_call_id: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(64))
+    arguments: Mapped[str] = mapped_column(Text, default="")
+    output: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="")
+    elapsed_ms: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class WebhookDelivery(Base):
+    """An outbox row: a signed POST to the business's webhook, retried with backoff until delivered."""
+
+    __tablename__ = "webhook_deliveries"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # also the X-Kolbridge-Delivery header
+    business_id: Mapped[str] = mapped_column(String(64), index=True)
+    call_sid: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # call_report | lead | transfer
+    body: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16), default="pending", index=True)  # pending | delivered | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -62,7 +62,40 @@ class HeartbeatWrite(msgspec.Struct, tag="heartbeat"):
     metrics: dict[str, dict[str, int]]  # call sid → last known metrics
 
 
-Write = Union[CallStartWrite, UtteranceWrite, CallEndWrite, HeartbeatWrite]
+class LeadWrite(msgspec.Struct, tag="lead"):
+    call_sid: str
+    tool_call_id: str
+    business_id: str
+    fields: dict[str, Any]
+
+
+class ToolCallWrite(msgspec.Struct, tag="tool_call"):
+    call_sid: str
+    tool_call_id: str
+    name: str
+    arguments: str
+    output: str
+    status: str
+    elapsed_ms: int
+
+
+class CallNoteWrite(msgspec.Struct, tag="call_note"):
+    call_sid: str
+    transfer_summary: str
+
+
+class WebhookWrite(msgspec.Struct, tag="webhook"):
+    """Enqueue one webhook delivery (the URL and secret are read from the business at delivery time)."""
+
+    delivery_id: str
+    business_id: str
+    call_sid: str
+    kind: str
+    body: str
+
+
+Write = Union[CallStartWrite, UtteranceWrite, CallEndWrite, HeartbeatWrite, LeadWrite, ToolCallWrite, CallNoteWrite,
+              WebhookWrite]
 Apply = Callable[[Write], Awaitable[None]]
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Write)

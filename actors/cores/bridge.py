@@ -19,11 +19,15 @@ from __future__ import annotations
 
 import msgspec
 
+from actors.cores.bridge_agent import AGENT_EVENTS, BridgeAgentMixin
 from actors.cores.bridge_link import BridgeLinkMixin
+from actors.cores.conversation import ConversationClock
+from actors.cores.departure import Departure
 from actors.cores.bridge_state import BridgeCounters, BridgeState, session_update
 from actors.cores.preempt import Preemption
 from actors.cores.rt_errors import ResponseRetry
 from actors.cores.session import SessionLink
+from actors.cores.tools import ToolDesk
 from actors.link_messages import RealtimeConnected, RealtimeConnectFailed, RealtimeLost, RtRateLimits
 from actors.messages import (
     AnswerRequest, CallSettings, DeleteItem, LogLine, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ResponseFinished,
@@ -35,7 +39,7 @@ from actors.messages import (
 __all__ = ["BridgeCounters", "BridgeState", "RealtimeBridgeCore", "session_update"]
 
 
-class RealtimeBridgeCore(BridgeLinkMixin):
+class RealtimeBridgeCore(BridgeLinkMixin, BridgeAgentMixin):
     def __init__(self, state: BridgeState, settings: CallSettings) -> None:
         self.s = state
         self.settings = settings
@@ -43,6 +47,10 @@ class RealtimeBridgeCore(BridgeLinkMixin):
         rt = settings.realtime
         self.link = SessionLink(state.link, rt, state.call_id)
         self.retry = ResponseRetry(state.retry, rt.response_retry_max)
+        agent = settings.agent
+        self.desk = ToolDesk(state.tools, agent, state.call_id)
+        self.departure = Departure(state.departure, agent.conversation.leave_timeout_s)
+        self.clock = ConversationClock(state.clock, agent.conversation)
 
     def snapshot(self) -> BridgeState:
         return self.s
@@ -64,9 +72,16 @@ class RealtimeBridgeCore(BridgeLinkMixin):
         return kept
 
     def _decide(self, msg: object, now: float) -> list[object]:
-        s, c = self.s, self.s.counters
         if isinstance(msg, Tick):
-            return self._tick(now)
+            return self._tick(now) + self._agent_tick(now)
+        if isinstance(msg, AGENT_EVENTS):
+            return self._agent_event(msg, now)
+        if isinstance(msg, AnswerRequest) and self.departure.active:
+            return [LogLine("ANSWER_SKIPPED_LEAVING", "info", {"call_sid": self.s.call_id, "item_id": msg.item_id})]
+        return self._decide_session(msg, now) + self._agent_after(msg, now)
+
+    def _decide_session(self, msg: object, now: float) -> list[object]:
+        s, c = self.s, self.s.counters
         if isinstance(msg, (RealtimeConnected, RealtimeConnectFailed, RealtimeLost, RtRateLimits)):
             return self._link_event(msg, now)
         if isinstance(msg, PlayoutChanged):
@@ -209,8 +224,9 @@ class RealtimeBridgeCore(BridgeLinkMixin):
         p = self.s.preempt
         return {**msgspec.structs.asdict(self.s.counters), "preemptive_requested": p.requested,
                 "preemptive_used": p.used, "preemptive_discarded": p.discarded, **self.link.counters(),
-                "responses_retry_gave_up": self.retry.s.gave_up}
+                "responses_retry_gave_up": self.retry.s.gave_up, **msgspec.structs.asdict(self.s.tools.counters),
+                **self.clock.counters()}
 
     def series(self) -> dict[str, list[int]]:
         return {"truncate_audio_end_ms": list(self.s.truncate_audio_end_ms),
-                "reconnect_gap_ms": list(self.link.s.gap_ms)}
+                "reconnect_gap_ms": list(self.link.s.gap_ms), "tool_ms": list(self.s.tools.elapsed_ms)}

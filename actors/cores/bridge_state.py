@@ -3,9 +3,13 @@ from __future__ import annotations
 
 import msgspec
 
+from actors.agent_messages import RtFunctionTool
+from actors.cores.conversation import ConversationState
+from actors.cores.departure import DepartureState
 from actors.cores.preempt import PreemptState
 from actors.cores.rt_errors import RetryState
 from actors.cores.session import LinkState
+from actors.cores.tools import ToolState
 from actors.messages import (
     CallSettings, RtAudioConfig, RtAudioInput, RtAudioOutput, RtFormat, RtNoiseReduction, RtServerVad, RtSession,
     RtSessionUpdate, RtTranscriptionConfig,
@@ -47,6 +51,10 @@ class BridgeState(msgspec.Struct):
     active_item: str = ""  # assistant item of the active response
     turn_item: str = ""  # the caller turn the session heard and has not transcribed yet
     turn_start_ms: int = -1  # its start on the session's audio clock
+    tools: ToolState = msgspec.field(default_factory=ToolState)
+    departure: DepartureState = msgspec.field(default_factory=DepartureState)
+    clock: ConversationState = msgspec.field(default_factory=ConversationState)
+    spoke: list[str] = msgspec.field(default_factory=list)  # recent responses that carried a spoken message
 
 
 def session_update(settings: CallSettings) -> RtSessionUpdate:
@@ -62,4 +70,5 @@ def session_update(settings: CallSettings) -> RtSessionUpdate:
         turn_detection=RtServerVad(vad.threshold, vad.prefix_padding_ms, vad.silence_duration_ms),
         noise_reduction=noise)
     audio = RtAudioConfig(input=audio_in, output=RtAudioOutput(RtFormat(), rt.voice))
-    return RtSessionUpdate(RtSession(instructions=settings.instructions, audio=audio))
+    tools = tuple(RtFunctionTool(t.name, t.description, t.parameters) for t in settings.agent.tools)
+    return RtSessionUpdate(RtSession(instructions=settings.instructions, audio=audio, tools=tools))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import enum
 
+from actors.agent_messages import RtFunctionCall, ToolDone
 from actors.link_messages import (
     FinishResponse, LinkDown, LinkUp, RealtimeConnected, RealtimeConnectFailed, RealtimeLost, RtRateLimits,
 )
@@ -45,7 +46,9 @@ PHASE_TRANSITIONS: dict[tuple[CallPhase, str], CallPhase] = {
 
 ROUTES: dict[type, tuple[str, ...]] = {
     TwilioMediaIn: ("rx",),
-    TwilioDtmfIn: ("rx",),
+    TwilioDtmfIn: ("rx", "bridge"),
+    RtFunctionCall: ("bridge",),
+    ToolDone: ("bridge",),
     Tick: ("pacer",),  # and every JUDGE_TICK_EVERY-th tick to the judge and bridge (timeouts need 100 ms, not 20)
     TwilioMarkIn: ("pacer",),
     RtAudioDelta: ("pacer",),
