@@ -76,9 +76,10 @@ class RealtimeBridgeCore(BridgeLinkMixin, BridgeAgentMixin):
             return self._tick(now) + self._agent_tick(now)
         if isinstance(msg, AGENT_EVENTS):
             return self._agent_event(msg, now)
-        if isinstance(msg, AnswerRequest) and self.departure.active:
+        releasing = isinstance(msg, AnswerRequest) and self.preempt.covers(msg.item_id)
+        if isinstance(msg, AnswerRequest) and self.departure.active and not releasing:
             return [LogLine("ANSWER_SKIPPED_LEAVING", "info", {"call_sid": self.s.call_id, "item_id": msg.item_id})]
-        return self._decide_session(msg, now) + self._agent_after(msg, now)
+        return self._decide_session(msg, now) + self._agent_after(msg, now) + self._held_calls(releasing, now)
 
     def _decide_session(self, msg: object, now: float) -> list[object]:
         s, c = self.s, self.s.counters

@@ -16,6 +16,7 @@ from actors.agent_messages import RtFunctionCall, RtOutputCreate, ToolDone
 from actors.cores.bridge_state import BridgeState
 from actors.cores.conversation import ClockVerdict, ConversationClock
 from actors.cores.departure import Departure
+from actors.cores.preempt import Preemption, PreemptPhase
 from actors.cores.tools import LeaveRequest, ToolDesk, leave_call
 from actors.link_messages import RtItemCreate, RtMessageItem, RtTextContent
 from actors.messages import (
@@ -33,6 +34,7 @@ class BridgeAgentMixin:
     desk: ToolDesk
     departure: Departure
     clock: ConversationClock
+    preempt: Preemption
 
     def _out(self, event: object) -> ToRealtime:
         raise NotImplementedError
@@ -61,6 +63,11 @@ class BridgeAgentMixin:
     # ------------------------------------------------------------------ the agent's own events
     def _agent_event(self, msg: object, now: float) -> list[object]:
         if isinstance(msg, RtFunctionCall):
+            held = self.preempt.s
+            if held.phase in (PreemptPhase.HELD, PreemptPhase.REQUESTED) and held.response_id == msg.response_id:
+                # a preemptive answer's call waits for the transcript: a filler's answer must not act
+                self.s.held_calls.append(msg)
+                return [self._log_agent("TOOL_CALL_HELD", name=msg.name, tool_call_id=msg.tool_call_id)]
             events, leave = self.desk.called(msg, now)
             out = [self._out(e) if isinstance(e, RtOutputCreate) else e for e in events]
             out.append(self._log_agent("TOOL_CALLED", name=msg.name, tool_call_id=msg.tool_call_id))
@@ -81,6 +88,24 @@ class BridgeAgentMixin:
             entry = self.clock.digit(msg.digit, now)
             return self._keypad(entry) if entry else []
         return []
+
+    def _held_calls(self, released: bool, now: float) -> list[object]:
+        """Function calls of a held preemptive answer: made once it is released, dropped if it was discarded."""
+        s = self.s
+        if not s.held_calls:
+            return []
+        held = self.preempt.s
+        if not released and held.phase in (PreemptPhase.HELD, PreemptPhase.REQUESTED) \
+                and held.response_id == s.held_calls[0].response_id:
+            return []
+        calls, s.held_calls = s.held_calls, []
+        if not released:
+            return [self._log_agent("TOOL_CALL_DISCARDED", name=c.name, tool_call_id=c.tool_call_id,
+                                    reason="its answer was discarded (the turn was a filler)") for c in calls]
+        out: list[object] = []
+        for call in calls:
+            out += self._agent_event(call, now)
+        return out
 
     def _tool_answer(self) -> list[object]:
         """All tools of the turn answered: the model speaks next (after the active response)."""
@@ -132,6 +157,8 @@ class BridgeAgentMixin:
         elif isinstance(msg, RtResponseDone):
             if self.departure.response_done(msg.response_id, msg.response_id in s.spoke):
                 out += self._leave_now()
+            elif self._quiet:
+                self.clock.arm(now)  # e.g. a discarded answer to a filler: nothing will play, the silence goes on
         elif isinstance(msg, (ResponseFinished, PlayoutCut)):
             if self.departure.playout_ended(msg.response_id):
                 out += self._leave_now()

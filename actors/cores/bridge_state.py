@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import msgspec
 
-from actors.agent_messages import RtFunctionTool
+from actors.agent_messages import RtFunctionCall, RtFunctionTool
 from actors.cores.conversation import ConversationState
 from actors.cores.departure import DepartureState
 from actors.cores.preempt import PreemptState
@@ -55,6 +55,7 @@ class BridgeState(msgspec.Struct):
     departure: DepartureState = msgspec.field(default_factory=DepartureState)
     clock: ConversationState = msgspec.field(default_factory=ConversationState)
     spoke: list[str] = msgspec.field(default_factory=list)  # recent responses that carried a spoken message
+    held_calls: list[RtFunctionCall] = msgspec.field(default_factory=list)  # of a held preemptive answer
 
 
 def session_update(settings: CallSettings) -> RtSessionUpdate:
