@@ -5,6 +5,10 @@ import base64
 from collections.abc import Iterator
 
 import pytest
+
+from actors.agent_messages import (
+    AgentSettings, LeaveCall, RtFunctionCall, RtOutputCreate, RunTool, SaveLead, ToolCallRecord, ToolDef, ToolDone,
+)
 import structlog
 
 from actors.messages import (
@@ -28,6 +32,7 @@ class RecordingSink:
         self.utterances: list[Utterance] = []
         self.opens: list[OpenRealtime] = []
         self.gave_up: list[RealtimeGaveUp] = []
+        self.agent: list[object] = []
 
     def to_twilio(self, events: tuple[TwilioOutEvent, ...]) -> None:
         self.twilio.extend(events)
@@ -49,6 +54,18 @@ class RecordingSink:
 
     def realtime_unavailable(self, command: RealtimeGaveUp) -> None:
         self.gave_up.append(command)
+
+    def run_tool(self, command: RunTool) -> None:
+        self.agent.append(command)
+
+    def save_lead(self, command: SaveLead) -> None:
+        self.agent.append(command)
+
+    def tool_record(self, record: ToolCallRecord) -> None:
+        self.agent.append(record)
+
+    def leave_call(self, command: LeaveCall) -> None:
+        self.agent.append(command)
 
     def media_bytes(self) -> bytes:
         return b"".join(base64.b64decode(e.media.payload) for e in self.twilio if isinstance(e, TwMedia))
@@ -138,6 +155,29 @@ def test_a_failure_before_the_first_audio_loses_nothing(engine: ActorEngine) -> 
     engine.tell_all(Tick(0.04))
     assert sink.media_bytes() == b"\x01" * 320
     assert [r.role for r in sink.restarts] == ["pacer"]
+
+
+def test_a_function_call_crosses_the_tree_and_a_restarted_bridge_keeps_it(engine: ActorEngine) -> None:
+    """An HTTP tool's call leaves the tree as RunTool; the bridge fails while it runs; the answer still
+    reaches the model from the replacement (the running call was in the restored state)."""
+    tool = ToolDef("check_availability", "slots", {"type": "object", "properties": {"day": {"type": "string"}},
+                                                   "required": ["day"]}, "http", 3.0)
+    sink = RecordingSink()
+    engine.start_call(settings(agent=AgentSettings(tools=(tool,))), sink, 0.0)
+    session = sink.realtime[0]
+    assert isinstance(session, RtSessionUpdate) and [t.name for t in session.session.tools] == ["check_availability"]
+    engine.tell("CA1", RtResponseCreated("r1", 0.01))
+    engine.tell("CA1", RtFunctionCall("r1", "fc1", "call_1", "check_availability", '{"day": "monday"}', 0.02))
+    assert [type(a) for a in sink.agent] == [RunTool]
+    engine.tell("CA1", InjectFault("bridge"))
+    engine.tell("CA1", RtResponseDone("r1", "completed", "", 0.03))
+    engine.tell("CA1", ToolDone("call_1", True, '{"slots": ["9:00"]}', "ok", 120, 0.2))
+    outputs = [e for e in sink.realtime if isinstance(e, RtOutputCreate)]
+    assert [(o.item.call_id, o.item.output) for o in outputs] == [("call_1", '{"slots": ["9:00"]}')]
+    assert isinstance(sink.realtime[-1], RtResponseCreate)  # the model continues with the result
+    assert [r.role for r in sink.restarts] == ["bridge"]
+    record = sink.agent[-1]
+    assert isinstance(record, ToolCallRecord) and (record.status, record.elapsed_ms) == ("ok", 120)
 
 
 def test_admin_actor_lists_live_calls(engine: ActorEngine) -> None:

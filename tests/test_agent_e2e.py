@@ -19,7 +19,7 @@ from gateway.demo import DEMO_BUSINESS
 from sim.audio import clip_text, load_clip
 from sim.fake_realtime import FakeScript
 from sim.fake_twilio_rest import FakeTwilioRest
-from sim.twilio_emulator import CallReport, EmulatedCall, Step
+from sim.twilio_emulator import EmulatedCall, Step
 from sim.webhook_receiver import BusinessReceiver
 from storage.calls import get_call
 from tests.sdk_validate import validate_client_event
@@ -168,8 +168,10 @@ async def test_tools_answer_refuse_bad_arguments_and_save_a_lead(tmp_path: Path,
     assert metrics["leads_saved"] == 1
     client_events_valid(conn.events)
     # the operator: `kolbridge leads list --json` and `kolbridge calls show --json`
+    logs = capsys.readouterr().out
+    assert "TOOL_CALL " in logs and SECRET not in logs  # the webhook secret never reaches the logs (nor the model)
+    assert all(SECRET not in json.dumps(e, ensure_ascii=False) for _, e in conn.events)
     monkeypatch.setenv("KOLBRIDGE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'kb.db'}")
-    capsys.readouterr()
     assert await asyncio.to_thread(cli_main, ["leads", "list", "--json"]) == 0
     leads = json.loads(capsys.readouterr().out)
     assert leads == [{"business_id": "demo-garage", "call_sid": CALL, "fields": {"name": "דני", "phone": "0501234567"},

@@ -69,6 +69,8 @@ class BridgeAgentMixin:
                 self.s.held_calls.append(msg)
                 return [self._log_agent("TOOL_CALL_HELD", name=msg.name, tool_call_id=msg.tool_call_id)]
             events, leave = self.desk.called(msg, now)
+            if not events and leave is None:
+                return []  # a call id seen before
             out = [self._out(e) if isinstance(e, RtOutputCreate) else e for e in events]
             out.append(self._log_agent("TOOL_CALLED", name=msg.name, tool_call_id=msg.tool_call_id))
             if leave is not None:
