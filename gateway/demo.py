@@ -2,7 +2,9 @@
 
 Composes the product (gateway server, actor engine, SQLite in a temporary directory) with the
 offline peers from `sim/` (fake Realtime service, Twilio call emulator): greeting → caller's
-question → answer → goodbye → hang-up; prints a timeline and the call's CALL_METRICS.
+question → answer (a filler and a real "לא" over it) → the caller asks for a person → the AI says it
+is transferring → the call is redirected to the business's human line through a local fake of Twilio's
+REST API (`<Dial>`); prints a timeline and the call's CALL_METRICS.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from gateway.config import REPO_ROOT, AppConfig, FileConfig, load_env, log_audio
 from gateway.server import start_server
 from sim.audio import clip_text, load_clip
 from sim.fake_realtime import FakeRealtime, FakeScript
+from sim.fake_twilio_rest import FakeTwilioRest
 from sim.twilio_emulator import CallReport, EmulatedCall, Step
 from storage.businesses import parse_business, upsert_business
 from storage.db import create_schema, make_engine, session_factory
@@ -35,23 +38,26 @@ def demo_script() -> FakeScript:
         return load_clip(name), clip_text(name)
 
     return FakeScript(
-        transcripts=[clip_text("question"), "אממ", "לא", "אמממ...", "לא", clip_text("goodbye")],
+        transcripts=[clip_text("question"), "אממ", "לא", "אמממ...", "לא", clip_text("human")],
         responses=[clip("greeting"), clip("answer")],
         replies={clip_text("question"): clip("long_answer"), "לא": clip("alternative"),
-                 clip_text("goodbye"): clip("goodbye")},
+                 clip_text("human"): clip("handoff")},
+        calls={clip_text("human"): ("transfer_to_human", {
+            "reason": "the caller asked for a person",
+            "summary": "wants a service appointment; the offered slots did not suit"})},
         speed=1.5)  # generation only a little faster than real time, so a cut lands mid-generation
 
 
 def demo_steps() -> list[Step]:
     """The caller: a question, a filler over the AI's long answer (ignored), a real "לא" over it (cut),
-    a filler while the AI is silent (no answer), a lone "לא" (answered), goodbye, hang up."""
+    a filler while the AI is silent (no answer), a lone "לא" (answered), asks for a person (transferred)."""
     return [Step("wait_turns", 1), Step("pause", 0.4), Step("say", load_clip("question"), "question"),
             Step("wait_playing", 1.5), Step("say", load_clip("filler"), "filler over the AI"),
             Step("pause", 2.0), Step("say", load_clip("no"), "לא over the AI"),
             Step("wait_turns", 3), Step("pause", 0.5), Step("say", load_clip("filler"), "filler, AI silent"),
             Step("pause", 2.0), Step("say", load_clip("no"), "לא, AI silent"),
-            Step("wait_turns", 4), Step("pause", 0.3), Step("say", load_clip("goodbye"), "goodbye"),
-            Step("wait_turns", 5), Step("hangup")]
+            Step("wait_turns", 4), Step("pause", 0.3), Step("say", load_clip("human"), "asks for a person"),
+            Step("wait_turns", 5), Step("pause", 5.0), Step("hangup")]
 
 
 class OfflineStack(msgspec.Struct):
@@ -93,14 +99,25 @@ async def offline_stack(file_config: FileConfig, workdir: Path, script: FakeScri
 async def run_demo_call(file_config: FileConfig, workdir: Path, steps: list[Step] | None = None,
                         script: FakeScript | None = None, business_toml: str = DEMO_BUSINESS,
                         env: dict[str, str] | None = None) -> tuple[CallReport, App, FakeRealtime]:
-    async with offline_stack(file_config, workdir, script, business_toml, env) as stack:
-        business_id = parse_business(business_toml).id
-        call = EmulatedCall(stack.stream_url, business_id, "CA" + "d" * 32, steps or demo_steps())
-        report = await asyncio.wait_for(call.run(), 120)
-        for _ in range(200):
-            if not stack.app.calls:
-                break
-            await asyncio.sleep(0.01)
+    rest = await FakeTwilioRest().start()
+    rest_env = {"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_API_KEY": "SK" + "0" * 32,
+                "TWILIO_API_SECRET": "offline-demo", "KOLBRIDGE_TWILIO_API_URL": rest.url}
+    try:
+        async with offline_stack(file_config, workdir, script, business_toml, {**rest_env, **(env or {})}) as stack:
+            business_id = parse_business(business_toml).id
+            call = EmulatedCall(stack.stream_url, business_id, "CA" + "d" * 32, steps or demo_steps())
+            report = await asyncio.wait_for(call.run(), 120)
+            for _ in range(200):
+                if not stack.app.calls:
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        await rest.stop()
+    for request in rest.requests:  # what Twilio's REST API was asked, on the call's timeline
+        twiml = request.form.get("Twiml", "")
+        what = f"redirect to {twiml[twiml.find('<Dial'):twiml.find('</Dial>') + 7]}" if "<Dial" in twiml else \
+            " ".join(f"{k}={v}" for k, v in request.form.items())
+        report.timeline.append((request.at - report.t0, f"twilio REST: call update, {what}"))
     return report, stack.app, stack.fake
 
 
@@ -108,7 +125,8 @@ DECISIONS = {"[BARGE-IN] candidate": "kolbridge: caller energy over the AI → c
              "[BARGE-IN] rejected": "kolbridge: filler → barge-in rejected, AI volume restored",
              "[BARGE-IN] CUT": "kolbridge: barge-in confirmed → clear + cancel + truncate",
              "[BARGE-IN] restored": "kolbridge: candidate timed out, AI volume restored",
-             "[GREETING] Barge-in now ENABLED for rest of call": "kolbridge: greeting played, barge-in enabled"}
+             "[GREETING] Barge-in now ENABLED for rest of call": "kolbridge: greeting played, barge-in enabled",
+             "LEAVE_CALL": "kolbridge: the handoff sentence played to its end → leave the call"}
 
 
 class DecisionRecorder:
@@ -121,6 +139,8 @@ class DecisionRecorder:
         text = DECISIONS.get(str(event.get("event")))
         if event.get("event") == "CALLER_SAID":
             text = f"kolbridge: heard {event.get('text')!r} → {event.get('label')}"
+        elif event.get("event") == "TOOL_CALLED":
+            text = f"kolbridge: the model calls {event.get('name')}"
         elif event.get("event") == "TRUNCATE":
             text = f"kolbridge: truncate at {event.get('audio_end_ms')} ms heard"
         if text:

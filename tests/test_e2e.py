@@ -34,7 +34,8 @@ def padded(audio: bytes) -> bytes:
 async def test_a_whole_demo_call(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """The demo call: greeting, question, long answer with a filler over it (ignored) and a real "לא"
-    over it (cut), a filler while the AI is silent (no answer), a lone "לא" (answered), goodbye."""
+    over it (cut), a filler while the AI is silent (no answer), a lone "לא" (answered), a request for a
+    person (the handoff sentence plays to its end, then the call is transferred)."""
     with structlog.testing.capture_logs() as logs:
         report, app, fake = await run_demo_call(FileConfig(), tmp_path)
     conn = fake.connections[0]
@@ -105,7 +106,9 @@ async def test_a_whole_demo_call(tmp_path: Path, capsys: pytest.CaptureFixture[s
     db = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}")
     try:
         row = await get_call(session_factory(db), report.call_sid)
-        assert row is not None and row.end_reason == "twilio_stop" and row.business_id == "demo-garage"
+        # the caller asked for a person: the handoff sentence played, then the REST redirect to the human line
+        assert row is not None and row.end_reason == "transferred" and row.business_id == "demo-garage"
+        assert row.fallback == "transfer:rest" and "+97235550999" in row.after_twiml and row.transfer_summary
         assert row.metrics["frames_in"] == report.frames_sent and row.metrics["barge_in_events"] == 1
         assert row.series["truncate_audio_end_ms"] == [truncate["audio_end_ms"]]
         assert set(row.prompt_hashes) == {"core_role", "telephony", "behaviour", "business"}
