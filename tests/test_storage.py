@@ -68,3 +68,56 @@ async def test_call_record_with_utterances(sessions: async_sessionmaker[AsyncSes
         (1, "caller", "לא", True), (2, "assistant", "בסדר", True)]
     assert [c.call_sid for c in await list_calls(sessions, "demo-garage")] == ["CA1"]
     assert await list_calls(sessions, "other") == []
+
+
+async def test_agent_records_are_idempotent_and_webhook_claims_exclusive(sessions: async_sessionmaker[AsyncSession]) -> None:
+    from datetime import timedelta
+
+    from storage.agent_records import call_actions, claim_due, list_leads, settle
+    from storage.models import utcnow
+    from storage.writequeue import LeadWrite, ToolCallWrite, WebhookWrite, Write
+
+    writes: list[Write] = [CallStartWrite("CA9", "MZ9", "demo-garage", {}), LeadWrite("CA9", "c1", "demo-garage", {"name": "דני"}),
+              ToolCallWrite("CA9", "c1", "save_lead", '{"name": "דני"}', '{"ok": true}', "ok", 0),
+              WebhookWrite("d1", "demo-garage", "CA9", "lead", '{"event": "lead.saved"}')]
+    for write in writes + writes:  # a replay after a crash writes nothing twice
+        await apply_write(sessions, write)
+    tools, leads, hooks = await call_actions(sessions, "CA9")
+    assert [(t.name, t.status) for t in tools] == [("save_lead", "ok")] and [lead.fields for lead in leads] == [{"name": "דני"}]
+    assert [(h.id, h.state) for h in hooks] == [("d1", "pending")]
+    assert [lead.call_sid for lead in await list_leads(sessions, "demo-garage")] == ["CA9"]
+    now = utcnow()
+    first = await claim_due(sessions, now, 60.0)
+    assert [r.id for r in first] == ["d1"]
+    assert await claim_due(sessions, now, 60.0) == []  # another worker: leased
+    await settle(sessions, "d1", False, "HTTP 503", 5.0)
+    assert await claim_due(sessions, utcnow(), 60.0) == []  # not due before its backoff
+    again = await claim_due(sessions, utcnow() + timedelta(seconds=6), 60.0)
+    assert [r.attempts for r in again] == [1]
+    await settle(sessions, "d1", True, "", None)
+    _, _, hooks = await call_actions(sessions, "CA9")
+    assert (hooks[0].state, hooks[0].attempts) == ("delivered", 2)
+
+
+async def test_a_business_with_agent_sections_exports_and_imports_back(sessions: async_sessionmaker[AsyncSession]) -> None:
+    from gateway.records import business_toml
+
+    text_in = (REPO / "examples" / "demo-garage.toml").read_text(encoding="utf-8") + '''
+[business.webhook]
+url = "https://crm.example.com/kolbridge"
+secret = "s"
+
+[[business.tools]]
+name = "check_availability"
+description = "Free slots"
+url = "https://crm.example.com/slots"
+timeout_s = 3.0
+parameters = { type = "object", properties = { day = { type = "string", enum = ["a", "b"] } }, required = ["day"] }
+'''
+    spec = parse_business(text_in)
+    await upsert_business(sessions, spec)
+    view = await get_business(sessions, "demo-garage")
+    assert view is not None
+    again = parse_business(business_toml(view))
+    assert again.tools == spec.tools and again.lead_fields == spec.lead_fields and again.webhook == spec.webhook
+    assert again.transfer == spec.transfer and again.conversation == spec.conversation
