@@ -28,6 +28,7 @@ class ToolDef(Struct, frozen=True):
     parameters: dict[str, Any]
     kind: Literal["builtin", "http"] = "builtin"
     timeout_s: float = 5.0
+    read_only: bool = False  # changes nothing: may start before the caller's turn is confirmed
 
 
 class ConversationSettings(Struct, frozen=True, forbid_unknown_fields=True):

@@ -30,18 +30,20 @@ from sim.twilio_emulator import CallReport, EmulatedCall, Step
 from sim.webhook_receiver import BusinessReceiver
 
 
-def business(receiver: BusinessReceiver) -> str:
+def business(receiver: BusinessReceiver, read_only: bool) -> str:
     return DEMO_BUSINESS + f'''
 [[business.tools]]
 name = "check_availability"
 description = "Free appointment slots for a day"
 url = "{receiver.url('/slots')}"
 timeout_s = 4.0
+read_only = {str(read_only).lower()}
 parameters = {{ type = "object", properties = {{ day = {{ type = "string" }} }}, required = ["day"] }}
 '''
 
 
-async def one_call(turns: int, preemptive: bool, delay_s: float) -> tuple[CallReport, list[dict[str, Any]], BusinessReceiver]:
+async def one_call(turns: int, preemptive: bool, delay_s: float,
+                   read_only: bool = False) -> tuple[CallReport, list[dict[str, Any]], BusinessReceiver]:
     receiver = await BusinessReceiver(answers={"/slots": {"slots": ["09:00"]}}, delay_s={"/slots": delay_s}).start()
     said = "לא"
     script = FakeScript(transcripts=[said] * turns, responses=[(load_clip("greeting"), clip_text("greeting"))],
@@ -56,7 +58,7 @@ async def one_call(turns: int, preemptive: bool, delay_s: float) -> tuple[CallRe
                      barge_in=BargeInSettings(preemptive_answer=preemptive), conversation=ConversationSettings())
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            async with offline_stack(cfg, Path(tmp), script, business(receiver), db_name="bench.db") as stack:
+            async with offline_stack(cfg, Path(tmp), script, business(receiver, read_only), db_name="bench.db") as stack:
                 report = await asyncio.wait_for(EmulatedCall(stack.stream_url, "demo-garage", "CA" + "b" * 32,
                                                              steps, wait_timeout_s=30).run(), 300)
                 conn = stack.fake.connections[0]
@@ -65,6 +67,9 @@ async def one_call(turns: int, preemptive: bool, delay_s: float) -> tuple[CallRe
                 for k, (fc, out) in enumerate(zip(conn.function_calls, conn.function_outputs)):
                     post = posts[k] if k < len(posts) else None
                     rows.append({"call": fc["at"], "post": post.at if post else None, "out": out["at"]})
+                heard = [s["stopped_at"] for s in conn.speech if "stopped_at" in s]
+                for row, stopped in zip(rows, heard):
+                    row["stopped"] = stopped
     finally:
         await receiver.stop()
     return report, rows, receiver
@@ -77,15 +82,17 @@ def ms(values: list[float]) -> str:
 
 
 async def main_async(turns: int) -> None:
-    for preemptive in (True, False):
-        report, rows, _ = await one_call(turns, preemptive, 0.0)
+    for preemptive, read_only in ((True, False), (True, True), (False, False)):
+        report, rows, _ = await one_call(turns, preemptive, 0.0, read_only)
         ins = [r["post"] - r["call"] for r in rows if r["post"] is not None]
         outs = [r["out"] - r["post"] for r in rows if r["post"] is not None]
+        total = [r["out"] - r["stopped"] for r in rows if "stopped" in r]
         held = sum(1 for d in ins if d > 0.05)
         fast = [d for d in ins if d <= 0.05]
-        print(f"preemptive {'on ' if preemptive else 'off'}: in {ms(fast)}; out {ms(outs)}; "
-              f"held for the verdict {held} of {len(ins)}" + (f" ({ms([d for d in ins if d > 0.05])})" if held else "")
-              + f"; waits timed out {report.waits_timed_out}")
+        print(f"preemptive {'on ' if preemptive else 'off'}, read_only {'yes' if read_only else 'no '}: in {ms(fast)}; "
+              f"out {ms(outs)}; held for the verdict {held} of {len(ins)}"
+              + (f" ({ms([d for d in ins if d > 0.05])})" if held else "")
+              + f"; caller stops speaking → tool output at the service {ms(total)}; waits timed out {report.waits_timed_out}")
     for delay in (0.0, 2.5):
         report, rows, _ = await one_call(max(2, turns // 2), False, delay)
         gaps = report.gap_stats()

@@ -79,7 +79,7 @@ def tools_for(view: BusinessView) -> tuple[ToolDef, ...]:
         tools.append(TRANSFER)
     if permissions.get("collect_lead_details"):
         tools.append(save_lead_tool(spec.lead_fields or list(DEFAULT_LEAD_FIELDS)))
-    tools += [ToolDef(t.name, t.description, dict(t.parameters), "http", t.timeout_s) for t in spec.tools]
+    tools += [ToolDef(t.name, t.description, dict(t.parameters), "http", t.timeout_s, t.read_only) for t in spec.tools]
     return tuple(tools)
 
 

@@ -56,6 +56,7 @@ class HttpToolSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     url: str
     parameters: dict[str, Any]
     timeout_s: float = 5.0
+    read_only: bool = False  # it only answers (changes nothing): may run before the caller's turn is confirmed
 
 
 class LeadFieldSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

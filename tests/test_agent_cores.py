@@ -17,7 +17,8 @@ from actors.cores.tools import LeaveRequest
 from actors.link_messages import RealtimeConnected, RtItemCreate
 from actors.messages import (
     AnswerRequest, DeleteItem, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ResponseFinished, RtOutputItemAdded,
-    RtResponseCreate, RtResponseCreated, RtResponseDone, RtSpeechStarted, RtSpeechStopped, StartCall, Tick, ToRealtime, TwilioDtmfIn,
+    RtItemDelete, RtResponseCreate, RtResponseCreated, RtResponseDone, RtSpeechStarted, RtSpeechStopped, StartCall, Tick,
+    ToRealtime, TwilioDtmfIn,
 )
 from gateway.agent import END_CALL, TRANSFER, save_lead_tool
 from storage.businesses import LeadFieldSpec
@@ -164,6 +165,7 @@ def test_save_lead_stores_the_fields_and_a_held_preemptive_answers_calls_wait_fo
     call(core, "end_call", {"reason": "bye"}, response="r2", call_id="c2", at=8.2)
     dropped = core.handle(DeleteItem("u2", 8.4), 8.4)
     assert not core.departure.active and any(getattr(a, "event", "") == "TOOL_CALL_DISCARDED" for a in dropped)
+    assert "fc-c2" in [e.item_id for e in events(dropped, RtItemDelete)]  # the model never sees the call
 
 
 def test_silence_reprompts_a_filler_is_no_answer_a_turn_resets_then_goodbye() -> None:
@@ -231,3 +233,29 @@ def test_keypad_digits_become_one_entry_and_get_an_answer() -> None:
     assert texts == ["[the caller pressed: 1 2]"] and len(events(entry, RtResponseCreate)) == 1
     hashed = core.handle(TwilioDtmfIn("4", 9.0), 9.0) + core.handle(TwilioDtmfIn("#", 9.1), 9.1)
     assert [e.item.content[0].text for e in events(hashed, RtItemCreate)] == ["[the caller pressed: 4 #]"]
+
+
+def test_a_read_only_tool_starts_before_the_verdict_and_its_result_waits_for_it() -> None:
+    lookup = ToolDef("check_availability", "slots", SLOTS.parameters, "http", 2.0, read_only=True)
+    agent = AgentSettings((END_CALL, lookup), ConversationSettings())
+    core = RealtimeBridgeCore(BridgeState("CA1"), settings(agent=agent))
+    core.handle(StartCall(settings(agent=agent), 0.0), 0.0)
+    core.handle(RealtimeConnected(1, 0.1), 0.1)
+    greeting_played(core)
+    core.handle(PreemptiveAnswer("u1", 5.0), 5.0)
+    core.handle(RtResponseCreated("r1", 5.1), 5.1)
+    started = call(core, "check_availability", {"day": "monday"}, at=5.2)
+    assert of(started, RunTool) and not events(started, RtOutputCreate)  # running already, speculatively
+    waiting = core.handle(ToolDone("c1", True, '{"slots": []}', "ok", 40, 5.25), 5.25)
+    assert not events(waiting, RtOutputCreate) and not of(waiting, ToolCallRecord)  # the result waits for the verdict
+    released = core.handle(AnswerRequest("u1", "anything on monday?", 5.4), 5.4)
+    assert output(released) == {"slots": []} and of(released, ToolCallRecord)[0].status == "ok"
+    core.handle(RtResponseDone("r1", "completed", "", 5.5), 5.5)
+    # a filler's answer: the speculative call is cancelled and its items deleted; a late result is ignored
+    core.handle(PreemptiveAnswer("u2", 8.0), 8.0)
+    core.handle(RtResponseCreated("r2", 8.1), 8.1)
+    call(core, "check_availability", {"day": "tuesday"}, response="r2", call_id="c2", at=8.2)
+    dropped = core.handle(DeleteItem("u2", 8.4), 8.4)
+    assert "fc-c2" in [e.item_id for e in events(dropped, RtItemDelete)]
+    late = core.handle(ToolDone("c2", True, "{}", "ok", 300, 8.5), 8.5)
+    assert not events(late, RtOutputCreate) and core.counters()["tool_late_results"] == 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from string import Template
 
-from actors.agent_messages import RtFunctionCall, RtOutputCreate, ToolDone
+from actors.agent_messages import RtFunctionCall, RtOutputCreate, RunTool, ToolCallRecord, ToolDone
 from actors.cores.bridge_state import BridgeState
 from actors.cores.conversation import ClockVerdict, ConversationClock
 from actors.cores.departure import Departure
@@ -20,7 +20,7 @@ from actors.cores.preempt import Preemption, PreemptPhase
 from actors.cores.tools import LeaveRequest, ToolDesk, leave_call
 from actors.link_messages import RtItemCreate, RtMessageItem, RtTextContent
 from actors.messages import (
-    AnswerRequest, CallSettings, DeleteItem, LogLine, PlayoutChanged, PlayoutCut, ResponseFinished, RtOutputItemAdded,
+    AnswerRequest, CallSettings, DeleteItem, LogLine, RtItemDelete, PlayoutChanged, PlayoutCut, ResponseFinished, RtOutputItemAdded,
     RtResponseCreate, RtResponseCreated, RtResponseDone, RtResponseParams, RtSpeechStarted, StartCall, ToRealtime,
     TwilioDtmfIn,
 )
@@ -65,9 +65,7 @@ class BridgeAgentMixin:
         if isinstance(msg, RtFunctionCall):
             held = self.preempt.s
             if held.phase in (PreemptPhase.HELD, PreemptPhase.REQUESTED) and held.response_id == msg.response_id:
-                # a preemptive answer's call waits for the transcript: a filler's answer must not act
-                self.s.held_calls.append(msg)
-                return [self._log_agent("TOOL_CALL_HELD", name=msg.name, tool_call_id=msg.tool_call_id)]
+                return self._hold_call(msg, now)
             events, leave = self.desk.called(msg, now)
             if not events and leave is None:
                 return []  # a call id seen before
@@ -80,6 +78,10 @@ class BridgeAgentMixin:
             events = self.desk.done(msg, now)
             if not events:
                 return [self._log_agent("TOOL_RESULT_LATE", tool_call_id=msg.tool_call_id, status=msg.status)]
+            if msg.tool_call_id in self.s.speculative:  # its answer is still held: so is the result
+                self._stash(events)
+                return [self._log_agent("TOOL_DONE_HELD", tool_call_id=msg.tool_call_id, status=msg.status,
+                                        elapsed_ms=msg.elapsed_ms)]
             out = [self._out(e) if isinstance(e, RtOutputCreate) else e for e in events]
             out.append(self._log_agent("TOOL_DONE", tool_call_id=msg.tool_call_id, status=msg.status,
                                        elapsed_ms=msg.elapsed_ms))
@@ -91,23 +93,52 @@ class BridgeAgentMixin:
             return self._keypad(entry) if entry else []
         return []
 
-    def _held_calls(self, released: bool, now: float) -> list[object]:
-        """Function calls of a held preemptive answer: made once it is released, dropped if it was discarded."""
+    def _hold_call(self, msg: RtFunctionCall, now: float) -> list[object]:
+        """A preemptive answer's call waits for the transcript's verdict — a filler's answer must not act.
+        A read-only business tool starts at once (speculatively); only its result waits."""
         s = self.s
-        if not s.held_calls:
+        s.held_response = msg.response_id
+        tool = self.desk.tools.get(msg.name)
+        if tool is not None and tool.kind == "http" and tool.read_only:
+            events, _ = self.desk.called(msg, now)
+            runs = [e for e in events if isinstance(e, RunTool)]
+            if runs:
+                s.speculative.append(msg.tool_call_id)
+                s.held_items.append(msg.item_id)
+                return [*runs, self._log_agent("TOOL_CALL_SPECULATIVE", name=msg.name, tool_call_id=msg.tool_call_id)]
+            self._stash(events)  # refused at once (bad arguments): the error waits with the answer (bad arguments): the error waits with the answer
+            s.held_items.append(msg.item_id)
+            return []
+        s.held_calls.append(msg)
+        return [self._log_agent("TOOL_CALL_HELD", name=msg.name, tool_call_id=msg.tool_call_id)]
+
+    def _stash(self, events: list[object]) -> None:
+        self.s.held_outputs.extend(e for e in events if isinstance(e, RtOutputCreate))
+        self.s.held_records.extend(e for e in events if isinstance(e, ToolCallRecord))
+
+    def _held_calls(self, released: bool, now: float) -> list[object]:
+        """Calls of a held preemptive answer: made (and held results sent) once it is released; dropped —
+        with their items, so the model never sees them — when it was discarded."""
+        s = self.s
+        if not s.held_response:
             return []
         held = self.preempt.s
-        if not released and held.phase in (PreemptPhase.HELD, PreemptPhase.REQUESTED) \
-                and held.response_id == s.held_calls[0].response_id:
+        if not released and held.phase in (PreemptPhase.HELD, PreemptPhase.REQUESTED) and held.response_id == s.held_response:
             return []
-        calls, s.held_calls = s.held_calls, []
+        calls, speculative, items = s.held_calls, s.speculative, s.held_items
+        outputs, records = s.held_outputs, s.held_records
+        s.held_calls, s.speculative, s.held_items, s.held_outputs, s.held_records = [], [], [], [], []
+        s.held_response = ""
         if not released:
-            return [self._log_agent("TOOL_CALL_DISCARDED", name=c.name, tool_call_id=c.tool_call_id,
-                                    reason="its answer was discarded (the turn was a filler)") for c in calls]
-        out: list[object] = []
+            for tool_call_id in speculative:
+                self.desk.cancel(tool_call_id)
+            out: list[object] = [self._out(RtItemDelete(item)) for item in [*items, *(c.item_id for c in calls)]]
+            return out + [self._log_agent("TOOL_CALL_DISCARDED", count=len(calls) + len(items),
+                                          reason="its answer was discarded (the turn was a filler)")]
+        out = [*(self._out(e) for e in outputs), *records]
         for call in calls:
             out += self._agent_event(call, now)
-        return out
+        return out + self._tool_answer()
 
     def _tool_answer(self) -> list[object]:
         """All tools of the turn answered: the model speaks next (after the active response)."""

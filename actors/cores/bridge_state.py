@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import msgspec
 
-from actors.agent_messages import RtFunctionCall, RtFunctionTool
+from actors.agent_messages import RtFunctionCall, RtFunctionTool, RtOutputCreate, ToolCallRecord
 from actors.cores.conversation import ConversationState
 from actors.cores.departure import DepartureState
 from actors.cores.preempt import PreemptState
@@ -55,7 +55,13 @@ class BridgeState(msgspec.Struct):
     departure: DepartureState = msgspec.field(default_factory=DepartureState)
     clock: ConversationState = msgspec.field(default_factory=ConversationState)
     spoke: list[str] = msgspec.field(default_factory=list)  # recent responses that carried a spoken message
-    held_calls: list[RtFunctionCall] = msgspec.field(default_factory=list)  # of a held preemptive answer
+    # function calls of a held preemptive answer (acted on at its release, dropped at its discard)
+    held_response: str = ""
+    held_calls: list[RtFunctionCall] = msgspec.field(default_factory=list)
+    held_items: list[str] = msgspec.field(default_factory=list)  # function_call items of speculative/refused calls
+    speculative: list[str] = msgspec.field(default_factory=list)  # read-only tools already running
+    held_outputs: list[RtOutputCreate] = msgspec.field(default_factory=list)  # results that wait for the release
+    held_records: list[ToolCallRecord] = msgspec.field(default_factory=list)
 
 
 def session_update(settings: CallSettings) -> RtSessionUpdate:

@@ -180,6 +180,11 @@ class ToolDesk:
         self._finish(msg.tool_call_id, msg.status, msg.elapsed_ms)
         return out
 
+    def cancel(self, tool_call_id: str) -> None:
+        """A running call whose answer was discarded: its result, if it ever comes, is ignored."""
+        if self.s.running.pop(tool_call_id, None) is not None:
+            self._seen(tool_call_id)
+
     def tick(self, now: float) -> list[object]:
         """Backstop: a running tool past its deadline is answered with a timeout."""
         out: list[object] = []
