@@ -14,7 +14,7 @@ from actors.cores.bridge import BridgeState, RealtimeBridgeCore
 from actors.cores.conversation import ClockVerdict, ConversationClock, ConversationState
 from actors.cores.departure import Departure, DeparturePhase, DepartureState
 from actors.cores.tools import LeaveRequest
-from actors.link_messages import RealtimeConnected, RtItemCreate
+from actors.link_messages import RealtimeConnected, RealtimeLost, RtItemCreate
 from actors.messages import (
     AnswerRequest, DeleteItem, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ResponseFinished, RtOutputItemAdded,
     RtItemDelete, RtResponseCreate, RtResponseCreated, RtResponseDone, RtSpeechStarted, RtSpeechStopped, StartCall, Tick,
@@ -259,3 +259,20 @@ def test_a_read_only_tool_starts_before_the_verdict_and_its_result_waits_for_it(
     assert "fc-c2" in [e.item_id for e in events(dropped, RtItemDelete)]
     late = core.handle(ToolDone("c2", True, "{}", "ok", 300, 8.5), 8.5)
     assert not events(late, RtOutputCreate) and core.counters()["tool_late_results"] == 1
+
+
+def test_a_tool_result_that_arrives_while_the_link_is_down_reaches_the_restored_session() -> None:
+    core = bridge()
+    greeting_played(core)
+    core.handle(RtResponseCreated("r1", 5.0), 5.0)
+    call(core, "check_availability", {"day": "monday"}, at=5.1)
+    core.handle(RtResponseDone("r1", "completed", "", 5.2), 5.2)
+    core.handle(RealtimeLost(1, 1006, "connection lost", 5.3), 5.3)
+    down = core.handle(ToolDone("c1", True, '{"slots": ["9:00"]}', "ok", 250, 5.4), 5.4)
+    assert not events(down, RtOutputCreate)  # no session to take it…
+    for at in (5.5, 5.6, 5.7):
+        core.handle(Tick(at), at)
+    restored = core.handle(RealtimeConnected(2, 5.8), 5.8)
+    notes = [e.item.content[0].text for e in events(restored, RtItemCreate) if e.item.role == "system"]
+    assert notes == ['[tool check_availability (ok): {"slots": ["9:00"]}]']  # …the new one is told
+    assert events(restored, RtResponseCreate)  # and the model answers with it

@@ -17,6 +17,7 @@ from actors.cores.bridge_state import BridgeState
 from actors.cores.conversation import ClockVerdict, ConversationClock
 from actors.cores.departure import Departure
 from actors.cores.preempt import Preemption, PreemptPhase
+from actors.cores.session import SessionLink
 from actors.cores.tools import LeaveRequest, ToolDesk, leave_call
 from actors.link_messages import RtItemCreate, RtMessageItem, RtTextContent
 from actors.messages import (
@@ -35,6 +36,7 @@ class BridgeAgentMixin:
     departure: Departure
     clock: ConversationClock
     preempt: Preemption
+    link: SessionLink
 
     def _out(self, event: object) -> ToRealtime:
         raise NotImplementedError
@@ -69,7 +71,7 @@ class BridgeAgentMixin:
             events, leave = self.desk.called(msg, now)
             if not events and leave is None:
                 return []  # a call id seen before
-            out = [self._out(e) if isinstance(e, RtOutputCreate) else e for e in events]
+            out = self._remember([self._out(e) if isinstance(e, RtOutputCreate) else e for e in events])
             out.append(self._log_agent("TOOL_CALLED", name=msg.name, tool_call_id=msg.tool_call_id))
             if leave is not None:
                 out += self._leave(leave, msg.response_id, now)
@@ -82,7 +84,7 @@ class BridgeAgentMixin:
                 self._stash(events)
                 return [self._log_agent("TOOL_DONE_HELD", tool_call_id=msg.tool_call_id, status=msg.status,
                                         elapsed_ms=msg.elapsed_ms)]
-            out = [self._out(e) if isinstance(e, RtOutputCreate) else e for e in events]
+            out = self._remember([self._out(e) if isinstance(e, RtOutputCreate) else e for e in events])
             out.append(self._log_agent("TOOL_DONE", tool_call_id=msg.tool_call_id, status=msg.status,
                                        elapsed_ms=msg.elapsed_ms))
             return out + self._tool_answer()
@@ -112,6 +114,14 @@ class BridgeAgentMixin:
         s.held_calls.append(msg)
         return [self._log_agent("TOOL_CALL_HELD", name=msg.name, tool_call_id=msg.tool_call_id)]
 
+    def _remember(self, out: list[object]) -> list[object]:
+        """Tool results join the conversation history a restored session is re-seeded with (as system notes)."""
+        for record in out:
+            if isinstance(record, ToolCallRecord):
+                self.link.turn_text(f"tool:{record.tool_call_id}", "system",
+                                    f"[tool {record.name} ({record.status}): {record.output[:400]}]")
+        return out
+
     def _stash(self, events: list[object]) -> None:
         self.s.held_outputs.extend(e for e in events if isinstance(e, RtOutputCreate))
         self.s.held_records.extend(e for e in events if isinstance(e, ToolCallRecord))
@@ -135,7 +145,7 @@ class BridgeAgentMixin:
             out: list[object] = [self._out(RtItemDelete(item)) for item in [*items, *(c.item_id for c in calls)]]
             return out + [self._log_agent("TOOL_CALL_DISCARDED", count=len(calls) + len(items),
                                           reason="its answer was discarded (the turn was a filler)")]
-        out = [*(self._out(e) for e in outputs), *records]
+        out = self._remember([*(self._out(e) for e in outputs), *records])
         for call in calls:
             out += self._agent_event(call, now)
         return out + self._tool_answer()
@@ -150,6 +160,7 @@ class BridgeAgentMixin:
     def _keypad(self, entry: str) -> list[object]:
         text = Template(self.settings.agent.directives.keypad).safe_substitute(digits=" ".join(entry))
         self.clock.answered()
+        self.link.turn_text(f"keypad:{self.clock.s.dtmf_entries}", "user", text)
         out: list[object] = [self._log_agent("KEYPAD_ENTRY", digits=entry)]
         if self.departure.active:
             return out
@@ -219,6 +230,7 @@ class BridgeAgentMixin:
         out: list[object] = []
         for event in self.desk.tick(now):
             out.append(self._out(event) if isinstance(event, RtOutputCreate) else event)
+        self._remember(out)
         if out:
             out += self._tool_answer()
         if self.departure.overdue(now):

@@ -221,8 +221,8 @@ class SessionLink:
             kept.append(turn)
         items = []
         for turn in reversed(kept):
-            kind = "input_text" if turn.role == "user" else "output_text"
-            role = "user" if turn.role == "user" else "assistant"
+            kind = "output_text" if turn.role == "assistant" else "input_text"
+            role = turn.role if turn.role in ("user", "system") else "assistant"
             items.append(RtItemCreate(RtMessageItem(role, (RtTextContent(kind, turn.text.strip()),))))  # type: ignore[arg-type]
         return items
 
