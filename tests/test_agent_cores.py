@@ -276,3 +276,20 @@ def test_a_tool_result_that_arrives_while_the_link_is_down_reaches_the_restored_
     notes = [e.item.content[0].text for e in events(restored, RtItemCreate) if e.item.role == "system"]
     assert notes == ['[tool check_availability (ok): {"slots": ["9:00"]}]']  # …the new one is told
     assert events(restored, RtResponseCreate)  # and the model answers with it
+
+
+def test_a_result_for_a_call_the_lost_session_made_reaches_the_new_one_as_a_note() -> None:
+    core = bridge()
+    greeting_played(core)
+    core.handle(RtResponseCreated("r1", 5.0), 5.0)
+    call(core, "check_availability", {"day": "monday"}, at=5.1)
+    core.handle(RtResponseDone("r1", "completed", "", 5.2), 5.2)
+    core.handle(RealtimeLost(1, 1006, "connection lost", 5.3), 5.3)
+    for at in (5.5, 5.6, 5.7):
+        core.handle(Tick(at), at)
+    core.handle(RealtimeConnected(2, 5.8), 5.8)
+    late = core.handle(ToolDone("c1", True, '{"slots": []}', "ok", 900, 6.2), 6.2)
+    assert not events(late, RtOutputCreate)  # the new session never saw call c1: it would refuse the output
+    notes = [e.item.content[0].text for e in events(late, RtItemCreate)]
+    assert notes == ['[result of the tool call you made before the line dropped: {"slots": []}]']
+    assert events(late, RtResponseCreate)

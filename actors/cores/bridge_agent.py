@@ -65,13 +65,16 @@ class BridgeAgentMixin:
     # ------------------------------------------------------------------ the agent's own events
     def _agent_event(self, msg: object, now: float) -> list[object]:
         if isinstance(msg, RtFunctionCall):
+            self.s.call_sessions.setdefault(msg.tool_call_id, self.link.s.generation)
+            if len(self.s.call_sessions) > 32:
+                del self.s.call_sessions[next(iter(self.s.call_sessions))]
             held = self.preempt.s
             if held.phase in (PreemptPhase.HELD, PreemptPhase.REQUESTED) and held.response_id == msg.response_id:
                 return self._hold_call(msg, now)
             events, leave = self.desk.called(msg, now)
             if not events and leave is None:
                 return []  # a call id seen before
-            out = self._remember([self._out(e) if isinstance(e, RtOutputCreate) else e for e in events])
+            out = self._remember(self._outputs(events))
             out.append(self._log_agent("TOOL_CALLED", name=msg.name, tool_call_id=msg.tool_call_id))
             if leave is not None:
                 out += self._leave(leave, msg.response_id, now)
@@ -84,7 +87,7 @@ class BridgeAgentMixin:
                 self._stash(events)
                 return [self._log_agent("TOOL_DONE_HELD", tool_call_id=msg.tool_call_id, status=msg.status,
                                         elapsed_ms=msg.elapsed_ms)]
-            out = self._remember([self._out(e) if isinstance(e, RtOutputCreate) else e for e in events])
+            out = self._remember(self._outputs(events))
             out.append(self._log_agent("TOOL_DONE", tool_call_id=msg.tool_call_id, status=msg.status,
                                        elapsed_ms=msg.elapsed_ms))
             return out + self._tool_answer()
@@ -113,6 +116,23 @@ class BridgeAgentMixin:
             return []
         s.held_calls.append(msg)
         return [self._log_agent("TOOL_CALL_HELD", name=msg.name, tool_call_id=msg.tool_call_id)]
+
+    def _outputs(self, events: list[object]) -> list[object]:
+        """Function outputs as client events — to the session that made the call; a session restored since
+        never saw it, so it gets the result as a system note instead (a function_call_output would be refused)."""
+        out: list[object] = []
+        generation = self.link.s.generation
+        for event in events:
+            if not isinstance(event, RtOutputCreate):
+                out.append(event)
+                continue
+            made_on = self.s.call_sessions.pop(event.item.call_id, generation)
+            if made_on == generation:
+                out.append(self._out(event))
+            else:
+                note = f"[result of the tool call you made before the line dropped: {event.item.output[:400]}]"
+                out.append(self._out(RtItemCreate(RtMessageItem("system", (RtTextContent("input_text", note),)))))
+        return out
 
     def _remember(self, out: list[object]) -> list[object]:
         """Tool results join the conversation history a restored session is re-seeded with (as system notes)."""
@@ -145,7 +165,7 @@ class BridgeAgentMixin:
             out: list[object] = [self._out(RtItemDelete(item)) for item in [*items, *(c.item_id for c in calls)]]
             return out + [self._log_agent("TOOL_CALL_DISCARDED", count=len(calls) + len(items),
                                           reason="its answer was discarded (the turn was a filler)")]
-        out = self._remember([*(self._out(e) for e in outputs), *records])
+        out = self._remember(self._outputs([*outputs, *records]))
         for call in calls:
             out += self._agent_event(call, now)
         return out + self._tool_answer()
@@ -228,9 +248,7 @@ class BridgeAgentMixin:
 
     def _agent_tick(self, now: float) -> list[object]:
         out: list[object] = []
-        for event in self.desk.tick(now):
-            out.append(self._out(event) if isinstance(event, RtOutputCreate) else event)
-        self._remember(out)
+        out += self._remember(self._outputs(self.desk.tick(now)))
         if out:
             out += self._tool_answer()
         if self.departure.overdue(now):

@@ -62,6 +62,7 @@ class BridgeState(msgspec.Struct):
     speculative: list[str] = msgspec.field(default_factory=list)  # read-only tools already running
     held_outputs: list[RtOutputCreate] = msgspec.field(default_factory=list)  # results that wait for the release
     held_records: list[ToolCallRecord] = msgspec.field(default_factory=list)
+    call_sessions: dict[str, int] = msgspec.field(default_factory=dict)  # tool call id → link generation that made it
 
 
 def session_update(settings: CallSettings) -> RtSessionUpdate:
