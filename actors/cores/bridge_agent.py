@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from string import Template
 
-from actors.agent_messages import RtFunctionCall, RtOutputCreate, RunTool, ToolCallRecord, ToolDone
+from actors.agent_messages import RtFunctionCall, ToolDone
 from actors.cores.bridge_state import BridgeState
+from actors.cores.bridge_tools import BridgeToolsMixin
 from actors.cores.conversation import ClockVerdict, ConversationClock
 from actors.cores.departure import Departure
 from actors.cores.preempt import Preemption, PreemptPhase
@@ -21,7 +22,7 @@ from actors.cores.session import SessionLink
 from actors.cores.tools import LeaveRequest, ToolDesk, leave_call
 from actors.link_messages import RtItemCreate, RtMessageItem, RtTextContent
 from actors.messages import (
-    AnswerRequest, CallSettings, DeleteItem, LogLine, RtItemDelete, PlayoutChanged, PlayoutCut, ResponseFinished, RtOutputItemAdded,
+    AnswerRequest, CallSettings, DeleteItem, LogLine, PlayoutChanged, PlayoutCut, ResponseFinished, RtOutputItemAdded,
     RtResponseCreate, RtResponseCreated, RtResponseDone, RtResponseParams, RtSpeechStarted, StartCall, ToRealtime,
     TwilioDtmfIn,
 )
@@ -29,7 +30,7 @@ from actors.messages import (
 AGENT_EVENTS = (RtFunctionCall, ToolDone, TwilioDtmfIn)
 
 
-class BridgeAgentMixin:
+class BridgeAgentMixin(BridgeToolsMixin):
     s: BridgeState
     settings: CallSettings
     desk: ToolDesk
@@ -97,78 +98,6 @@ class BridgeAgentMixin:
             entry = self.clock.digit(msg.digit, now)
             return self._keypad(entry) if entry else []
         return []
-
-    def _hold_call(self, msg: RtFunctionCall, now: float) -> list[object]:
-        """A preemptive answer's call waits for the transcript's verdict — a filler's answer must not act.
-        A read-only business tool starts at once (speculatively); only its result waits."""
-        s = self.s
-        s.held_response = msg.response_id
-        tool = self.desk.tools.get(msg.name)
-        if tool is not None and tool.kind == "http" and tool.read_only:
-            events, _ = self.desk.called(msg, now)
-            runs = [e for e in events if isinstance(e, RunTool)]
-            if runs:
-                s.speculative.append(msg.tool_call_id)
-                s.held_items.append(msg.item_id)
-                return [*runs, self._log_agent("TOOL_CALL_SPECULATIVE", name=msg.name, tool_call_id=msg.tool_call_id)]
-            self._stash(events)  # refused at once (bad arguments): the error waits with the answer (bad arguments): the error waits with the answer
-            s.held_items.append(msg.item_id)
-            return []
-        s.held_calls.append(msg)
-        return [self._log_agent("TOOL_CALL_HELD", name=msg.name, tool_call_id=msg.tool_call_id)]
-
-    def _outputs(self, events: list[object]) -> list[object]:
-        """Function outputs as client events — to the session that made the call; a session restored since
-        never saw it, so it gets the result as a system note instead (a function_call_output would be refused)."""
-        out: list[object] = []
-        generation = self.link.s.generation
-        for event in events:
-            if not isinstance(event, RtOutputCreate):
-                out.append(event)
-                continue
-            made_on = self.s.call_sessions.pop(event.item.call_id, generation)
-            if made_on == generation:
-                out.append(self._out(event))
-            else:
-                note = f"[result of the tool call you made before the line dropped: {event.item.output[:400]}]"
-                out.append(self._out(RtItemCreate(RtMessageItem("system", (RtTextContent("input_text", note),)))))
-        return out
-
-    def _remember(self, out: list[object]) -> list[object]:
-        """Tool results join the conversation history a restored session is re-seeded with (as system notes)."""
-        for record in out:
-            if isinstance(record, ToolCallRecord):
-                self.link.turn_text(f"tool:{record.tool_call_id}", "system",
-                                    f"[tool {record.name} ({record.status}): {record.output[:400]}]")
-        return out
-
-    def _stash(self, events: list[object]) -> None:
-        self.s.held_outputs.extend(e for e in events if isinstance(e, RtOutputCreate))
-        self.s.held_records.extend(e for e in events if isinstance(e, ToolCallRecord))
-
-    def _held_calls(self, released: bool, now: float) -> list[object]:
-        """Calls of a held preemptive answer: made (and held results sent) once it is released; dropped —
-        with their items, so the model never sees them — when it was discarded."""
-        s = self.s
-        if not s.held_response:
-            return []
-        held = self.preempt.s
-        if not released and held.phase in (PreemptPhase.HELD, PreemptPhase.REQUESTED) and held.response_id == s.held_response:
-            return []
-        calls, speculative, items = s.held_calls, s.speculative, s.held_items
-        outputs, records = s.held_outputs, s.held_records
-        s.held_calls, s.speculative, s.held_items, s.held_outputs, s.held_records = [], [], [], [], []
-        s.held_response = ""
-        if not released:
-            for tool_call_id in speculative:
-                self.desk.cancel(tool_call_id)
-            out: list[object] = [self._out(RtItemDelete(item)) for item in [*items, *(c.item_id for c in calls)]]
-            return out + [self._log_agent("TOOL_CALL_DISCARDED", count=len(calls) + len(items),
-                                          reason="its answer was discarded (the turn was a filler)")]
-        out = self._remember(self._outputs([*outputs, *records]))
-        for call in calls:
-            out += self._agent_event(call, now)
-        return out + self._tool_answer()
 
     def _tool_answer(self) -> list[object]:
         """All tools of the turn answered: the model speaks next (after the active response)."""
