@@ -52,7 +52,8 @@ def test_twilio_decoder_drops_every_bad_payload_at_the_edge() -> None:
 
 REALTIME_TYPES = ["response.output_audio.delta", "response.done", "error", "rate_limits.updated",
                   "input_audio_buffer.speech_started", "conversation.item.input_audio_transcription.completed",
-                  "response.created", "response.output_item.added", "session.updated", "unknown.event"]
+                  "response.created", "response.output_item.added", "session.updated", "unknown.event",
+                  "response.function_call_arguments.done"]
 realtime_messages = st.fixed_dictionaries({"type": st.sampled_from(REALTIME_TYPES)}, optional={
     "delta": st.one_of(st.binary(max_size=64).map(lambda b: base64.b64encode(b).decode()), st.text(max_size=20)),
     "response": st.one_of(json_values, st.fixed_dictionaries({}, optional={
@@ -60,7 +61,32 @@ realtime_messages = st.fixed_dictionaries({"type": st.sampled_from(REALTIME_TYPE
     "error": json_values, "rate_limits": st.one_of(json_values, st.lists(st.fixed_dictionaries({}, optional={
         "name": json_values, "remaining": json_values, "reset_seconds": json_values}), max_size=3)),
     "item_id": json_values, "response_id": json_values, "audio_start_ms": json_values, "transcript": json_values,
-    "item": json_values})
+    "item": json_values, "call_id": json_values, "name": json_values, "arguments": json_values})
+
+
+@FUZZ
+@given(st.sampled_from(["end_call", "transfer_to_human", "save_lead", "check_availability", "", "nope"]),
+       st.one_of(json_values.map(json.dumps), st.text(max_size=60)))
+def test_any_function_call_gets_an_answer_and_never_raises(name: str, arguments: str) -> None:
+    """Whatever the model sends as a call, the bridge answers it (an output, a run, or a departure) and never raises."""
+    from actors.agent_messages import AgentSettings, RtFunctionCall, RtOutputCreate, RunTool, ToolDef
+    from actors.cores.bridge import BridgeState, RealtimeBridgeCore
+    from actors.link_messages import RealtimeConnected
+    from actors.messages import StartCall, ToRealtime
+    from gateway.agent import END_CALL, TRANSFER, save_lead_tool
+    from storage.businesses import LeadFieldSpec
+    from tests.conftest import settings as call_settings
+
+    slots = ToolDef("check_availability", "slots", {"type": "object", "properties": {"day": {"type": "string"}},
+                                                    "required": ["day"]}, "http", 2.0)
+    agent = AgentSettings((END_CALL, TRANSFER, save_lead_tool([LeadFieldSpec("name", "n", True)]), slots),
+                          transfer_number="+97235550999")
+    core = RealtimeBridgeCore(BridgeState("CA1"), call_settings(agent=agent))
+    core.handle(StartCall(call_settings(agent=agent), 0.0), 0.0)
+    core.handle(RealtimeConnected(1, 0.1), 0.1)
+    out = core.handle(RtFunctionCall("r1", "fc1", "c1", name, arguments, 1.0), 1.0)
+    answered = [a for a in out if isinstance(a, ToRealtime) and isinstance(a.event, RtOutputCreate)]
+    assert len(answered) + sum(isinstance(a, RunTool) for a in out) == 1
 
 
 @FUZZ
