@@ -35,7 +35,8 @@ def make_pacer(settings: CallSettings, blob: bytes | None) -> Core:
     state = _restore(PacerState, blob, PacerState(settings.call_id, settings.stream_sid))
     tx = settings.tx
     return TxPacerCore(state, settings.audio.frame_pacing_ms, tx.tx_lead_ms,  # type: ignore[arg-type]
-                       tx.mark_every_ms, tx.status_every_ms)
+                       tx.mark_every_ms, tx.status_every_ms, tx.preroll_min_ms, tx.preroll_max_ms,
+                       tx.preroll_initial_ms)
 
 
 def make_judge(settings: CallSettings, blob: bytes | None) -> Core:

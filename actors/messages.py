@@ -38,6 +38,10 @@ class TxSettings(Struct, frozen=True, forbid_unknown_fields=True):
     tx_lead_ms: Annotated[int, Meta(ge=40, le=1000)] = 100
     mark_every_ms: Annotated[int, Meta(ge=20, le=1000)] = 100
     status_every_ms: Annotated[int, Meta(ge=100, le=600000)] = 5000
+    # jitter buffer (actors/cores/jitter.py): a response starts once this much of it is queued (learned per call)
+    preroll_min_ms: Annotated[int, Meta(ge=0, le=1000)] = 40  # the re-framer's carry + a tick: real-time delivery never underruns
+    preroll_max_ms: Annotated[int, Meta(ge=20, le=2000)] = 400
+    preroll_initial_ms: Annotated[int, Meta(ge=0, le=2000)] = 100
 
 
 class VadSettings(Struct, frozen=True, forbid_unknown_fields=True):

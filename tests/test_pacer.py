@@ -14,8 +14,9 @@ from actors.messages import (
 AUDIO = bytes((i * 7) % 255 for i in range(160 * 40 + 70))  # 40 full frames + 70 bytes
 
 
-def pacer(lead_ms: int = 100) -> TxPacerCore:
-    return TxPacerCore(PacerState("CA1", "MZ1"), 20, lead_ms, 100, 5000)
+def pacer(lead_ms: int = 100, preroll_ms: int = 0) -> TxPacerCore:
+    """The schedule tests feed whole responses at t=0: no jitter pre-roll unless asked (test_jitter.py)."""
+    return TxPacerCore(PacerState("CA1", "MZ1"), 20, lead_ms, 100, 5000, preroll_ms, 300, preroll_ms)
 
 
 def feed(p: TxPacerCore, audio: bytes, sizes: tuple[int, ...] = (700, 1337, 160, 2400, 999), rid: str = "r1") -> None:
@@ -128,7 +129,7 @@ def test_snapshot_restore_continues_the_same_stream() -> None:
     first = run(a, 0.0, 10)
     run(b, 0.0, 10)
     blob = msgspec.msgpack.encode(b.snapshot())
-    restored = TxPacerCore(msgspec.msgpack.decode(blob, type=PacerState), 20, 100, 100, 5000)
+    restored = TxPacerCore(msgspec.msgpack.decode(blob, type=PacerState), 20, 100, 100, 5000, 0, 300, 0)
     rest_a = run(a, 0.2, 40)
     rest_b = run(restored, 0.2, 40)
     assert [media(x) for _, x in rest_a] == [media(x) for _, x in rest_b]

@@ -61,7 +61,8 @@ def test_pacer_holds_then_releases_or_discards() -> None:
     p.handle(RtAudioDelta("r1", "a1", b"\x01" * 800, 0.0), 0.0)
     assert not [a for a in p.handle(Tick(0.02), 0.02) if isinstance(a, ToTwilio)]
     p.handle(ReleaseAudio("r1", 0.03), 0.03)
-    sent = [e for a in p.handle(Tick(0.04), 0.04) if isinstance(a, ToTwilio) for e in a.events if isinstance(e, TwMedia)]
+    assert not [a for a in p.handle(Tick(0.04), 0.04) if isinstance(a, ToTwilio)]  # the jitter pre-roll (100 ms)
+    sent = [e for a in p.handle(Tick(0.12), 0.12) if isinstance(a, ToTwilio) for e in a.events if isinstance(e, TwMedia)]
     assert [base64.b64decode(e.media.payload) for e in sent] == [b"\x01" * 160] * 5
     q = TxPacerCore(PacerState("CA2", "MZ2"))
     q.handle(HoldAudio("r2", 0.0), 0.0)

@@ -9,6 +9,10 @@ Theory of operation:
     lead is absorbed, and a barge-in never has more than `lead` of audio to clear. If the next
     frame's play time is already in the past, Twilio's buffer ran dry: a new run is anchored at
     `now`, counted as an underrun when it happened inside a response.
+  * A run starts (a response begins, or resumes after running dry) only when the jitter buffer
+    (jitter.py) says enough of it is queued to ride out the delivery jitter seen on this call, or the
+    response is complete, or it has waited that long: slack is kept in our queue, where a barge-in
+    can still duck or flush it, not in Twilio's.
   * A mark follows every `mark_every_ms` of audio and the last frame of every response; echoes
     drive the playout clock (playout.py): audible / not audible, response finished, heard ms.
   * A barge-in candidate ducks the AI (μ-law gain table, `bytes.translate`) or pauses sending;
@@ -24,6 +28,7 @@ from collections import deque
 import msgspec
 
 from actors.cores.framing import CutFrame, Reframer, ReframerState
+from actors.cores.jitter import JitterBuffer, JitterState
 from actors.cores.playout import PlayoutClock, PlayoutState
 from actors.cores.ulaw import gain_table
 from actors.link_messages import FinishResponse
@@ -67,11 +72,14 @@ class PacerState(msgspec.Struct):
     paused: bool = False
     held_responses: list[str] = msgspec.field(default_factory=list)
     held: list[CutFrame] = msgspec.field(default_factory=list)
+    jitter: JitterState = msgspec.field(default_factory=JitterState)
+    rebuffering: bool = False  # ran dry inside a response: waiting for the jitter buffer to refill
 
 
 class TxPacerCore:
     def __init__(self, state: PacerState, frame_ms: int = 20, lead_ms: int = 100,
-                 mark_every_ms: int = 100, status_every_ms: int = 5000) -> None:
+                 mark_every_ms: int = 100, status_every_ms: int = 5000, preroll_min_ms: int = 40,
+                 preroll_max_ms: int = 400, preroll_initial_ms: int = 100) -> None:
         self.s = state
         self.frame_ms = frame_ms
         self.frame_s = frame_ms / 1000.0
@@ -82,6 +90,7 @@ class TxPacerCore:
         self.reframer = Reframer(frame_ms * 8, state.reframer)
         self.clock = PlayoutClock(state.playout)
         self.gain: bytes | None = gain_table(state.duck_gain_db) if state.duck_gain_db else None
+        self.jitter = JitterBuffer(state.jitter, frame_ms, preroll_min_ms, preroll_max_ms, preroll_initial_ms)
 
     def snapshot(self) -> PacerState:
         self.s.queue = list(self.queue)
@@ -102,9 +111,7 @@ class TxPacerCore:
         if isinstance(msg, CutPlayout):
             return self._cut(msg.reason, now)
         if isinstance(msg, HoldAudio):
-            if msg.response_id not in self.s.held_responses:
-                self.s.held_responses.append(msg.response_id)
-            return []
+            return self._hold(msg.response_id)
         if isinstance(msg, ReleaseAudio):
             return self._release(msg.response_id, keep=True)
         if isinstance(msg, DiscardAudio):
@@ -137,7 +144,35 @@ class TxPacerCore:
         if msg.response_id in self.s.cut_responses:
             self.s.counters.late_deltas_dropped += 1
             return []
+        self.jitter.arrived(msg.response_id, len(msg.audio) * self.frame_ms / self.reframer.frame_bytes, msg.at)
         return self._enqueue(self.reframer.push(msg.response_id, msg.item_id, msg.audio))
+
+    def _hold(self, response_id: str) -> list[object]:
+        """Hold a response's audio; frames of it already queued (a hold that arrives late) are held too:
+        none of a held answer may leave before its verdict."""
+        s = self.s
+        if response_id not in s.held_responses:
+            s.held_responses.append(response_id)
+        early = [f for f in self.queue if f.response_id == response_id]
+        if not early:
+            return []
+        kept = [f for f in self.queue if f.response_id != response_id]
+        self.queue.clear()
+        self.queue.extend(kept)
+        s.held.extend(early)
+        return [LogLine("TX_HOLD_LATE", "warning", {"call_sid": s.call_id, "response_id": response_id,
+                                                    "frames": len(early)})]
+
+    def _head(self) -> tuple[int, bool]:
+        """ms of audio queued for the response at the head of the queue, and whether all of it is queued."""
+        head = self.queue[0].response_id
+        frames, complete = 0, False
+        for frame in self.queue:
+            if frame.response_id != head:
+                break
+            frames += 1 if frame.payload else 0
+            complete = complete or frame.last
+        return frames * self.frame_ms, complete
 
     def _enqueue(self, frames: list[CutFrame]) -> list[object]:
         if self.s.held_responses:
@@ -178,10 +213,16 @@ class TxPacerCore:
         events: list[TwilioOutEvent] = []
         if self.queue and not s.paused:
             if not s.in_run or s.anchor + s.run_frames * self.frame_s < now:
-                if s.in_run and s.mid_response:
+                if s.in_run and s.mid_response and not s.rebuffering:
                     s.counters.underruns += 1
-                    out.append(LogLine("TX_UNDERRUN", "warning", {"call_sid": s.call_id}))
-                s.anchor, s.run_frames, s.in_run = now, 0, True
+                    s.rebuffering = True
+                    self.jitter.underrun()
+                    out.append(LogLine("TX_UNDERRUN", "warning", {"call_sid": s.call_id,
+                                                                  "jitter_need_ms": self.jitter.s.need_ms}))
+                queued_ms, complete = self._head()
+                if not self.jitter.ready(self.queue[0].response_id, queued_ms, complete, now, s.rebuffering):
+                    return out + self._status(now, events)
+                s.anchor, s.run_frames, s.in_run, s.rebuffering = now, 0, True, False
                 self.clock.reanchored(now)
             # half a frame of tolerance: a frame leaves on the tick nearest its slot whatever the jitter
             # between this tick and the one that anchored the run; Twilio holds at most `lead` of audio
@@ -195,6 +236,11 @@ class TxPacerCore:
             if not s.audible:
                 s.audible = True
                 out.append(PlayoutChanged(True, self.clock.state.response_id, now))
+        return out + self._status(now, events)
+
+    def _status(self, now: float, events: list[TwilioOutEvent]) -> list[object]:
+        s = self.s
+        out: list[object] = []
         if now >= s.next_status_at:
             if s.next_status_at and (events or self.queue or s.counters.frames_sent != s.status_sent):
                 out.append(LogLine("PIPELINE STATUS", "info", {
@@ -250,7 +296,8 @@ class TxPacerCore:
             self.clock.clear()
             s.counters.clears_sent += 1
             out.append(ToTwilio(s.call_id, (TwClear(s.stream_sid),)))
-        s.in_run, s.mid_response, s.since_mark_ms = False, False, 0
+        s.in_run, s.mid_response, s.since_mark_ms, s.rebuffering = False, False, 0, False
+        self.jitter.reset()
         s.paused, s.duck_gain_db, self.gain = False, 0.0, None
         generated = sent + sum(self.frame_ms for f in flushed_frames if f.item_id == item_id)
         out.append(PlayoutCut(response_id, item_id, heard, sent, now, generated))  # item "" = nothing playing
@@ -263,4 +310,4 @@ class TxPacerCore:
         return out
 
     def counters(self) -> dict[str, int]:
-        return msgspec.structs.asdict(self.s.counters)
+        return {**msgspec.structs.asdict(self.s.counters), **self.jitter.counters()}

@@ -1,0 +1,128 @@
+"""JitterBuffer — when the TxPacer may start (or, after running dry, resume) playing a response.
+
+Theory of operation: Realtime deltas cross the internet and arrive in bursts with gaps, sometimes
+slower than real time. Starting a response with whatever has arrived leaves no slack: under real-time
+delivery the next delta is due exactly when the audio in hand runs out (less, since the re-framer
+holds back a partial frame), so every gap becomes an underrun. This was the diagnosed cause of most
+TX_UNDERRUNs right after a held preemptive answer was released: the verdict came right around its
+first delta, and playback began with ~one delta in hand. Plain responses have the same flaw.
+
+So playback of a response starts `need_ms` after its first delta arrived (at once if that is past —
+a held answer released late — or if the response is complete): the added first-audio latency is at
+most `need_ms`. `need_ms` is learned per call: for every delta the buffer measures its offset from a
+real-time schedule (`arrival − first arrival − audio before it`) and how far that offset rises above
+its running minimum — how late a delta can be against a schedule anchored at an early one, which is
+what the next response needs if its first delta happens to be early; delivery faster than real time
+never rises. `need_ms` = the largest rise over the last RESPONSES_KEPT responses + two frames (the
+re-framer's carry and a tick), within
+[preroll_min_ms, preroll_max_ms]. It grows at once after an underrun (a late delta beyond the buffer)
+and shrinks slowly, as older responses leave the window, when deltas run ahead. The same rule
+re-buffers after a mid-response underrun, so a dry queue resumes with slack instead of stuttering
+frame by frame. The pacer's lead (how far ahead Twilio is fed) stays fixed: slack kept in our queue
+can still be ducked and flushed at a barge-in, slack in Twilio's buffer could not.
+Pure and clock-free: every input carries `now`.
+"""
+from __future__ import annotations
+
+import msgspec
+
+RESPONSES_KEPT = 8
+UNDERRUN_PENALTY_MS = 40
+UNKNOWN = -1e9
+
+
+class ArrivalTrack(msgspec.Struct):
+    response_id: str
+    first_at: float
+    audio_ms: float = 0.0
+    min_offset_ms: float = 0.0  # earliest (arrival − first arrival − audio before it) so far
+    max_late_ms: float = UNKNOWN  # largest rise of that offset above its running minimum
+
+
+class JitterState(msgspec.Struct):
+    need_ms: int = 100
+    recent_late_ms: list[int] = msgspec.field(default_factory=list)  # per finished response, newest last
+    track: ArrivalTrack | None = None
+    waiting_since: float = -1.0  # a start (or resume) is pending since then
+    waits: int = 0
+    waited_ms_total: int = 0
+    waited_ms_max: int = 0
+
+
+class JitterBuffer:
+    def __init__(self, state: JitterState, frame_ms: int, preroll_min_ms: int, preroll_max_ms: int,
+                 preroll_initial_ms: int) -> None:
+        self.s = state
+        self.frame_ms = frame_ms
+        self.min_ms = preroll_min_ms
+        self.max_ms = preroll_max_ms
+        self.initial_ms = preroll_initial_ms  # before anything is known of this call's delivery
+
+    def arrived(self, response_id: str, audio_ms: float, now: float) -> None:
+        """A delta of `audio_ms` for `response_id` arrived at `now`."""
+        s = self.s
+        track = s.track
+        if track is None or track.response_id != response_id:
+            if track is not None:
+                self._close(track)
+            track = s.track = ArrivalTrack(response_id, now)
+        if track.audio_ms > 0:
+            offset = (now - track.first_at) * 1000.0 - track.audio_ms
+            track.min_offset_ms = min(track.min_offset_ms, offset)
+            track.max_late_ms = max(track.max_late_ms, offset - track.min_offset_ms)
+        track.audio_ms += audio_ms
+        self._update_need()
+
+    def _close(self, track: ArrivalTrack) -> None:
+        if track.max_late_ms <= UNKNOWN:
+            return  # one delta: nothing learned
+        self.s.recent_late_ms.append(int(track.max_late_ms))
+        del self.s.recent_late_ms[:-RESPONSES_KEPT]
+
+    def _update_need(self) -> None:
+        s = self.s
+        current = s.track.max_late_ms if s.track is not None else UNKNOWN
+        late = max([current, *s.recent_late_ms])
+        floor = self.min_ms if s.recent_late_ms else self.initial_ms
+        s.need_ms = int(min(self.max_ms, max(floor, late + 2 * self.frame_ms)))  # + the carry and a tick
+
+    def underrun(self) -> None:
+        """The queue ran dry inside a response: the buffer was too small — grow it at once."""
+        self.s.recent_late_ms.append(min(self.max_ms, self.s.need_ms + UNDERRUN_PENALTY_MS))
+        del self.s.recent_late_ms[:-RESPONSES_KEPT]
+        self._update_need()
+
+    def ready(self, response_id: str, queued_ms: int, complete: bool, now: float, resuming: bool) -> bool:
+        """May playback of `response_id` start (or resume) now?
+
+        Start: a delta k of the response arrives by `first + audio_before_k + late`; playing from `t`, its
+        audio is due at `t + audio_before_k` — so `t ≥ first + late` (+ the frame the re-framer holds back and a tick),
+        however much is already queued. Resume after running dry: rebuild `need_ms` of queue (or wait
+        that long). A complete response starts at once."""
+        s = self.s
+        if s.waiting_since < 0:
+            s.waiting_since = now
+        waited = (now - s.waiting_since) * 1000.0
+        track = s.track
+        if complete:
+            go = True
+        elif resuming or track is None or track.response_id != response_id:
+            go = queued_ms >= s.need_ms or waited >= s.need_ms
+        else:
+            go = (now - track.first_at) * 1000.0 >= s.need_ms
+        if go:
+            waited_ms = int(round(waited))
+            s.waits += 1
+            s.waited_ms_total += waited_ms
+            s.waited_ms_max = max(s.waited_ms_max, waited_ms)
+            s.waiting_since = -1.0
+        return go
+
+    def reset(self) -> None:
+        """A cut or discard: whatever was pending is gone."""
+        self.s.waiting_since = -1.0
+
+    def counters(self) -> dict[str, int]:
+        s = self.s
+        return {"jitter_need_ms": s.need_ms, "jitter_starts": s.waits, "jitter_wait_ms_max": s.waited_ms_max,
+                "jitter_wait_ms_total": s.waited_ms_total}
