@@ -75,7 +75,8 @@ def simulate(deliveries: list[Delivery], until: float, preroll: tuple[int, int, 
         k += 1
     events.sort(key=lambda e: (e[0], e[1]))
     outcome = Outcome()
-    play_end, marks = 0.0, []
+    play_end = 0.0
+    marks: list[tuple[float, str]] = []
     released = {d.response_id: d.release_at for d in deliveries}
     for at, _, msg in events:
         for due in [m for m in marks if m[0] <= at]:

@@ -69,7 +69,7 @@ def test_real_time_with_150ms_jitter_needs_one_response_to_learn_then_never_runs
 def test_bursty_delivery_ahead_of_real_time_adds_no_latency_beyond_the_floor() -> None:
     arrivals = []
     t = 3.0
-    for i, chunk in enumerate(chunked(ANSWER)):
+    for i in range(len(chunked(ANSWER))):
         arrivals.append(t)
         t += 0.45 if i % 4 == 3 else 0.0  # four chunks at once, then a pause: faster than real time on average
     outcome = simulate([greeting(), Delivery("b", ANSWER, arrivals)], until=10.0)
