@@ -64,9 +64,9 @@ def test_lead_then_one_frame_per_tick_and_exact_audio() -> None:
 def test_late_tick_catches_up_without_underrun() -> None:
     p = pacer()
     feed(p, AUDIO)
-    first = p.handle(Tick(0.0), 0.0)
+    first = p.handle(Tick(0.04), 0.04)  # after the jitter buffer's two-frame floor
     assert len(media(first)) == 5
-    late = p.handle(Tick(0.075), 0.075)  # 3 ticks missed, still inside the 100 ms lead
+    late = p.handle(Tick(0.115), 0.115)  # 3 ticks missed, still inside the 100 ms lead
     assert len(media(late)) == 4
     assert p.s.counters.underruns == 0
 
