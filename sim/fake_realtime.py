@@ -3,9 +3,10 @@
 It speaks the wire protocol only: session.created → session.update/updated; an energy VAD over the
 appended μ-law (speech_started/stopped with the session's prefix padding and silence duration,
 committed, the user item, then the transcription after a delay from a scripted list); response.create
-→ response.created, the assistant item, `response.output_audio.delta` in uneven chunks faster than
-real time, the audio transcript, response.done; response.cancel; conversation.item.truncate (rejected
-past the item's audio length); conversation.item.delete; any other event type gets an `error`.
+→ response.created, the assistant item, `response.output_audio.delta` in uneven chunks at a scripted
+speed (default 4× real time; 0.9× is slower than real time) with optional jitter and a stall, the
+audio transcript, response.done; response.cancel; conversation.item.truncate (rejected past the
+item's audio length); conversation.item.delete; any other event type gets an `error`.
 Every client event is recorded for inspection, with its arrival time.
 Faults (FakeFaults, changeable while running): refuse handshakes with HTTP 503, leave handshakes
 unanswered, drop a live connection (abort, or close with a code such as 1001 "maximum duration"),
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
+import random
 import json
 import time
 from dataclasses import dataclass, field
@@ -39,7 +41,11 @@ class FakeScript:
     # first response of the session (the greeting) is responses[0]
     replies: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     transcript_delay_s: float = 0.3
-    speed: float = 4.0  # assistant audio streams this many times faster than real time
+    speed: float = 4.0  # assistant audio streams this many times faster than real time (0.9 = slower)
+    jitter_s: float = 0.0  # each delta leaves up to this much before or after its nominal time (never reordered)
+    stall_after_s: float | None = None  # once per response, after this much of it, delivery stalls…
+    stall_s: float = 0.0  # …for this long
+    seed: int = 7
     first_delta_delay_s: float = 0.15
     vad_rms: float = 300.0
     vad_start_frames: int = 3
@@ -99,6 +105,7 @@ class FakeRealtime:
         self._ids = itertools.count(1)
         self._release = asyncio.Event()
         self.turn = 0
+        self.rng = random.Random(self.script.seed)
 
     @property
     def url(self) -> str:
@@ -370,9 +377,17 @@ class _Session:
                          "item": {"id": item_id, "type": "message", "role": "assistant"}})
         await asyncio.sleep(self.script.first_delta_delay_s)
         pos, said = 0, 0
+        loop = asyncio.get_running_loop()
+        nominal = loop.time()  # when this chunk would leave at exactly `speed`× real time
+        stall_at = nominal + self.script.stall_after_s if self.script.stall_after_s is not None else None
         for size in itertools.cycle(CHUNK_PATTERN):
             if pos >= len(audio):
                 break
+            due = nominal + (self.fake.rng.uniform(-1.0, 1.0) * self.script.jitter_s if self.script.jitter_s else 0.0)
+            if stall_at is not None and nominal >= stall_at:
+                due += self.script.stall_s
+            if due > loop.time():
+                await asyncio.sleep(due - loop.time())
             chunk = audio[pos:pos + size]
             pos += len(chunk)
             record["audio"].extend(chunk)
@@ -385,7 +400,7 @@ class _Session:
             await self.send({"type": "response.output_audio.delta", "response_id": rid, "item_id": item_id,
                              "output_index": 0, "content_index": 0,
                              "delta": base64.b64encode(chunk).decode("ascii")})
-            await asyncio.sleep(len(chunk) / 8000.0 / self.script.speed)
+            nominal += len(chunk) / 8000.0 / self.script.speed
         await self.send({"type": "response.output_audio.done", "response_id": rid, "item_id": item_id,
                          "output_index": 0, "content_index": 0})
         await self.send({"type": "response.output_audio_transcript.done", "response_id": rid, "item_id": item_id,
