@@ -15,11 +15,9 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from twilio.twiml.voice_response import Dial, VoiceResponse
 
 from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord, ToolDone
-from gateway.agent import agent_spec
-from gateway.fallback import DEFAULT_VOICES, hangup_twiml
+from gateway.fallback import FallbackSettings, fallback_twiml, hangup_twiml
 from gateway.http_tools import json_text
 from storage.writequeue import CallNoteWrite, LeadWrite, ToolCallWrite, WebhookWrite
 
@@ -35,23 +33,18 @@ TRANSCRIPT_KEPT = 400
 
 
 def transfer_twiml(number: str, caller_id: str, timeout_s: int, language: str) -> str:
-    """Dial the human line; if nobody answers, an apology and a hang-up (never dead air)."""
-    voice, say_language = DEFAULT_VOICES.get(language, DEFAULT_VOICES["en"])
-    response = VoiceResponse()
-    dial = Dial(caller_id=caller_id or None, timeout=timeout_s)
-    dial.number(number)
-    response.append(dial)
-    response.say(NO_ANSWER.get(language, NO_ANSWER["en"]), voice=voice, language=say_language)
-    response.hangup()
-    return str(response)
+    """Dial the human line; if nobody answers, an apology and a hang-up (never dead air) — the fallback's
+    transfer TwiML with the no-answer message."""
+    settings = FallbackSettings(mode="transfer", transfer_number=number, caller_id=caller_id, dial_timeout_s=timeout_s,
+                                message=NO_ANSWER.get(language, NO_ANSWER["en"]))
+    return fallback_twiml(settings, language)
 
 
 async def run_tool(app: "App", call: "CallIO", command: RunTool) -> None:
     """POST {call_sid, business_id, name, arguments}, signed; the JSON answer (or the failure) goes back."""
     loop = asyncio.get_running_loop()
-    spec = agent_spec(call.business) if call.business is not None else None
-    tool = next((t for t in spec.tools if t.name == command.name), None) if spec else None
-    secret = spec.webhook.secret if spec and spec.webhook else ""
+    tool = next((t for t in call.agent.tools if t.name == command.name), None)
+    secret = call.agent.webhook.secret if call.agent.webhook else ""
     if tool is None:
         done = ToolDone(command.tool_call_id, False, json_text({"ok": False, "error": "tool not configured"}),
                         "error", 0, loop.time())
@@ -96,8 +89,7 @@ def tool_record(app: "App", call: "CallIO", record: ToolCallRecord) -> None:
 
 def notify(app: "App", call: "CallIO", kind: str, body: dict[str, Any]) -> None:
     """Queue a signed notice to the business's webhook, if it has one (delivered by gateway/webhooks.py)."""
-    spec = agent_spec(call.business) if call.business is not None else None
-    if spec is None or spec.webhook is None:
+    if call.agent.webhook is None:
         return
     app.writes.put(WebhookWrite(uuid.uuid4().hex, call.settings.business_id, call.call_id, kind, json_text(body)))
     app.webhooks.wake()
@@ -107,11 +99,9 @@ async def leave(app: "App", call: "CallIO", command: LeaveCall) -> None:
     """The AI's last words have played: hang up or transfer, then end our side of the call."""
     if call.call_id not in app.calls:
         return
-    spec = agent_spec(call.business) if call.business is not None else None
     if command.kind == "transfer":
-        transfer = spec.transfer if spec else None
-        twiml = transfer_twiml(command.number, transfer.caller_id if transfer else "",
-                               transfer.timeout_s if transfer else 25, call.settings.language)
+        transfer = call.agent.transfer
+        twiml = transfer_twiml(command.number, transfer.caller_id, transfer.timeout_s, call.settings.language)
         call.transfer = {"number": command.number, "reason": command.reason, "summary": command.summary}
         app.writes.put(CallNoteWrite(call.call_id, command.summary))
         notify(app, call, "transfer", {"event": "call.transferred", "call_sid": call.call_id,

@@ -71,8 +71,7 @@ def transfer_number(view: BusinessView, spec: AgentSpec) -> str:
     return fallback.transfer_number
 
 
-def tools_for(view: BusinessView) -> tuple[ToolDef, ...]:
-    spec = agent_spec(view)
+def tools_for(view: BusinessView, spec: AgentSpec) -> tuple[ToolDef, ...]:
     permissions = view.permissions
     tools = [END_CALL]
     if permissions.get("transfer_to_human"):
@@ -83,10 +82,9 @@ def tools_for(view: BusinessView) -> tuple[ToolDef, ...]:
     return tuple(tools)
 
 
-def agent_for(base: ConversationSettings, view: BusinessView) -> AgentSettings:
-    spec = agent_spec(view)
+def agent_for(base: ConversationSettings, view: BusinessView, spec: AgentSpec) -> AgentSettings:
     directives = msgspec.convert(load_directives(view.language), Directives)
-    return AgentSettings(tools_for(view), merged(base, spec.conversation), directives, transfer_number(view, spec))
+    return AgentSettings(tools_for(view, spec), merged(base, spec.conversation), directives, transfer_number(view, spec))
 
 
 def check_agent(spec: BusinessSpec, policy: ToolPolicy, resolve: bool = True) -> list[str]:
@@ -111,13 +109,14 @@ def describe_tools(view: BusinessView) -> str:
     """For `kolbridge prompt show`: the tools a call of this business gets (no URLs' secrets)."""
     lines = []
     spec = agent_spec(view)
-    for tool in tools_for(view):
+    tools = tools_for(view, spec)
+    for tool in tools:
         params = ", ".join(f"{name}{'*' if name in tool.parameters.get('required', []) else ''}"
                            for name in tool.parameters.get("properties", {}))
         where = "built-in" if tool.kind == "builtin" else f"POST {next(t.url for t in spec.tools if t.name == tool.name)}" \
             f" (timeout {tool.timeout_s:g} s)"
         lines.append(f"  {tool.name}({params}) — {where}")
-    if "transfer_to_human" in {t.name for t in tools_for(view)}:
+    if "transfer_to_human" in {t.name for t in tools}:
         lines.append(f"  transfer line: {transfer_number(view, spec) or '(none: the tool tells the model so)'}")
     lines.append(f"  webhook: {spec.webhook.url if spec.webhook else '(none)'}")
     return "\n".join(lines)

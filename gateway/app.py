@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from actors.messages import CallSettings, Tick, Utterance
 from gateway import actions
-from gateway.agent import agent_for
+from gateway.agent import agent_for, agent_spec
 from gateway.call import CallIO
 from gateway.config import AppConfig
 from gateway.engine import ActorEngine
@@ -183,13 +183,14 @@ class App:
                         reason="business not routed by the signed /voice webhook")
             return None
         prompt = build_prompt(facts_for(business))
+        spec = agent_spec(business)
         f = self.config.file
         settings = CallSettings(
             call_id=start.call_sid, stream_sid=start.stream_sid, business_id=business.id,
             language=business.language, instructions=prompt.instructions, greeting=prompt.greeting_instructions,
             audio=audio_for(f.audio, business), tx=f.tx, vad=vad_for(f.vad, business), realtime=realtime_for(f.realtime, business),
             barge_in=barge_in_for(f.barge_in, business), transcription_prompt=prompt.transcription_prompt,
-            vocabulary=tuple(business.vocabulary), agent=agent_for(f.conversation, business))
+            vocabulary=tuple(business.vocabulary), agent=agent_for(f.conversation, business, spec))
         log.info("CALL_STARTED", call_sid=start.call_sid, stream_sid=start.stream_sid, business_id=business.id,
                  language=business.language)
         log.info("PROMPT_LAYERS", call_sid=start.call_sid, **prompt.layer_hashes)
@@ -198,7 +199,7 @@ class App:
                         **business.overrides["audio"])
         call = CallIO(self, ws, settings)
         call.fallback_settings = fallback_for(business)
-        call.business = business
+        call.agent = spec
         call.caller = start.custom.get("from", "")
         self.calls[call.call_id] = call
         self.writes.put(CallStartWrite(start.call_sid, start.stream_sid, business.id, dict(prompt.layer_hashes),

@@ -27,13 +27,13 @@ from actors.messages import (
     CallSettings, CallSummary, ChildRestarted, EndCall, RealtimeOutEvent, TwilioOutEvent, Utterance,
 )
 from gateway import actions
+from gateway.agent import AgentSpec
 from gateway.fallback import FallbackSettings
 from gateway.wire import decode_realtime, encode_realtime, encode_twilio, unsent_appends
 from gateway.wswrite import OrderedWriter
 
 if TYPE_CHECKING:
     from gateway.app import App
-    from storage.businesses import BusinessView
 
 log = structlog.get_logger("kolbridge.call")
 
@@ -72,7 +72,7 @@ class CallIO:
         self.frames_in = 0
         self.twilio_events_out = 0
         self.opened_at = asyncio.get_running_loop().time()
-        self.business: BusinessView | None = None  # the row the call started with (tools, webhook, transfer)
+        self.agent = AgentSpec()  # the business's tools, webhook and transfer line, as the call started
         self.transcript: list[dict[str, object]] = []  # as heard, for the post-call report (bounded)
         self.tool_calls: list[dict[str, object]] = []
         self.lead: dict[str, object] | None = None

@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import hmac
 import ipaddress
+import json
 import socket
 import time
 from typing import Any
@@ -154,5 +155,4 @@ class TenantHttp:
 
 
 def json_text(value: Any) -> str:
-    import json
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

@@ -113,8 +113,7 @@ def business_toml(view: BusinessView) -> str:
     if view.permissions:
         lines += ["", "[business.permissions]"] + [f"{k} = {str(v).lower()}" for k, v in sorted(view.permissions.items())]
     for section, values in sorted(view.overrides.items()):
-        lines += ["", f"[business.{section}]"] + [f"{k} = {json.dumps(v, ensure_ascii=False)}"
-                                                  for k, v in sorted(values.items())]
+        lines += ["", f"[business.{section}]"] + [f"{k} = {toml_value(v)}" for k, v in sorted(values.items())]
     agent = view.agent or {}
     for section in ("conversation", "transfer", "webhook"):
         if agent.get(section):

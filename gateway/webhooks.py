@@ -58,7 +58,7 @@ class WebhookDeliverer:
                     log.info("WEBHOOK_DB_RECOVERED")
             except Exception as exc:  # noqa: BLE001 — the database is down: the rows wait there
                 if not self._db_down:
-                    log.warning("WEBHOOK_DB_UNAVAILABLE", error=str(exc)[:200])
+                    log.warning("WEBHOOK_DB_UNAVAILABLE", error=str(exc)[:200], exc_info=True)
                     self._db_down = True
                 continue
             if due:
@@ -80,7 +80,7 @@ class WebhookDeliverer:
         try:
             await settle(self.app.sessions, row.id, ok, error, retry_in)
         except Exception as exc:  # noqa: BLE001 — settled later: the lease expires and the row is retried
-            log.warning("WEBHOOK_SETTLE_FAILED", delivery=row.id, error=str(exc)[:200])
+            log.warning("WEBHOOK_SETTLE_FAILED", delivery=row.id, error=str(exc)[:200], exc_info=True)
             return
         if ok:
             self.delivered += 1

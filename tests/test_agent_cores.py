@@ -13,7 +13,6 @@ from actors.agent_messages import (
 from actors.cores.bridge import BridgeState, RealtimeBridgeCore
 from actors.cores.conversation import ClockVerdict, ConversationClock, ConversationState
 from actors.cores.departure import Departure, DeparturePhase, DepartureState
-from actors.cores.tools import LeaveRequest
 from actors.link_messages import RealtimeConnected, RealtimeLost, RtItemCreate
 from actors.messages import (
     AnswerRequest, DeleteItem, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ResponseFinished, RtOutputItemAdded,
@@ -141,7 +140,7 @@ def test_transfer_without_a_line_says_so_and_the_call_goes_on() -> None:
 
 def test_a_departure_whose_goodbye_never_plays_leaves_at_its_deadline() -> None:
     departure = Departure(DepartureState(), leave_timeout_s=20.0)
-    departure.start(LeaveRequest("hangup", "agent_hangup", "done"), "r1", "bye", 1.0)
+    departure.start(LeaveCall("CA1", "hangup", "agent_hangup", "done"), "r1", "bye", 1.0)
     assert not departure.overdue(20.9)
     assert departure.overdue(21.0) and departure.s.phase is DeparturePhase.LEAVING
     assert not departure.overdue(30.0)  # once
@@ -219,7 +218,9 @@ def test_the_time_limit_says_goodbye_and_leaves() -> None:
     assert not events(core.handle(Tick(60.0), 60.0), RtResponseCreate)  # …the answer in flight plays first
     core.handle(RtResponseDone("r1", "completed", "", 60.2), 60.2)
     # (the goodbye was requested as soon as no response was active)
-    assert core.departure.s.phase is DeparturePhase.AWAIT_GOODBYE and core.departure.s.end_reason == "max_duration"
+    departure = core.departure.s
+    assert departure.phase is DeparturePhase.AWAIT_GOODBYE and departure.leave is not None
+    assert departure.leave.end_reason == "max_duration"
 
 
 def test_keypad_digits_become_one_entry_and_get_an_answer() -> None:
@@ -261,13 +262,19 @@ def test_a_read_only_tool_starts_before_the_verdict_and_its_result_waits_for_it(
     assert not events(late, RtOutputCreate) and core.counters()["tool_late_results"] == 1
 
 
-def test_a_tool_result_that_arrives_while_the_link_is_down_reaches_the_restored_session() -> None:
+def tool_running_when_the_link_drops() -> RealtimeBridgeCore:
+    """A bridge whose session 1 called check_availability (c1) and was lost at 5.3 s, the tool still running."""
     core = bridge()
     greeting_played(core)
     core.handle(RtResponseCreated("r1", 5.0), 5.0)
     call(core, "check_availability", {"day": "monday"}, at=5.1)
     core.handle(RtResponseDone("r1", "completed", "", 5.2), 5.2)
     core.handle(RealtimeLost(1, 1006, "connection lost", 5.3), 5.3)
+    return core
+
+
+def test_a_tool_result_that_arrives_while_the_link_is_down_reaches_the_restored_session() -> None:
+    core = tool_running_when_the_link_drops()
     down = core.handle(ToolDone("c1", True, '{"slots": ["9:00"]}', "ok", 250, 5.4), 5.4)
     assert not events(down, RtOutputCreate)  # no session to take it…
     for at in (5.5, 5.6, 5.7):
@@ -279,12 +286,7 @@ def test_a_tool_result_that_arrives_while_the_link_is_down_reaches_the_restored_
 
 
 def test_a_result_for_a_call_the_lost_session_made_reaches_the_new_one_as_a_note() -> None:
-    core = bridge()
-    greeting_played(core)
-    core.handle(RtResponseCreated("r1", 5.0), 5.0)
-    call(core, "check_availability", {"day": "monday"}, at=5.1)
-    core.handle(RtResponseDone("r1", "completed", "", 5.2), 5.2)
-    core.handle(RealtimeLost(1, 1006, "connection lost", 5.3), 5.3)
+    core = tool_running_when_the_link_drops()
     for at in (5.5, 5.6, 5.7):
         core.handle(Tick(at), at)
     core.handle(RealtimeConnected(2, 5.8), 5.8)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from string import Template
 
-from actors.agent_messages import RtFunctionCall, ToolDone
+from actors.agent_messages import LeaveCall, RtFunctionCall, ToolDone
 from actors.cores.bridge_state import BridgeState
 from actors.cores.bridge_tools import BridgeToolsMixin
 from actors.cores.conversation import ClockVerdict, ConversationClock
 from actors.cores.departure import Departure
 from actors.cores.preempt import Preemption, PreemptPhase
 from actors.cores.session import SessionLink
-from actors.cores.tools import LeaveRequest, ToolDesk, leave_call
+from actors.cores.tools import ToolDesk
 from actors.link_messages import RtItemCreate, RtMessageItem, RtTextContent
 from actors.messages import (
     AnswerRequest, CallSettings, DeleteItem, LogLine, PlayoutChanged, PlayoutCut, ResponseFinished, RtOutputItemAdded,
@@ -75,7 +75,7 @@ class BridgeAgentMixin(BridgeToolsMixin):
             events, leave = self.desk.called(msg, now)
             if not events and leave is None:
                 return []  # a call id seen before
-            out = self._remember(self._outputs(events))
+            out = self._outputs(events)
             out.append(self._log_agent("TOOL_CALLED", name=msg.name, tool_call_id=msg.tool_call_id))
             if leave is not None:
                 out += self._leave(leave, msg.response_id, now)
@@ -88,7 +88,7 @@ class BridgeAgentMixin(BridgeToolsMixin):
                 self._stash(events)
                 return [self._log_agent("TOOL_DONE_HELD", tool_call_id=msg.tool_call_id, status=msg.status,
                                         elapsed_ms=msg.elapsed_ms)]
-            out = self._remember(self._outputs(events))
+            out = self._outputs(events)
             out.append(self._log_agent("TOOL_DONE", tool_call_id=msg.tool_call_id, status=msg.status,
                                        elapsed_ms=msg.elapsed_ms))
             return out + self._tool_answer()
@@ -118,21 +118,22 @@ class BridgeAgentMixin(BridgeToolsMixin):
             self.s.pending_answer = "keypad"
         return out + self._answer_pending()
 
-    def _leave(self, request: LeaveRequest, trigger_response: str, now: float) -> list[object]:
+    def _leave(self, leave: LeaveCall, trigger_response: str, now: float) -> list[object]:
         d = self.settings.agent.directives
-        directive = {"transfer": d.handoff, "silence_timeout": d.goodbye_silence, "max_duration": d.goodbye_time}.get(
-            request.kind if request.kind == "transfer" else request.end_reason, d.goodbye)
-        if not self.departure.start(request, trigger_response, directive, now):
+        directive = {"transferred": d.handoff, "silence_timeout": d.goodbye_silence,
+                     "max_duration": d.goodbye_time}.get(leave.end_reason, d.goodbye)
+        if not self.departure.start(leave, trigger_response, directive, now):
             return []
         self.clock.disarm()
-        return [LogLine("LEAVING", "warning", {"call_sid": self.s.call_id, "kind": request.kind,
-                                               "end_reason": request.end_reason, "reason": request.reason[:200]})]
+        return [LogLine("LEAVING", "warning", {"call_sid": self.s.call_id, "kind": leave.kind,
+                                               "end_reason": leave.end_reason, "reason": leave.reason[:200]})]
 
     def _leave_now(self) -> list[object]:
-        request = self.departure.request()
-        return [leave_call(self.s.call_id, request),
-                LogLine("LEAVE_CALL", "warning", {"call_sid": self.s.call_id, "kind": request.kind,
-                                                  "end_reason": request.end_reason})]
+        leave = self.departure.s.leave
+        if leave is None:  # never: a departure starts with its LeaveCall
+            return []
+        return [leave, LogLine("LEAVE_CALL", "warning", {"call_sid": self.s.call_id, "kind": leave.kind,
+                                                         "end_reason": leave.end_reason})]
 
     # ------------------------------------------------------------------ observing the bridge's events
     def _agent_after(self, msg: object, now: float) -> list[object]:
@@ -177,7 +178,7 @@ class BridgeAgentMixin(BridgeToolsMixin):
 
     def _agent_tick(self, now: float) -> list[object]:
         out: list[object] = []
-        out += self._remember(self._outputs(self.desk.tick(now)))
+        out += self._outputs(self.desk.tick(now))
         if out:
             out += self._tool_answer()
         if self.departure.overdue(now):
@@ -193,14 +194,15 @@ class BridgeAgentMixin(BridgeToolsMixin):
             return out + self._goodbye_if_due()
         if verdict is ClockVerdict.TIME_UP:
             self.clock.fired(verdict)
-            return out + self._leave(LeaveRequest("hangup", "max_duration", "call time limit"), "", now) \
+            return out + self._leave(LeaveCall(self.s.call_id, "hangup", "max_duration", "call time limit"), "", now) \
                 + self._goodbye_if_due()
         if not self._quiet:  # something is owed or under way: the silence starts again later
             self.clock.arm(now)
             return out
         self.clock.fired(verdict)
         if verdict is ClockVerdict.GIVE_UP:
-            return out + self._leave(LeaveRequest("hangup", "silence_timeout", "no answer to reprompts"), "", now) \
+            return out + self._leave(LeaveCall(self.s.call_id, "hangup", "silence_timeout", "no answer to reprompts"), "",
+                                     now) \
                 + self._goodbye_if_due()
         return out + [self._ask(self.settings.agent.directives.reprompt),
                       self._log_agent("REPROMPT", after_s=self.settings.agent.conversation.reprompt_after_s,

@@ -58,10 +58,14 @@ class BridgeToolsMixin:
 
     def _outputs(self, events: list[object]) -> list[object]:
         """Function outputs as client events — to the session that made the call; a session restored since
-        never saw it, so it gets the result as a system note instead (a function_call_output would be refused)."""
+        never saw it, so it gets the result as a system note instead (a function_call_output would be refused).
+        Every result also joins the history a restored session is re-seeded with (as a system note)."""
         out: list[object] = []
         generation = self.link.s.generation
         for event in events:
+            if isinstance(event, ToolCallRecord):
+                self.link.turn_text(f"tool:{event.tool_call_id}", "system",
+                                    f"[tool {event.name} ({event.status}): {event.output[:400]}]")
             if not isinstance(event, RtOutputCreate):
                 out.append(event)
                 continue
@@ -71,14 +75,6 @@ class BridgeToolsMixin:
             else:
                 note = f"[result of the tool call you made before the line dropped: {event.item.output[:400]}]"
                 out.append(self._out(RtItemCreate(RtMessageItem("system", (RtTextContent("input_text", note),)))))
-        return out
-
-    def _remember(self, out: list[object]) -> list[object]:
-        """Tool results join the conversation history a restored session is re-seeded with (as system notes)."""
-        for record in out:
-            if isinstance(record, ToolCallRecord):
-                self.link.turn_text(f"tool:{record.tool_call_id}", "system",
-                                    f"[tool {record.name} ({record.status}): {record.output[:400]}]")
         return out
 
     def _stash(self, events: list[object]) -> None:
@@ -104,7 +100,7 @@ class BridgeToolsMixin:
             out: list[object] = [self._out(RtItemDelete(item)) for item in [*items, *(c.item_id for c in calls)]]
             return out + [self._log_agent("TOOL_CALL_DISCARDED", count=len(calls) + len(items),
                                           reason="its answer was discarded (the turn was a filler)")]
-        out = self._remember(self._outputs([*outputs, *records]))
+        out = self._outputs([*outputs, *records])
         for call in calls:
             out += self._agent_event(call, now)
         return out + self._tool_answer()

@@ -18,7 +18,7 @@ import enum
 
 import msgspec
 
-from actors.cores.tools import LeaveRequest
+from actors.agent_messages import LeaveCall
 
 
 class DeparturePhase(enum.Enum):
@@ -48,11 +48,7 @@ TRANSITIONS: dict[tuple[DeparturePhase, str], DeparturePhase] = {
 
 class DepartureState(msgspec.Struct):
     phase: DeparturePhase = DeparturePhase.NONE
-    kind: str = ""
-    end_reason: str = ""
-    reason: str = ""
-    summary: str = ""
-    number: str = ""
+    leave: LeaveCall | None = None  # what is done once the last words have played
     response_id: str = ""  # the response whose end we wait for (trigger, then goodbye)
     deadline: float = 0.0
     directive: str = ""  # instructions of the goodbye / handoff response
@@ -83,13 +79,12 @@ class Departure:
         self.s.phase = nxt
         return True
 
-    def start(self, request: LeaveRequest, trigger_response: str, directive: str, now: float) -> bool:
+    def start(self, leave: LeaveCall, trigger_response: str, directive: str, now: float) -> bool:
         """From a tool (trigger_response = the response that called it) or a limit (""). False if already leaving."""
         if self.active:
             return False
         s = self.s
-        s.kind, s.end_reason, s.reason = request.kind, request.end_reason, request.reason
-        s.summary, s.number, s.directive = request.summary, request.number, directive
+        s.leave, s.directive = leave, directive
         s.response_id, s.deadline = trigger_response, now + self.leave_timeout_s
         self._go("from_tool" if trigger_response else "from_limit")
         return True
@@ -124,7 +119,3 @@ class Departure:
     def overdue(self, now: float) -> bool:
         return self.active and self.s.phase is not DeparturePhase.LEAVING and now >= self.s.deadline \
             and self._go("deadline")
-
-    def request(self) -> LeaveRequest:
-        s = self.s
-        return LeaveRequest(s.kind, s.end_reason, s.reason, s.summary, s.number)

@@ -58,14 +58,6 @@ class ToolState(msgspec.Struct):
     counters: ToolCounters = msgspec.field(default_factory=ToolCounters)
 
 
-class LeaveRequest(msgspec.Struct, frozen=True):
-    kind: str  # hangup | transfer
-    end_reason: str
-    reason: str
-    summary: str = ""
-    number: str = ""
-
-
 def output_event(tool_call_id: str, payload: dict[str, Any]) -> RtOutputCreate:
     return RtOutputCreate(RtFunctionOutput(tool_call_id, json.dumps(payload, ensure_ascii=False)))
 
@@ -96,14 +88,14 @@ class ToolDesk:
         event = output_event(msg.tool_call_id, payload)
         return [event, self._record(msg, event.item.output, status, 0)]
 
-    def called(self, msg: RtFunctionCall, now: float) -> tuple[list[object], LeaveRequest | None]:
+    def called(self, msg: RtFunctionCall, now: float) -> tuple[list[object], LeaveCall | None]:
         """Client events (outputs) and egress for one function call, and a departure if it asks for one."""
         s = self.s
         if msg.tool_call_id in s.seen or msg.tool_call_id in s.running:
             return [], None
         tool = self.tools.get(msg.name)
         out: list[object]
-        leave: LeaveRequest | None = None
+        leave: LeaveCall | None = None
         status = "ok"
         if tool is None:
             status = "unknown"
@@ -127,41 +119,33 @@ class ToolDesk:
                 assert isinstance(arguments, dict)
                 out, leave, status = self._run(tool, msg, arguments, now)
         # state last
-        c = s.counters
-        c.tool_calls += 1
-        if status == "invalid":
-            c.tool_invalid_arguments += 1
-        elif status == "unknown":
-            c.tool_unknown += 1
-        elif status == "error":
-            c.tool_errors += 1
-        elif status == "ok":
-            c.tool_ok += 1
+        s.counters.tool_calls += 1
         if status == "running":
             assert tool is not None
             s.running[msg.tool_call_id] = RunningTool(msg.tool_call_id, msg.name, msg.arguments, now,
                                                       now + tool.timeout_s + BACKSTOP_MARGIN_S)
         else:
             self._seen(msg.tool_call_id)
+            self._count(status)
         if any(isinstance(a, SaveLead) for a in out):
-            c.leads_saved += 1
+            s.counters.leads_saved += 1
         return out, leave
 
     def _run(self, tool: ToolDef, msg: RtFunctionCall, arguments: dict[str, Any],
-             now: float) -> tuple[list[object], LeaveRequest | None, str]:
+             now: float) -> tuple[list[object], LeaveCall | None, str]:
         if tool.kind == "http":
             return [RunTool(self.call_id, msg.tool_call_id, tool.name, arguments, tool.timeout_s)], None, "running"
         if tool.name == "end_call":
             reason = str(arguments.get("reason", ""))
-            leave = LeaveRequest("hangup", "agent_hangup", reason)
+            leave = LeaveCall(self.call_id, "hangup", "agent_hangup", reason)
             return self._answer(msg, {"ok": True, "result": "the call ends after your goodbye has played"}, "ok"), leave, "ok"
         if tool.name == "transfer_to_human":
             number = self.agent.transfer_number
             if not number:
                 return self._answer(msg, {"ok": False, "error": "no human line is configured for this business; "
                                           "offer to take a message or a call back instead"}, "error"), None, "error"
-            leave = LeaveRequest("transfer", "transferred", str(arguments.get("reason", "")),
-                                 str(arguments.get("summary", "")), number)
+            leave = LeaveCall(self.call_id, "transfer", "transferred", str(arguments.get("reason", "")),
+                              str(arguments.get("summary", "")), number)
             return self._answer(msg, {"ok": True, "result": "the call is transferred after your handoff sentence"},
                                 "ok"), leave, "ok"
         if tool.name == "save_lead":
@@ -205,13 +189,21 @@ class ToolDesk:
         self.s.counters.tool_holding_lines += 1
 
     def _finish(self, tool_call_id: str, status: str, elapsed_ms: int) -> None:
-        c = self.s.counters
         self.s.running.pop(tool_call_id, None)
         self._seen(tool_call_id)
         self.s.elapsed_ms.append(elapsed_ms)
         del self.s.elapsed_ms[:-64]
+        self._count(status)
+
+    def _count(self, status: str) -> None:
+        """One counter per finished call, by its status (anything unnamed is an error)."""
+        c = self.s.counters
         if status == "ok":
             c.tool_ok += 1
+        elif status == "invalid":
+            c.tool_invalid_arguments += 1
+        elif status == "unknown":
+            c.tool_unknown += 1
         elif status == "timeout":
             c.tool_timeouts += 1
         else:
@@ -221,8 +213,3 @@ class ToolDesk:
         self.s.seen.append(tool_call_id)
         del self.s.seen[:-SEEN_KEPT]
 
-
-def leave_call(call_id: str, request: LeaveRequest) -> LeaveCall:
-    if request.kind == "transfer":
-        return LeaveCall(call_id, "transfer", request.end_reason, request.reason, request.summary, request.number)
-    return LeaveCall(call_id, "hangup", request.end_reason, request.reason)
