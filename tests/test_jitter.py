@@ -66,6 +66,46 @@ def test_real_time_with_150ms_jitter_needs_one_response_to_learn_then_never_runs
           f"after the delta's nominal (unjittered) time {[round(1000 * n) for n in nominal]} ms")
 
 
+def test_jitter_within_the_initial_buffer_never_runs_dry_even_in_the_first_response() -> None:
+    """±35 ms: a rise of at most 70 ms + the carry and a late tick fits the initial 100 ms."""
+    for seed in range(20):
+        responses = [Delivery(f"a{k}", ANSWER, real_time(1.0 + 7.0 * k, ANSWER, jitter=jittered(seed * 10 + k, 0.035)))
+                     for k in range(3)]
+        outcome = simulate(responses, until=23.0)
+        assert outcome.underruns == 0, (seed, outcome.underrun_at)
+        assert all(outcome.first_sent[d.response_id] - d.arrivals[0] <= 0.121 for d in responses)
+
+
+def test_first_audio_latency_under_150ms_jitter_over_many_calls() -> None:
+    """40 calls × 6 jittery answers: after the first answer (the one learned from) no underrun in 200
+    answers but one (seed-dependent: a rise the last 8 answers never showed); the start moves earlier with
+    every early delta seen while waiting. Added latency is reported two ways: after the first delta
+    arrived (what the buffer adds) and after the answer's unjittered schedule (the lower bound for zero
+    underruns is 150 ms there: the latest delta is 150 ms behind it)."""
+    after_first, after_nominal, underruns_later = [], [], 0
+    for seed in range(40):
+        responses, start = [greeting()], 3.0
+        for k in range(6):
+            responses.append(Delivery(f"a{k}", ANSWER, real_time(start, ANSWER, jitter=jittered(seed * 10 + k, 0.150))))
+            start += 8.0
+        outcome = simulate(responses, until=start + 2.0)
+        underruns_later += len([t for t in outcome.underrun_at if t >= 11.0])
+        for k in range(1, 6):
+            after_first.append(1000 * (outcome.first_sent[f"a{k}"] - responses[k + 1].arrivals[0]))
+            after_nominal.append(1000 * (outcome.first_sent[f"a{k}"] - (3.0 + 8.0 * k)))
+    after_first.sort()
+    after_nominal.sort()
+    p50_first, p90_first = after_first[len(after_first) // 2], after_first[int(len(after_first) * 0.9)]
+    p50_nominal, p90_nominal = after_nominal[len(after_nominal) // 2], after_nominal[int(len(after_nominal) * 0.9)]
+    print(f"\nJITTER ±150 ms, 40 calls × 5 learned answers: underruns after the first answer {underruns_later} "
+          f"of 200 answers; first audio after the first delta p50 {p50_first:.0f} / p90 {p90_first:.0f} / max "
+          f"{after_first[-1]:.0f} ms; after the unjittered schedule p50 {p50_nominal:.0f} / p90 {p90_nominal:.0f} ms "
+          f"(zero-underrun bound 150 ms)")
+    assert underruns_later <= 2
+    assert p50_first <= 300 and p50_nominal <= 280  # before the earliest-offset rule: 337 / 341 ms
+    assert after_first[-1] <= 421  # preroll_max + a tick
+
+
 def test_bursty_delivery_ahead_of_real_time_adds_no_latency_beyond_the_floor() -> None:
     arrivals = []
     t = 3.0

@@ -7,19 +7,22 @@ holds back a partial frame), so every gap becomes an underrun. This was the diag
 TX_UNDERRUNs right after a held preemptive answer was released: the verdict came right around its
 first delta, and playback began with ~one delta in hand. Plain responses have the same flaw.
 
-So playback of a response starts `need_ms` after its first delta arrived (at once if that is past —
-a held answer released late — or if the response is complete): the added first-audio latency is at
-most `need_ms`. `need_ms` is learned per call: for every delta the buffer measures its offset from a
-real-time schedule (`arrival − first arrival − audio before it`) and how far that offset rises above
-its running minimum — how late a delta can be against a schedule anchored at an early one, which is
-what the next response needs if its first delta happens to be early; delivery faster than real time
-never rises. `need_ms` = the largest rise over the last RESPONSES_KEPT responses + two frames (the
-re-framer's carry and a tick), within
-[preroll_min_ms, preroll_max_ms]. It grows at once after an underrun (a late delta beyond the buffer)
-and shrinks slowly, as older responses leave the window, when deltas run ahead. The same rule
-re-buffers after a mid-response underrun, so a dry queue resumes with slack instead of stuttering
-frame by frame. The pacer's lead (how far ahead Twilio is fed) stays fixed: slack kept in our queue
-can still be ducked and flushed at a barge-in, slack in Twilio's buffer could not.
+So playback of a response starts once the latest a delta can be, by what this call has shown, has
+passed. For every delta the buffer measures its offset from a real-time schedule anchored at the
+response's first delta (`arrival − first arrival − audio before it`) and how far that offset rises
+above its running minimum — how late a delta can be against a schedule anchored at an early one;
+delivery faster than real time never rises. `need_ms` = the largest rise over the last RESPONSES_KEPT
+responses + the re-framer's carry (one frame) and half a frame for a late tick, within
+[preroll_min_ms, preroll_max_ms]. A response then starts at `first + min offset seen + need_ms`: every
+delta seen while waiting that turned out early (a smaller offset) moves the start earlier, because the
+later deltas can only rise `need_ms` above it — so under ±150 ms jitter the first audio comes about
+150 ms after the response's unjittered schedule, not 300 ms after an early first delta. Never earlier
+than `preroll_min_ms` after the first delta, at once if a held answer is released late or the
+response is complete. `need_ms` grows at once after an underrun (a late delta beyond the buffer) and
+shrinks slowly, as older responses leave the window, when deltas run ahead. The same rule re-buffers
+after a mid-response underrun, so a dry queue resumes with slack instead of stuttering frame by frame.
+The pacer's lead (how far ahead Twilio is fed) stays fixed: slack kept in our queue can still be
+ducked and flushed at a barge-in, slack in Twilio's buffer could not.
 Pure and clock-free: every input carries `now`.
 """
 from __future__ import annotations
@@ -84,7 +87,7 @@ class JitterBuffer:
         current = s.track.max_late_ms if s.track is not None else UNKNOWN
         late = max([current, *s.recent_late_ms])
         floor = self.min_ms if s.recent_late_ms else self.initial_ms
-        s.need_ms = int(min(self.max_ms, max(floor, late + 2 * self.frame_ms)))  # + the carry and a tick
+        s.need_ms = int(min(self.max_ms, max(floor, late + self.frame_ms * 3 / 2)))  # + the carry, a late tick
 
     def underrun(self) -> None:
         """The queue ran dry inside a response: the buffer was too small — grow it at once."""
@@ -95,9 +98,9 @@ class JitterBuffer:
     def ready(self, response_id: str, queued_ms: int, complete: bool, now: float, resuming: bool) -> bool:
         """May playback of `response_id` start (or resume) now?
 
-        Start: a delta k of the response arrives by `first + audio_before_k + late`; playing from `t`, its
-        audio is due at `t + audio_before_k` — so `t ≥ first + late` (+ the frame the re-framer holds back and a tick),
-        however much is already queued. Resume after running dry: rebuild `need_ms` of queue (or wait
+        Start: a delta k of the response arrives by `first + min_offset + audio_before_k + late`; playing
+        from `t`, its audio is due at `t + audio_before_k` — so `t ≥ first + min_offset + late` (+ the frame
+        the re-framer holds back and a late tick), however much is already queued. Resume after running dry: rebuild `need_ms` of queue (or wait
         that long). A complete response starts at once."""
         s = self.s
         if s.waiting_since < 0:
@@ -108,8 +111,8 @@ class JitterBuffer:
             go = True
         elif resuming or track is None or track.response_id != response_id:
             go = queued_ms >= s.need_ms or waited >= s.need_ms
-        else:
-            go = (now - track.first_at) * 1000.0 >= s.need_ms
+        else:  # the latest a delta can be: need_ms above the earliest offset seen, never before the floor
+            go = (now - track.first_at) * 1000.0 >= max(self.min_ms, s.need_ms + track.min_offset_ms)
         if go:
             waited_ms = int(round(waited))
             s.waits += 1
