@@ -113,9 +113,11 @@ class StartCall(Struct, frozen=True):
 
 
 class Tick(Struct, frozen=True):
-    """The worker's one clock: absolute deadlines t0 + k·20 ms."""
+    """The worker's one clock: absolute deadlines t0 + k·20 ms. `timers`: also for the judge's and the
+    bridge's timeouts (every JUDGE_TICK_EVERY-th tick of a call; the pacer gets every tick it wants)."""
 
     at: float
+    timers: bool = False
 
 
 class TwilioMediaIn(Struct, frozen=True):
@@ -444,10 +446,11 @@ class RestoreState(Struct, frozen=True):
 
 
 class InjectFault(Struct, frozen=True):
-    """Test and ops hook: the child's handler raises on this message (→ PoisonMessage), or it exits."""
+    """Test and ops hook: the child's handler raises on this message (→ PoisonMessage), or it exits, or
+    ("next") it raises on the next message it gets from the call — which may come down a lane."""
 
     role: str
-    mode: Literal["raise", "exit"] = "raise"
+    mode: Literal["raise", "exit", "next"] = "raise"
 
 
 class InspectCall(Struct, frozen=True):

@@ -19,6 +19,7 @@ import structlog
 from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMessage, WakeupMessage
 
 from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord
+from actors.lane_messages import Lanes, TickWanted
 from actors.link_messages import OpenRealtime, RealtimeGaveUp
 from actors.messages import (
     CallSettings, CallSummary, ChildBoot, ChildSnapshot, CollectCounters, CounterReport, InjectFault,
@@ -41,7 +42,8 @@ class Core(Protocol):
 CoreFactory = Callable[[CallSettings, "bytes | None"], Core]
 
 # what a child hands straight to the gateway (the call's sink), never through the supervisor
-EGRESS = (ToTwilio, ToRealtime, Utterance, OpenRealtime, RealtimeGaveUp, RunTool, SaveLead, ToolCallRecord, LeaveCall)
+EGRESS = (ToTwilio, ToRealtime, Utterance, OpenRealtime, RealtimeGaveUp, RunTool, SaveLead, ToolCallRecord, LeaveCall,
+          TickWanted, Lanes)
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
@@ -59,10 +61,13 @@ class ChildShell(Actor):  # type: ignore[misc]
         self.core: Core | None = None
         self.egress: Any = None
         self.parent_addr: Any = None
+        self.armed = False  # InjectFault(mode="next"): raise on every delivery of the next message
 
     def receiveMessage(self, msg: Any, sender: Any) -> None:  # noqa: N802 (thespian API)
         core = self.core
         if core is not None and hasattr(msg, "at") and not isinstance(msg, (ChildBoot, InjectFault)):
+            if self.armed:
+                raise InjectedFault(f"{self.role}: injected fault on {type(msg).__name__}")
             self.deliver(core.handle(msg, msg.at))
             if isinstance(msg, CollectCounters):
                 series = core.series() if hasattr(core, "series") else {}
@@ -78,6 +83,8 @@ class ChildShell(Actor):  # type: ignore[misc]
         elif isinstance(msg, InjectFault):
             if msg.mode == "exit":
                 self.send(self.myAddress, ActorExitRequest())
+            elif msg.mode == "next":
+                self.armed = True
             else:  # raises on every delivery of this message: thespian retries, then PoisonMessage
                 raise InjectedFault(f"{self.role}: injected fault")
         elif isinstance(msg, (ChildActorExited, WakeupMessage, PoisonMessage)):

@@ -5,6 +5,9 @@ routes each message to the children that own it (SupervisionCore.route), and chi
 come back through it. On a child failure it restarts the child from the state snapshot the child
 handed over as it exited, replaying what arrived meanwhile, so the call continues without losing
 or repeating a frame. On EndCall it collects every child's counters into one CALL_METRICS summary.
+It publishes the lanes (lane_messages.py): TwilioRx's and TxPacer's addresses while they are healthy,
+so the engine tells them the per-frame messages directly; a lane closes the moment its child fails
+and reopens with the replacement's address.
 """
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ import structlog
 from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMessage
 
 from actors.children import CHILD_CLASSES
+from actors.lane_messages import LanePoisoned, Lanes
 from actors.cores.supervision import ROLES, CallPhase, SupervisionCore
 from actors.messages import (
     CallInspection, CallSettings, CallSummary, ChildBoot, ChildRestarted, ChildSnapshot, CollectCounters,
@@ -53,10 +57,13 @@ class CallSupervisor(Actor):  # type: ignore[misc]
         elif core is None:
             return
         elif isinstance(msg, PoisonMessage):
-            self._poisoned(msg, sender)
+            self._poisoned(self.roles_by_addr.get(str(sender)), msg.poisonMessage, getattr(msg, "details", ""))
+        elif isinstance(msg, LanePoisoned):
+            self._poisoned(msg.role, msg.message, msg.details)
         elif isinstance(msg, ChildSnapshot):
             if core.phase is not CallPhase.ENDED:
-                core.child_failed(msg.role)  # starts buffering if the child left on its own
+                if core.child_failed(msg.role):  # starts buffering if the child left on its own
+                    self._publish_lanes()
                 core.snapshot_received(msg.role, msg.state)
         elif isinstance(msg, ChildActorExited):
             self._child_exited(str(msg.childAddress))
@@ -87,6 +94,7 @@ class CallSupervisor(Actor):  # type: ignore[misc]
             self._spawn(role, None, msg.at)
         core.go("start")
         self.core = core
+        self._publish_lanes()
         self._send_role("bridge", msg)
 
     def _spawn(self, role: str, state: bytes | None, at: float) -> None:
@@ -96,22 +104,31 @@ class CallSupervisor(Actor):  # type: ignore[misc]
         self.roles_by_addr[str(addr)] = role
         self.send(addr, ChildBoot(role, self.settings, self.egress, state, at))
 
-    def _poisoned(self, msg: Any, sender: Any) -> None:
+    def _poisoned(self, role: str | None, poison: Any, details: object) -> None:
         assert self.core is not None
-        role = self.roles_by_addr.get(str(sender))
-        if role is None:
+        if role is None or role not in self.children:
             return
-        poison = msg.poisonMessage
         self.core.poisoned += 1
         # thespian puts the failing handler's traceback in `details`: the operator needs it to fix the cause
         log.warning("CHILD_FAILED", call_sid=self.core.call_id, role=role, message=type(poison).__name__,
-                    traceback=str(getattr(msg, "details", "") or "")[-4000:])
+                    traceback=str(details or "")[-4000:])
         if not self.core.child_failed(role):
             return
+        self._publish_lanes()
         if not isinstance(poison, InjectFault) and id(poison) not in self.replayed:
             self.replayed.add(id(poison))
             self.core.restarting[role].append(poison)  # retried once on the fresh child
-        self.send(sender, ActorExitRequest())
+        self.send(self.children[role], ActorExitRequest())
+
+    def _publish_lanes(self) -> None:
+        """Tell the engine which children it may tell directly: healthy ones, while the call is active."""
+        core = self.core
+        if core is None:
+            return
+        open_ = core.phase is CallPhase.ACTIVE
+        rx = self.children.get("rx") if open_ and "rx" not in core.restarting else None
+        pacer = self.children.get("pacer") if open_ and "pacer" not in core.restarting else None
+        self.send(self.egress, Lanes(core.call_id, rx, pacer))
 
     def _child_exited(self, addr: str) -> None:
         assert self.core is not None
@@ -125,6 +142,7 @@ class CallSupervisor(Actor):  # type: ignore[misc]
         self._spawn(role, state, self.last_at)
         for queued in buffered:
             self.send(self.children[role], queued)
+        self._publish_lanes()
         restarts = self.core.restarts[role]
         log.warning("CHILD_RESTARTED", call_sid=self.core.call_id, role=role, restored=state is not None,
                     replayed=len(buffered), restarts=restarts)
@@ -135,6 +153,7 @@ class CallSupervisor(Actor):  # type: ignore[misc]
         if not self.core.go("end"):
             return
         self.end_reason, self.last_at = reason, at
+        self._publish_lanes()  # closed: the wind-down goes through the supervisor
         self.reports_pending = set(REPORTING_ROLES)
         for role in REPORTING_ROLES:
             self._send_role(role, CollectCounters(at))

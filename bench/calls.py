@@ -1,15 +1,20 @@
 """How many calls one box carries: kolbridge vs a bare relay, same load generator, same fake service.
 
-On a small box the generator and the fake service compete with the server for the same cores (their
-CPU is reported beside it): the primary figure is CPU per call-second at a K where they are not
-saturated; pacing and underruns are reported at every K.
+    python -m bench.calls [--sweep 50,100,150,200] [--repeat 3] [--duration 30] [--workers 1]
+                          [--jitter-sweep 50,100] [--jitter-ms 150]
 
-    python -m bench.calls [--sweep 10,50,100] [--duration 30] [--workers 2] [--systems kolbridge,baseline]
-
-For each K and each system: start the fake Realtime service (own process), the server, then the load
-generator (own process) with K concurrent ~`duration` s calls; sample CPU and RSS of every process from
-/proc; collect the generator's per-call records and the fake service's per-connection records. Prints
-a table and writes bench/RESULTS.md. Stops a sweep when underruns or lost frames appear.
+For each K, each repeat and each system: start the fake Realtime service (own process), the server,
+then the load generator (own process) with K concurrent ~`duration` s calls; sample CPU and RSS of
+every process from /proc; collect the generator's per-call records, the fake service's per-connection
+records and the server's log (TX_UNDERRUN, TICKER_STATS, CALL_METRICS). On a small box the generator
+and the fake service compete with the server for the same cores: their CPU is reported beside it.
+The sweep goes past the first failing K (it reports it, it does not stop) and every point is run
+`--repeat` times; the summary gives each figure's spread and the largest K where every run met the
+target: caller-side p99 |gap − 20 ms| ≤ 2 ms, no underrun caused by the server (its queue ran dry
+although the fake service streams 1.5× faster than real time, or its ticker was late), no caller
+frame lost, no call failed. Jittery rows (`--jitter-ms`, delivery at real time ± that): underruns per
+1,000 s of AI audio and the first audio's wait in the jitter buffer. Writes its section of
+bench/RESULTS.md (between the `calls:` markers; the rest of the file is kept).
 """
 from __future__ import annotations
 
@@ -91,13 +96,35 @@ def pct(values: list[float], q: float) -> float:
     return v[min(len(v) - 1, int(len(v) * q))]
 
 
-def run_one(system: str, k: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def server_log(path: Path) -> dict[str, Any]:
+    """What the server itself logged: its dry queues, its ticker, its calls' jitter-buffer waits."""
+    underruns, ticker, waits, starts, wait_max, ai_frames = 0, [], 0, 0, 0, 0
+    for line in path.read_text(errors="replace").splitlines():
+        if '"TX_UNDERRUN"' in line:
+            underruns += 1
+        elif '"TICKER_STATS"' in line:
+            ticker.append(json.loads(line))
+        elif '"CALL_METRICS"' in line:
+            metrics = json.loads(line).get("all", {})
+            waits += metrics.get("jitter_wait_ms_total", 0)
+            starts += metrics.get("jitter_starts", 0)
+            wait_max = max(wait_max, metrics.get("jitter_wait_ms_max", 0))
+            ai_frames += metrics.get("frames_sent", 0)
+    return {"server_underruns": underruns, "ticker_p99_ms": max((t.get("p99_ms", 0.0) for t in ticker), default=float("nan")),
+            "ticker_max_ms": max((t.get("max_ms", 0.0) for t in ticker), default=float("nan")),
+            "preroll_mean_ms": waits / starts if starts else float("nan"), "preroll_max_ms": wait_max,
+            "ai_audio_s": ai_frames * 0.02}
+
+
+def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms: float = 0.0,
+            seed: int = 7) -> dict[str, Any]:
     fake_port, port = free_port(), free_port()
     env = {**os.environ, "KOLBRIDGE_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'bench.db'}",
            "KOLBRIDGE_REALTIME_URL": f"ws://127.0.0.1:{fake_port}/v1", "OPENAI_API_KEY": "sk-bench"}
     py = sys.executable
+    delivery = ["--speed", "1.0", "--jitter-ms", str(jitter_ms)] if jitter_ms else ["--speed", "1.5"]
     fake = subprocess.Popen([py, "-m", "sim.fake_service", "--port", str(fake_port), "--stats-out",
-                             str(work / "fake.json")], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                             str(work / "fake.json"), "--seed", str(seed), *delivery], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=open(work / "fake.log", "w"))
     if system == "kolbridge":
         subprocess.run([py, "-m", "gateway.cli", "business", "import", str(ROOT / "examples/demo-garage.toml")],
@@ -147,26 +174,29 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path) -> dict[s
             continue
         reached += f["frames"]
         delays += [(b - a) * 1000 for a, b in zip(c["send_times"], f["append_times"])]
-    ticker = [json.loads(line) for line in (work / f"{system}.log").read_text().splitlines()
-              if '"TICKER_STATS"' in line]
+    logged = server_log(work / f"{system}.log") if system == "kolbridge" else {
+        "server_underruns": 0, "ticker_p99_ms": float("nan"), "ticker_max_ms": float("nan"),
+        "preroll_mean_ms": float("nan"), "preroll_max_ms": 0, "ai_audio_s": 0.0}
+    phone_underruns = sum(c["underruns"] for c in calls)
+    ai_s = logged["ai_audio_s"] or sum(c["frames_received"] for c in calls) * 0.02
     return {
-        "system": system, "k": k, "calls_ok": len(calls), "errors": len(gen_data["calls"]) - len(calls),
+        "system": system, "k": k, "jitter_ms": jitter_ms, "calls_ok": len(calls),
+        "errors": len(gen_data["calls"]) - len(calls),
         "cpu_ms_per_call_s": 1000 * server_cpu / max(call_seconds, 1e-9),
         "rss_mb_per_call": peak_rss / max(k, 1), "gap_p50": pct(gaps, 0.5), "gap_p99": pct(gaps, 0.99),
-        "gap_max": max(gaps, default=0.0), "underruns": sum(c["underruns"] for c in calls),
+        "gap_max": max(gaps, default=0.0), "underruns": phone_underruns,
+        "underruns_per_1000s": 1000 * phone_underruns / max(ai_s, 1e-9),
         "odd_sized": sum(c["odd_sized"] for c in calls), "frames_sent": sent, "frames_reached": reached,
-        "fwd_p99_ms": pct(delays, 0.99), "gen_cpu_core": gen_data["cpu_s"] / wall, "fake_cpu_core": fake_cpu / wall,
-        "server_cpu_core": server_cpu / wall,
-        "ticker_p99_ms": max((t.get("p99_ms", 0.0) for t in ticker), default=float("nan")),
-        "ticker_max_ms": max((t.get("max_ms", 0.0) for t in ticker), default=float("nan")),
-        "rss_samples": rss_samples,
+        "frames_lost": sent - reached, "fwd_p99_ms": pct(delays, 0.99), "gen_cpu_core": gen_data["cpu_s"] / wall,
+        "fake_cpu_core": fake_cpu / wall, "server_cpu_core": server_cpu / wall, "rss_samples": rss_samples, **logged,
     }
 
 
-COLUMNS = [("system", "{}"), ("k", "{}"), ("calls_ok", "{}"), ("cpu_ms_per_call_s", "{:.2f}"),
+COLUMNS = [("system", "{}"), ("k", "{}"), ("jitter_ms", "{:g}"), ("calls_ok", "{}"), ("cpu_ms_per_call_s", "{:.2f}"),
            ("server_cpu_core", "{:.2f}"), ("rss_mb_per_call", "{:.2f}"), ("gap_p50", "{:.2f}"), ("gap_p99", "{:.2f}"),
-           ("gap_max", "{:.1f}"), ("underruns", "{}"), ("odd_sized", "{}"), ("frames_sent", "{}"),
-           ("frames_reached", "{}"), ("fwd_p99_ms", "{:.2f}"), ("ticker_p99_ms", "{:.2f}"), ("ticker_max_ms", "{:.1f}"),
+           ("gap_max", "{:.1f}"), ("underruns", "{}"), ("server_underruns", "{}"), ("underruns_per_1000s", "{:.1f}"),
+           ("preroll_mean_ms", "{:.0f}"), ("odd_sized", "{}"), ("frames_sent", "{}"), ("frames_lost", "{}"),
+           ("fwd_p99_ms", "{:.2f}"), ("ticker_p99_ms", "{:.2f}"), ("ticker_max_ms", "{:.1f}"),
            ("gen_cpu_core", "{:.2f}"), ("fake_cpu_core", "{:.2f}")]
 
 
@@ -202,10 +232,13 @@ def soak(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sweep", default="10,50,100")
+    parser.add_argument("--sweep", default="50,100,150,200")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--jitter-sweep", default="50,100")
+    parser.add_argument("--jitter-ms", type=float, default=150.0)
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--ramp", type=float, default=5.0)
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--systems", default="kolbridge,baseline")
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     parser.add_argument("--soak", type=float, default=0.0, help="seconds: one long run of --calls calls, RSS each minute")
@@ -216,26 +249,80 @@ def main() -> None:
         soak(args)
         return
     rows: list[dict[str, Any]] = []
-    broken: set[str] = set()
-    for k in [int(x) for x in args.sweep.split(",")]:
-        for system in args.systems.split(","):
-            if system in broken:
-                continue
+    points = [(k, system, 0.0) for k in ints(args.sweep) for system in args.systems.split(",")]
+    points += [(k, "kolbridge", args.jitter_ms) for k in ints(args.jitter_sweep)]
+    for k, system, jitter in points:
+        for rep in range(args.repeat):
             with tempfile.TemporaryDirectory() as tmp:
-                row = run_one(system, k, args, Path(tmp))
+                row = run_one(system, k, args, Path(tmp), jitter_ms=jitter, seed=7 + rep)
+            row["run"] = rep + 1
             rows.append(row)
             print(table([row]).splitlines()[-1], flush=True)
-            if system == "kolbridge" and (row["underruns"] or row["frames_reached"] < row["frames_sent"] or row["errors"]):
-                broken.add(system)
-    for row in rows:
-        base = next((r for r in rows if r["system"] == "baseline" and r["k"] == row["k"]), None)
-        row["vs_baseline"] = row["cpu_ms_per_call_s"] / base["cpu_ms_per_call_s"] if base else float("nan")
-    text = (f"# Benchmark results\n\nMachine: {machine()}\n\nCommand: `python -m bench.calls --sweep {args.sweep} "
-            f"--duration {args.duration:g} --workers {args.workers}`\n\n" + table(rows) + "\n"
-            + "\n".join(f"- K={r['k']} {r['system']}: CPU per call-second {r['cpu_ms_per_call_s']:.2f} ms "
-                        f"= {r['vs_baseline']:.2f}× the baseline" for r in rows if r["system"] == "kolbridge") + "\n")
-    Path(args.out).write_text(text)
+    text = report(rows, args)
+    write_section(Path(args.out), text)
     print(text)
+
+
+def ints(spec: str) -> list[int]:
+    return [int(x) for x in spec.split(",") if x.strip()]
+
+
+def meets(row: dict[str, Any]) -> bool:
+    return bool(row["gap_p99"] <= 2.0 and row["server_underruns"] == 0 and row["frames_lost"] == 0
+                and row["errors"] == 0 and row["calls_ok"] == row["k"])
+
+
+def spread(values: list[float], fmt: str = "{:.2f}") -> str:
+    ordered = sorted(values)
+    return f"{fmt.format(ordered[len(ordered) // 2])} ({fmt.format(ordered[0])}–{fmt.format(ordered[-1])})"
+
+
+def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    groups: dict[tuple[str, int, float], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault((row["system"], row["k"], row["jitter_ms"]), []).append(row)
+    lines = ["| system | K | delivery | runs | CPU ms per call-s | server cores | p99 gap err ms | phone underruns "
+             "| server underruns | frames lost | ticker p99 ms | gen + fake cores | target met |", "|" + "---|" * 13]
+    for (system, k, jitter), runs in groups.items():
+        delivery = f"1× ± {jitter:g} ms" if jitter else "1.5×"
+        met = "—" if system != "kolbridge" or jitter else f"{sum(meets(r) for r in runs)}/{len(runs)}"
+        lines.append(f"| {system} | {k} | {delivery} | {len(runs)} | {spread([r['cpu_ms_per_call_s'] for r in runs])} "
+                     f"| {spread([r['server_cpu_core'] for r in runs])} | {spread([r['gap_p99'] for r in runs])} "
+                     f"| {spread([r['underruns'] for r in runs], '{:.0f}')} "
+                     f"| {spread([r['server_underruns'] for r in runs], '{:.0f}')} "
+                     f"| {spread([r['frames_lost'] for r in runs], '{:.0f}')} "
+                     f"| {spread([r['ticker_p99_ms'] for r in runs])} "
+                     f"| {spread([r['gen_cpu_core'] + r['fake_cpu_core'] for r in runs])} | {met} |")
+    passing = [k for (system, k, jitter), runs in groups.items() if system == "kolbridge" and not jitter
+               and all(meets(r) for r in runs)]
+    failing = sorted(k for (system, k, jitter), runs in groups.items() if system == "kolbridge" and not jitter
+                     and not all(meets(r) for r in runs))
+    verdict = (f"Largest K where every run met the target: **{max(passing)}**" if passing else
+               "No K met the target in every run") + (f"; first K that did not: {failing[0]}" if failing else "")
+    jitter_lines = [f"- K={k}, real time ± {jitter:g} ms: underruns per 1,000 s of AI audio "
+                    f"{spread([r['underruns_per_1000s'] for r in runs], '{:.1f}')} at the phone, server-counted "
+                    f"{spread([1000 * r['server_underruns'] / max(r['ai_audio_s'], 1e-9) for r in runs], '{:.1f}')}; "
+                    f"first audio's wait in the jitter buffer mean {spread([r['preroll_mean_ms'] for r in runs], '{:.0f}')} ms, "
+                    f"max {max(r['preroll_max_ms'] for r in runs)} ms"
+                    for (system, k, jitter), runs in groups.items() if jitter]
+    return (f"Machine: {machine()}\n\nCommand: `python -m bench.calls --sweep {args.sweep} --repeat {args.repeat} "
+            f"--duration {args.duration:g} --workers {args.workers} --jitter-sweep {args.jitter_sweep} "
+            f"--jitter-ms {args.jitter_ms:g}`\n\nMedian (min–max) over the runs of each point.\n\n"
+            + "\n".join(lines) + f"\n\n{verdict}.\n\n" + "\n".join(jitter_lines) + "\n\nEvery run:\n\n" + table(rows))
+
+
+BEGIN, END = "<!-- calls:begin -->", "<!-- calls:end -->"
+
+
+def write_section(path: Path, text: str) -> None:
+    """Replace this benchmark's section of RESULTS.md, keeping everything else in the file."""
+    old = path.read_text() if path.exists() else "# Benchmark results\n"
+    section = f"{BEGIN}\n{text}{END}"
+    if BEGIN in old and END in old:
+        new = old[:old.index(BEGIN)] + section + old[old.index(END) + len(END):]
+    else:
+        new = old.rstrip("\n") + "\n\n" + section + "\n"
+    path.write_text(new)
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ from gateway.webhooks import WebhookDeliverer
 from gateway.wire import TwilioStart
 from prompts.builder import build_prompt
 from storage.businesses import BusinessView, business_version, get_business
-from storage.calls import after_twiml, apply_write, close_lost_calls
+from storage.calls import after_twiml, apply_write, apply_writes, close_lost_calls
 from storage.db import sqlite_file
 from storage.models import utcnow
 from storage.writequeue import CallEndWrite, CallStartWrite, HeartbeatWrite, UtteranceWrite, WriteQueue
@@ -84,7 +84,8 @@ class App:
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         server = config.file.server
         journal = Path(server.journal_dir) if server.journal_dir else _default_journal_dir(config.env.database_url)
-        self.writes = WriteQueue(lambda write: apply_write(sessions, write), journal, server.db_queue_max)
+        self.writes = WriteQueue(lambda write: apply_write(sessions, write), journal, server.db_queue_max,
+                                 apply_batch=lambda writes: apply_writes(sessions, writes))
         env = config.env
         self.twilio_rest: TwilioRest | None = None
         if env.twilio_account_sid and env.twilio_api_key and env.twilio_api_secret:

@@ -1,22 +1,29 @@
 """ActorEngine: a worker's in-process thespian system (simpleSystemBase), driven by the event loop.
 
-The per-frame path never crosses a process: the loop `tell`s a call's CallSupervisor each decoded
-wire event or Tick; simpleSystemBase runs every resulting actor message to completion inside that
-`tell`, and whatever actors addressed to the outside (wire commands, summaries) is drained from
-`listen(0)` in order and handed to the call's sink. All of it runs on the loop's thread.
+The per-frame path never crosses a process: the loop `tell`s a call's tree each decoded wire event
+or Tick; simpleSystemBase runs every resulting actor message to completion inside that `tell`, and
+whatever actors addressed to the outside (wire commands, summaries) is drained from `listen(0)` in
+order and handed to the call's sink. All of it runs on the loop's thread.
+Everything goes to the CallSupervisor except the per-frame messages, which take the lanes it
+publishes (actors/lane_messages.py) straight to TwilioRx / TxPacer while those are healthy. Ticks:
+every 20 ms only to the calls whose pacer wants them; every JUDGE_TICK_EVERY-th tick of a call (the
+calls staggered over those ticks) through the supervisor to the pacer, judge and bridge, for timers.
 """
 from __future__ import annotations
 
 import logging
 from typing import Any, Callable, Protocol
 
-from thespian.actors import ActorExitRequest, ActorSystem
+from thespian.actors import ActorExitRequest, ActorSystem, PoisonMessage
 
 from actors.messages import (
-    CallInspection, CallSettings, CallSummary, ChildRestarted, InspectCall, StartCall, ToRealtime, ToTwilio,
-    TwilioOutEvent, RealtimeOutEvent, Utterance, ListCalls, LiveCalls, RegisterCall, UnregisterCall,
+    CallInspection, CallSettings, CallSummary, ChildRestarted, InspectCall, RtAudioDelta, StartCall, Tick,
+    ToRealtime, ToTwilio, TwilioMarkIn, TwilioMediaIn, TwilioOutEvent, RealtimeOutEvent, Utterance, ListCalls,
+    LiveCalls, RegisterCall, UnregisterCall,
 )
 from actors.admin import AdminActor
+from actors.cores.supervision import JUDGE_TICK_EVERY
+from actors.lane_messages import LanePoisoned, Lanes, TickWanted
 from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord
 from actors.link_messages import OpenRealtime, RealtimeGaveUp
 from actors.supervisor import CallSupervisor
@@ -50,6 +57,10 @@ _TO_SINK: dict[type, Callable[[CallSink, Any], None]] = {
     LeaveCall: lambda sink, out: sink.leave_call(out),
 }
 
+# the per-frame messages and their lane: 0 = TwilioRx, 1 = TxPacer (a Tick's lane is the pacer's)
+LANE_OF: dict[type, int] = {TwilioMediaIn: 0, TwilioMarkIn: 1, RtAudioDelta: 1, Tick: 1}
+LANE_ROLES = ("rx", "pacer")
+
 
 class ActorEngine:
     def __init__(self) -> None:
@@ -66,6 +77,12 @@ class ActorEngine:
                 instance.responses = []  # the proxy creates this list on its first message otherwise
             self._outbox = instance.responses
         self.supervisors: dict[str, Any] = {}
+        self.lanes: dict[str, tuple[Any, Any]] = {}  # call → (TwilioRx, TxPacer) addresses, None = closed
+        self.ticking: set[str] = set()  # calls whose pacer wants every tick
+        self.tick_phase: dict[str, int] = {}  # which of the JUDGE_TICK_EVERY ticks is this call's timer tick
+        self.ticks = 0
+        self.lane_failures = 0
+        self._started = 0
         self.sinks: dict[str, CallSink] = {}
         self.inspections: list[CallInspection] = []
         self.live: dict[int, LiveCalls] = {}
@@ -80,6 +97,9 @@ class ActorEngine:
             raise ValueError(f"call {call_id} already running")
         self.supervisors[call_id] = self.asys.createActor(CallSupervisor)
         self.sinks[call_id] = sink
+        self.ticking.add(call_id)
+        self.tick_phase[call_id] = self._started % JUDGE_TICK_EVERY
+        self._started += 1
         self.asys.tell(self.admin, RegisterCall(call_id, self.supervisors[call_id]))
         self.tell(call_id, StartCall(settings, at))
 
@@ -87,18 +107,27 @@ class ActorEngine:
         addr = self.supervisors.get(call_id)
         if addr is None:
             return False
+        lane = LANE_OF.get(type(msg))
+        if lane is not None and not (type(msg) is Tick and msg.timers):  # a timer tick is for three children
+            lanes = self.lanes.get(call_id)
+            if lanes is not None and lanes[lane] is not None:
+                addr = lanes[lane]
         self.messages_told += 1
         self.asys.tell(addr, msg)
-        self._drain()
+        self._drain(call_id, lane)
         return True
 
-    def tell_all(self, msg: object) -> None:
-        """One message (a Tick) to every live call; one drain at the end."""
-        tell = self.asys.tell
-        for addr in list(self.supervisors.values()):
-            tell(addr, msg)
-        self.messages_told += len(self.supervisors)
-        self._drain()
+    def tell_all(self, tick: Tick) -> None:
+        """The 20 ms Tick to every call whose pacer wants it; a timer tick to each call every
+        JUDGE_TICK_EVERY-th time (the calls spread over those ticks)."""
+        self.ticks += 1
+        phase = self.ticks % JUDGE_TICK_EVERY
+        timers = Tick(tick.at, timers=True)
+        for call_id in list(self.supervisors):
+            if self.tick_phase.get(call_id) == phase:
+                self.tell(call_id, timers)
+            elif call_id in self.ticking:
+                self.tell(call_id, tick)
 
     def inspect(self, call_id: str) -> CallInspection | None:
         self.inspections.clear()
@@ -128,15 +157,27 @@ class ActorEngine:
         del outbox[:]
         return drained
 
-    def _drain(self) -> None:
+    def _drain(self, call_id: str = "", lane: int | None = None) -> None:
         for out in self._outputs():
             deliver = _TO_SINK.get(type(out))
             if deliver is not None:
                 sink = self.sinks.get(out.call_id)
                 if sink is not None:
                     deliver(sink, out)
+            elif type(out) is TickWanted:
+                if out.wanted:
+                    self.ticking.add(out.call_id)
+                else:
+                    self.ticking.discard(out.call_id)
+            elif type(out) is Lanes:
+                self.lanes[out.call_id] = (out.rx, out.pacer)
+            elif isinstance(out, PoisonMessage):
+                self._lane_poisoned(call_id, lane, out)
             elif isinstance(out, CallSummary):
                 self.supervisors.pop(out.call_id, None)
+                self.lanes.pop(out.call_id, None)
+                self.ticking.discard(out.call_id)
+                self.tick_phase.pop(out.call_id, None)
                 self._ended += 1
                 if self._ended % 50 == 0:
                     self._forget_dead_actors()
@@ -149,6 +190,17 @@ class ActorEngine:
             elif isinstance(out, LiveCalls):
                 self.live[out.request_id] = out
             # anything else (thespian's own notices) is dropped, as listen() would
+
+    def _lane_poisoned(self, call_id: str, lane: int | None, poison: Any) -> None:
+        """Only what the engine told a child directly comes back here (a supervisor's own sends poison
+        back to it): hand it to the supervisor, which restarts the child as for any failure."""
+        supervisor = self.supervisors.get(call_id)
+        if supervisor is None or lane is None:
+            return
+        self.lane_failures += 1
+        self.asys.tell(supervisor, LanePoisoned(LANE_ROLES[lane], poison.poisonMessage,
+                                                str(getattr(poison, "details", "") or "")))
+        self._drain(call_id)
 
     def _forget_dead_actors(self) -> None:
         """simpleSystemBase keeps a registry entry (set to None) for every actor that ever exited —

@@ -2,7 +2,8 @@
 
     python -m sim.fake_service --port 9100 --stats-out stats.json
 
-It answers every caller turn with the long Hebrew answer clip, streamed 1.5× faster than real time,
+It answers every caller turn with the long Hebrew answer clip, streamed 1.5× faster than real time
+(`--speed`, `--jitter-ms`: real-world delivery, e.g. `--speed 1 --jitter-ms 150`),
 and on SIGTERM/SIGINT writes per-connection statistics (frames appended and their arrival times,
 truncations, response statuses) as JSON.
 """
@@ -18,11 +19,11 @@ from sim.audio import clip_text, load_clip
 from sim.fake_realtime import FakeRealtime, FakeScript
 
 
-def bench_script() -> FakeScript:
+def bench_script(speed: float = 1.5, jitter_ms: float = 0.0, seed: int = 7) -> FakeScript:
     return FakeScript(transcripts=[clip_text("question"), "אממ", "לא", clip_text("question")] * 4,
                       responses=[(load_clip("greeting"), clip_text("greeting")),
                                  (load_clip("long_answer"), clip_text("long_answer"))],
-                      speed=1.5)
+                      speed=speed, jitter_s=jitter_ms / 1000.0, seed=seed)
 
 
 def stats(fake: FakeRealtime) -> list[dict[str, object]]:
@@ -35,8 +36,8 @@ def stats(fake: FakeRealtime) -> list[dict[str, object]]:
     return out
 
 
-async def amain(port: int, stats_out: Path | None) -> None:
-    fake = await FakeRealtime(bench_script()).start(port=port)
+async def amain(port: int, stats_out: Path | None, script: FakeScript) -> None:
+    fake = await FakeRealtime(script).start(port=port)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -52,8 +53,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=9100)
     parser.add_argument("--stats-out", type=Path, default=None)
+    parser.add_argument("--speed", type=float, default=1.5, help="assistant audio, × real time (0.9–3)")
+    parser.add_argument("--jitter-ms", type=float, default=0.0, help="each delta ± this much around its time")
+    parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    asyncio.run(amain(args.port, args.stats_out))
+    asyncio.run(amain(args.port, args.stats_out, bench_script(args.speed, args.jitter_ms, args.seed)))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 ordered write queue (storage/writequeue.py) with `apply_write`: every write is idempotent."""
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime, timezone
 
 from sqlalchemy import select
@@ -47,36 +47,49 @@ async def list_calls(sessions: async_sessionmaker[AsyncSession], business_id: st
 async def apply_write(sessions: async_sessionmaker[AsyncSession], write: Write) -> None:
     """Apply one queued write; idempotent, so a replay after a crash or an outage never duplicates."""
     async with sessions.begin() as session:
-        if isinstance(write, AGENT_WRITES):
-            await apply_agent_write(session, write)
-            return
-        if isinstance(write, UtteranceWrite):
-            exists = (await session.execute(select(UtteranceRecord.id).where(
-                UtteranceRecord.call_sid == write.call_sid, UtteranceRecord.seq == write.seq))).first()
-            if exists is None:
-                await _call_row(session, write.call_sid)
-                session.add(UtteranceRecord(
-                    call_sid=write.call_sid, seq=write.seq, role=write.role, text=write.text,
-                    classification=write.classification, start_ms=write.start_ms, end_ms=write.end_ms,
-                    interrupted=write.interrupted, heard_ms=write.heard_ms))
-            return
-        if isinstance(write, HeartbeatWrite):
-            now = utcnow()
-            for call_sid, metrics in write.metrics.items():
-                row = await session.get(CallRecord, call_sid)
-                if row is not None and not row.end_reason:
-                    row.heartbeat_at, row.worker, row.metrics = now, write.worker, dict(metrics)
-            return
-        row = await _call_row(session, write.call_sid)
-        if isinstance(write, CallStartWrite):
-            row.stream_sid, row.business_id, row.prompt_hashes = write.stream_sid, write.business_id, write.prompt_hashes
-            row.from_number, row.to_number, row.worker = write.from_number, write.to_number, write.worker
-            row.heartbeat_at = utcnow()
-        elif isinstance(write, CallNoteWrite):
-            row.transfer_summary = write.transfer_summary
-        elif isinstance(write, CallEndWrite):
-            row.ended_at, row.end_reason, row.metrics, row.restarts = utcnow(), write.reason, dict(write.metrics), write.restarts
-            row.series, row.fallback, row.after_twiml = dict(write.series), write.fallback, write.after_twiml
+        await apply_in(session, write)
+
+
+async def apply_writes(sessions: async_sessionmaker[AsyncSession], writes: Sequence[Write]) -> None:
+    """Apply queued writes in order in one transaction (one commit); all or none."""
+    async with sessions.begin() as session:
+        for write in writes:
+            await apply_in(session, write)
+            await session.flush()  # the next write of the batch sees this one's rows
+
+
+async def apply_in(session: AsyncSession, write: Write) -> None:
+    """One write inside the caller's transaction."""
+    if isinstance(write, AGENT_WRITES):
+        await apply_agent_write(session, write)
+        return
+    if isinstance(write, UtteranceWrite):
+        exists = (await session.execute(select(UtteranceRecord.id).where(
+            UtteranceRecord.call_sid == write.call_sid, UtteranceRecord.seq == write.seq))).first()
+        if exists is None:
+            await _call_row(session, write.call_sid)
+            session.add(UtteranceRecord(
+                call_sid=write.call_sid, seq=write.seq, role=write.role, text=write.text,
+                classification=write.classification, start_ms=write.start_ms, end_ms=write.end_ms,
+                interrupted=write.interrupted, heard_ms=write.heard_ms))
+        return
+    if isinstance(write, HeartbeatWrite):
+        now = utcnow()
+        for call_sid, metrics in write.metrics.items():
+            row = await session.get(CallRecord, call_sid)
+            if row is not None and not row.end_reason:
+                row.heartbeat_at, row.worker, row.metrics = now, write.worker, dict(metrics)
+        return
+    row = await _call_row(session, write.call_sid)
+    if isinstance(write, CallStartWrite):
+        row.stream_sid, row.business_id, row.prompt_hashes = write.stream_sid, write.business_id, write.prompt_hashes
+        row.from_number, row.to_number, row.worker = write.from_number, write.to_number, write.worker
+        row.heartbeat_at = utcnow()
+    elif isinstance(write, CallNoteWrite):
+        row.transfer_summary = write.transfer_summary
+    elif isinstance(write, CallEndWrite):
+        row.ended_at, row.end_reason, row.metrics, row.restarts = utcnow(), write.reason, dict(write.metrics), write.restarts
+        row.series, row.fallback, row.after_twiml = dict(write.series), write.fallback, write.after_twiml
 
 
 async def close_lost_calls(sessions: async_sessionmaker[AsyncSession], stale_before: datetime,

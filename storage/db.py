@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine, AsyncSession
 
 from alembic import command
@@ -26,9 +25,10 @@ def make_engine(url: str) -> AsyncEngine:
         database = sqlite_file(url)
         if database is not None:
             database.parent.mkdir(parents=True, exist_ok=True)
-        # an idle pooled aiosqlite connection keeps a thread polling its queue (measured ~7% of a
-        # worker's samples under load); the database is touched only at call start and end
-        return create_async_engine(url, poolclass=NullPool)
+        # pooled: aiosqlite >= 0.20 parks an idle connection's thread on a blocking queue (omnilib/aiosqlite
+        # PR #271; before, it polled every 0.1 s — why this was NullPool), and opening a connection and its
+        # thread for every transaction cost more CPU than the transaction
+        return create_async_engine(url)
     # a server that went away must fail fast (the write queue retries), never hang a write for minutes
     return create_async_engine(url, pool_pre_ping=True, connect_args={"timeout": 3, "command_timeout": 5})
 

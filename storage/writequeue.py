@@ -6,7 +6,10 @@ retrying the head with backoff (0.1 s → 2 s) for as long as the database refus
 idempotent (keyed by call sid, or call sid + seq for an utterance), so applying one twice is harmless.
 When more than `max_items` are waiting, or at shutdown, the queue spills to an append-only journal
 (JSON lines, flushed at once, fsync'd off the event loop): from then on every new write is appended behind it, so the order holds, and the
-consumer replays the journal before returning to memory. A worker's journal carries its pid and is
+consumer replays the journal before returning to memory. With `apply_batch`, the writes waiting in
+memory are applied up to BATCH_MAX at a time in one transaction (one commit for many utterances: the
+per-transaction round trips dominated the database's CPU under load); a failed batch is retried whole,
+which idempotence makes harmless. A worker's journal carries its pid and is
 held with an exclusive lock; at start-up a worker adopts every journal whose lock is free (its worker
 is gone) and replays it first. Counters: applied, retried, spilled, replayed.
 """
@@ -17,7 +20,8 @@ import fcntl
 import os
 from collections import deque
 from pathlib import Path
-from typing import IO, Any, Awaitable, Callable, Union
+from itertools import islice
+from typing import IO, Any, Awaitable, Callable, Sequence, Union
 
 import msgspec
 import structlog
@@ -97,6 +101,8 @@ class WebhookWrite(msgspec.Struct, tag="webhook"):
 Write = Union[CallStartWrite, UtteranceWrite, CallEndWrite, HeartbeatWrite, LeadWrite, ToolCallWrite, CallNoteWrite,
               WebhookWrite]
 Apply = Callable[[Write], Awaitable[None]]
+ApplyBatch = Callable[[Sequence[Write]], Awaitable[None]]
+BATCH_MAX = 64
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Write)
 
@@ -112,8 +118,10 @@ class WriteCounters(msgspec.Struct):
 
 class WriteQueue:
     def __init__(self, apply: Apply, journal_dir: Path, max_items: int = 5000, backoff_max_s: float = 2.0,
-                 owner: str = "") -> None:
+                 owner: str = "", apply_batch: ApplyBatch | None = None) -> None:
         self.apply = apply
+        self.apply_batch = apply_batch
+        self.batches = 0
         self.journal_dir = journal_dir
         self.max_items = max_items
         self.backoff_max_s = backoff_max_s
@@ -224,17 +232,21 @@ class WriteQueue:
             self.unsynced = False
             await asyncio.to_thread(os.fsync, self.journal.fileno())
 
-    async def _apply_until_done(self, write: Write) -> None:
+    async def _apply_until_done(self, write: Write | list[Write]) -> None:
         delay = 0.1
         loop = asyncio.get_running_loop()
         while True:
             try:
-                await asyncio.wait_for(self.apply(write), 10.0)
+                if isinstance(write, list):
+                    assert self.apply_batch is not None
+                    await asyncio.wait_for(self.apply_batch(write), 10.0)
+                else:
+                    await asyncio.wait_for(self.apply(write), 10.0)
                 if self.down_since is not None:
                     log.warning("DB_RECOVERED", down_s=round(loop.time() - self.down_since, 2),
                                 queued=len(self.memory), journal_pending=self._journal_pending())
                     self.down_since = None
-                self.counters.applied += 1
+                self.counters.applied += len(write) if isinstance(write, list) else 1
                 return
             except asyncio.CancelledError:
                 raise
@@ -242,7 +254,8 @@ class WriteQueue:
                 self.counters.retried += 1
                 if self.down_since is None:
                     self.down_since = loop.time()
-                    log.error("DB_WRITE_FAILED", what=type(write).__name__, error=str(exc)[:200],
+                    what = type(write[0] if isinstance(write, list) else write).__name__
+                    log.error("DB_WRITE_FAILED", what=what, error=str(exc)[:200],
                               queued=len(self.memory), exc_info=True)  # once per outage, not per retry
                 await self._sync_journal()
                 await asyncio.sleep(delay)
@@ -271,6 +284,13 @@ class WriteQueue:
                     self.replayed_to = end
                     self.counters.replayed += 1
                     self._journal_done()
+                elif self.memory and self.apply_batch is not None and len(self.memory) > 1:
+                    batch = list(islice(self.memory, BATCH_MAX))
+                    await self._apply_until_done(batch)
+                    self.batches += 1
+                    for write in batch:  # close() may have spilled the memory meanwhile
+                        if self.memory and self.memory[0] is write:
+                            self.memory.popleft()
                 elif self.memory:
                     write = self.memory[0]
                     await self._apply_until_done(write)

@@ -146,6 +146,39 @@ def test_every_child_fails_mid_call_and_no_frame_is_lost_or_repeated(engine: Act
     assert (m["frames_in"], m["frames_forwarded"], m["underruns"]) == (200, 200, 0)
 
 
+def test_a_message_that_fails_down_a_lane_restarts_its_child_and_is_replayed_once(engine: ActorEngine) -> None:
+    """Caller frames and ticks go straight to TwilioRx / TxPacer (the lanes): a failure there comes back to
+    the engine as a PoisonMessage and must restart the child exactly as a failure the supervisor saw."""
+    lane_faults = {30: InjectFault("rx", mode="next"), 60: InjectFault("pacer", mode="next"),
+                   90: InjectFault("rx", mode="next")}
+    with structlog.testing.capture_logs() as logs:
+        sink, caller = play_call(engine, lane_faults)
+    failed = [(e["role"], e["message"]) for e in logs if e["event"] == "CHILD_FAILED"]
+    assert sorted(failed) == [("pacer", "Tick"), ("rx", "TwilioMediaIn"), ("rx", "TwilioMediaIn")]
+    assert engine.lane_failures == 3  # they came down the lanes, not through the supervisor
+    assert sorted((r.role, r.restarts) for r in sink.restarts) == [("pacer", 1), ("rx", 1), ("rx", 2)]
+    assert [e.audio for e in sink.realtime if isinstance(e, RtAppend)] == caller  # the failed frame, replayed once
+    assert sink.media_bytes() == GREETING + b"\xff" * (160 - len(GREETING) % 160)
+    assert engine.lanes["CA1"][0] is not None and engine.lanes["CA1"][1] is not None  # reopened
+    engine.tell("CA1", EndCall("twilio_stop", 5.0))
+    assert sink.summary is not None
+    assert (sink.summary.metrics["frames_in"], sink.summary.metrics["frames_forwarded"]) == (200, 200)
+
+
+def test_an_idle_call_gets_only_timer_ticks_and_wakes_with_its_audio(engine: ActorEngine) -> None:
+    sink = RecordingSink()
+    engine.start_call(settings(), sink, 0.0)
+    engine.tell_all(Tick(0.02))
+    assert "CA1" not in engine.ticking  # nothing queued: the pacer said so on its first tick
+    engine.tell("CA1", RtResponseCreated("r1", 0.03))
+    engine.tell("CA1", RtAudioDelta("r1", "a1", b"\x01" * 1600, 0.04))
+    assert "CA1" in engine.ticking
+    for k in range(3, 30):
+        engine.tell_all(Tick(0.02 * k))
+    assert sink.media_bytes() == b"\x01" * 1600
+    assert "CA1" not in engine.ticking  # all sent: idle again
+
+
 def test_a_failure_before_the_first_audio_loses_nothing(engine: ActorEngine) -> None:
     sink = RecordingSink()
     engine.start_call(settings(), sink, 0.0)

@@ -4,11 +4,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.calls import run_one, table
+from bench.calls import BEGIN, END, report, run_one, table, write_section
 
 
 def test_bench_smoke(tmp_path: Path) -> None:
-    args = argparse.Namespace(duration=10.0, ramp=1.0, workers=1, rss_every=5.0)
+    args = argparse.Namespace(duration=10.0, ramp=1.0, workers=1, rss_every=5.0, sweep="5", repeat=1,
+                              jitter_sweep="", jitter_ms=150.0)
     rows = []
     for system in ("kolbridge", "baseline"):
         work = tmp_path / system
@@ -20,3 +21,12 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert ours["odd_sized"] == 0 and ours["cpu_ms_per_call_s"] > 0 and ours["rss_samples"]
     assert base["calls_ok"] == 5 and base["odd_sized"] > 0  # the bare relay forwards whole deltas
     assert "| kolbridge | 5 |" in table(rows)
+    assert ours["server_underruns"] == 0 and ours["frames_lost"] == 0 and ours["ai_audio_s"] > 5
+    text = report(rows, args)
+    assert "| kolbridge | 5 | 1.5× | 1 |" in text and "K where every run met the target" in text
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# Benchmark results\n\n## Tools\nkept\n")
+    write_section(results, text)
+    write_section(results, text)  # a re-run replaces its section, keeps the rest
+    written = results.read_text()
+    assert written.count(BEGIN) == 1 and written.count(END) == 1 and "## Tools\nkept" in written

@@ -87,7 +87,7 @@ def test_metrics_summary_merges_reports_and_warns_on_drops() -> None:
 def test_supervision_buffers_a_restarting_role_and_replays_in_order() -> None:
     core = SupervisionCore("CA1")
     assert core.go("start") and core.phase is CallPhase.ACTIVE
-    assert [core.route(Tick(0.02 * k)) for k in range(5)] == [["pacer"]] * 4 + [["pacer", "judge", "bridge"]]
+    assert [core.route(Tick(0.02 * k, timers=k == 4)) for k in range(5)] == [["pacer"]] * 4 + [["pacer", "judge", "bridge"]]
     assert core.child_failed("pacer") and not core.child_failed("pacer")
     delta = RtAudioDelta("r", "i", b"x", 0.1)
     assert core.route(Tick(0.02)) == [] and core.route(delta) == []

@@ -3,11 +3,12 @@ journal past its bound, replays it (also a dead worker's) on recovery, and never
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
-from storage.calls import apply_write, get_call, get_utterances
+from storage.calls import apply_in, apply_write, get_call, get_utterances
 from storage.db import create_schema, make_engine, session_factory
 from storage.writequeue import CallEndWrite, CallStartWrite, UtteranceWrite, Write, WriteQueue
 
@@ -149,4 +150,34 @@ async def test_calls_whose_worker_is_gone_are_closed_as_worker_lost_with_their_l
     assert {sid: r.end_reason for sid, r in rows.items() if r} == {
         "CAdead": "worker_lost", "CAstale": "worker_lost", "CAlive": "", "CAdone": "twilio_stop"}
     assert rows["CAdead"] is not None and rows["CAdead"].metrics == {"frames_in": 321}  # the last heartbeat's
+    await engine.dispose()
+
+
+async def test_batches_apply_in_order_in_one_transaction_and_a_failed_batch_is_retried_whole(tmp_path: Path) -> None:
+    """With apply_batch the waiting writes go up to BATCH_MAX at a time; against a real SQLite database a
+    batch that fails half-way is rolled back and re-applied whole — no row twice, none lost."""
+    engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'calls.db'}")
+    await create_schema(engine)
+    sessions = session_factory(engine)
+    failures = [2]  # the first two batches fail after their writes were applied (inside the transaction)
+
+    async def flaky_batch(writes: Sequence[Write]) -> None:
+        async with sessions.begin() as session:
+            for write in writes:
+                await apply_in(session, write)
+            await session.flush()
+            if failures[0]:
+                failures[0] -= 1
+                raise ConnectionResetError("lost at commit")
+
+    queue = WriteQueue(lambda write: apply_write(sessions, write), tmp_path / "journal", max_items=1000,
+                       backoff_max_s=0.05, apply_batch=flaky_batch)
+    writes: list[Write] = [CallStartWrite("CA1", "MZ1", "biz", {}), *[utterance(n) for n in range(1, 150)]]
+    for write in writes:
+        queue.put(write)  # all waiting before the consumer runs: batches of BATCH_MAX
+    queue.start()
+    assert await queue.drain(10)
+    assert queue.batches >= 3 and queue.counters.retried == 2 and queue.counters.applied == len(writes)
+    assert [u.seq for u in await get_utterances(sessions, "CA1")] == list(range(1, 150))
+    await queue.close(1)
     await engine.dispose()

@@ -17,6 +17,9 @@ Theory of operation:
     drive the playout clock (playout.py): audible / not audible, response finished, heard ms.
   * A barge-in candidate ducks the AI (μ-law gain table, `bytes.translate`) or pauses sending;
     RestorePlayout undoes either. A pause is not an underrun.
+  * Ticks cost an actor hop per call every 20 ms, so the pacer says when it needs them (TickWanted):
+    while audio is queued (waiting to start, playing, re-buffering), not while idle — a call that is
+    only listening gets the timer ticks alone (lane_messages.py).
   * A CutPlayout flushes the queue, sends `clear` if anything is still in Twilio's buffer, ignores
     later deltas of the cut response and reports how much of the item the caller heard.
 """
@@ -31,6 +34,7 @@ from actors.cores.framing import CutFrame, Reframer, ReframerState
 from actors.cores.jitter import JitterBuffer, JitterState
 from actors.cores.playout import PlayoutClock, PlayoutState
 from actors.cores.ulaw import gain_table
+from actors.lane_messages import TickWanted
 from actors.link_messages import FinishResponse
 from actors.messages import (
     CollectCounters, CutPlayout, DiscardAudio, DuckPlayout, HoldAudio, PausePlayout, ReleaseAudio,
@@ -74,6 +78,7 @@ class PacerState(msgspec.Struct):
     held: list[CutFrame] = msgspec.field(default_factory=list)
     jitter: JitterState = msgspec.field(default_factory=JitterState)
     rebuffering: bool = False  # ran dry inside a response: waiting for the jitter buffer to refill
+    ticks_wanted: bool = True  # what the engine was last told (TickWanted); it ticks a new call
 
 
 class TxPacerCore:
@@ -100,6 +105,14 @@ class TxPacerCore:
 
     # ------------------------------------------------------------------ inputs
     def handle(self, msg: object, now: float) -> list[object]:
+        out = self._handle(msg, now)
+        wanted = bool(self.queue)
+        if wanted != self.s.ticks_wanted:
+            self.s.ticks_wanted = wanted
+            out.append(TickWanted(self.s.call_id, wanted, now))
+        return out
+
+    def _handle(self, msg: object, now: float) -> list[object]:
         if isinstance(msg, Tick):
             return self._tick(now)
         if isinstance(msg, RtAudioDelta):

@@ -49,7 +49,7 @@ ROUTES: dict[type, tuple[str, ...]] = {
     TwilioDtmfIn: ("rx", "bridge"),
     RtFunctionCall: ("bridge",),
     ToolDone: ("bridge",),
-    Tick: ("pacer",),  # and every JUDGE_TICK_EVERY-th tick to the judge and bridge (timeouts need 100 ms, not 20)
+    Tick: ("pacer",),  # a timer tick (every JUDGE_TICK_EVERY-th) to the judge and bridge too: timeouts need 100 ms
     TwilioMarkIn: ("pacer",),
     RtAudioDelta: ("pacer",),
     RtAudioDone: ("pacer",),
@@ -103,7 +103,6 @@ class SupervisionCore:
         self.snapshots: dict[str, bytes] = {}
         self.restarts: dict[str, int] = {role: 0 for role in ROLES}
         self.poisoned = 0
-        self.ticks = 0
 
     def go(self, event: str) -> bool:
         nxt = PHASE_TRANSITIONS.get((self.phase, event))
@@ -115,10 +114,8 @@ class SupervisionCore:
     def route(self, msg: object) -> list[str]:
         """Roles that get `msg` now; roles being restarted buffer it for replay."""
         roles = routes_for(msg)
-        if type(msg) is Tick:
-            self.ticks += 1
-            if self.ticks % JUDGE_TICK_EVERY == 0:
-                roles = ("pacer", "judge", "bridge")
+        if type(msg) is Tick and msg.timers:
+            roles = ("pacer", "judge", "bridge")
         if not self.restarting:
             return list(roles)
         now_roles = []
