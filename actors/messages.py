@@ -41,7 +41,7 @@ class TxSettings(Struct, frozen=True, forbid_unknown_fields=True):
     # jitter buffer (actors/cores/jitter.py): a response starts once this much of it is queued (learned per call)
     preroll_min_ms: Annotated[int, Meta(ge=0, le=1000)] = 40  # the re-framer's carry + a tick: real-time delivery never underruns
     preroll_max_ms: Annotated[int, Meta(ge=20, le=2000)] = 400
-    preroll_initial_ms: Annotated[int, Meta(ge=0, le=2000)] = 100
+    preroll_initial_ms: Annotated[int, Meta(ge=0, le=2000)] = 300  # a call's first response; fast delivery starts it at once
 
 
 class VadSettings(Struct, frozen=True, forbid_unknown_fields=True):

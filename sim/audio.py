@@ -37,11 +37,14 @@ def _encode_table() -> npt.NDArray[np.uint8]:
 PCM_TO_ULAW = _encode_table()
 
 
+_SQUARES = ULAW_TO_PCM.astype(np.float64) ** 2
+
+
 def rms(ulaw: bytes) -> float:
     if not ulaw:
         return 0.0
-    pcm = ULAW_TO_PCM[np.frombuffer(ulaw, dtype=np.uint8)].astype(np.float64)
-    return float(np.sqrt(np.mean(pcm * pcm)))
+    # a table of squares: one gather and one sum per frame (the fake service's VAD runs it on every frame)
+    return float(np.sqrt(_SQUARES[np.frombuffer(ulaw, dtype=np.uint8)].sum() / len(ulaw)))
 
 
 def load_clip(name: str) -> bytes:
@@ -54,10 +57,16 @@ def clip_text(name: str) -> str:
 
 def noise_frame(rng: np.random.Generator, level: float) -> bytes:
     """A 20 ms frame of line noise at `level` RMS (PCM16 scale); 0 gives digital silence."""
+    return noise_frames(rng, level, 1)[0]
+
+
+def noise_frames(rng: np.random.Generator, level: float, count: int) -> list[bytes]:
+    """`count` frames of line noise drawn in one go (the load generator cycles through a bank of them)."""
     if level <= 0:
-        return SILENCE
-    pcm = np.clip(rng.normal(0.0, level, FRAME_BYTES), -32768, 32767).astype(np.int32) + 32768
-    return PCM_TO_ULAW[pcm].tobytes()
+        return [SILENCE] * count
+    pcm = np.clip(rng.normal(0.0, level, FRAME_BYTES * count), -32768, 32767).astype(np.int32) + 32768
+    noise = PCM_TO_ULAW[pcm].tobytes()
+    return [noise[i:i + FRAME_BYTES] for i in range(0, len(noise), FRAME_BYTES)]
 
 
 def mix_noise(frame: bytes, rng: np.random.Generator, level: float) -> bytes:

@@ -56,7 +56,7 @@ def real_time(start: float, audio: bytes, speed: float = 1.0, jitter: list[float
     return times
 
 
-def simulate(deliveries: list[Delivery], until: float, preroll: tuple[int, int, int] = (40, 400, 100)) -> Outcome:
+def simulate(deliveries: list[Delivery], until: float, preroll: tuple[int, int, int] = (40, 400, 300)) -> Outcome:
     pacer = TxPacerCore(PacerState("CA1", "MZ1"), 20, 100, 100, 5000, *preroll)
     events: list[tuple[float, int, object]] = []
     for d in deliveries:

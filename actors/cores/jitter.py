@@ -13,7 +13,10 @@ response's first delta (`arrival − first arrival − audio before it`) and how
 above its running minimum — how late a delta can be against a schedule anchored at an early one;
 delivery faster than real time never rises. `need_ms` = the largest rise over the last RESPONSES_KEPT
 responses + the re-framer's carry (one frame) and half a frame for a late tick, within
-[preroll_min_ms, preroll_max_ms]. A response then starts at `first + min offset seen + need_ms`: every
+[preroll_min_ms, preroll_max_ms]; until RESPONSES_TO_LEARN responses were seen it is at least
+preroll_initial_ms (3 would also cover the second and third answers of a call whose first one
+understated its jitter — 42 → 2 underruns in 40 jittery calls — but would make the first three answers
+of a real-time, jitter-free call wait 300 ms instead of 40: the trade is one answer's learning). A response then starts at `first + min offset seen + need_ms`: every
 delta seen while waiting that turned out early (a smaller offset) moves the start earlier, because the
 later deltas can only rise `need_ms` above it — so under ±150 ms jitter the first audio comes about
 150 ms after the response's unjittered schedule, not 300 ms after an early first delta. Never earlier
@@ -30,6 +33,7 @@ from __future__ import annotations
 import msgspec
 
 RESPONSES_KEPT = 8
+RESPONSES_TO_LEARN = 1  # until this many responses were seen, preroll_initial_ms stays the floor
 UNDERRUN_PENALTY_MS = 40
 UNKNOWN = -1e9
 
@@ -86,7 +90,7 @@ class JitterBuffer:
         s = self.s
         current = s.track.max_late_ms if s.track is not None else UNKNOWN
         late = max([current, *s.recent_late_ms])
-        floor = self.min_ms if s.recent_late_ms else self.initial_ms
+        floor = self.min_ms if len(s.recent_late_ms) >= RESPONSES_TO_LEARN else self.initial_ms
         s.need_ms = int(min(self.max_ms, max(floor, late + self.frame_ms * 3 / 2)))  # + the carry, a late tick
 
     def underrun(self) -> None:
