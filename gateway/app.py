@@ -34,6 +34,7 @@ from gateway.prewarm import Prewarmer, route_is_valid
 from gateway.fallback import FallbackSettings, TwilioRest, fallback_twiml, hangup_twiml
 from gateway.overrides import audio_for, barge_in_for, facts_for, fallback_for, realtime_for, vad_for
 from gateway.http_tools import TenantHttp
+from gateway.gcwatch import GcWatch
 from gateway.ticker import Ticker
 from gateway.webhooks import WebhookDeliverer
 from gateway.wire import TwilioStart
@@ -72,6 +73,7 @@ class App:
         self.sessions = sessions
         self.engine = ActorEngine()
         self.ticker = Ticker(self._tick, config.file.audio.frame_pacing_ms / 1000.0)
+        self.gc_watch = GcWatch()
         self.openai = AsyncOpenAI(api_key=config.env.openai_api_key or "sk-unset",
                                   websocket_base_url=config.env.realtime_url)
         self.calls: dict[str, CallIO] = {}
@@ -105,6 +107,7 @@ class App:
 
     def start(self) -> None:
         _prewarm(self.openai)
+        self.gc_watch.install(tune=self.config.file.server.gc_tuning)
         self._ticker_task = asyncio.create_task(self.ticker.run(), name="ticker")
         self.writes.start()
         self.background(self._housekeeping())
@@ -294,6 +297,7 @@ class App:
         await self.tenant_http.close()
         await self.writes.close(5.0)
         log.info("DB_WRITES", **self.writes.stats())
-        log.info("TICKER_STATS", **self.ticker.stats.summary())
+        log.info("TICKER_STATS", **self.ticker.stats.summary(), **self.gc_watch.summary())
+        self.gc_watch.uninstall()
         self.engine.shutdown()
         await self.openai.close()

@@ -64,7 +64,7 @@ async def process_request(app: App, conn: ServerConnection, request: Request) ->
     method = request.headers.get(METHOD_HEADER, "GET")
     token = app.config.env.twilio_auth_token
     if path == "/healthz" and method == "GET":
-        body = json.dumps({"status": "ok", "calls": len(app.calls), "ticker": app.ticker.stats.summary()})
+        body = json.dumps({"status": "ok", "calls": len(app.calls), "ticker": {**app.ticker.stats.summary(), **app.gc_watch.summary()}})
         return _plain(conn, HTTPStatus.OK, body, "application/json")
     if path == "/admin/calls" and method == "GET":
         return admin_calls(app, conn, request)

@@ -185,7 +185,7 @@ def test_a_failure_before_the_first_audio_loses_nothing(engine: ActorEngine) -> 
     engine.tell("CA1", InjectFault("pacer"))
     engine.tell("CA1", RtResponseCreated("r1", 0.01))
     engine.tell("CA1", RtAudioDelta("r1", "a1", b"\x01" * 320, 0.02))
-    engine.tell_all(Tick(0.14))  # after the jitter pre-roll (100 ms from the first delta)
+    engine.tell_all(Tick(0.34))  # after the jitter pre-roll (preroll_initial_ms, 300 ms from the first delta)
     assert sink.media_bytes() == b"\x01" * 320
     assert [r.role for r in sink.restarts] == ["pacer"]
 

@@ -16,10 +16,12 @@ responses + the re-framer's carry (one frame) and half a frame for a late tick, 
 [preroll_min_ms, preroll_max_ms]; until RESPONSES_TO_LEARN responses were seen it is at least
 preroll_initial_ms (3 would also cover the second and third answers of a call whose first one
 understated its jitter — 42 → 2 underruns in 40 jittery calls — but would make the first three answers
-of a real-time, jitter-free call wait 300 ms instead of 40: the trade is one answer's learning). A response then starts at `first + min offset seen + need_ms`: every
-delta seen while waiting that turned out early (a smaller offset) moves the start earlier, because the
-later deltas can only rise `need_ms` above it — so under ±150 ms jitter the first audio comes about
-150 ms after the response's unjittered schedule, not 300 ms after an early first delta. Never earlier
+of a real-time, jitter-free call wait 300 ms instead of 40: the trade is one answer's learning).
+A response then starts at `first + min offset seen + need_ms`: every delta seen while waiting that
+turned out early (a smaller offset) moves the start earlier, because later deltas can only rise
+`need_ms` above it. Under ±150 ms of independent jitter per delta no buffer can promise zero underruns
+with less than 150 ms after the response's unjittered schedule (the latest delta is that late); this
+one starts p50 ~260 ms after it (tests/test_jitter.py: 40 calls; 341 ms before this rule). Never earlier
 than `preroll_min_ms` after the first delta, at once if a held answer is released late or the
 response is complete. `need_ms` grows at once after an underrun (a late delta beyond the buffer) and
 shrinks slowly, as older responses leave the window, when deltas run ahead. The same rule re-buffers
