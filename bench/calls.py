@@ -98,14 +98,20 @@ def pct(values: list[float], q: float) -> float:
 
 def server_log(path: Path) -> dict[str, Any]:
     """What the server itself logged: its dry queues, its ticker, its calls' jitter-buffer waits."""
-    underruns, ticker, waits, starts, wait_max, ai_frames = 0, [], 0, 0, 0, 0
+    underruns, ticker, waits, starts, wait_max, ai_frames, unreadable = 0, [], 0, 0, 0, 0, 0
     for line in path.read_text(errors="replace").splitlines():
         if '"TX_UNDERRUN"' in line:
             underruns += 1
-        elif '"TICKER_STATS"' in line:
-            ticker.append(json.loads(line))
-        elif '"CALL_METRICS"' in line:
-            metrics = json.loads(line).get("all", {})
+        elif '"TICKER_STATS"' in line or '"CALL_METRICS"' in line:
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:  # two workers' long lines can interleave in one log file
+                unreadable += 1
+                continue
+            if record.get("event") == "TICKER_STATS":
+                ticker.append(record)
+                continue
+            metrics = record.get("all", {})
             waits += metrics.get("jitter_wait_ms_total", 0)
             starts += metrics.get("jitter_starts", 0)
             wait_max = max(wait_max, metrics.get("jitter_wait_ms_max", 0))
@@ -113,7 +119,7 @@ def server_log(path: Path) -> dict[str, Any]:
     return {"server_underruns": underruns, "ticker_p99_ms": max((t.get("p99_ms", 0.0) for t in ticker), default=float("nan")),
             "ticker_max_ms": max((t.get("max_ms", 0.0) for t in ticker), default=float("nan")),
             "preroll_mean_ms": waits / starts if starts else float("nan"), "preroll_max_ms": wait_max,
-            "ai_audio_s": ai_frames * 0.02}
+            "ai_audio_s": ai_frames * 0.02, "log_lines_unreadable": unreadable}
 
 
 def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms: float = 0.0,
@@ -176,7 +182,7 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
         delays += [(b - a) * 1000 for a, b in zip(c["send_times"], f["append_times"])]
     logged = server_log(work / f"{system}.log") if system == "kolbridge" else {
         "server_underruns": 0, "ticker_p99_ms": float("nan"), "ticker_max_ms": float("nan"),
-        "preroll_mean_ms": float("nan"), "preroll_max_ms": 0, "ai_audio_s": 0.0}
+        "preroll_mean_ms": float("nan"), "preroll_max_ms": 0, "ai_audio_s": 0.0, "log_lines_unreadable": 0}
     phone_underruns = sum(c["underruns"] for c in calls)
     ai_s = logged["ai_audio_s"] or sum(c["frames_received"] for c in calls) * 0.02
     return {
