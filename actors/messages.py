@@ -287,6 +287,14 @@ class DeleteItem(Struct, frozen=True):
     at: float
 
 
+class LetStand(Struct, frozen=True):
+    """Judge → Bridge: a backchannel over the AI — the caller's item stays (the model may use it), but it
+    gets no answer: a preemptive answer started for it is dropped."""
+
+    item_id: str
+    at: float
+
+
 class CollectCounters(Struct, frozen=True):
     at: float
 

@@ -202,10 +202,11 @@ def build_parser() -> argparse.ArgumentParser:
     psub = prompt.add_subparsers(dest="prompt_cmd", required=True)
     pshow = psub.add_parser("show", help="the full system prompt a call of this business gets")
     pshow.add_argument("business_id")
-    check = sub.add_parser("turn-check", help="label transcripts filler/turn with a language's lexicon")
+    check = sub.add_parser("turn-check", help="label transcripts filler/backchannel/turn with a language's lexicon")
     check.add_argument("--lang", default="he")
     check.add_argument("--filler", action="append", default=[], help="extra filler (business addition)")
     check.add_argument("--word", action="append", default=[], help="extra meaningful short word")
+    check.add_argument("--backchannel", action="append", default=[], help="extra backchannel (business addition)")
     check.add_argument("texts", nargs="+")
     return parser
 
@@ -213,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _turn_check(args: argparse.Namespace) -> int:
     from prompts.classifier import classify, load_lexicon
 
-    lexicon = load_lexicon(args.lang).extended(args.filler, args.word)
+    lexicon = load_lexicon(args.lang).extended(args.filler, args.word, args.backchannel)
     for text in args.texts:
         print(classify(text, lexicon).value)
     return 0

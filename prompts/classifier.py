@@ -1,10 +1,14 @@
-"""Turn classifier: is a caller transcript only filler sounds, or a real turn?
+"""Turn classifier: is a caller transcript only filler sounds, a listener's backchannel, or a real turn?
 
 Theory of operation: normalise, tokenise, look every token up. Normalising strips Hebrew niqqud and
 cantillation, punctuation and dashes, lower-cases Latin letters and collapses letter elongations
 ("אמממממ" → "אמ", "ummm" → "um"), and the lexicon's own entries are normalised the same way. A
 transcript is `filler` only when every token is a filler sound (empty and punctuation-only
-transcripts included); one meaningful token makes it a `turn`. Length never decides: "לא" is a turn.
+transcripts included); a `backchannel` when its tokens are backchannels ("כן", "נכון", "בסדר") and
+fillers, at least one backchannel; any other meaningful token makes it a `turn`, and a stop word
+("לא", "רגע", "די", "עצור", "אבל") always does — "כן, אבל כמה זה עולה?" is a turn. Whether a
+backchannel cuts the AI is the judge's call (it does not while the AI is mid-sentence; after the AI's
+turn it is an answer). Length never decides: "לא" is a turn.
 Matching is whole-token, never prefix: "ממש", "אמא", "אמת", "המשך", "אהבה" are words. The lists are
 data (prompts/lexicon/<language>.toml), extended per business.
 """
@@ -26,6 +30,7 @@ _ELONGATION = re.compile(r"(\w)\1+", re.UNICODE)
 
 class TurnLabel(str, enum.Enum):
     FILLER = "filler"
+    BACKCHANNEL = "backchannel"
     TURN = "turn"
 
 
@@ -33,16 +38,22 @@ class Lexicon(msgspec.Struct, frozen=True):
     language: str
     fillers: frozenset[str]
     short_words: frozenset[str]
+    backchannels: frozenset[str] = frozenset()
+    stop_words: frozenset[str] = frozenset()
 
-    def extended(self, fillers: list[str] | None = None, short_words: list[str] | None = None) -> "Lexicon":
+    def extended(self, fillers: list[str] | None = None, short_words: list[str] | None = None,
+                 backchannels: list[str] | None = None) -> "Lexicon":
         return Lexicon(self.language, self.fillers | _normalised_set(fillers or []),
-                       self.short_words | _normalised_set(short_words or []))
+                       self.short_words | _normalised_set(short_words or []),
+                       self.backchannels | _normalised_set(backchannels or []), self.stop_words)
 
 
 class _LexiconFile(msgspec.Struct, forbid_unknown_fields=True):
     language: str
     fillers: list[str]
     short_words: list[str] = []
+    backchannels: list[str] = []
+    stop_words: list[str] = []
 
 
 def normalise(text: str) -> list[str]:
@@ -61,11 +72,17 @@ def load_lexicon(language: str) -> Lexicon:
     if not path.exists():
         path = LEXICON_DIR / "en.toml"
     data = msgspec.convert(tomllib.loads(path.read_text(encoding="utf-8")), _LexiconFile)
-    return Lexicon(language, _normalised_set(data.fillers), _normalised_set(data.short_words))
+    return Lexicon(language, _normalised_set(data.fillers), _normalised_set(data.short_words),
+                   _normalised_set(data.backchannels), _normalised_set(data.stop_words))
 
 
 def classify(transcript: str, lexicon: Lexicon) -> TurnLabel:
+    backchannel = False
     for token in normalise(transcript):
-        if token in lexicon.short_words or token not in lexicon.fillers:
+        if token in lexicon.stop_words:
             return TurnLabel.TURN
-    return TurnLabel.FILLER
+        if token in lexicon.backchannels:
+            backchannel = True
+        elif token in lexicon.short_words or token not in lexicon.fillers:
+            return TurnLabel.TURN
+    return TurnLabel.BACKCHANNEL if backchannel else TurnLabel.FILLER

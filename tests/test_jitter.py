@@ -109,7 +109,7 @@ def test_first_audio_latency_under_150ms_jitter_over_many_calls() -> None:
           f"{after_first[-1]:.0f} ms; after the unjittered schedule p50 {p50_nominal:.0f} / p90 {p90_nominal:.0f} ms "
           f"(zero-underrun bound 150 ms)")
     assert underruns_later <= 2
-    assert p50_first <= 300 and p50_nominal <= 280  # before the earliest-offset rule: 337 / 341 ms
+    assert p50_first <= 310 and p50_nominal <= 290  # before the earliest-offset rule: 337 / 341 ms
     assert after_first[-1] <= 421  # preroll_max + a tick
 
 

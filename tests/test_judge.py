@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from actors.cores.judge import BargeInJudgeCore, JudgePhase, JudgeState
 from actors.messages import (
-    AnswerRequest, BargeInSettings, CallerLevel, CutPlayout, DeleteItem, DuckPlayout, LogLine, PausePlayout,
+    AnswerRequest, BargeInSettings, CallerLevel, CutPlayout, DeleteItem, DuckPlayout, LetStand, LogLine, PausePlayout,
     PlayoutChanged, ResponseFinished, RestorePlayout, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone,
     RtTranscriptFailed, Tick, Utterance,
 )
@@ -153,3 +153,29 @@ def test_fail_open_on_failed_or_empty_long_speech() -> None:
     assert kinds(core.handle(RtTranscriptFailed("u3", "server error", 13.0), 13.0)) == [AnswerRequest]
     c = core.s.counters
     assert (c.stt_fail_open_count, c.stt_empty_count, c.stt_failed_count) == (2, 3, 1)
+
+
+def test_a_backchannel_over_the_ai_restores_keeps_the_words_and_gets_no_answer() -> None:
+    """Issue 9: a lone "כן" mid-sentence is a listener signal — no cut, no answer, the item is kept."""
+    core, out = candidate_then_transcript("כן כן", 5300, 11.0, 11.3)
+    assert kinds(out) == [LetStand, RestorePlayout]
+    assert Utterance("CA1", "caller", "כן כן", "backchannel", 4800, 5300, False) in out
+    assert core.s.phase is JudgePhase.AI_SPEAKING
+    c = core.s.counters
+    assert (c.backchannels, c.barge_in_rejected, c.barge_in_events, c.answers_requested) == (1, 1, 0, 0)
+    # without a candidate (too short to duck): still no cut and no answer
+    out = core.handle(RtTranscriptDone("u2", "נכון", 12.0), 12.0)
+    assert kinds(out) == [LetStand] and core.s.counters.backchannels == 2
+
+
+def test_a_backchannel_after_the_ai_finished_is_an_answer_and_stop_words_always_cut() -> None:
+    core = judge()
+    speaking(core)
+    assert kinds(core.handle(RtTranscriptDone("u1", "כן, אבל כמה זה עולה?", 9.0), 9.0)) == [CutPlayout, AnswerRequest]
+    core = judge()
+    speaking(core)
+    assert kinds(core.handle(RtTranscriptDone("u1", "כן רגע", 9.0), 9.0)) == [CutPlayout, AnswerRequest]
+    core.handle(PlayoutChanged(False, "r1", 9.5), 9.5)
+    out = core.handle(RtTranscriptDone("u2", "כן", 10.0), 10.0)  # the AI asked and finished: "yes" is the answer
+    assert kinds(out) == [AnswerRequest]
+    assert Utterance("CA1", "caller", "כן", "turn", -1, -1, False) in out  # recorded as what it was: an answer

@@ -6,7 +6,7 @@ import base64
 from actors.cores.bridge import BridgeState, RealtimeBridgeCore
 from actors.cores.pacer import PacerState, TxPacerCore
 from actors.messages import (
-    AnswerRequest, DeleteItem, DiscardAudio, HoldAudio, PreemptiveAnswer, ReleaseAudio, RtAudioDelta, RtItemDelete,
+    AnswerRequest, DeleteItem, DiscardAudio, HoldAudio, LetStand, PreemptiveAnswer, ReleaseAudio, RtAudioDelta, RtItemDelete,
     RtOutputItemAdded, RtResponseCancel, RtResponseCreate, RtResponseCreated, Tick, ToRealtime, ToTwilio, TwMedia,
 )
 from tests.conftest import settings
@@ -34,6 +34,17 @@ def test_filler_discards_the_held_answer_and_deletes_its_item() -> None:
     wire, internal = split(b.handle(DeleteItem("u1", 1.4), 1.4))
     assert wire == [RtResponseCancel("r1"), RtItemDelete("a1"), RtItemDelete("u1")]
     assert internal == [DiscardAudio("r1", 1.4)]
+
+
+def test_a_backchannel_drops_the_held_answer_but_keeps_the_callers_words() -> None:
+    b = RealtimeBridgeCore(BridgeState("CA1"), settings())
+    b.handle(PreemptiveAnswer("u1", 1.0), 1.0)
+    b.handle(RtResponseCreated("r1", 1.1), 1.1)
+    b.handle(RtOutputItemAdded("r1", "a1", 1.1), 1.1)
+    wire, internal = split(b.handle(LetStand("u1", 1.4), 1.4))
+    assert wire == [RtResponseCancel("r1"), RtItemDelete("a1")]  # the answer goes; "כן" (u1) stays
+    assert internal == [DiscardAudio("r1", 1.4)]
+    assert b.s.counters.backchannels_kept == 1
 
 
 def test_verdicts_before_response_created_are_applied_on_creation() -> None:

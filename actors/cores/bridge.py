@@ -30,7 +30,7 @@ from actors.cores.session import SessionLink
 from actors.cores.tools import ToolDesk
 from actors.link_messages import RealtimeConnected, RealtimeConnectFailed, RealtimeLost, RtRateLimits
 from actors.messages import (
-    AnswerRequest, CallSettings, DeleteItem, LogLine, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ResponseFinished,
+    AnswerRequest, CallSettings, DeleteItem, LetStand, LogLine, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ResponseFinished,
     RtAssistantTranscriptDelta, RtAssistantTranscriptDone, RtError, RtItemDelete, RtItemTruncate, RtOutputItemAdded,
     RtResponseCancel, RtResponseCreate, RtResponseCreated, RtResponseDone, RtResponseParams, RtSessionUpdated,
     RtSpeechStarted, RtSpeechStopped, RtTranscriptDone, RtTranscriptFailed, StartCall, Tick, ToRealtime, Utterance, WireDecodeError,
@@ -188,6 +188,9 @@ class RealtimeBridgeCore(BridgeLinkMixin, BridgeAgentMixin):
             self.link.forget(msg.item_id)
             discarded = self._discard_preempt(now) if self.preempt.covers(msg.item_id) else []
             return discarded + [self._out(RtItemDelete(msg.item_id))]
+        if isinstance(msg, LetStand):
+            c.backchannels_kept += 1
+            return self._discard_preempt(now) if self.preempt.covers(msg.item_id) else []
         if isinstance(msg, RtAssistantTranscriptDelta):
             if len(s.spoken) > 8 and msg.item_id not in s.spoken:
                 del s.spoken[next(iter(s.spoken))]

@@ -22,7 +22,7 @@ from actors.cores.session import SessionLink
 from actors.cores.tools import ToolDesk
 from actors.link_messages import RtItemCreate, RtMessageItem, RtTextContent
 from actors.messages import (
-    AnswerRequest, CallSettings, DeleteItem, LogLine, PlayoutChanged, PlayoutCut, ResponseFinished, RtOutputItemAdded,
+    AnswerRequest, CallSettings, DeleteItem, LetStand, LogLine, PlayoutChanged, PlayoutCut, ResponseFinished, RtOutputItemAdded,
     RtResponseCreate, RtResponseCreated, RtResponseDone, RtResponseParams, RtSpeechStarted, StartCall, ToRealtime,
     TwilioDtmfIn,
 )
@@ -165,8 +165,8 @@ class BridgeAgentMixin(BridgeToolsMixin):
             self.clock.disarm()
         elif isinstance(msg, AnswerRequest):
             self.clock.answered()
-        elif isinstance(msg, DeleteItem) and self._quiet:
-            self.clock.arm(now)  # a filler is not an answer: the silence starts again, the count stands
+        elif isinstance(msg, (DeleteItem, LetStand)) and self._quiet:
+            self.clock.arm(now)  # a filler or a backchannel is not an answer: the silence starts again, the count stands
         return out + self._goodbye_if_due()
 
     def _goodbye_if_due(self) -> list[object]:

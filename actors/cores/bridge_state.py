@@ -25,6 +25,7 @@ class BridgeCounters(msgspec.Struct):
     realtime_errors: int = 0
     realtime_decode_errors: int = 0
     items_deleted: int = 0
+    backchannels_kept: int = 0
     events_dropped_link_down: int = 0
     answers_cut_by_drop: int = 0
     responses_retried: int = 0

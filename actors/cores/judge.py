@@ -7,11 +7,13 @@ Theory of operation (two phases):
      (or paused, per business) — nothing is cut yet.
   B. The transcript decides: a `turn` confirms (CutPlayout → Twilio clear, response.cancel, truncate
      at what was heard; then an answer), a `filler` rejects (restore the AI's volume, delete the
-     filler item, no answer). A candidate still speaking `confirm_after_ms` after onset is confirmed
-     without waiting for the transcript. A candidate that goes quiet with no server speech, or whose
-     transcript never comes, is restored on a timeout.
-Whatever the AI is doing, only `turn`s get answers; an empty transcript of long speech or a failed
-transcription fails open (answered, counted). The greeting is protected: no barge-in until it played.
+     filler item, no answer), a `backchannel` while the AI is mid-utterance rejects too but keeps the
+     item (LetStand: the model may use the "כן"; no answer) — after the AI's turn it is an answer.
+     A candidate still speaking `confirm_after_ms` after onset is confirmed without waiting for the
+     transcript. A candidate that goes quiet with no server speech, or whose transcript never comes,
+     is restored on a timeout.
+`turn`s get answers whatever the AI is doing (backchannels once the AI is done, fillers never); an
+empty transcript of long speech or a failed transcription fails open (answered, counted). The greeting is protected: no barge-in until it played.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import enum
 import msgspec
 
 from actors.messages import (
-    AnswerRequest, BargeInSettings, CallerLevel, CutPlayout, DeleteItem, DuckPlayout, LogLine, PausePlayout,
+    AnswerRequest, BargeInSettings, CallerLevel, CutPlayout, DeleteItem, DuckPlayout, LetStand, LogLine, PausePlayout,
     PlayoutChanged, PreemptiveAnswer, ResponseFinished, RestorePlayout, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone,
     RtTranscriptFailed, Tick, Utterance,
 )
@@ -53,6 +55,7 @@ class JudgeCounters(msgspec.Struct):
     stt_empty_count: int = 0
     stt_very_short_count: int = 0
     stt_filler_only_count: int = 0
+    backchannels: int = 0  # listener signals over the AI: no cut, no answer
     stt_failed_count: int = 0
     stt_fail_open_count: int = 0
     speech_started_count: int = 0
@@ -219,9 +222,22 @@ class BargeInJudgeCore:
             c.stt_very_short_count += 1
         if label is TurnLabel.FILLER:
             c.stt_filler_only_count += 1
+        mid_utterance = s.phase in (JudgePhase.CANDIDATE, JudgePhase.AI_SPEAKING) and item_id not in s.cut_items
+        if label is TurnLabel.BACKCHANNEL and not mid_utterance:
+            label, reason = TurnLabel.TURN, "backchannel after the AI's turn: an answer"
         out: list[object] = [self._log("CALLER_SAID", item_id=item_id, text=text, label=label.value, reason=reason,
                                        phase=s.phase.value)]
         in_candidate = s.phase is JudgePhase.CANDIDATE
+        if label is TurnLabel.BACKCHANNEL:
+            # a listener's "כן" over the AI: not a turn — no cut, no answer; the words stay for the model
+            c.backchannels += 1
+            out += [self._utterance(item_id, text, label, interrupted=False), LetStand(item_id, now)]
+            if in_candidate:
+                self._go("reject")
+                c.barge_in_rejected += 1
+                s.voiced_ms = 0
+                out += [RestorePlayout(now), self._log("[BARGE-IN] rejected", reason="backchannel", text=text)]
+            return out
         if label is TurnLabel.FILLER:
             out.append(self._utterance(item_id, text, label, interrupted=False))
             out.append(DeleteItem(item_id, now))

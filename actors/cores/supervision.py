@@ -19,7 +19,7 @@ from actors.link_messages import (
     FinishResponse, LinkDown, LinkUp, RealtimeConnected, RealtimeConnectFailed, RealtimeLost, RtRateLimits,
 )
 from actors.messages import (
-    AnswerRequest, CallerLevel, CounterReport, CutPlayout, DeleteItem, DiscardAudio, DuckPlayout, HoldAudio,
+    AnswerRequest, CallerLevel, CounterReport, CutPlayout, DeleteItem, LetStand, DiscardAudio, DuckPlayout, HoldAudio,
     PausePlayout, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ReleaseAudio, ResponseFinished, RestorePlayout,
     RtAssistantTranscriptDelta, RtAssistantTranscriptDone, RtAudioDelta, RtAudioDone, RtError, RtOutputItemAdded,
     RtResponseCreated, RtResponseDone, RtSessionUpdated, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone,
@@ -70,6 +70,7 @@ ROUTES: dict[type, tuple[str, ...]] = {
     PausePlayout: ("pacer",),
     RestorePlayout: ("pacer",),
     DeleteItem: ("bridge",),
+    LetStand: ("bridge",),
     PreemptiveAnswer: ("bridge",),
     RtOutputItemAdded: ("bridge",),
     HoldAudio: ("pacer",),
