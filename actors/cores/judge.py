@@ -227,25 +227,20 @@ class BargeInJudgeCore:
             label, reason = TurnLabel.TURN, "backchannel after the AI's turn: an answer"
         out: list[object] = [self._log("CALLER_SAID", item_id=item_id, text=text, label=label.value, reason=reason,
                                        phase=s.phase.value)]
-        in_candidate = s.phase is JudgePhase.CANDIDATE
-        if label is TurnLabel.BACKCHANNEL:
-            # a listener's "כן" over the AI: not a turn — no cut, no answer; the words stay for the model
-            c.backchannels += 1
-            out += [self._utterance(item_id, text, label, interrupted=False), LetStand(item_id, now)]
-            if in_candidate:
-                self._go("reject")
-                c.barge_in_rejected += 1
-                s.voiced_ms = 0
-                out += [RestorePlayout(now), self._log("[BARGE-IN] rejected", reason="backchannel", text=text)]
-            return out
-        if label is TurnLabel.FILLER:
+        if label is not TurnLabel.TURN:
+            # a filler is deleted (the model never sees it); a listener's "כן" over the AI stays for the
+            # model (LetStand). Neither cuts nor gets an answer; a candidate is rejected, the AI restored.
             out.append(self._utterance(item_id, text, label, interrupted=False))
-            out.append(DeleteItem(item_id, now))
-            if in_candidate:
+            if label is TurnLabel.BACKCHANNEL:
+                c.backchannels += 1
+                out.append(LetStand(item_id, now))
+            else:
+                out.append(DeleteItem(item_id, now))
+            if s.phase is JudgePhase.CANDIDATE:
                 self._go("reject")
                 c.barge_in_rejected += 1
                 s.voiced_ms = 0
-                out += [RestorePlayout(now), self._log("[BARGE-IN] rejected", reason="filler", text=text)]
+                out += [RestorePlayout(now), self._log("[BARGE-IN] rejected", reason=label.value, text=text)]
             return out
         cutting = False
         if item_id in s.cut_items:
