@@ -39,7 +39,9 @@ class CallSupervisor(Actor):  # type: ignore[misc]
         self.reports_pending: set[str] = set()
         self.end_reason = ""
         self.last_at = 0.0
-        self.replayed: set[int] = set()
+        # messages already replayed once after a failure, held (not their id(): a freed message's id is
+        # reused, and a later failing frame was taken for one already replayed — and lost)
+        self.replayed: list[Any] = []
         self.started_at = 0.0
 
     def receiveMessage(self, msg: Any, sender: Any) -> None:  # noqa: N802 (thespian API)
@@ -115,8 +117,9 @@ class CallSupervisor(Actor):  # type: ignore[misc]
         if not self.core.child_failed(role):
             return
         self._publish_lanes()
-        if not isinstance(poison, InjectFault) and id(poison) not in self.replayed:
-            self.replayed.add(id(poison))
+        if not isinstance(poison, InjectFault) and not any(seen is poison for seen in self.replayed):
+            self.replayed.append(poison)
+            del self.replayed[:-16]
             self.core.restarting[role].append(poison)  # retried once on the fresh child
         self.send(self.children[role], ActorExitRequest())
 
