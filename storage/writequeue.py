@@ -232,21 +232,26 @@ class WriteQueue:
             self.unsynced = False
             await asyncio.to_thread(os.fsync, self.journal.fileno())
 
-    async def _apply_until_done(self, write: Write | list[Write]) -> None:
+    async def _apply_batch(self, writes: list[Write]) -> None:
+        """`writes` in one transaction when the queue was given `apply_batch`; a lone write through `apply`."""
+        if len(writes) == 1:
+            await self.apply(writes[0])
+        else:
+            assert self.apply_batch is not None  # batches of more than one are only made with it
+            await self.apply_batch(writes)
+            self.batches += 1
+
+    async def _apply_until_done(self, writes: list[Write]) -> None:
         delay = 0.1
         loop = asyncio.get_running_loop()
         while True:
             try:
-                if isinstance(write, list):
-                    assert self.apply_batch is not None
-                    await asyncio.wait_for(self.apply_batch(write), 10.0)
-                else:
-                    await asyncio.wait_for(self.apply(write), 10.0)
+                await asyncio.wait_for(self._apply_batch(writes), 10.0)
                 if self.down_since is not None:
                     log.warning("DB_RECOVERED", down_s=round(loop.time() - self.down_since, 2),
                                 queued=len(self.memory), journal_pending=self._journal_pending())
                     self.down_since = None
-                self.counters.applied += len(write) if isinstance(write, list) else 1
+                self.counters.applied += len(writes)
                 return
             except asyncio.CancelledError:
                 raise
@@ -254,8 +259,7 @@ class WriteQueue:
                 self.counters.retried += 1
                 if self.down_since is None:
                     self.down_since = loop.time()
-                    what = type(write[0] if isinstance(write, list) else write).__name__
-                    log.error("DB_WRITE_FAILED", what=what, error=str(exc)[:200],
+                    log.error("DB_WRITE_FAILED", what=type(writes[0]).__name__, error=str(exc)[:200],
                               queued=len(self.memory), exc_info=True)  # once per outage, not per retry
                 await self._sync_journal()
                 await asyncio.sleep(delay)
@@ -280,22 +284,16 @@ class WriteQueue:
                         log.error("DB_JOURNAL_BAD_LINE", line=line[:200].decode("utf-8", "replace"))
                         self.replayed_to = end
                         continue
-                    await self._apply_until_done(write)
+                    await self._apply_until_done([write])
                     self.replayed_to = end
                     self.counters.replayed += 1
                     self._journal_done()
-                elif self.memory and self.apply_batch is not None and len(self.memory) > 1:
-                    batch = list(islice(self.memory, BATCH_MAX))
+                elif self.memory:
+                    batch = list(islice(self.memory, BATCH_MAX if self.apply_batch is not None else 1))
                     await self._apply_until_done(batch)
-                    self.batches += 1
                     for write in batch:  # close() may have spilled the memory meanwhile
                         if self.memory and self.memory[0] is write:
                             self.memory.popleft()
-                elif self.memory:
-                    write = self.memory[0]
-                    await self._apply_until_done(write)
-                    if self.memory and self.memory[0] is write:
-                        self.memory.popleft()
                 else:
                     break
             self.idle.set()

@@ -183,14 +183,14 @@ class RealtimeBridgeCore(BridgeLinkMixin, BridgeAgentMixin):
             out.append(Utterance(s.call_id, "assistant", heard_text, "", -1, -1, True, end_ms))
             self.link.turn_text(msg.item_id, "assistant", heard_text)
             return out + self._answer_pending()
-        if isinstance(msg, DeleteItem):
+        if isinstance(msg, (DeleteItem, LetStand)):  # no answer: a filler's item goes, a backchannel's stays
+            discarded = self._discard_preempt(now) if self.preempt.covers(msg.item_id) else []
+            if isinstance(msg, LetStand):
+                c.backchannels_kept += 1
+                return discarded
             c.items_deleted += 1
             self.link.forget(msg.item_id)
-            discarded = self._discard_preempt(now) if self.preempt.covers(msg.item_id) else []
             return discarded + [self._out(RtItemDelete(msg.item_id))]
-        if isinstance(msg, LetStand):
-            c.backchannels_kept += 1
-            return self._discard_preempt(now) if self.preempt.covers(msg.item_id) else []
         if isinstance(msg, RtAssistantTranscriptDelta):
             if len(s.spoken) > 8 and msg.item_id not in s.spoken:
                 del s.spoken[next(iter(s.spoken))]

@@ -76,6 +76,7 @@ class JitterBuffer:
         self.min_ms = preroll_min_ms
         self.max_ms = preroll_max_ms
         self.initial_ms = preroll_initial_ms  # before anything is known of this call's delivery
+        self._update_need()  # derived from what the state holds (a new call: preroll_initial_ms)
 
     def arrived(self, response_id: str, audio_ms: float, now: float) -> None:
         """A delta of `audio_ms` for `response_id` arrived at `now`."""
@@ -96,7 +97,11 @@ class JitterBuffer:
     def _close(self, track: ArrivalTrack) -> None:
         if track.max_late_ms <= UNKNOWN:
             return  # one delta: nothing learned
-        self.s.recent_late_ms.append(int(track.late_estimate()))
+        self._learn(int(track.late_estimate()))
+
+    def _learn(self, late_ms: int) -> None:
+        """One more response's lateness (or an underrun's), the last RESPONSES_KEPT kept."""
+        self.s.recent_late_ms.append(late_ms)
         del self.s.recent_late_ms[:-RESPONSES_KEPT]
 
     def _update_need(self) -> None:
@@ -108,17 +113,16 @@ class JitterBuffer:
 
     def underrun(self) -> None:
         """The queue ran dry inside a response: the buffer was too small — grow it at once."""
-        self.s.recent_late_ms.append(min(self.max_ms, self.s.need_ms + UNDERRUN_PENALTY_MS))
-        del self.s.recent_late_ms[:-RESPONSES_KEPT]
+        self._learn(min(self.max_ms, self.s.need_ms + UNDERRUN_PENALTY_MS))
         self._update_need()
 
     def ready(self, response_id: str, queued_ms: int, complete: bool, now: float, resuming: bool) -> bool:
         """May playback of `response_id` start (or resume) now?
 
         Start: a delta k of the response arrives by `first + min_offset + audio_before_k + late`; playing
-        from `t`, its audio is due at `t + audio_before_k` — so `t ≥ first + min_offset + late` (+ the frame
-        the re-framer holds back and a late tick), however much is already queued. Resume after running dry: rebuild `need_ms` of queue (or wait
-        that long). A complete response starts at once."""
+        from `t`, its audio is due at `t + audio_before_k` — so `t ≥ first + min_offset + late` (+ the
+        frame the re-framer holds back and a late tick), however much is already queued. Resume after
+        running dry: rebuild `need_ms` of queue (or wait that long). A complete response starts at once."""
         s = self.s
         if s.waiting_since < 0:
             s.waiting_since = now
