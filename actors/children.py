@@ -23,7 +23,8 @@ def make_rx(settings: CallSettings, blob: bytes | None) -> Core:
     frame_ms = settings.audio.frame_pacing_ms
     return TwilioRxCore(state, settings.barge_in.energy_delta_db,  # type: ignore[arg-type]
                         settings.barge_in.floor_min_db, settings.realtime.gap_buffer_ms // frame_ms, frame_ms,
-                        settings.realtime.turn_replay_ms // frame_ms)
+                        settings.realtime.turn_replay_ms // frame_ms, settings.audio,
+                        settings.barge_in.articulation_confirm, settings.barge_in.articulation_rise_db)
 
 
 def make_bridge(settings: CallSettings, blob: bytes | None) -> Core:
@@ -36,7 +37,7 @@ def make_pacer(settings: CallSettings, blob: bytes | None) -> Core:
     tx = settings.tx
     return TxPacerCore(state, settings.audio.frame_pacing_ms, tx.tx_lead_ms,  # type: ignore[arg-type]
                        tx.mark_every_ms, tx.status_every_ms, tx.preroll_min_ms, tx.preroll_max_ms,
-                       tx.preroll_initial_ms)
+                       tx.preroll_initial_ms, settings.audio.echo_guard_enabled)
 
 
 def make_judge(settings: CallSettings, blob: bytes | None) -> Core:

@@ -28,10 +28,24 @@ class AudioSettings(Struct, frozen=True, forbid_unknown_fields=True):
     audio_guard_enabled: bool = False
     music_mode_enabled: bool = False
     noise_gate_min_frames: Annotated[int, Meta(ge=0, le=100)] = 0
-    echo_guard_enabled: bool = False
+    echo_guard_enabled: bool = True  # vetoes barge-in evidence our own echo explains; gates nothing (cores/echo.py)
     frame_pacing_ms: Annotated[int, Meta(ge=10, le=60)] = 20
     rms_speech_threshold: float = 0.0
     rms_silence_threshold: float = 0.0
+    echo_min_delay_ms: Annotated[int, Meta(ge=20, le=1000)] = 40
+    echo_max_delay_ms: Annotated[int, Meta(ge=40, le=2000)] = 600
+    echo_min_corr: Annotated[float, Meta(ge=0.2, le=1.0)] = 0.6
+    echo_margin_db: Annotated[float, Meta(ge=0.0, le=20.0)] = 6.0
+    # optional input conditioning (seed §2.3; cores/conditioning.py): off = caller μ-law byte for byte
+    highpass_hz: Annotated[int, Meta(ge=0, le=200)] = 0  # 0 (off) or 150–200: hum removal, nothing cut in 300–3,400 Hz
+    soft_normalize: bool = False  # very soft levelling of extreme levels only
+    record: bool = False  # a stereo WAV per call (left caller as received, right the AI as sent)
+
+    def __post_init__(self) -> None:
+        if self.highpass_hz and not 150 <= self.highpass_hz <= 200:
+            raise ValueError("highpass_hz must be 0 (off) or 150-200 (no cut inside 300-3,400 Hz)")
+        if self.echo_max_delay_ms <= self.echo_min_delay_ms:
+            raise ValueError("echo_max_delay_ms must exceed echo_min_delay_ms")
 
 
 class TxSettings(Struct, frozen=True, forbid_unknown_fields=True):
@@ -81,6 +95,12 @@ class BargeInSettings(Struct, frozen=True, forbid_unknown_fields=True):
     transcript_timeout_ms: Annotated[int, Meta(ge=500, le=20000)] = 4000  # speech stopped but no transcript this long → restore
     long_speech_ms: Annotated[int, Meta(ge=100, le=10000)] = 700  # an empty transcript of speech at least this long fails open (a turn)
     preemptive_answer: bool = True  # response.create at speech_stopped, audio held until the transcript is classified
+    # fast confirmation from the audio (cores/articulation.py): a candidate that is clearly articulated speech
+    # is cut without waiting for the transcript; a steady one (filler, hum, breath) waits for it
+    articulation_confirm: bool = True
+    articulation_syllables: Annotated[int, Meta(ge=2, le=20)] = 3  # level rises (onset included) in one run
+    articulation_rise_db: Annotated[float, Meta(ge=2.0, le=30.0)] = 6.0  # a fall and a rise of this much: a syllable
+    articulation_spectral_hz: Annotated[float, Meta(ge=0.0, le=2000.0)] = 250.0  # spread of the spectral centroid
     language_fillers: tuple[str, ...] = ()  # business additions to the language's filler list
     language_short_words: tuple[str, ...] = ()
 
@@ -260,10 +280,21 @@ class CounterReport(Struct, frozen=True):
 
 
 class CallerLevel(Struct, frozen=True):
-    """TwilioRx → Judge, only while the AI is audible: a caller frame's level and the tracked floor."""
+    """TwilioRx → Judge, only while the AI is audible: a speech-like caller frame's level, the tracked floor,
+    and the articulation of its run so far (syllables, spectral spread; 0 when not measured)."""
 
     level_db: float
     floor_db: float
+    at: float
+    syllables: int = 0
+    spectral_hz: float = 0.0
+
+
+class PlayedLevels(Struct, frozen=True):
+    """TxPacer → TwilioRx (echo guard on): the levels of frames sent, from the first one's playout time."""
+
+    first_play_at: float
+    levels_db: tuple[float, ...]
     at: float
 
 

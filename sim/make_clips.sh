@@ -20,4 +20,16 @@ make no "לא!"
 make filler "אמממ"
 make human "תעביר אותי בבקשה לנציג אנושי"
 make handoff "בסדר, אני מעבירה אותך עכשיו לנציג. רגע אחד."
+# listening (issue 9): a sustained real interruption, a lone backchannel, and steady sounds that are not turns
+make interrupt "רגע, לא, אני מתכוון למשהו אחר לגמרי, אני צריך את הרכב כבר היום"
+make ken "כן"
+espeak-ng -v he -s 60 -w /tmp/kolbridge-hmm.wav "אממממממממ"  # an elongated filler, ~1.9 s
+sox /tmp/kolbridge-hmm.wav -r 8000 -c 1 -t ul hmm.ul && printf '%s\n' "אממממ" > hmm.txt
+# a closed-mouth hum (~1.8 s): a 115 Hz glottal-like tone, low-passed, with a slow 4 Hz wobble
+sox -n -r 8000 -c 1 -t ul hum.ul synth 1.8 sawtooth 115 lowpass 600 lowpass 600 tremolo 4 8 fade 0.08 1.8 0.15 gain -6
+printf '%s\n' "ממממ" > hum.txt
+# a breath (~1.7 s): band-limited pink noise swelling and fading
+sox -n -r 8000 -c 1 -t ul breath.ul synth 1.7 pinknoise band -n 1200 1500 fade q 0.6 1.7 0.7 gain -6
+printf '%s\n' "" > breath.txt
+rm -f /tmp/kolbridge-hmm.wav
 ls -l

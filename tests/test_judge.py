@@ -23,11 +23,12 @@ def speaking(core: BargeInJudgeCore, t: float = 5.0) -> None:
     assert core.s.phase is JudgePhase.AI_SPEAKING
 
 
-def frames(core: BargeInJudgeCore, start: float, n: int, level: float) -> list[tuple[float, list[object]]]:
+def frames(core: BargeInJudgeCore, start: float, n: int, level: float, syllables: int = 0,
+           spectral_hz: float = 0.0) -> list[tuple[float, list[object]]]:
     out = []
     for k in range(n):
         t = start + 0.02 * k
-        out.append((t, core.handle(CallerLevel(level, FLOOR, t), t)))
+        out.append((t, core.handle(CallerLevel(level, FLOOR, t, syllables, spectral_hz), t)))
     return out
 
 
@@ -107,7 +108,7 @@ def test_real_word_confirms_cuts_then_answers() -> None:
 def test_sustained_speech_confirms_without_the_transcript() -> None:
     core = judge(confirm_after_ms=1000)
     speaking(core)
-    timeline = frames(core, 10.0, 80, LOUD)
+    timeline = frames(core, 10.0, 80, LOUD, syllables=3)  # syllables, but a flat spectrum (a bad line)
     cut_at = first(CutPlayout, timeline)
     assert cut_at is not None and abs(cut_at - 11.0) < 0.021
     assert core.s.counters.barge_in_by_duration == 1 and core.s.counters.barge_in_events == 1
@@ -179,3 +180,43 @@ def test_a_backchannel_after_the_ai_finished_is_an_answer_and_stop_words_always_
     out = core.handle(RtTranscriptDone("u2", "כן", 10.0), 10.0)  # the AI asked and finished: "yes" is the answer
     assert kinds(out) == [AnswerRequest]
     assert Utterance("CA1", "caller", "כן", "turn", -1, -1, False) in out  # recorded as what it was: an answer
+
+
+def test_sustained_speech_without_the_articulation_measure_confirms_on_duration_alone() -> None:
+    core = judge(confirm_after_ms=1000, articulation_confirm=False)
+    speaking(core)
+    timeline = frames(core, 10.0, 80, LOUD)
+    cut_at = first(CutPlayout, timeline)
+    assert cut_at is not None and abs(cut_at - 11.0) < 0.021
+
+
+def test_articulated_speech_is_cut_as_soon_as_the_reading_passes() -> None:
+    core = judge()
+    speaking(core)
+    early = frames(core, 10.0, 20, LOUD, syllables=2, spectral_hz=600.0)  # a candidate, not yet articulated
+    assert first(DuckPlayout, early) is not None and first(CutPlayout, early) is None
+    late = frames(core, 10.4, 3, LOUD, syllables=3, spectral_hz=600.0)
+    assert first(CutPlayout, late) == 10.4
+    assert core.s.counters.barge_in_by_articulation == 1 and core.s.counters.barge_in_events == 1
+    cut = next(a for a in late[0][1] if isinstance(a, LogLine) and a.event == "[BARGE-IN] CUT")
+    assert cut.fields["reason"] == "articulated speech" and cut.fields["onset_ms"] == 400
+
+
+def test_a_steady_candidate_waits_for_the_transcript_however_long() -> None:
+    core = judge(confirm_after_ms=1000)
+    speaking(core)
+    core.handle(RtSpeechStarted("u1", 4800, 10.05), 10.05)
+    hum = frames(core, 10.0, 150, LOUD, syllables=1, spectral_hz=50.0)  # 3 s of "אממממ"
+    assert first(DuckPlayout, hum) is not None and first(CutPlayout, hum) is None
+    assert core.s.phase is JudgePhase.CANDIDATE
+    core.handle(RtSpeechStopped("u1", 7800, 13.0), 13.0)
+    out = core.handle(RtTranscriptDone("u1", "אממממ", 13.3), 13.3)
+    assert RestorePlayout(13.3) in out and core.s.counters.barge_in_events == 0
+
+
+def test_many_syllables_with_a_steady_spectrum_are_not_articulated() -> None:
+    core = judge()
+    speaking(core)
+    timeline = frames(core, 10.0, 40, LOUD, syllables=5, spectral_hz=120.0)
+    assert first(CutPlayout, timeline) is None  # 0.8 s: under the duration rule too
+    assert core.s.counters.barge_in_by_articulation == 0

@@ -9,9 +9,12 @@ Theory of operation (two phases):
      at what was heard; then an answer), a `filler` rejects (restore the AI's volume, delete the
      filler item, no answer), a `backchannel` while the AI is mid-utterance rejects too but keeps the
      item (LetStand: the model may use the "כן"; no answer) — after the AI's turn it is an answer.
-     A candidate still speaking `confirm_after_ms` after onset is confirmed without waiting for the
-     transcript. A candidate that goes quiet with no server speech, or whose transcript never comes,
-     is restored on a timeout.
+     Fast confirmation from the audio: a candidate whose run is clearly articulated speech (TwilioRx's
+     articulation reading: syllables and spectral spread over the thresholds) is cut at once, without
+     waiting for the transcript; a steady one (filler, hum, breath) stays a candidate and waits for it.
+     A candidate still speaking `confirm_after_ms` after onset is confirmed without the transcript —
+     with the articulation measure on, only if its run showed the syllables (never a steady hum). A candidate that goes quiet with no server speech, or whose transcript never comes, is
+     restored on a timeout. Our own echo never reaches here (TwilioRx vetoes it).
 `turn`s get answers whatever the AI is doing (backchannels once the AI is done, fillers never); an
 empty transcript of long speech or a failed transcription fails open (answered, counted). The greeting is protected: no barge-in until it played.
 """
@@ -63,6 +66,7 @@ class JudgeCounters(msgspec.Struct):
     barge_in_events: int = 0
     barge_in_rejected: int = 0
     barge_in_by_duration: int = 0
+    barge_in_by_articulation: int = 0
     barge_in_timeouts: int = 0
     answers_requested: int = 0
 
@@ -175,11 +179,28 @@ class BargeInJudgeCore:
             return action + [self._log("[BARGE-IN] candidate", reason="caller energy over the AI",
                                        voiced_ms=s.voiced_ms, action=cfg.candidate_action,
                                        level_db=round(msg.level_db, 1), floor_db=round(msg.floor_db, 1))]
-        if s.phase is JudgePhase.CANDIDATE and s.voiced_ms >= cfg.candidate_ms \
-                and (now - s.onset_at) * 1000 >= cfg.confirm_after_ms:
+        articulated = cfg.articulation_confirm and msg.syllables >= cfg.articulation_syllables \
+            and msg.spectral_hz >= cfg.articulation_spectral_hz
+        onset_ms = round((now - s.onset_at) * 1000)
+        if articulated and s.phase is JudgePhase.AI_SPEAKING and s.voiced_ms >= cfg.candidate_ms // 2:
+            # clearly articulated speech cuts before the energy rule alone would make it a candidate
+            # (pauses between words leak the accumulator): candidate and confirmation in one step
+            s.counters.barge_in_candidates += 1
+            s.candidate_items = []
+        elif s.phase is not JudgePhase.CANDIDATE or s.voiced_ms < cfg.candidate_ms:
+            return []
+        if articulated:
+            s.counters.barge_in_by_articulation += 1
+            s.cut_items.extend(s.candidate_items)
+            return self._cut(now, "articulated speech", onset_ms=onset_ms, syllables=msg.syllables,
+                             spectral_hz=round(msg.spectral_hz))
+        # with the articulation measure on, the duration rule needs the syllables (a flat spectrum may be
+        # a bad line): a steady hum or a breath, however long, waits for the transcript
+        steady = cfg.articulation_confirm and msg.syllables < cfg.articulation_syllables
+        if onset_ms >= cfg.confirm_after_ms and not steady:
             s.counters.barge_in_by_duration += 1
             s.cut_items.extend(s.candidate_items)
-            return self._cut(now, "sustained speech", onset_ms=round((now - s.onset_at) * 1000))
+            return self._cut(now, "sustained speech", onset_ms=onset_ms)
         return []
 
     def _timeouts(self, now: float) -> list[object]:

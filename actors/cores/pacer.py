@@ -33,11 +33,11 @@ import msgspec
 from actors.cores.framing import CutFrame, Reframer, ReframerState
 from actors.cores.jitter import JitterBuffer, JitterState
 from actors.cores.playout import PlayoutClock, PlayoutState
-from actors.cores.ulaw import gain_table
+from actors.cores.ulaw import gain_table, raw_level_db
 from actors.lane_messages import TickWanted
 from actors.link_messages import FinishResponse
 from actors.messages import (
-    CollectCounters, CutPlayout, DiscardAudio, DuckPlayout, HoldAudio, PausePlayout, ReleaseAudio,
+    CollectCounters, CutPlayout, DiscardAudio, DuckPlayout, HoldAudio, PausePlayout, PlayedLevels, ReleaseAudio,
     RestorePlayout, LogLine, PlayoutChanged, PlayoutCut, ResponseFinished, RtAudioDelta, RtAudioDone,
     RtResponseDone, Tick, ToTwilio, TwClear, TwilioMarkIn, TwilioOutEvent, TwMark,
     TwMarkBody, TwMedia, TwMediaBody,
@@ -84,8 +84,11 @@ class PacerState(msgspec.Struct):
 class TxPacerCore:
     def __init__(self, state: PacerState, frame_ms: int = 20, lead_ms: int = 100,
                  mark_every_ms: int = 100, status_every_ms: int = 5000, preroll_min_ms: int = 40,
-                 preroll_max_ms: int = 400, preroll_initial_ms: int = 100) -> None:
+                 preroll_max_ms: int = 400, preroll_initial_ms: int = 100, report_levels: bool = False) -> None:
         self.s = state
+        self.report_levels = report_levels  # the echo guard's reference: levels of frames sent (PlayedLevels)
+        self.levels: list[float] = []
+        self.levels_from = 0.0
         self.frame_ms = frame_ms
         self.frame_s = frame_ms / 1000.0
         self.lead_s = lead_ms / 1000.0
@@ -241,7 +244,7 @@ class TxPacerCore:
             # between this tick and the one that anchored the run; Twilio holds at most `lead` of audio
             horizon = now + self.lead_s - self.frame_s / 2
             while self.queue and s.anchor + s.run_frames * self.frame_s < horizon:
-                self._send_one(self.queue.popleft(), events, out)
+                self._send_one(self.queue.popleft(), events, out, now)
             if self.queue:
                 s.counters.blocked_ticks += 1
         if events:
@@ -263,12 +266,16 @@ class TxPacerCore:
             s.next_status_at = now + self.status_every_s
         return out
 
-    def _send_one(self, frame: CutFrame, events: list[TwilioOutEvent], out: list[object]) -> None:
+    def _send_one(self, frame: CutFrame, events: list[TwilioOutEvent], out: list[object], now: float) -> None:
         s = self.s
         if frame.payload:
             play_at = s.anchor + s.run_frames * self.frame_s
             self.clock.frame_scheduled(frame.response_id, frame.item_id, play_at, self.frame_ms)
             payload = frame.payload.translate(self.gain) if self.gain is not None else frame.payload
+            if self.report_levels:
+                if not self.levels:
+                    self.levels_from = play_at
+                self.levels.append(raw_level_db(payload))
             events.append(TwMedia(s.stream_sid, TwMediaBody(base64.b64encode(payload).decode("ascii"))))
             s.run_frames += 1
             s.counters.frames_sent += 1
@@ -280,6 +287,9 @@ class TxPacerCore:
             events.append(TwMark(s.stream_sid, TwMarkBody(self.clock.new_mark(frame.last))))
             s.counters.marks_sent += 1
             s.since_mark_ms = 0
+            if self.levels:
+                out.append(PlayedLevels(self.levels_from, tuple(self.levels), now))
+                self.levels = []
 
     # ------------------------------------------------------------------ feedback
     def _mark_echo(self, name: str, now: float) -> list[object]:

@@ -20,7 +20,7 @@ from actors.link_messages import (
 )
 from actors.messages import (
     AnswerRequest, CallerLevel, CounterReport, CutPlayout, DeleteItem, LetStand, DiscardAudio, DuckPlayout, HoldAudio,
-    PausePlayout, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ReleaseAudio, ResponseFinished, RestorePlayout,
+    PausePlayout, PlayedLevels, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ReleaseAudio, ResponseFinished, RestorePlayout,
     RtAssistantTranscriptDelta, RtAssistantTranscriptDone, RtAudioDelta, RtAudioDone, RtError, RtOutputItemAdded,
     RtResponseCreated, RtResponseDone, RtSessionUpdated, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone,
     RtTranscriptFailed, Tick, TwilioDtmfIn, TwilioMarkIn, TwilioMediaIn, WireDecodeError,
@@ -66,6 +66,7 @@ ROUTES: dict[type, tuple[str, ...]] = {
     AnswerRequest: ("bridge",),
     PlayoutChanged: ("judge", "rx", "bridge"),
     CallerLevel: ("judge",),
+    PlayedLevels: ("rx",),
     DuckPlayout: ("pacer",),
     PausePlayout: ("pacer",),
     RestorePlayout: ("pacer",),

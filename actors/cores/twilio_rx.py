@@ -6,17 +6,29 @@ Media chunk-number gaps (frames Twilio never delivered) are counted, never hidde
 edge arrive as WireDecodeError and are counted.
 Barge-in input: the level of caller frames is measured (a copy; the frame is untouched) — every frame
 while the AI is audible, every fifth otherwise to keep the noise floor current — and, while the AI is
-audible, sent to the BargeInJudge with the floor.
+audible, speech-like frames are sent to the BargeInJudge with the floor and the articulation of their
+run (articulation.py). With the echo guard on, a frame whose energy our own echo explains (echo.py,
+from the levels the TxPacer reports it sent) is not sent to the judge — counted as an echo veto; it is
+still forwarded like every other frame.
+Optional conditioning (conditioning.py, per business, off by default): the forwarded frame is the
+conditioned one; nothing is dropped or delayed.
 """
 from __future__ import annotations
 
+import base64
+import binascii
+
 import msgspec
 
+from actors.cores.articulation import ArticulationMeter, ArticulationState
+from actors.cores.conditioning import ConditionerState, InputConditioner
+from actors.cores.echo import EchoEstimator, EchoState
 from actors.cores.energy import FloorState, NoiseFloor
-from actors.cores.ulaw import level_db
+from actors.cores.ulaw import raw_level_db
 from actors.link_messages import LinkDown, LinkUp
 from actors.messages import (
-    CallerLevel, LogLine, PlayoutChanged, RtAppend, ToRealtime, TwilioDtmfIn, TwilioMediaIn, WireDecodeError,
+    AudioSettings, CallerLevel, LogLine, PlayedLevels, PlayoutChanged, RtAppend, ToRealtime, TwilioDtmfIn,
+    TwilioMediaIn, WireDecodeError,
 )
 
 IDLE_LEVEL_EVERY = 5
@@ -33,6 +45,8 @@ class RxCounters(msgspec.Struct):
     frames_replayed_gap: int = 0
     frames_dropped_gap: int = 0
     frames_resent_turn: int = 0  # written to the lost session, re-sent: a turn it never transcribed
+    echo_vetoes: int = 0  # speech-like caller frames our own echo explains: no barge-in evidence
+    frames_conditioned: int = 0
 
 
 class RxState(msgspec.Struct):
@@ -46,13 +60,27 @@ class RxState(msgspec.Struct):
     session_start: int = 0  # index of the first frame of the current session's audio
     gap_from: int = 0  # while down: index of the first frame to replay
     gap_unsent: int = 0  # while down: frames_in at LinkDown minus the unsent count (first never-written frame)
+    articulation: ArticulationState = msgspec.field(default_factory=ArticulationState)
+    echo: EchoState | None = None
+    conditioner: ConditionerState = msgspec.field(default_factory=ConditionerState)
 
 
 class TwilioRxCore:
     def __init__(self, state: RxState, delta_db: float = 9.0, floor_min_db: float = 30.0,
-                 gap_frames: int = 150, frame_ms: int = 20, turn_frames: int = 500) -> None:
+                 gap_frames: int = 150, frame_ms: int = 20, turn_frames: int = 500,
+                 audio: AudioSettings | None = None, articulation: bool = True, rise_db: float = 6.0) -> None:
         self.s = state
         self.floor = NoiseFloor(state.floor, delta_db, floor_min_db)
+        audio = audio or AudioSettings(echo_guard_enabled=False)
+        self.meter = ArticulationMeter(state.articulation, rise_db) if articulation else None
+        self.echo: EchoEstimator | None = None
+        if audio.echo_guard_enabled:
+            if state.echo is None:
+                state.echo = EchoState()
+            self.echo = EchoEstimator(state.echo, audio.echo_min_delay_ms, audio.echo_max_delay_ms,
+                                      min_corr=audio.echo_min_corr, margin_db=audio.echo_margin_db)
+        conditioner = InputConditioner(state.conditioner, audio.highpass_hz, audio.soft_normalize)
+        self.conditioner = conditioner if conditioner.active else None
         self.gap_frames = max(1, gap_frames)
         self.frame_ms = frame_ms
         self.ring_frames = self.gap_frames + max(0, turn_frames)
@@ -71,6 +99,10 @@ class TwilioRxCore:
         if isinstance(msg, PlayoutChanged):
             self.s.ai_audible = msg.audible
             return []
+        if isinstance(msg, PlayedLevels):
+            if self.echo is not None:
+                self.echo.played(msg.first_play_at, msg.levels_db)
+            return []
         if isinstance(msg, TwilioDtmfIn):
             c.dtmf_digits += 1
             return [LogLine("DTMF", "info", {"call_sid": self.s.call_id, "digit": msg.digit})]
@@ -82,18 +114,26 @@ class TwilioRxCore:
     def _media(self, msg: TwilioMediaIn, now: float) -> list[object]:
         s, c = self.s, self.s.counters
         measure = s.ai_audible or (c.frames_in + 1) % IDLE_LEVEL_EVERY == 0
-        level = level_db(msg.payload) if measure else 0.0  # may raise: nothing has changed yet
+        # computed first, may raise: nothing has changed yet
+        raw = binascii.a2b_base64(msg.payload) if measure or self.conditioner is not None else b""
+        level = raw_level_db(raw) if measure else 0.0
+        conditioned = self.conditioner.process(raw) if self.conditioner is not None else None
+        payload = msg.payload
+        if conditioned is not None and self.conditioner is not None:
+            payload = base64.b64encode(conditioned.frame).decode("ascii")
+            self.conditioner.commit(conditioned)
+            c.frames_conditioned += 1
         c.frames_in += 1
         if s.last_seq and msg.seq > s.last_seq + 1:
             c.seq_gaps += msg.seq - s.last_seq - 1
         s.last_seq = max(s.last_seq, msg.seq)
         out: list[object] = []
-        s.ring.append(msg.payload)
+        s.ring.append(payload)
         if len(s.ring) > 2 * self.ring_frames:
             del s.ring[:len(s.ring) - self.ring_frames]
         if s.link_up:
             c.frames_forwarded += 1
-            out.append(ToRealtime(s.call_id, RtAppend(msg.payload)))
+            out.append(ToRealtime(s.call_id, RtAppend(payload)))
         else:
             c.frames_buffered_gap += 1
             if c.frames_in - s.gap_unsent == self.gap_frames + 1:  # from now on the oldest fall out
@@ -101,10 +141,24 @@ class TwilioRxCore:
                     "call_sid": s.call_id, "kept_ms": self.gap_frames * 20, "reason": "link down longer than the buffer"}))
         if measure:
             floor = s.floor.floor_db  # the judge compares against the floor before this frame
-            if self.floor.update(level) and s.ai_audible:
-                # only speech-like frames travel; the judge leaks its accumulator by elapsed time
-                out.append(CallerLevel(level, floor, now))
+            speech = self.floor.update(level)
+            if s.ai_audible:
+                out += self._over_the_ai(raw, level, floor, speech, now)
         return out
+
+    def _over_the_ai(self, raw: bytes, level: float, floor: float, speech: bool, now: float) -> list[object]:
+        """A caller frame while the AI is audible: echo check, articulation, barge-in evidence."""
+        explained = self.echo.heard(now, level) if self.echo is not None else False
+        if speech and explained:
+            self.s.counters.echo_vetoes += 1
+        voiced = speech and not explained
+        reading = self.meter.update(raw, level, floor, voiced) if self.meter is not None else None
+        if not voiced:
+            return []
+        # only speech-like frames travel; the judge leaks its accumulator by elapsed time
+        if reading is None:
+            return [CallerLevel(level, floor, now)]
+        return [CallerLevel(level, floor, now, reading.syllables, reading.spectral_hz)]
 
     def _link_down(self, msg: LinkDown) -> list[object]:
         s, c = self.s, self.s.counters
@@ -143,4 +197,9 @@ class TwilioRxCore:
             "dropped": dropped_new})]
 
     def counters(self) -> dict[str, int]:
-        return msgspec.structs.asdict(self.s.counters)
+        out = msgspec.structs.asdict(self.s.counters)
+        if self.echo is not None:
+            out["echo_delay_ms"] = self.echo.delay_ms
+            out["echo_loss_db"] = int(round(self.echo.s.loss_db)) if self.echo.s.known else -1
+            out["echo_estimates"] = self.echo.s.estimates
+        return out

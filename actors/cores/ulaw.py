@@ -40,9 +40,18 @@ def gain_table(gain_db: float) -> bytes:
     return _encode(scaled).tobytes()
 
 
+def encode_linear(samples: npt.NDArray[np.float64]) -> bytes:
+    """PCM samples (PCM16 scale, any float) → μ-law bytes, nearest code, clipped at full scale."""
+    return _encode(np.clip(np.round(samples), -32768, 32767).astype(np.int32)).tobytes()
+
+
 def level_db(payload_b64: str) -> float:
     """Mean power of a base64 μ-law frame in dB (0 dB = one PCM16 unit²); digital silence → 0."""
-    raw = binascii.a2b_base64(payload_b64)
+    return raw_level_db(binascii.a2b_base64(payload_b64))
+
+
+def raw_level_db(raw: bytes) -> float:
+    """Mean power of μ-law bytes in dB (0 dB = one PCM16 unit²); digital silence → 0."""
     if not raw:
         return 0.0
     power = sum(map(_SQUARED.__getitem__, raw)) / len(raw)  # ~9 µs a frame; numpy's call overhead is larger
