@@ -13,8 +13,9 @@ Theory of operation (two phases):
      articulation reading: syllables and spectral spread over the thresholds) is cut at once, without
      waiting for the transcript; a steady one (filler, hum, breath) stays a candidate and waits for it.
      A candidate still speaking `confirm_after_ms` after onset is confirmed without the transcript —
-     with the articulation measure on, only if its run showed the syllables (never a steady hum). A candidate that goes quiet with no server speech, or whose transcript never comes, is
-     restored on a timeout. Our own echo never reaches here (TwilioRx vetoes it).
+     with the articulation measure on, only if its run showed the syllables (never a steady hum).
+     A candidate that goes quiet with no server speech, or whose transcript never comes, is restored
+     on a timeout. Our own echo never reaches here (TwilioRx vetoes it).
 `turn`s get answers whatever the AI is doing (backchannels once the AI is done, fillers never); an
 empty transcript of long speech or a failed transcription fails open (answered, counted). The greeting is protected: no barge-in until it played.
 """
