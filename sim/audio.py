@@ -84,3 +84,45 @@ def frames_of(audio: bytes) -> list[bytes]:
     if out and len(out[-1]) < FRAME_BYTES:
         out[-1] = out[-1] + b"\xff" * (FRAME_BYTES - len(out[-1]))
     return out
+
+
+def _bandpass_taps(low_hz: float = 300.0, high_hz: float = 3400.0, taps: int = 63) -> npt.NDArray[np.float64]:
+    """A windowed-sinc band-pass (8 kHz): the telephone band an echo comes back through."""
+    n = np.arange(taps) - (taps - 1) / 2
+    def lowpass(cut: float) -> npt.NDArray[np.float64]:
+        return 2 * cut / 8000 * np.sinc(2 * cut / 8000 * n)
+    return (lowpass(high_hz) - lowpass(low_hz)) * np.hamming(taps)
+
+
+class EchoPath:
+    """What a speakerphone sends back: the audio the phone played, delayed, attenuated, band-limited.
+
+    The player `push`es every 20 ms what it played (silence when nothing); the caller's sender asks
+    `echo_at(t)` for the echo due at t (the frame played `delay_ms` before) and mixes it in.
+    """
+
+    def __init__(self, delay_ms: float, loss_db: float) -> None:
+        self.delay_s = delay_ms / 1000.0
+        self.gain = 10.0 ** (-loss_db / 20.0)
+        self.taps = _bandpass_taps()
+        self.history = np.zeros(len(self.taps) - 1)
+        self.queue: list[tuple[float, npt.NDArray[np.float64]]] = []
+
+    def push(self, played: bytes, at: float) -> None:
+        pcm = ULAW_TO_PCM[np.frombuffer(played, dtype=np.uint8)].astype(np.float64)
+        joined = np.concatenate([self.history, pcm])
+        filtered = np.convolve(joined, self.taps, mode="valid")  # continuous across frames
+        self.history = joined[-(len(self.taps) - 1):]
+        self.queue.append((at, filtered * self.gain))
+
+    def echo_at(self, t: float) -> npt.NDArray[np.float64] | None:
+        due = None
+        while self.queue and self.queue[0][0] <= t - self.delay_s + 0.005:
+            due = self.queue.pop(0)[1]
+        return due
+
+
+def mix_pcm(frame: bytes, extra: npt.NDArray[np.float64]) -> bytes:
+    """A μ-law frame with PCM samples added (an echo on the line)."""
+    pcm = ULAW_TO_PCM[np.frombuffer(frame, dtype=np.uint8)].astype(np.float64) + extra[:len(frame)]
+    return PCM_TO_ULAW[np.clip(pcm, -32768, 32767).astype(np.int32) + 32768].tobytes()

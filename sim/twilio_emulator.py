@@ -7,6 +7,8 @@ before it, `clear` empties the buffer and echoes every pending mark at once. Pla
 frame is played; marks are echoed when reached. Recorded: every frame's arrival and play time, gaps
 in playout (an underrun is a dry buffer with audio resuming within `turn_gap_ms`, i.e. mid-turn),
 AI turns (audio followed by `turn_gap_ms` of silence), clears, and a timeline.
+Echo (optional, `echo=(delay_ms, loss_db)`): a speakerphone — whatever the player plays comes back on
+the caller's line, delayed, attenuated and band-limited (sim.audio.EchoPath), mixed over noise and speech.
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import numpy as np
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from sim.audio import FRAME_BYTES, frames_of, mix_noise, noise_frames
+from sim.audio import FRAME_BYTES, SILENCE, EchoPath, frames_of, mix_noise, mix_pcm, noise_frames
 
 
 @dataclass
@@ -67,8 +69,10 @@ class EmulatedCall:
     def __init__(self, url: str, business_id: str, call_sid: str, script: list[Step], *,
                  noise_level: float = 120.0, turn_gap_ms: int = 600, skip_lead_ms: int = 120,
                  headers: dict[str, str] | None = None, seed: int = 7, wait_timeout_s: float = 30.0,
-                 max_seconds: float | None = None, custom: dict[str, str] | None = None) -> None:
+                 max_seconds: float | None = None, custom: dict[str, str] | None = None,
+                 echo: tuple[float, float] | None = None) -> None:
         self.max_seconds = max_seconds
+        self.echo = EchoPath(*echo) if echo is not None else None
         self.custom = {"business_id": business_id, **(custom or {})}
         self.wait_timeout_s = wait_timeout_s
         self.url, self.business_id, self.call_sid, self.script = url, business_id, call_sid, script
@@ -196,6 +200,10 @@ class EmulatedCall:
                 if not self.noise_bank:
                     self.noise_bank = noise_frames(self.rng, self.noise_level, 250)
                 frame = self.noise_bank[k % len(self.noise_bank)]
+            if self.echo is not None:
+                echoed = self.echo.echo_at(self.now())
+                if echoed is not None:
+                    frame = mix_pcm(frame, echoed)
             self.report.frames_sent += 1
             self.report.caller_audio.extend(frame)
             self.report.send_times.append(self.now())
@@ -275,6 +283,8 @@ class EmulatedCall:
             now = self.now()
             while self.buffer and self.buffer[0][0] == "mark":
                 await self._echo(self.buffer.pop(0)[1])
+            if self.echo is not None:
+                self.echo.push(self.buffer[0][1] if self.buffer else SILENCE, now)
             if self.buffer:
                 _, frame = self.buffer.pop(0)
                 self.report.played_audio.extend(frame)
