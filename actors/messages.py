@@ -288,6 +288,7 @@ class CallerLevel(Struct, frozen=True):
     at: float
     syllables: int = 0
     spectral_hz: float = 0.0
+    echo: bool = False  # speech-like, but our own echo explains it: no barge-in evidence
 
 
 class PlayedLevels(Struct, frozen=True):
@@ -586,7 +587,7 @@ class Utterance(Struct, frozen=True):
     call_id: str
     role: Literal["caller", "assistant"]
     text: str
-    label: str  # caller: filler | turn; assistant: ""
+    label: str  # caller: filler | backchannel | turn | echo; assistant: ""
     start_ms: int  # from the start of the call's audio; -1 if unknown
     end_ms: int
     interrupted: bool  # caller: this turn cut the AI; assistant: the caller cut it

@@ -90,8 +90,8 @@ def _bandpass_taps(low_hz: float = 300.0, high_hz: float = 3400.0, taps: int = 6
     """A windowed-sinc band-pass (8 kHz): the telephone band an echo comes back through."""
     n = np.arange(taps) - (taps - 1) / 2
     def lowpass(cut: float) -> npt.NDArray[np.float64]:
-        return 2 * cut / 8000 * np.sinc(2 * cut / 8000 * n)
-    return (lowpass(high_hz) - lowpass(low_hz)) * np.hamming(taps)
+        return np.asarray(2 * cut / 8000 * np.sinc(2 * cut / 8000 * n), dtype=np.float64)
+    return np.asarray((lowpass(high_hz) - lowpass(low_hz)) * np.hamming(taps), dtype=np.float64)
 
 
 class EchoPath:
@@ -126,3 +126,9 @@ def mix_pcm(frame: bytes, extra: npt.NDArray[np.float64]) -> bytes:
     """A μ-law frame with PCM samples added (an echo on the line)."""
     pcm = ULAW_TO_PCM[np.frombuffer(frame, dtype=np.uint8)].astype(np.float64) + extra[:len(frame)]
     return PCM_TO_ULAW[np.clip(pcm, -32768, 32767).astype(np.int32) + 32768].tobytes()
+
+
+def scaled(ulaw: bytes, gain_db: float) -> bytes:
+    """μ-law audio with its level changed by `gain_db` (a quieter or louder voice)."""
+    pcm = ULAW_TO_PCM[np.frombuffer(ulaw, dtype=np.uint8)].astype(np.float64) * 10.0 ** (gain_db / 20.0)
+    return bytes(PCM_TO_ULAW[np.clip(pcm, -32768, 32767).astype(np.int32) + 32768].tobytes())

@@ -220,3 +220,30 @@ def test_many_syllables_with_a_steady_spectrum_are_not_articulated() -> None:
     timeline = frames(core, 10.0, 40, LOUD, syllables=5, spectral_hz=120.0)
     assert first(CutPlayout, timeline) is None  # 0.8 s: under the duration rule too
     assert core.s.counters.barge_in_by_articulation == 0
+
+
+def test_a_transcript_of_our_own_echo_is_dropped() -> None:
+    core = judge()
+    speaking(core)
+    core.handle(RtSpeechStarted("e1", 4800, 10.0), 10.0)
+    for k in range(40):  # the server heard speech; every frame of it was explained by our echo
+        t = 10.0 + 0.02 * k
+        assert core.handle(CallerLevel(LOUD, FLOOR, t, echo=True), t) == []
+    core.handle(RtSpeechStopped("e1", 5600, 10.9), 10.9)
+    out = core.handle(RtTranscriptDone("e1", "יש לנו מקום מחר בתשע", 11.2), 11.2)
+    assert kinds(out) == [DeleteItem]
+    assert Utterance("CA1", "caller", "יש לנו מקום מחר בתשע", "echo", 4800, 5600, False) in out
+    assert core.s.counters.echo_transcripts == 1 and core.s.counters.barge_in_events == 0
+    assert core.s.counters.barge_in_candidates == 0 and core.s.phase is JudgePhase.AI_SPEAKING
+
+
+def test_a_short_real_word_over_the_echo_still_cuts() -> None:
+    core = judge()
+    speaking(core)
+    core.handle(RtSpeechStarted("u1", 4800, 10.0), 10.0)
+    for k in range(20):
+        t = 10.0 + 0.02 * k
+        core.handle(CallerLevel(LOUD, FLOOR, t, echo=k % 4 != 0), t)  # "לא" louder than the echo, in places
+    core.handle(RtSpeechStopped("u1", 5200, 10.5), 10.5)
+    out = core.handle(RtTranscriptDone("u1", "לא", 10.8), 10.8)
+    assert CutPlayout("transcript confirms a turn", 10.8) in out

@@ -26,6 +26,7 @@ import numpy as np
 SLOT_S = 0.02
 RING = 512  # slots kept (10.24 s): window + the largest delay, with room
 SILENT_DB = 0.0  # the level of digital silence (ulaw.level_db)
+MIN_LOSS_DB = 3.0  # an echo is always quieter than what was played (speakerphone, line hybrid)
 
 
 def slot_of(t: float) -> int:
@@ -88,8 +89,8 @@ class EchoEstimator:
         slots = np.arange(now_slot - self.window + 1, now_slot + 1)
         caller_slot = np.asarray(s.caller_slot)[slots % RING]
         heard = caller_slot == slots
-        if heard.sum() < self.window // 2:
-            return
+        if heard.sum() < (self.window // 2 if s.known else self.window // 4):
+            return  # the first estimate from 0.5 s of the AI: the greeting's echo is learned early
         caller = np.asarray(s.caller_db)[slots % RING][heard]
         shifted = slots[heard][None, :] - self.delays[:, None]
         ref_db, ref_slot = np.asarray(s.ref_db), np.asarray(s.ref_slot)
@@ -104,8 +105,12 @@ class EchoEstimator:
             return  # no clear echo in this window (or double talk, or the AI was silent): keep what is known
         if s.known and corr[best] < s.corr - 0.2:
             return
+        if best in (0, len(self.delays) - 1):
+            return  # a peak at the edge of the searched range is not a located delay
         loud = ref[best] >= np.percentile(ref[best], 75)
         loss = float(np.median(ref[best][loud] - caller[loud]))
+        if loss < MIN_LOSS_DB:
+            return  # louder than what we played: the caller's own sound happened to follow our envelope
         s.known, s.delay_slots, s.loss_db, s.corr = True, int(self.delays[best]), loss, float(corr[best])
         s.estimates += 1
 

@@ -15,7 +15,9 @@ Theory of operation (two phases):
      A candidate still speaking `confirm_after_ms` after onset is confirmed without the transcript —
      with the articulation measure on, only if its run showed the syllables (never a steady hum).
      A candidate that goes quiet with no server speech, or whose transcript never comes, is restored
-     on a timeout. Our own echo never reaches here (TwilioRx vetoes it).
+     on a timeout. Our own echo is no evidence (TwilioRx marks frames it explains): a transcript of a
+     span with echo and no energy of the caller's own, while the AI speaks, is the server hearing us —
+     dropped (label "echo"), never a cut or an answer.
 `turn`s get answers whatever the AI is doing (backchannels once the AI is done, fillers never); an
 empty transcript of long speech or a failed transcription fails open (answered, counted). The greeting is protected: no barge-in until it played.
 """
@@ -33,6 +35,8 @@ from actors.messages import (
 from prompts.classifier import Lexicon, TurnLabel, classify
 
 VERY_SHORT_CHARS = 5
+PREFIX_S = 0.5  # caller frames this long before speech_started belong to that speech
+ECHO_TAIL_S = 1.5  # the echo outlives our playout (≤ 0.6 s) and the server's VAD waits its silence (0.6 s)
 
 
 class JudgePhase(enum.Enum):
@@ -61,6 +65,7 @@ class JudgeCounters(msgspec.Struct):
     stt_filler_only_count: int = 0
     backchannels: int = 0  # listener signals over the AI: no cut, no answer
     stt_failed_count: int = 0
+    echo_transcripts: int = 0  # the server transcribed our own echo: dropped, never a cut or an answer
     stt_fail_open_count: int = 0
     speech_started_count: int = 0
     barge_in_candidates: int = 0
@@ -76,6 +81,8 @@ class SpeechSpan(msgspec.Struct):
     start_ms: int
     end_ms: int = -1
     stopped_at: float = 0.0
+    voiced: int = 0  # caller frames over the AI with energy of the caller's own (CallerLevel, not echo)
+    echoed: int = 0  # …and frames whose energy our echo explained
 
 
 class JudgeState(msgspec.Struct):
@@ -84,6 +91,9 @@ class JudgeState(msgspec.Struct):
     voiced_ms: int = 0
     onset_at: float = 0.0
     last_voice_at: float = 0.0
+    last_echo_at: float = 0.0
+    last_voice_at_any: float = 0.0  # the last caller frame of the caller's own, in any phase
+    silent_since: float = 0.0  # when the AI stopped being audible (0 while it is)
     candidate_at: float = 0.0
     candidate_items: list[str] = msgspec.field(default_factory=list)
     cut_items: list[str] = msgspec.field(default_factory=list)
@@ -124,6 +134,7 @@ class BargeInJudgeCore:
                 return [self._log("[GREETING] Barge-in now ENABLED for rest of call")]
             return []
         if isinstance(msg, PlayoutChanged):
+            s.silent_since = 0.0 if msg.audible else now
             if s.phase is JudgePhase.GREETING:
                 return []
             was_candidate = s.phase is JudgePhase.CANDIDATE
@@ -132,7 +143,11 @@ class BargeInJudgeCore:
             return [RestorePlayout(now)] if was_candidate and not msg.audible else []
         if isinstance(msg, RtSpeechStarted):
             s.counters.speech_started_count += 1
-            s.speech[msg.item_id] = SpeechSpan(msg.audio_start_ms)
+            started = SpeechSpan(msg.audio_start_ms)
+            # the server's speech began up to its prefix padding before it said so
+            started.voiced = int(now - s.last_voice_at_any <= PREFIX_S) if s.last_voice_at_any else 0
+            started.echoed = int(now - s.last_echo_at <= PREFIX_S) if s.last_echo_at else 0
+            s.speech[msg.item_id] = started
             if len(s.speech) > 32:
                 del s.speech[next(iter(s.speech))]
             if s.phase is JudgePhase.CANDIDATE:
@@ -158,10 +173,18 @@ class BargeInJudgeCore:
     # ------------------------------------------------------------------ phase A
     def _level(self, msg: CallerLevel, now: float) -> list[object]:
         s, cfg = self.s, self.cfg
-        if not cfg.enabled or s.phase not in (JudgePhase.AI_SPEAKING, JudgePhase.CANDIDATE):
-            return []
-        if msg.level_db <= msg.floor_db + cfg.energy_delta_db:
-            return []
+        # whatever the phase (the greeting, the echo's tail after the AI stopped): remembered for the transcript
+        open_span = next((sp for sp in reversed(s.speech.values()) if sp.end_ms < 0), None)
+        own = not msg.echo and msg.level_db > msg.floor_db + cfg.energy_delta_db
+        if msg.echo:
+            s.last_echo_at = now
+        elif own:
+            s.last_voice_at_any = now
+        if open_span is not None:
+            open_span.echoed += msg.echo
+            open_span.voiced += own
+        if not own or not cfg.enabled or s.phase not in (JudgePhase.AI_SPEAKING, JudgePhase.CANDIDATE):
+            return []  # our own voice coming back is evidence of nothing
         # frames in between were quiet (TwilioRx sends only speech-like ones): leak 20 ms for each
         quiet_frames = int(round((now - s.last_voice_at) / 0.02)) - 1 if s.last_voice_at else 0
         s.voiced_ms = max(0, s.voiced_ms - 20 * max(0, quiet_frames))
@@ -231,6 +254,14 @@ class BargeInJudgeCore:
         s, c = self.s, self.s.counters
         text = transcript.strip()
         c.stt_utterances_total += 1
+        if self._is_echo(item_id):
+            # the server heard our echo (no caller energy of the caller's own the whole time): drop it
+            c.echo_transcripts += 1
+            echo_span = s.speech[item_id]
+            return [self._log("CALLER_SAID", item_id=item_id, text=text, label="echo",
+                              reason="only our own echo was on the line", phase=s.phase.value),
+                    Utterance(s.call_id, "caller", text, "echo", echo_span.start_ms, echo_span.end_ms, False),
+                    DeleteItem(item_id, now)]
         label = classify(text, self.lexicon)
         reason = "lexicon"
         if not text:
@@ -277,6 +308,17 @@ class BargeInJudgeCore:
         c.answers_requested += 1
         out.append(AnswerRequest(item_id, text, now, after_cut=cutting))
         return out
+
+    def _is_echo(self, item_id: str) -> bool:
+        """Speech the server heard that was only our echo: echo frames, none of the caller's own, and it
+        ended within the echo's tail after the AI stopped (TwilioRx keeps listening that long)."""
+        s = self.s
+        span = s.speech.get(item_id)
+        if span is None or span.voiced or not span.echoed:
+            return False
+        if s.phase in (JudgePhase.AI_SPEAKING, JudgePhase.CANDIDATE, JudgePhase.GREETING):
+            return True
+        return bool(s.silent_since) and 0 < span.stopped_at <= s.silent_since + ECHO_TAIL_S
 
     def _utterance(self, item_id: str, text: str, label: TurnLabel, interrupted: bool) -> Utterance:
         span = self.s.speech.get(item_id)

@@ -273,6 +273,9 @@ class TxPacerCore:
             self.clock.frame_scheduled(frame.response_id, frame.item_id, play_at, self.frame_ms)
             payload = frame.payload.translate(self.gain) if self.gain is not None else frame.payload
             if self.report_levels:
+                if self.levels and abs(play_at - (self.levels_from + len(self.levels) * self.frame_s)) > 1e-6:
+                    out.append(PlayedLevels(self.levels_from, tuple(self.levels), now))  # a new run: not contiguous
+                    self.levels = []
                 if not self.levels:
                     self.levels_from = play_at
                 self.levels.append(raw_level_db(payload))
@@ -314,6 +317,7 @@ class TxPacerCore:
         for rid in ids - {""}:
             self._forget_response(rid)
         self.queue.clear()
+        self.levels = []  # sent since the last mark: cleared from Twilio's buffer, mostly never played
         s.counters.frames_flushed += flushed
         if self.clock.marks_pending or s.audible:
             self.clock.clear()

@@ -8,8 +8,8 @@ Barge-in input: the level of caller frames is measured (a copy; the frame is unt
 while the AI is audible, every fifth otherwise to keep the noise floor current — and, while the AI is
 audible, speech-like frames are sent to the BargeInJudge with the floor and the articulation of their
 run (articulation.py). With the echo guard on, a frame whose energy our own echo explains (echo.py,
-from the levels the TxPacer reports it sent) is not sent to the judge — counted as an echo veto; it is
-still forwarded like every other frame.
+from the levels the TxPacer reports it sent) goes to the judge marked `echo` — no barge-in evidence,
+counted as an echo veto; it is still forwarded like every other frame.
 Optional conditioning (conditioning.py, per business, off by default): the forwarded frame is the
 conditioned one; nothing is dropped or delayed.
 """
@@ -60,6 +60,7 @@ class RxState(msgspec.Struct):
     session_start: int = 0  # index of the first frame of the current session's audio
     gap_from: int = 0  # while down: index of the first frame to replay
     gap_unsent: int = 0  # while down: frames_in at LinkDown minus the unsent count (first never-written frame)
+    listen_until: float = 0.0  # the AI went silent: frames are still measured until its echo has died
     articulation: ArticulationState = msgspec.field(default_factory=ArticulationState)
     echo: EchoState | None = None
     conditioner: ConditionerState = msgspec.field(default_factory=ConditionerState)
@@ -79,6 +80,7 @@ class TwilioRxCore:
                 state.echo = EchoState()
             self.echo = EchoEstimator(state.echo, audio.echo_min_delay_ms, audio.echo_max_delay_ms,
                                       min_corr=audio.echo_min_corr, margin_db=audio.echo_margin_db)
+        self.echo_tail_s = audio.echo_max_delay_ms / 1000.0
         conditioner = InputConditioner(state.conditioner, audio.highpass_hz, audio.soft_normalize)
         self.conditioner = conditioner if conditioner.active else None
         self.gap_frames = max(1, gap_frames)
@@ -98,6 +100,8 @@ class TwilioRxCore:
             return self._link_up()
         if isinstance(msg, PlayoutChanged):
             self.s.ai_audible = msg.audible
+            # our echo outlives our playout: keep listening (echo guard on) as long as the echo path can be
+            self.s.listen_until = now + self.echo_tail_s if not msg.audible and self.echo is not None else 0.0
             return []
         if isinstance(msg, PlayedLevels):
             if self.echo is not None:
@@ -113,7 +117,8 @@ class TwilioRxCore:
 
     def _media(self, msg: TwilioMediaIn, now: float) -> list[object]:
         s, c = self.s, self.s.counters
-        measure = s.ai_audible or (c.frames_in + 1) % IDLE_LEVEL_EVERY == 0
+        over_ai = s.ai_audible or now < s.listen_until
+        measure = over_ai or (c.frames_in + 1) % IDLE_LEVEL_EVERY == 0
         # computed first, may raise: nothing has changed yet
         raw = binascii.a2b_base64(msg.payload) if measure or self.conditioner is not None else b""
         level = raw_level_db(raw) if measure else 0.0
@@ -142,23 +147,33 @@ class TwilioRxCore:
         if measure:
             floor = s.floor.floor_db  # the judge compares against the floor before this frame
             speech = self.floor.update(level)
-            if s.ai_audible:
+            if over_ai:
                 out += self._over_the_ai(raw, level, floor, speech, now)
         return out
 
     def _over_the_ai(self, raw: bytes, level: float, floor: float, speech: bool, now: float) -> list[object]:
         """A caller frame while the AI is audible: echo check, articulation, barge-in evidence."""
-        explained = self.echo.heard(now, level) if self.echo is not None else False
+        out: list[object] = []
+        explained = False
+        if self.echo is not None:
+            before = self.echo.delay_ms
+            explained = self.echo.heard(now, level)
+            if self.echo.delay_ms != before:
+                out.append(LogLine("ECHO_PATH", "info", {
+                    "call_sid": self.s.call_id, "delay_ms": self.echo.delay_ms,
+                    "loss_db": round(self.echo.s.loss_db, 1), "corr": round(self.echo.s.corr, 2)}))
         if speech and explained:
             self.s.counters.echo_vetoes += 1
         voiced = speech and not explained
         reading = self.meter.update(raw, level, floor, voiced) if self.meter is not None else None
+        if speech and explained:
+            return out + [CallerLevel(level, floor, now, echo=True)]  # the judge remembers it, counts nothing
         if not voiced:
-            return []
+            return out
         # only speech-like frames travel; the judge leaks its accumulator by elapsed time
         if reading is None:
-            return [CallerLevel(level, floor, now)]
-        return [CallerLevel(level, floor, now, reading.syllables, reading.spectral_hz)]
+            return out + [CallerLevel(level, floor, now)]
+        return out + [CallerLevel(level, floor, now, reading.syllables, reading.spectral_hz)]
 
     def _link_down(self, msg: LinkDown) -> list[object]:
         s, c = self.s, self.s.counters
