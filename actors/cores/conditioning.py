@@ -21,7 +21,7 @@ from scipy.signal import butter, sosfilt
 from actors.cores.ulaw import ULAW_TO_LINEAR, encode_linear
 
 ORDER = 8
-LOW_DB, HIGH_DB = 48.0, 78.0  # mean power of a frame, 0 dB = one PCM16 unit² (a shout near full scale ≈ 84)
+LOW_DB, HIGH_DB = 52.0, 78.0  # mean power of a frame, 0 dB = one PCM16 unit² (normal speech ≈ 60–72, a shout near full scale ≈ 84)
 MAX_GAIN_DB = 6.0
 SPEECH_DB = 45.0  # frames quieter than this (line noise) do not move the level estimate
 SMOOTH = 0.02  # per 20 ms frame: ~1 s time constant
