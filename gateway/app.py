@@ -31,6 +31,7 @@ from gateway.call import CallIO
 from gateway.config import AppConfig
 from gateway.engine import ActorEngine
 from gateway.prewarm import Prewarmer, route_is_valid
+from gateway.recorder import CallRecorder
 from gateway.fallback import FallbackSettings, TwilioRest, fallback_twiml, hangup_twiml
 from gateway.overrides import audio_for, barge_in_for, facts_for, fallback_for, realtime_for, vad_for
 from gateway.http_tools import TenantHttp
@@ -48,10 +49,15 @@ from storage.writequeue import CallEndWrite, CallStartWrite, HeartbeatWrite, Utt
 log = structlog.get_logger("kolbridge.gateway")
 
 
-def _default_journal_dir(database_url: str) -> Path:
-    """Next to the SQLite file, else in the working directory."""
+def beside_database(database_url: str, name: str) -> Path:
+    """Next to the SQLite file, else in the working directory (the journal, the recordings)."""
     database = sqlite_file(database_url)
-    return (database.resolve().parent if database is not None else Path.cwd()) / "journal"
+    return (database.resolve().parent if database is not None else Path.cwd()) / name
+
+
+def recordings_dir(config: AppConfig) -> Path:
+    server = config.file.server
+    return Path(server.recordings_dir) if server.recordings_dir else beside_database(config.env.database_url, "recordings")
 BUSINESS_TTL_S = 30.0
 SUMMARIES_KEPT = 200
 
@@ -85,7 +91,7 @@ class App:
         self._pending: set[asyncio.Task[Any]] = set()
         self.worker = f"{socket.gethostname()}:{os.getpid()}"
         server = config.file.server
-        journal = Path(server.journal_dir) if server.journal_dir else _default_journal_dir(config.env.database_url)
+        journal = Path(server.journal_dir) if server.journal_dir else beside_database(config.env.database_url, "journal")
         self.writes = WriteQueue(lambda write: apply_write(sessions, write), journal, server.db_queue_max,
                                  apply_batch=lambda writes: apply_writes(sessions, writes))
         env = config.env
@@ -205,6 +211,8 @@ class App:
         call.fallback_settings = fallback_for(business)
         call.agent = spec
         call.caller = start.custom.get("from", "")
+        if settings.audio.record:
+            call.recorder = CallRecorder(recordings_dir(self.config), call.call_id)
         self.calls[call.call_id] = call
         self.writes.put(CallStartWrite(start.call_sid, start.stream_sid, business.id, dict(prompt.layer_hashes),
                                        start.custom.get("from", ""), start.custom.get("to", ""), self.worker))
@@ -231,6 +239,10 @@ class App:
         log.info("CALL_ENDED", call_sid=call.call_id, reason=reason, fallback=fallback)
         actions.post_call_report(self, call, reason, metrics)
         await call.close()
+        if call.recorder is not None:
+            seconds = await asyncio.wrap_future(call.recorder.finish())
+            if seconds is not None:
+                log.info("RECORDING_SAVED", call_sid=call.call_id, path=str(call.recorder.path), seconds=seconds)
 
     async def fallback(self, call: CallIO, reason: str, end_reason: str = "realtime_unavailable") -> None:
         """The AI cannot take this call: the business's fallback (transfer or apology) takes it."""

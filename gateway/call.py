@@ -24,11 +24,12 @@ from actors.link_messages import (
     OpenRealtime, RealtimeConnected, RealtimeConnectFailed, RealtimeGaveUp, RealtimeLost,
 )
 from actors.messages import (
-    CallSettings, CallSummary, ChildRestarted, EndCall, RealtimeOutEvent, TwilioOutEvent, Utterance,
+    CallSettings, CallSummary, ChildRestarted, EndCall, RealtimeOutEvent, TwClear, TwMedia, TwilioOutEvent, Utterance,
 )
 from gateway import actions
 from gateway.agent import AgentSpec
 from gateway.fallback import FallbackSettings
+from gateway.recorder import CallRecorder
 from gateway.wire import decode_realtime, encode_realtime, encode_twilio, unsent_appends
 from gateway.wswrite import OrderedWriter
 
@@ -77,11 +78,19 @@ class CallIO:
         self.tool_calls: list[dict[str, object]] = []
         self.lead: dict[str, object] | None = None
         self.transfer: dict[str, str] | None = None
+        self.recorder: CallRecorder | None = None  # the business records its calls ([audio] record)
 
     # ------------------------------------------------------------------ CallSink
     def to_twilio(self, events: tuple[TwilioOutEvent, ...]) -> None:
         self.twilio_events_out += len(events)
         self.tw_out.write([encode_twilio(event) for event in events])
+        if self.recorder is not None:
+            now = asyncio.get_running_loop().time()
+            for event in events:
+                if isinstance(event, TwMedia):
+                    self.recorder.sent(event.media.payload, now)
+                elif isinstance(event, TwClear):
+                    self.recorder.cleared(now)
 
     def live_metrics(self) -> dict[str, int]:
         """What the gateway knows of a live call without asking its actors: the heartbeat's metrics."""

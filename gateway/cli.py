@@ -156,6 +156,20 @@ async def _records(args: argparse.Namespace) -> int:
         return 0
 
 
+def _call_audio(args: argparse.Namespace) -> int:
+    from gateway.app import recordings_dir
+    from gateway.recorder import copy_recording
+
+    directory = recordings_dir(load_config(args.config))
+    target = Path(args.output or f"{args.call_sid}.wav")
+    if not copy_recording(directory, args.call_sid, target):
+        print(f"error: no recording of {args.call_sid} in {directory} (a business records its calls with "
+              "[business.audio] record = true)", file=sys.stderr)
+        return 2
+    print(f"{target} (stereo WAV, 8 kHz: left the caller as received, right the AI as played)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kolbridge", description="Twilio ⇄ OpenAI Realtime phone bridge")
     parser.add_argument("--log-level", default="info")
@@ -186,6 +200,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = csub.add_parser("show", help="one call: record, metrics, utterances")
     show.add_argument("call_sid")
     show.add_argument("--json", action="store_true")
+    audio = csub.add_parser("audio", help="a recorded call as a stereo WAV (left the caller, right the AI as played)")
+    audio.add_argument("call_sid")
+    audio.add_argument("-o", "--output", default=None, help="where to write it (default: CALL_SID.wav)")
     leads = sub.add_parser("leads", help="leads the agent collected (save_lead)")
     leads.add_argument("--config", default=None)
     lsub = leads.add_subparsers(dest="leads_cmd", required=True)
@@ -242,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_business(args))
         if args.cmd == "db":
             return asyncio.run(_db(args))
+        if args.cmd == "calls" and args.calls_cmd == "audio":
+            return _call_audio(args)
         if args.cmd in ("calls", "prompt", "leads"):
             return asyncio.run(_records(args))
         if args.cmd == "turn-check":

@@ -32,6 +32,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     heartbeat_s: Annotated[float, Meta(ge=1.0, le=600.0)] = 10.0  # live calls' heartbeat in the database
     worker_lost_after_s: Annotated[float, Meta(ge=5.0, le=3600.0)] = 60.0  # no heartbeat this long: worker_lost
     worker_restarts_per_minute: Annotated[int, Meta(ge=0, le=100)] = 5
+    recordings_dir: str = ""  # call recordings ([audio] record = true); default: <database directory>/recordings
     gc_tuning: bool = True  # freeze start-up objects, fewer generation-0 collections (gateway/gcwatch.py)
 
 

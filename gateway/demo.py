@@ -20,6 +20,7 @@ from typing import Any
 
 from gateway.app import App
 from gateway.config import REPO_ROOT, AppConfig, FileConfig, load_env, log_audio_mode
+from gateway.recorder import copy_recording, wait_for_writer
 from gateway.server import start_server
 from sim.audio import clip_text, load_clip
 from sim.fake_realtime import FakeRealtime, FakeScript
@@ -30,6 +31,7 @@ from storage.db import create_schema, make_engine, session_factory
 
 DEMO_BUSINESS_FILE = REPO_ROOT / "examples" / "demo-garage.toml"
 DEMO_BUSINESS = DEMO_BUSINESS_FILE.read_text(encoding="utf-8")
+DEMO_RECORDING = "demo-call.wav"
 
 
 def demo_script() -> FakeScript:
@@ -196,10 +198,18 @@ def main_demo(file_config: FileConfig) -> int:
     processors = list(structlog.get_config()["processors"])
     structlog.configure(processors=[RECORDER, *processors])
     with tempfile.TemporaryDirectory(prefix="kolbridge-demo-") as tmp:
-        report, app, fake = asyncio.run(run_demo_call(file_config, Path(tmp)))
+        recorded = msgspec.structs.replace(
+            file_config, audio=msgspec.structs.replace(file_config.audio, record=True),
+            server=msgspec.structs.replace(file_config.server, recordings_dir=str(Path(tmp) / "recordings")))
+        report, app, fake = asyncio.run(run_demo_call(recorded, Path(tmp)))
         record = asyncio.run(stored_record(Path(tmp), report.call_sid))
+        wait_for_writer()
+        saved = copy_recording(Path(tmp) / "recordings", report.call_sid, Path(DEMO_RECORDING))
     print_report(report, app, fake)
     print("── the call's record (kolbridge calls show) ─────────────")
     print(record)
+    if saved:
+        print(f"── the call as the caller heard it: {Path(DEMO_RECORDING).resolve()} "
+              "(stereo WAV: left the caller, right the AI as played)")
     ok = bool(app.summaries) and report.frames_received > 0
     return 0 if ok else 1

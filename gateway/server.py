@@ -195,6 +195,8 @@ async def media_stream(app: App, ws: ServerConnection) -> None:
                 break
             if isinstance(msg, TwilioMediaIn):
                 call.frames_in += 1
+                if call.recorder is not None:
+                    call.recorder.caller(msg.payload, msg.at)
             elif isinstance(msg, WireDecodeError):
                 log.warning("TWILIO_DECODE_ERROR", call_sid=call.call_id, reason=msg.reason)
             elif isinstance(msg, (TwilioStart, TwilioConnected)):
