@@ -219,6 +219,13 @@ def build_parser() -> argparse.ArgumentParser:
     psub = prompt.add_subparsers(dest="prompt_cmd", required=True)
     pshow = psub.add_parser("show", help="the full system prompt a call of this business gets")
     pshow.add_argument("business_id")
+    audio_check = sub.add_parser("audio-check", help="the articulation measure over time for caller audio")
+    audio_check.add_argument("file", help="raw 8 kHz μ-law (.ul) or a 16-bit WAV (its left channel)")
+    audio_check.add_argument("--config", default=None)
+    audio_check.add_argument("--every-ms", type=int, default=100)
+    audio_check.add_argument("--syllables", type=int, default=None)
+    audio_check.add_argument("--spectral-hz", type=float, default=None)
+    audio_check.add_argument("--rise-db", type=float, default=None)
     check = sub.add_parser("turn-check", help="label transcripts filler/backchannel/turn with a language's lexicon")
     check.add_argument("--lang", default="he")
     check.add_argument("--filler", action="append", default=[], help="extra filler (business addition)")
@@ -263,6 +270,9 @@ def main(argv: list[str] | None = None) -> int:
             return _call_audio(args)
         if args.cmd in ("calls", "prompt", "leads"):
             return asyncio.run(_records(args))
+        if args.cmd == "audio-check":
+            from gateway import audio_check
+            return audio_check.main(args, load_config(args.config).file.barge_in)
         if args.cmd == "turn-check":
             return _turn_check(args)
     except ConfigError as exc:

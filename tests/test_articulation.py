@@ -6,6 +6,10 @@ as caller frames while the AI is audible; the rx core's CallerLevel readings dri
 from __future__ import annotations
 
 import base64
+import subprocess
+import sys
+import wave
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -17,8 +21,9 @@ from actors.messages import (
     AudioSettings, BargeInSettings, CallerLevel, CutPlayout, DuckPlayout, PlayoutChanged, ResponseFinished,
     TwilioMediaIn,
 )
+from gateway.audio_check import check
 from prompts.classifier import load_lexicon
-from sim.audio import frames_of, load_clip, mix_noise, noise_frames
+from sim.audio import ULAW_TO_PCM, frames_of, load_clip, mix_noise, noise_frames
 
 T0 = 100.0
 
@@ -92,3 +97,25 @@ def test_a_run_ends_after_quiet_frames_and_counts_again_from_one() -> None:
         reading = meter.update(b"\xff" * 160, 40.0, 40.0, False)
     assert reading.syllables == 0 and not meter.s.in_run
     assert meter.update(loud, 70.0, 40.0, True).syllables == 1
+
+
+def test_audio_check_shows_a_tuner_when_and_why(tmp_path: Path) -> None:
+    """`kolbridge audio-check` on a 16 kHz WAV (resampled) and on raw μ-law: the verdicts over time."""
+    rows, first = check(load_clip("interrupt"), BargeInSettings())
+    assert first is not None and first <= 0.6 and any("ARTICULATED" in row for row in rows)
+    assert check(load_clip("hum"), BargeInSettings())[1] is None
+    pcm = ULAW_TO_PCM[np.frombuffer(load_clip("interrupt"), dtype=np.uint8)].astype(np.float64)
+    wide = np.repeat(pcm, 2).astype("<i2")  # 16 kHz
+    path = tmp_path / "caller.wav"
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(16000)
+        out.writeframes(wide.tobytes())
+    done = subprocess.run([sys.executable, "-m", "gateway.cli", "audio-check", str(path)], capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "articulated from 0." in done.stdout
+    strict = subprocess.run([sys.executable, "-m", "gateway.cli", "audio-check", str(path), "--syllables", "20",
+                             "--spectral-hz", "2000"], capture_output=True, text=True, timeout=60)
+    assert "never articulated" in strict.stdout
