@@ -18,6 +18,8 @@ The meter reads a copy of the frame; the frame itself is forwarded untouched.
 """
 from __future__ import annotations
 
+import math
+
 import msgspec
 import numpy as np
 
@@ -29,14 +31,19 @@ _BINS = np.arange(FRAME // 2 + 1) * (8000.0 / FRAME)
 _LO, _HI = 4, 70  # 200 Hz … 3,500 Hz
 
 
+_LINEAR = ULAW_TO_LINEAR.astype(np.float64)
+_BAND_BINS = _BINS[_LO:_HI]
+
+
 def centroid_hz(raw: bytes) -> float:
-    """Spectral centroid of one 20 ms μ-law frame, 200–3,500 Hz."""
-    samples = ULAW_TO_LINEAR[np.frombuffer(raw, dtype=np.uint8)].astype(np.float64)
+    """Spectral centroid of one 20 ms μ-law frame, 200–3,500 Hz (~12 µs)."""
+    samples = _LINEAR[np.frombuffer(raw, dtype=np.uint8)]
     if samples.size != FRAME:
         samples = np.resize(samples, FRAME)
-    power = np.abs(np.fft.rfft(samples * _WINDOW))[_LO:_HI] ** 2
+    spectrum = np.fft.rfft(samples * _WINDOW)[_LO:_HI]
+    power = spectrum.real ** 2 + spectrum.imag ** 2
     total = float(power.sum())
-    return float((power * _BINS[_LO:_HI]).sum() / total) if total > 0.0 else 0.0
+    return float(power @ _BAND_BINS) / total if total > 0.0 else 0.0
 
 
 class ArticulationState(msgspec.Struct):
@@ -94,5 +101,9 @@ class ArticulationMeter:
 
     def reading(self) -> Reading:
         s = self.s
-        spread = float(np.std(s.centroids)) if len(s.centroids) >= 3 else 0.0
+        values = s.centroids
+        if len(values) < 3:
+            return Reading(s.syllables if s.in_run else 0, 0.0)
+        mean = sum(values) / len(values)
+        spread = math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))  # a list of ≤ 15: no numpy call
         return Reading(s.syllables if s.in_run else 0, spread)

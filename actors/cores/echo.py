@@ -50,6 +50,11 @@ class EchoEstimator:
     def __init__(self, state: EchoState, min_delay_ms: int = 40, max_delay_ms: int = 600, window: int = 100,
                  estimate_every: int = 10, min_corr: float = 0.6, margin_db: float = 6.0) -> None:
         self.s = state
+        # working copies (numpy: per-frame writes are cheap); the state's lists are refreshed by sync()
+        self.ref_db = np.array(state.ref_db, dtype=np.float64)
+        self.ref_slot = np.array(state.ref_slot, dtype=np.int64)
+        self.caller_db = np.array(state.caller_db, dtype=np.float64)
+        self.caller_slot = np.array(state.caller_slot, dtype=np.int64)
         self.delays = np.arange(max(1, min_delay_ms // 20), max_delay_ms // 20 + 1)
         self.window = window
         self.estimate_every = estimate_every
@@ -57,17 +62,22 @@ class EchoEstimator:
         self.margin_db = margin_db
 
     def played(self, first_play_at: float, levels_db: tuple[float, ...]) -> None:
-        first = slot_of(first_play_at)
-        for offset, level in enumerate(levels_db):
-            slot = first + offset
-            self.s.ref_db[slot % RING], self.s.ref_slot[slot % RING] = level, slot
+        slots = slot_of(first_play_at) + np.arange(len(levels_db))
+        self.ref_db[slots % RING], self.ref_slot[slots % RING] = levels_db, slots
+
+    def sync(self) -> EchoState:
+        """The state with the working arrays written back (a snapshot for a restarted TwilioRx)."""
+        s = self.s
+        s.ref_db, s.ref_slot = self.ref_db.tolist(), self.ref_slot.tolist()
+        s.caller_db, s.caller_slot = self.caller_db.tolist(), self.caller_slot.tolist()
+        return s
 
     def heard(self, now: float, level_db: float) -> bool:
         """Record one caller frame (while the AI is audible); True if the echo explains its energy."""
         s = self.s
         slot = slot_of(now)
         explained = self._explains(slot, level_db)
-        s.caller_db[slot % RING], s.caller_slot[slot % RING] = level_db, slot
+        self.caller_db[slot % RING], self.caller_slot[slot % RING] = level_db, slot
         s.frames_since_estimate += 1
         if s.frames_since_estimate >= self.estimate_every:
             s.frames_since_estimate = 0
@@ -82,19 +92,18 @@ class EchoEstimator:
         return expected > SILENT_DB and level_db <= expected + self.margin_db
 
     def _ref(self, slot: int) -> float:
-        return self.s.ref_db[slot % RING] if self.s.ref_slot[slot % RING] == slot else SILENT_DB
+        return float(self.ref_db[slot % RING]) if self.ref_slot[slot % RING] == slot else SILENT_DB
 
     def _estimate(self, now_slot: int) -> None:
         s = self.s
         slots = np.arange(now_slot - self.window + 1, now_slot + 1)
-        caller_slot = np.asarray(s.caller_slot)[slots % RING]
-        heard = caller_slot == slots
+        heard = self.caller_slot[slots % RING] == slots
         if heard.sum() < (self.window // 2 if s.known else self.window // 4):
             return  # the first estimate from 0.5 s of the AI: the greeting's echo is learned early
-        caller = np.asarray(s.caller_db)[slots % RING][heard]
+        caller = self.caller_db[slots[heard] % RING]
         shifted = slots[heard][None, :] - self.delays[:, None]
-        ref_db, ref_slot = np.asarray(s.ref_db), np.asarray(s.ref_slot)
-        ref = np.where(ref_slot[shifted % RING] == shifted, ref_db[shifted % RING], SILENT_DB)
+        ring = shifted % RING
+        ref = np.where(self.ref_slot[ring] == shifted, self.ref_db[ring], SILENT_DB)
         ref_dev = ref - ref.mean(axis=1, keepdims=True)
         caller_dev = caller - caller.mean()
         denom = np.sqrt((ref_dev ** 2).sum(axis=1) * (caller_dev ** 2).sum())

@@ -88,6 +88,8 @@ class TwilioRxCore:
         self.ring_frames = self.gap_frames + max(0, turn_frames)
 
     def snapshot(self) -> RxState:
+        if self.echo is not None:
+            self.s.echo = self.echo.sync()
         return self.s
 
     def handle(self, msg: object, now: float) -> list[object]:
