@@ -42,7 +42,8 @@ def make_pacer(settings: CallSettings, blob: bytes | None) -> Core:
 
 def make_judge(settings: CallSettings, blob: bytes | None) -> Core:
     lexicon = load_lexicon(settings.language).extended(list(settings.barge_in.language_fillers),
-                                                       list(settings.barge_in.language_short_words))
+                                                       list(settings.barge_in.language_short_words),
+                                                       list(settings.barge_in.language_backchannels))
     state = _restore(JudgeState, blob, JudgeState(settings.call_id))
     return BargeInJudgeCore(state, settings.barge_in, lexicon)  # type: ignore[arg-type]
 

@@ -103,6 +103,7 @@ class BargeInSettings(Struct, frozen=True, forbid_unknown_fields=True):
     articulation_spectral_hz: Annotated[float, Meta(ge=0.0, le=2000.0)] = 250.0  # spread of the spectral centroid
     language_fillers: tuple[str, ...] = ()  # business additions to the language's filler list
     language_short_words: tuple[str, ...] = ()
+    language_backchannels: tuple[str, ...] = ()
 
 
 class CallSettings(Struct, frozen=True):

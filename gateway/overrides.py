@@ -37,7 +37,8 @@ def check_business(spec: BusinessSpec) -> list[str]:
 def barge_in_for(base: BargeInSettings, business: BusinessView) -> BargeInSettings:
     settings = merged(base, business.overrides.get("barge_in", {}))
     return msgspec.structs.replace(settings, language_fillers=tuple(business.fillers),
-                                   language_short_words=tuple(business.short_words))
+                                   language_short_words=tuple(business.short_words),
+                                   language_backchannels=tuple(business.backchannels))
 
 
 def audio_for(base: AudioSettings, business: BusinessView) -> AudioSettings:

@@ -106,6 +106,7 @@ def business_toml(view: BusinessView) -> str:
              f"prompt = {q(view.prompt)}", f"voice = {q(view.voice)}", f"active = {str(view.active).lower()}",
              f"fillers = [{', '.join(q(w) for w in view.fillers)}]",
              f"short_words = [{', '.join(q(w) for w in view.short_words)}]",
+             f"backchannels = [{', '.join(q(w) for w in view.backchannels)}]",
              f"vocabulary = [{', '.join(q(w) for w in view.vocabulary)}]", f"industry = {q(view.industry)}",
              f"value_proposition = {q(view.value_proposition)}",
              f"services = [{', '.join(q(w) for w in view.services)}]", f"tone = {q(view.tone)}",

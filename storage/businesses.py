@@ -77,6 +77,7 @@ class BusinessSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     active: bool = True
     fillers: list[str] = []  # lexicon additions: sounds this business's callers make that mean nothing
     short_words: list[str] = []  # lexicon additions: short words that are always real turns
+    backchannels: list[str] = []  # lexicon additions: listener words that do not cut the AI mid-sentence
     vocabulary: list[str] = []  # names, services, places callers say: biases speech recognition
     industry: str = ""
     value_proposition: str = ""
@@ -122,6 +123,7 @@ class BusinessView(msgspec.Struct, frozen=True):
     purpose: str = "support"
     permissions: dict[str, bool] = {}
     agent: dict[str, Any] = {}  # conversation, transfer, webhook, tools, lead_fields (as imported)
+    backchannels: list[str] = []
 
 
 def agent_problems(spec: BusinessSpec) -> list[str]:
@@ -211,6 +213,7 @@ async def upsert_business(sessions: async_sessionmaker[AsyncSession], spec: Busi
         row.name, row.language, row.greeting = spec.name, spec.language, spec.greeting
         row.prompt, row.voice, row.active = spec.prompt, spec.voice, spec.active
         row.fillers, row.short_words = list(spec.fillers), list(spec.short_words)
+        row.backchannels = list(spec.backchannels)
         row.overrides = {k: v for k, v in (("audio", spec.audio), ("barge_in", spec.barge_in), ("vad", spec.vad),
                                            ("realtime", spec.realtime), ("fallback", spec.fallback)) if v}
         row.vocabulary = list(spec.vocabulary)
@@ -254,7 +257,8 @@ async def get_business(sessions: async_sessionmaker[AsyncSession], business_id: 
                             list(numbers), list(row.fillers or []), list(row.short_words or []),
                             dict(row.overrides or {}), list(row.vocabulary or []), row.industry or "",
                             row.value_proposition or "", list(row.services or []), row.tone or "",
-                            row.purpose or "support", dict(row.permissions or {}), dict(row.agent or {}))
+                            row.purpose or "support", dict(row.permissions or {}), dict(row.agent or {}),
+                            list(row.backchannels or []))
 
 
 async def list_businesses(sessions: async_sessionmaker[AsyncSession]) -> list[BusinessView]:

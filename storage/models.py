@@ -28,6 +28,7 @@ class Business(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     fillers: Mapped[list[str]] = mapped_column(JSON, default=list)
     short_words: Mapped[list[str]] = mapped_column(JSON, default=list)
+    backchannels: Mapped[list[str]] = mapped_column(JSON, default=list)
     overrides: Mapped[dict[str, dict[str, Any]]] = mapped_column(JSON, default=dict)
     vocabulary: Mapped[list[str]] = mapped_column(JSON, default=list)
     industry: Mapped[str] = mapped_column(String(100), default="")

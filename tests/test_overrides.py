@@ -8,6 +8,7 @@ import pytest
 from actors.messages import AudioSettings, BargeInSettings, VadSettings
 from gateway.cli import main
 from gateway.overrides import audio_for, barge_in_for, check_business, vad_for
+from prompts.classifier import TurnLabel, classify, load_lexicon
 from storage.businesses import BusinessView, parse_business
 
 BASE = '[business]\nid="shop"\nname="n"\nlanguage="he"\ngreeting="g"\n'
@@ -37,6 +38,8 @@ def test_valid_overrides_pass_and_merge_over_the_file_settings() -> None:
     ('[business.realtime]\ngap_buffer_ms=-1\n', "gap_buffer_ms"),
     ('[business.fallback]\nmode="transfer"\n', "transfer_number"),
     ('[business.fallback]\nmode="sing"\n', "business.fallback"),
+    ('[business.audio]\nhighpass_hz=100\n', "highpass_hz"),  # would cut into the voice's band: refused at import
+    ('[business.audio]\nechoguard=true\n', "echoguard"),
 ])
 def test_bad_overrides_name_the_key(section: str, problem: str) -> None:
     problems = check_business(parse_business(BASE + section))
@@ -52,3 +55,17 @@ def test_cli_refuses_a_bad_override_and_writes_nothing(tmp_path: Path, capsys: p
     assert "candidate_ms" in capsys.readouterr().err
     assert main(["business", "list"]) == 0
     assert capsys.readouterr().out == ""
+
+
+def test_a_business_extends_the_backchannels() -> None:
+    spec = parse_business(BASE + 'backchannels=["יאללה"]\n[business.audio]\nhighpass_hz=180\nrecord=true\n')
+    assert check_business(spec) == []
+    view = BusinessView("shop", "n", "he", "g", "", "", True, [], [], [], {"audio": spec.audio},
+                        backchannels=list(spec.backchannels))
+    b = barge_in_for(BargeInSettings(), view)
+    assert b.language_backchannels == ("יאללה",)
+    lexicon = load_lexicon("he").extended(backchannels=list(b.language_backchannels))
+    assert classify("יאללה", lexicon) is TurnLabel.BACKCHANNEL
+    assert classify("יאללה", load_lexicon("he")) is TurnLabel.TURN
+    audio = audio_for(AudioSettings(), view)
+    assert (audio.highpass_hz, audio.record) == (180, True)
