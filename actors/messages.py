@@ -264,6 +264,13 @@ class PlayoutChanged(Struct, frozen=True):
     at: float
 
 
+class TurnEnding(Struct, frozen=True):
+    """Pacer → Judge: the playing response is complete and only its last ~1.2 s (its last sentence) is left."""
+
+    response_id: str
+    at: float
+
+
 class ResponseFinished(Struct, frozen=True):
     """Pacer → Bridge/Judge: the last frame of a response has been played (end mark echoed)."""
 

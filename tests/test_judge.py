@@ -4,6 +4,7 @@ from __future__ import annotations
 from actors.cores.judge import BargeInJudgeCore, JudgePhase, JudgeState
 from actors.messages import (
     AnswerRequest, BargeInSettings, CallerLevel, CutPlayout, DeleteItem, DuckPlayout, LetStand, LogLine, PausePlayout,
+    RtAssistantTranscriptDone, TurnEnding,
     PlayoutChanged, ResponseFinished, RestorePlayout, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone,
     RtTranscriptFailed, Tick, Utterance,
 )
@@ -247,3 +248,25 @@ def test_a_short_real_word_over_the_echo_still_cuts() -> None:
     core.handle(RtSpeechStopped("u1", 5200, 10.5), 10.5)
     out = core.handle(RtTranscriptDone("u1", "לא", 10.8), 10.8)
     assert CutPlayout("transcript confirms a turn", 10.8) in out
+
+
+def test_a_yes_to_the_ais_question_during_its_last_sentence_is_an_answer() -> None:
+    """"...יש מקום מחר בתשע, מתאים לך?" — a "כן" over its last sentence answers it; earlier it is a backchannel."""
+    core = judge()
+    speaking(core)
+    core.handle(RtAssistantTranscriptDone("r1", "a1", "יש לנו מקום מחר בתשע. מתאים לך?", 5.2), 5.2)
+    early = core.handle(RtTranscriptDone("u1", "כן", 6.0), 6.0)  # mid-answer, the question not yet reached
+    assert kinds(early) == [LetStand]
+    core.handle(TurnEnding("r1", 7.0), 7.0)
+    out = core.handle(RtTranscriptDone("u2", "כן", 7.5), 7.5)
+    assert kinds(out) == [CutPlayout, AnswerRequest]
+    said = next(a for a in out if isinstance(a, LogLine) and a.event == "CALLER_SAID")
+    assert said.fields["label"] == "turn" and "question" in str(said.fields["reason"])
+
+
+def test_a_yes_during_the_last_sentence_of_a_statement_stays_a_backchannel() -> None:
+    core = judge()
+    speaking(core)
+    core.handle(RtAssistantTranscriptDone("r1", "a1", "הטיפול לוקח בערך שעתיים.", 5.2), 5.2)
+    core.handle(TurnEnding("r1", 7.0), 7.0)
+    assert kinds(core.handle(RtTranscriptDone("u2", "כן", 7.5), 7.5)) == [LetStand]

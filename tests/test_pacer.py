@@ -8,7 +8,7 @@ import msgspec
 from actors.cores.pacer import PacerState, TxPacerCore
 from actors.messages import (
     CutPlayout, PlayoutChanged, PlayoutCut, ResponseFinished, RtAudioDelta, RtAudioDone, Tick, ToTwilio,
-    TwClear, TwilioMarkIn, TwMark, TwMedia,
+    TurnEnding, TwClear, TwilioMarkIn, TwMark, TwMedia,
 )
 
 AUDIO = bytes((i * 7) % 255 for i in range(160 * 40 + 70))  # 40 full frames + 70 bytes
@@ -134,3 +134,15 @@ def test_snapshot_restore_continues_the_same_stream() -> None:
     rest_b = run(restored, 0.2, 40)
     assert [media(x) for _, x in rest_a] == [media(x) for _, x in rest_b]
     assert b"".join(f for _, x in first + rest_a for f in media(x)) == AUDIO + b"\xff" * 90
+
+
+def test_the_last_sentence_of_a_complete_response_is_announced_once() -> None:
+    p = pacer()
+    feed(p, AUDIO)  # 41 frames: 820 ms
+    timeline = run(p, 1.0, 10)
+    endings = [(t, a) for t, acts in timeline for a in acts if isinstance(a, TurnEnding)]
+    assert endings == []  # the response is not complete yet: its end may be far away
+    p.handle(RtAudioDone("r1", "ir1", 1.2), 1.2)
+    timeline = run(p, 1.2, 40)
+    endings = [(t, a) for t, acts in timeline for a in acts if isinstance(a, TurnEnding)]
+    assert len(endings) == 1 and endings[0][1].response_id == "r1" and endings[0][0] == 1.2

@@ -8,7 +8,9 @@ Theory of operation (two phases):
   B. The transcript decides: a `turn` confirms (CutPlayout → Twilio clear, response.cancel, truncate
      at what was heard; then an answer), a `filler` rejects (restore the AI's volume, delete the
      filler item, no answer), a `backchannel` while the AI is mid-utterance rejects too but keeps the
-     item (LetStand: the model may use the "כן"; no answer) — after the AI's turn it is an answer.
+     item (LetStand: the model may use the "כן"; no answer) — after the AI's turn it is an answer, and
+     so it is while the last sentence of a turn that asks a question plays (TurnEnding from the pacer,
+     the AI's transcript ending with "?").
      Fast confirmation from the audio: a candidate whose run is clearly articulated speech (TwilioRx's
      articulation reading: syllables and spectral spread over the thresholds) is cut at once, without
      waiting for the transcript; a steady one (filler, hum, breath) stays a candidate and waits for it.
@@ -28,7 +30,7 @@ import enum
 import msgspec
 
 from actors.messages import (
-    AnswerRequest, BargeInSettings, CallerLevel, CutPlayout, DeleteItem, DuckPlayout, LetStand, LogLine, PausePlayout,
+    AnswerRequest, BargeInSettings, CallerLevel, RtAssistantTranscriptDone, TurnEnding, CutPlayout, DeleteItem, DuckPlayout, LetStand, LogLine, PausePlayout,
     PlayoutChanged, PreemptiveAnswer, ResponseFinished, RestorePlayout, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone,
     RtTranscriptFailed, Tick, Utterance,
 )
@@ -94,6 +96,8 @@ class JudgeState(msgspec.Struct):
     last_echo_at: float = 0.0
     last_voice_at_any: float = 0.0  # the last caller frame of the caller's own, in any phase
     silent_since: float = 0.0  # when the AI stopped being audible (0 while it is)
+    asked: str = ""  # the latest response whose transcript ends with a question
+    ending: str = ""  # the response whose last sentence is playing (TurnEnding)
     candidate_at: float = 0.0
     candidate_items: list[str] = msgspec.field(default_factory=list)
     cut_items: list[str] = msgspec.field(default_factory=list)
@@ -162,6 +166,12 @@ class BargeInJudgeCore:
                 span.end_ms, span.stopped_at = msg.audio_end_ms, now
             if self.cfg.preemptive_answer and s.phase is JudgePhase.AI_SILENT:
                 return [PreemptiveAnswer(msg.item_id, now)]
+            return []
+        if isinstance(msg, RtAssistantTranscriptDone):
+            s.asked = msg.response_id if msg.transcript.rstrip().endswith(("?", "؟")) else ""
+            return []
+        if isinstance(msg, TurnEnding):
+            s.ending = msg.response_id
             return []
         if isinstance(msg, RtTranscriptDone):
             return self._transcript(msg.item_id, msg.transcript, now, failed=False)
@@ -278,6 +288,8 @@ class BargeInJudgeCore:
         mid_utterance = s.phase in (JudgePhase.CANDIDATE, JudgePhase.AI_SPEAKING) and item_id not in s.cut_items
         if label is TurnLabel.BACKCHANNEL and not mid_utterance:
             label, reason = TurnLabel.TURN, "backchannel after the AI's turn: an answer"
+        elif label is TurnLabel.BACKCHANNEL and s.asked and s.asked == s.ending:
+            label, reason = TurnLabel.TURN, "backchannel to the AI's question (its last sentence): an answer"
         out: list[object] = [self._log("CALLER_SAID", item_id=item_id, text=text, label=label.value, reason=reason,
                                        phase=s.phase.value)]
         if label is not TurnLabel.TURN:

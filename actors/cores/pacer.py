@@ -39,9 +39,12 @@ from actors.link_messages import FinishResponse
 from actors.messages import (
     CollectCounters, CutPlayout, DiscardAudio, DuckPlayout, HoldAudio, PausePlayout, PlayedLevels, ReleaseAudio,
     RestorePlayout, LogLine, PlayoutChanged, PlayoutCut, ResponseFinished, RtAudioDelta, RtAudioDone,
-    RtResponseDone, Tick, ToTwilio, TwClear, TwilioMarkIn, TwilioOutEvent, TwMark,
+    RtResponseDone, Tick, ToTwilio, TurnEnding, TwClear, TwilioMarkIn, TwilioOutEvent, TwMark,
     TwMarkBody, TwMedia, TwMediaBody,
 )
+
+
+TURN_ENDING_MS = 1200  # "the last sentence": this much or less of a complete response left to play
 
 
 class PacerCounters(msgspec.Struct):
@@ -77,6 +80,8 @@ class PacerState(msgspec.Struct):
     held_responses: list[str] = msgspec.field(default_factory=list)
     held: list[CutFrame] = msgspec.field(default_factory=list)
     jitter: JitterState = msgspec.field(default_factory=JitterState)
+    complete: list[str] = msgspec.field(default_factory=list)  # responses whose last frame is queued (last 8)
+    ending_told: str = ""  # the response whose TurnEnding was sent
     rebuffering: bool = False  # ran dry inside a response: waiting for the jitter buffer to refill
     ticks_wanted: bool = True  # what the engine was last told (TickWanted); it ticks a new call
 
@@ -198,7 +203,14 @@ class TxPacerCore:
                 frames = [f for f in frames if f.response_id not in self.s.held_responses]
         self.queue.extend(frames)
         self.s.counters.frames_enqueued += sum(1 for f in frames if f.payload)
+        self._completed(frames)
         return []
+
+    def _completed(self, frames: list[CutFrame]) -> None:
+        for frame in frames:
+            if frame.last:
+                self.s.complete.append(frame.response_id)
+                del self.s.complete[:-8]
 
     def _release(self, response_id: str, keep: bool) -> list[object]:
         s = self.s
@@ -208,6 +220,7 @@ class TxPacerCore:
         s.held = [f for f in s.held if f.response_id != response_id]
         if keep:
             self.queue.extend(mine)
+            self._completed(mine)
             return []
         s.counters.frames_flushed += sum(1 for f in mine if f.payload)
         self._forget_response(response_id)
@@ -252,6 +265,10 @@ class TxPacerCore:
             if not s.audible:
                 s.audible = True
                 out.append(PlayoutChanged(True, self.clock.state.response_id, now))
+            playing = self.clock.state.response_id
+            if playing != s.ending_told and playing in s.complete and len(self.queue) * self.frame_ms <= TURN_ENDING_MS:
+                s.ending_told = playing  # its last sentence is playing: the judge treats a "כן" to a question as an answer
+                out.append(TurnEnding(playing, now))
         return out + self._status(now, events)
 
     def _status(self, now: float, events: list[TwilioOutEvent]) -> list[object]:

@@ -23,7 +23,7 @@ from actors.messages import (
     PausePlayout, PlayedLevels, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ReleaseAudio, ResponseFinished, RestorePlayout,
     RtAssistantTranscriptDelta, RtAssistantTranscriptDone, RtAudioDelta, RtAudioDone, RtError, RtOutputItemAdded,
     RtResponseCreated, RtResponseDone, RtSessionUpdated, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone,
-    RtTranscriptFailed, Tick, TwilioDtmfIn, TwilioMarkIn, TwilioMediaIn, WireDecodeError,
+    RtTranscriptFailed, Tick, TurnEnding, TwilioDtmfIn, TwilioMarkIn, TwilioMediaIn, WireDecodeError,
 )
 
 ROLES = ("rx", "bridge", "pacer", "judge", "metrics")
@@ -57,7 +57,8 @@ ROUTES: dict[type, tuple[str, ...]] = {
     RtResponseDone: ("bridge", "pacer"),
     RtSessionUpdated: ("bridge",),
     RtError: ("bridge",),
-    RtAssistantTranscriptDone: ("bridge",),
+    RtAssistantTranscriptDone: ("bridge", "judge"),
+    TurnEnding: ("judge",),
     RtAssistantTranscriptDelta: ("bridge",),
     RtSpeechStarted: ("judge", "bridge"),
     RtSpeechStopped: ("judge", "bridge"),
