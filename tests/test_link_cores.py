@@ -275,9 +275,9 @@ def test_a_raising_rx_handler_changes_nothing_so_a_retry_is_harmless(monkeypatch
     rx.handle(frame(0), 0.0)
     before = msgspec.msgpack.encode(rx.snapshot())
 
-    def broken(payload: str) -> float:
+    def broken(raw: bytes) -> float:
         raise ValueError("bad frame")
-    monkeypatch.setattr(rx_module, "level_db", broken)
+    monkeypatch.setattr(rx_module, "raw_level_db", broken)
     with pytest.raises(ValueError):
         rx.handle(frame(1), 0.02)
     assert msgspec.msgpack.encode(rx.snapshot()) == before
