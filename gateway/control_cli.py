@@ -1,0 +1,157 @@
+"""The control plane from the command line: `kolbridge actors start|status|stop`, `kolbridge calls
+live|inspect|hangup`.
+
+`actors start` starts a thespian multiprocTCPBase actor system on the admin port (its processes
+outlive the command; their output goes to a log file, never to the terminal that started them) and,
+on the convention leader, the global ControlAdmin. A second `start` finds the running one. A member
+host starts with `--convention LEADER:PORT`: its system joins the leader's convention, and its
+workers' reports reach the leader's ControlAdmin. Everything else asks the ControlAdmin.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+from actors.control_admin import ADMIN_NAME, LEADER_CAPABILITY, ControlAdmin
+from actors.control_messages import HangupCall, HangupReply, InspectLive, InspectReply, ListLive, LiveTableReply
+from gateway.control_link import admin_port_open
+
+ASK_TIMEOUT_S = 5.0
+COLUMNS = (("call_sid", 36), ("business_id", 14), ("worker", 16), ("age_s", 7), ("phase", 8), ("frames_in", 9),
+           ("frames_forwarded", 9), ("frames_dropped", 7), ("frames_sent", 9), ("underruns", 5),
+           ("barge_in_candidates", 5), ("barge_in_events", 5), ("barge_in_rejected", 5), ("stt_filler_only_count", 5),
+           ("restarts", 4), ("realtime", 11), ("last_decision", 11))
+HEADERS = {"frames_in": "in", "frames_forwarded": "fwd", "frames_dropped": "drop", "frames_sent": "sent",
+           "underruns": "undr", "barge_in_candidates": "cand", "barge_in_events": "cuts", "barge_in_rejected": "rej",
+           "stt_filler_only_count": "fill", "restarts": "rst", "last_decision": "decision", "age_s": "age"}
+
+
+def log_file(port: int) -> Path:
+    return Path(tempfile.gettempdir()) / f"kolbridge-actors-{port}.log"
+
+
+@contextlib.contextmanager
+def _quiet_fds(path: Path) -> Iterator[None]:
+    """The actor system's processes inherit fds 1 and 2: point them at a log file while it starts."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "ab") as sink:
+        os.dup2(sink.fileno(), 1)
+        os.dup2(sink.fileno(), 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved[0], 1)
+        os.dup2(saved[1], 2)
+        os.close(saved[0])
+        os.close(saved[1])
+
+
+def _system(port: int) -> Any:
+    from thespian.actors import ActorSystem
+
+    return ActorSystem("multiprocTCPBase", capabilities={"Admin Port": port}, transientUnique=True)
+
+
+def start_system(port: int, convention: str = "") -> str:
+    """Start the actor system on `port` (leader, or member of `convention` HOST:PORT) unless one runs."""
+    from thespian.actors import ActorSystem
+
+    if admin_port_open("127.0.0.1", port):
+        return f"actor system already running on :{port}"
+    capabilities: dict[str, object] = {"Admin Port": port}
+    if convention:
+        host, _, leader_port = convention.rpartition(":")
+        capabilities["Convention Address.IPv4"] = (host or "127.0.0.1", int(leader_port))
+    else:
+        capabilities[LEADER_CAPABILITY] = True
+    with _quiet_fds(log_file(port)):
+        system = ActorSystem("multiprocTCPBase", capabilities=capabilities, transientUnique=True)
+        if not convention:
+            system.createActor(ControlAdmin, globalName=ADMIN_NAME)
+    role = f"member of the convention led by {convention}" if convention else "convention leader, ControlAdmin"
+    return f"actor system started on :{port} ({role}); its log: {log_file(port)}"
+
+
+def ask_admin(port: int, msg: object, timeout_s: float = ASK_TIMEOUT_S) -> object | None:
+    if not admin_port_open("127.0.0.1", port):
+        return None
+    system = _system(port)
+    deadline = time.monotonic() + timeout_s
+    while True:  # a member that has just joined may not know the leader yet
+        try:
+            admin = system.createActor(ControlAdmin, globalName=ADMIN_NAME)
+            answer: object | None = system.ask(admin, msg, timeout_s)
+            return answer
+        except Exception:  # noqa: BLE001 — no system satisfies the leader capability yet
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.2)
+
+
+def status(port: int) -> tuple[int, str]:
+    if not admin_port_open("127.0.0.1", port):
+        return 1, f"no actor system on :{port}"
+    reply = ask_admin(port, ListLive())
+    if not isinstance(reply, LiveTableReply):
+        return 1, f"actor system on :{port}, but no ControlAdmin answers (no convention leader reachable)"
+    workers = ", ".join(f"{w['worker']} ({w['calls']} calls, seen {w['seen_s_ago']} s ago)" for w in reply.workers)
+    return 0, f"actor system on :{port}: {len(reply.rows)} live calls; workers: {workers or 'none'}"
+
+
+def stop(port: int) -> tuple[int, str]:
+    if not admin_port_open("127.0.0.1", port):
+        return 1, f"no actor system on :{port}"
+    _system(port).shutdown()
+    return 0, f"actor system on :{port} stopped"
+
+
+def live_text(reply: LiveTableReply) -> str:
+    def cell(row: dict[str, object], key: str) -> str:
+        value = row.get(key, "")
+        return str(value if value is not None else "")
+    lines = [" ".join(f"{HEADERS.get(k, k):<{w}}" for k, w in COLUMNS)]
+    rows = sorted(reply.rows, key=lambda r: -float(str(r.get("age_s", 0) or 0)))
+    for row in rows:
+        lines.append(" ".join(f"{cell(row, k)[:w]:<{w}}" for k, w in COLUMNS) + ("  STALE" if row.get("stale") else ""))
+    totals = {k: sum(int(str(r.get(k, 0) or 0)) for r in rows)
+              for k in ("frames_in", "frames_dropped", "underruns", "barge_in_events")}
+    lines.append(f"{len(rows)} live calls on {len(reply.workers)} workers · frames in {totals['frames_in']}, "
+                 f"dropped {totals['frames_dropped']}, underruns {totals['underruns']}, cuts {totals['barge_in_events']}")
+    return "\n".join(lines)
+
+
+def calls_command(command: str, port: int, call_sid: str = "", as_json: bool = False, watch: bool = False) -> int:
+    if command == "live":
+        while True:
+            reply = ask_admin(port, ListLive())
+            if not isinstance(reply, LiveTableReply):
+                print(f"error: no control plane on :{port} (kolbridge actors start)", file=sys.stderr)
+                return 2
+            text = json.dumps({"calls": list(reply.rows), "workers": list(reply.workers)}, ensure_ascii=False) \
+                if as_json else live_text(reply)
+            if not watch:
+                print(text)
+                return 0
+            print("\033[2J\033[H" + time.strftime("%H:%M:%S ") + text, flush=True)
+            time.sleep(1.0)
+    if command == "inspect":
+        answer = ask_admin(port, InspectLive(call_sid))
+        if not isinstance(answer, InspectReply) or not answer.found:
+            print(f"error: no live call {call_sid}", file=sys.stderr)
+            return 2
+        print(json.dumps(answer.detail, ensure_ascii=False, indent=2))
+        return 0
+    answer = ask_admin(port, HangupCall(call_sid))
+    if not isinstance(answer, HangupReply) or not answer.sent_to:
+        print(f"error: no live call {call_sid}", file=sys.stderr)
+        return 2
+    print(f"{call_sid}: hang-up sent to worker {answer.sent_to}")
+    return 0

@@ -1,0 +1,91 @@
+"""Prometheus metrics (`GET /metrics`), correct under `serve --workers N`.
+
+Theory of operation: every worker updates its own metrics; with `PROMETHEUS_MULTIPROC_DIR` set (serve
+sets it, to a fresh directory, before any worker starts) prometheus_client keeps them in per-process
+files and any worker's scrape merges all workers' (its MultiProcessCollector); without it (a single
+process: the demo, the tests) the process's own registry answers. A call's counters are added once,
+when it ends, from its CALL_METRICS (so a scrape's sums equal the records'); the histograms take the
+call's measured series (answer latency, onset → clear, the truncate point's uncertainty) and its
+duration; `live_calls` and `ticker_lateness_seconds` are gauges (summed / max over live workers).
+Every series carries the business as a label.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401 (re-exported for the HTTP shim)
+
+ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+# CALL_METRICS key → counter name (frames_in → kolbridge_frames_in_total)
+COUNTED = {"frames_in": "frames_in", "frames_forwarded": "frames_forwarded", "frames_dropped": "frames_dropped",
+           "underruns": "underruns", "stt_filler_only_count": "fillers", "barge_in_candidates": "barge_in_candidates",
+           "barge_in_events": "barge_in_events", "barge_in_rejected": "barge_in_rejected",
+           "realtime_reconnects": "realtime_reconnects", "echo_vetoes": "echo_vetoes",
+           "barge_in_by_articulation": "barge_in_by_articulation"}
+
+CALLS = Counter("kolbridge_calls", "Calls ended, by end reason", ["business", "end_reason"])
+COUNTERS = {key: Counter(f"kolbridge_{name}", f"Sum over ended calls of CALL_METRICS {key}", ["business"])
+            for key, name in COUNTED.items()}
+RESTARTS = Counter("kolbridge_child_restarts", "Actor children restarted mid-call", ["business"])
+ANSWER = Histogram("kolbridge_answer_latency_seconds", "Caller stops speaking → AI audio playing", ["business"],
+                   buckets=(0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0))
+CLEAR = Histogram("kolbridge_barge_in_clear_seconds", "Barge-in candidate onset → Twilio clear", ["business"],
+                  buckets=(0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0))
+TRUNCATE = Histogram("kolbridge_truncate_error_ms", "Truncate point: schedule estimate − last echoed mark (ms)",
+                     ["business"], buckets=(0, 10, 20, 40, 60, 80, 100, 150, 250))
+DURATION = Histogram("kolbridge_call_duration_seconds", "Call duration", ["business"],
+                     buckets=(10, 30, 60, 120, 300, 600, 1200, 3600))
+LIVE = Gauge("kolbridge_live_calls", "Calls in progress", ["business"], multiprocess_mode="livesum")
+LATENESS = Gauge("kolbridge_ticker_lateness_seconds", "p99 lateness of the 20 ms ticker over the last minute",
+                 multiprocess_mode="max")
+
+
+def prepare_multiprocess(directory: Path) -> None:
+    """In `serve`'s parent, before any worker: a fresh directory every worker writes its metrics into."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    os.environ[ENV] = str(directory)
+
+
+def worker_died(pid: int) -> None:
+    if os.environ.get(ENV):
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
+
+
+def call_started(business: str) -> None:
+    LIVE.labels(business).inc()
+
+
+def call_ended(business: str, reason: str, metrics: dict[str, int], series: dict[str, list[int]]) -> None:
+    LIVE.labels(business).dec()
+    CALLS.labels(business, reason).inc()
+    for key, counter in COUNTERS.items():
+        value = metrics.get(key, 0)
+        if value > 0:
+            counter.labels(business).inc(value)
+    restarts = metrics.get("child_restarts", 0)
+    if restarts > 0:
+        RESTARTS.labels(business).inc(restarts)
+    for ms in series.get("answer_latency_ms", []):
+        ANSWER.labels(business).observe(ms / 1000)
+    for ms in series.get("barge_in_clear_ms", []):
+        CLEAR.labels(business).observe(ms / 1000)
+    for ms in series.get("truncate_uncertainty_ms", []):
+        TRUNCATE.labels(business).observe(ms)
+    DURATION.labels(business).observe(metrics.get("call_duration_ms", 0) / 1000)
+
+
+def ticker_lateness(p99_ms: float) -> None:
+    LATENESS.set(p99_ms / 1000)
+
+
+def scrape() -> bytes:
+    if os.environ.get(ENV):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return bytes(generate_latest(registry))
+    return bytes(generate_latest())
