@@ -339,6 +339,12 @@ class CollectCounters(Struct, frozen=True):
     at: float
 
 
+class SampleCounters(Struct, frozen=True):
+    """Supervisor → children, mid-call (the control plane's stats row): report your counters, change nothing."""
+
+    at: float
+
+
 class CallSummary(Struct, frozen=True):
     call_id: str
     reason: str
@@ -512,6 +518,9 @@ class CallInspection(Struct, frozen=True):
     restarts: dict[str, int]
     business_id: str = ""
     started_at: float = 0.0
+    counters: dict[str, int] = {}  # the children's latest counter reports, merged
+    last_decision: str = ""  # the judge's latest: duck, cut, restore, filler, backchannel, answer
+    realtime: str = ""  # connected, reconnecting, failed
 
 
 class ChildRestarted(Struct, frozen=True):

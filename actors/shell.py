@@ -22,7 +22,7 @@ from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord
 from actors.lane_messages import Lanes, TickWanted
 from actors.link_messages import OpenRealtime, RealtimeGaveUp
 from actors.messages import (
-    CallSettings, CallSummary, ChildBoot, ChildSnapshot, CollectCounters, CounterReport, InjectFault,
+    CallSettings, CallSummary, ChildBoot, ChildSnapshot, CollectCounters, CounterReport, InjectFault, SampleCounters,
     LogLine, ToRealtime, ToTwilio, Utterance, encode_state,
 )
 
@@ -69,7 +69,7 @@ class ChildShell(Actor):  # type: ignore[misc]
             if self.armed:
                 raise InjectedFault(f"{self.role}: injected fault on {type(msg).__name__}")
             self.deliver(core.handle(msg, msg.at))
-            if isinstance(msg, CollectCounters):
+            if isinstance(msg, (CollectCounters, SampleCounters)):
                 series = core.series() if hasattr(core, "series") else {}
                 self.send(self.parent_addr, CounterReport(self.role, core.counters(), msg.at, series))
             return

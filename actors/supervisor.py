@@ -17,15 +17,22 @@ import structlog
 from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMessage
 
 from actors.children import CHILD_CLASSES
-from actors.lane_messages import LanePoisoned, Lanes
 from actors.cores.supervision import ROLES, CallPhase, SupervisionCore
+from actors.lane_messages import LanePoisoned, Lanes
+from actors.link_messages import RealtimeConnected, RealtimeConnectFailed, RealtimeLost
 from actors.messages import (
-    CallInspection, CallSettings, CallSummary, ChildBoot, ChildRestarted, ChildSnapshot, CollectCounters,
-    CounterReport, EndCall, InjectFault, InspectCall, StartCall, SummarizeCall,
+    AnswerRequest, CallInspection, CallSettings, CallSummary, ChildBoot, ChildRestarted, ChildSnapshot,
+    CollectCounters, CounterReport, CutPlayout, DeleteItem, DuckPlayout, EndCall, InjectFault, InspectCall, LetStand,
+    PausePlayout, RestorePlayout, SampleCounters, StartCall, SummarizeCall,
 )
 
 log = structlog.get_logger("kolbridge.supervisor")
 REPORTING_ROLES = ("rx", "bridge", "pacer", "judge")
+# what the judge decided last, and the Realtime link's state, as the supervisor routes them (the live stats row)
+DECISIONS: dict[type, str] = {DuckPlayout: "duck", PausePlayout: "pause", CutPlayout: "cut", RestorePlayout: "restore",
+                              DeleteItem: "filler", LetStand: "backchannel", AnswerRequest: "answer"}
+REALTIME_STATES: dict[type, str] = {RealtimeConnected: "connected", RealtimeLost: "reconnecting",
+                                    RealtimeConnectFailed: "failed"}
 
 
 class CallSupervisor(Actor):  # type: ignore[misc]
@@ -43,6 +50,9 @@ class CallSupervisor(Actor):  # type: ignore[misc]
         # reused, and a later failing frame was taken for one already replayed — and lost)
         self.replayed: list[Any] = []
         self.started_at = 0.0
+        self.latest: dict[str, dict[str, int]] = {}  # role → its latest CounterReport (the control plane's row)
+        self.last_decision = ""
+        self.realtime = ""
 
     def receiveMessage(self, msg: Any, sender: Any) -> None:  # noqa: N802 (thespian API)
         core = self.core
@@ -52,7 +62,11 @@ class CallSupervisor(Actor):  # type: ignore[misc]
                 for role in roles:
                     self.send(self.children[role], msg)
                 if isinstance(msg, CounterReport):
+                    self.latest[msg.role] = msg.counters
                     self._report_received(msg.role)
+                else:
+                    self.last_decision = DECISIONS.get(type(msg), self.last_decision)
+                    self.realtime = REALTIME_STATES.get(type(msg), self.realtime)
                 return
         if isinstance(msg, StartCall):
             self._start(msg, sender)
@@ -79,9 +93,18 @@ class CallSupervisor(Actor):  # type: ignore[misc]
                 self.send(child, ActorExitRequest())
             self.send(self.myAddress, ActorExitRequest())
         elif isinstance(msg, InspectCall):
+            merged: dict[str, int] = {}
+            for counters in self.latest.values():
+                for key, value in counters.items():
+                    merged[key] = merged.get(key, 0) + value
             self.send(sender, CallInspection(
                 core.call_id, core.phase.value, {r: str(a) for r, a in self.children.items()}, dict(core.restarts),
-                self.settings.business_id if self.settings else "", self.started_at))
+                self.settings.business_id if self.settings else "", self.started_at, merged, self.last_decision,
+                self.realtime))
+        elif isinstance(msg, SampleCounters):
+            if core.phase is CallPhase.ACTIVE:
+                for role in REPORTING_ROLES:
+                    self._send_role(role, msg)
         elif isinstance(msg, InjectFault):
             if msg.role in self.children:
                 self._send_role(msg.role, msg)

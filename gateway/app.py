@@ -31,6 +31,8 @@ from gateway.call import CallIO
 from gateway.config import AppConfig
 from gateway.engine import ActorEngine
 from gateway.prewarm import Prewarmer, route_is_valid
+from gateway import prom
+from gateway.control_worker import ControlReporter
 from gateway.recorder import CallRecorder
 from gateway.fallback import FallbackSettings, TwilioRest, fallback_twiml, hangup_twiml
 from gateway.overrides import audio_for, barge_in_for, facts_for, fallback_for, realtime_for, vad_for
@@ -110,6 +112,7 @@ class App:
         self.refused_streams = 0
         self.tenant_http = TenantHttp(config.file.tools)
         self.webhooks = WebhookDeliverer(self)
+        self.control: ControlReporter | None = None
 
     def start(self) -> None:
         _prewarm(self.openai)
@@ -118,6 +121,10 @@ class App:
         self.writes.start()
         self.background(self._housekeeping())
         self.background(self.webhooks.run())
+        control = self.config.file.control
+        if control.enabled:
+            self.control = ControlReporter(self, control.admin_port, control.stats_every_s)
+            self.control.start()
         if self.twilio_rest is None:
             log.warning("FALLBACK_WITHOUT_REST", detail="TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN (or TWILIO_API_KEY/SECRET) not set: when the AI "
                         "is unavailable the stream is closed and Twilio fetches the fallback TwiML from the "
@@ -148,6 +155,9 @@ class App:
                 await self.sweep_lost_calls()
             if self.calls:
                 self.writes.put(HeartbeatWrite(self.worker, {sid: call.live_metrics() for sid, call in self.calls.items()}))
+            recent = sorted(self.ticker.stats.late_ms[-3000:])  # the last minute of 20 ms ticks
+            if recent:
+                prom.ticker_lateness(recent[min(len(recent) - 1, int(len(recent) * 0.99))])
             await asyncio.sleep(server.heartbeat_s)
 
     async def sweep_lost_calls(self, dead_workers: set[str] | None = None) -> list[str]:
@@ -218,6 +228,9 @@ class App:
                                        start.custom.get("from", ""), start.custom.get("to", ""), self.worker))
         call.start()
         self.engine.start_call(settings, call, call.opened_at)
+        prom.call_started(business.id)
+        if self.control is not None:
+            self.control.call_opened(call)
         return call
 
     def record_rejected(self, start: TwilioStart, business_id: str, reason: str) -> None:
@@ -237,6 +250,9 @@ class App:
                                "restarts": call.restarts, "fallback": fallback})
         self.writes.put(CallEndWrite(call.call_id, reason, metrics, call.restarts, series, fallback, after))
         log.info("CALL_ENDED", call_sid=call.call_id, reason=reason, fallback=fallback)
+        prom.call_ended(call.settings.business_id, reason, {**metrics, "child_restarts": call.restarts}, series)
+        if self.control is not None:
+            self.control.call_closed(call.call_id, reason, metrics)
         actions.post_call_report(self, call, reason, metrics)
         await call.close()
         if call.recorder is not None:
@@ -313,3 +329,5 @@ class App:
         self.gc_watch.uninstall()
         self.engine.shutdown()
         await self.openai.close()
+        if self.control is not None:
+            await asyncio.to_thread(self.control.stop)

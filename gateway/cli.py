@@ -18,6 +18,27 @@ from gateway.logs import configure_logging
 log = structlog.get_logger("kolbridge")
 
 
+def _control_plane(args: argparse.Namespace) -> None:
+    """Before any worker: the actor system (started when none runs on the admin port) and, for several
+    workers, prometheus_client's multiprocess directory (set before a worker imports it)."""
+    import os
+    import tempfile
+
+    control = load_config(args.config).file.control
+    if control.enabled:
+        from gateway.control_cli import start_system
+        try:
+            log.info("CONTROL_PLANE", detail=start_system(control.admin_port, control.convention))
+        except Exception as exc:  # noqa: BLE001 — calls do not need it: serve goes on, reports are dropped
+            log.error("CONTROL_PLANE_START_FAILED", port=control.admin_port, error=str(exc)[:300])
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        directory = Path(control.metrics_dir or Path(tempfile.gettempdir()) / f"kolbridge-metrics-{args.port}")
+        directory.mkdir(parents=True, exist_ok=True)
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
 async def _serve(args: argparse.Namespace) -> int:
     from gateway.app import App
     from gateway.server import start_server
@@ -156,6 +177,20 @@ async def _records(args: argparse.Namespace) -> int:
         return 0
 
 
+def _actors(args: argparse.Namespace) -> int:
+    from gateway import control_cli
+
+    control = load_config(args.config).file.control
+    port = args.admin_port or control.admin_port
+    if args.actors_cmd == "start":
+        convention = args.convention if args.convention is not None else control.convention
+        print(control_cli.start_system(port, convention))
+        return 0
+    code, text = control_cli.status(port) if args.actors_cmd == "status" else control_cli.stop(port)
+    print(text, file=sys.stdout if code == 0 else sys.stderr)
+    return code
+
+
 def _call_audio(args: argparse.Namespace) -> int:
     from gateway.app import recordings_dir
     from gateway.recorder import copy_recording
@@ -200,6 +235,24 @@ def build_parser() -> argparse.ArgumentParser:
     show = csub.add_parser("show", help="one call: record, metrics, utterances")
     show.add_argument("call_sid")
     show.add_argument("--json", action="store_true")
+    for name, text in (("live", "every live call of every worker and host (the control plane)"),
+                       ("inspect", "everything the control plane knows of one live call"),
+                       ("hangup", "end a live call cleanly: its worker hangs up, metrics and record as for a stop")):
+        live = csub.add_parser(name, help=text)
+        if name != "live":
+            live.add_argument("call_sid")
+        live.add_argument("--admin-port", type=int, default=None)
+        if name == "live":
+            live.add_argument("--json", action="store_true")
+            live.add_argument("--watch", action="store_true", help="refresh every second (Ctrl-C ends)")
+    actors = sub.add_parser("actors", help="the standalone actor system of the control plane")
+    actors.add_argument("--config", default=None)
+    asub = actors.add_subparsers(dest="actors_cmd", required=True)
+    astart = asub.add_parser("start", help="start it (and the ControlAdmin on the convention leader)")
+    astart.add_argument("--admin-port", type=int, default=None)
+    astart.add_argument("--convention", default=None, help="LEADER_HOST:PORT: join as a member host")
+    for name in ("status", "stop"):
+        asub.add_parser(name, help=f"{name} the actor system").add_argument("--admin-port", type=int, default=None)
     audio = csub.add_parser("audio", help="a recorded call as a stereo WAV (left the caller, right the AI as played)")
     audio.add_argument("call_sid")
     audio.add_argument("-o", "--output", default=None, help="where to write it (default: CALL_SID.wav)")
@@ -249,6 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level)
     try:
         if args.cmd == "serve":
+            _control_plane(args)
             if args.workers > 1:
                 from functools import partial
 
@@ -268,6 +322,13 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_db(args))
         if args.cmd == "calls" and args.calls_cmd == "audio":
             return _call_audio(args)
+        if args.cmd == "calls" and args.calls_cmd in ("live", "inspect", "hangup"):
+            from gateway.control_cli import calls_command
+            port = args.admin_port or load_config(args.config).file.control.admin_port
+            return calls_command(args.calls_cmd, port, getattr(args, "call_sid", ""), getattr(args, "json", False),
+                                 getattr(args, "watch", False))
+        if args.cmd == "actors":
+            return _actors(args)
         if args.cmd in ("calls", "prompt", "leads"):
             return asyncio.run(_records(args))
         if args.cmd == "audio-check":

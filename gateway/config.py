@@ -36,6 +36,16 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     gc_tuning: bool = True  # freeze start-up objects, fewer generation-0 collections (gateway/gcwatch.py)
 
 
+class ControlSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The control plane (gateway/control_*.py): a standalone thespian actor system and /metrics."""
+
+    enabled: bool = False  # config.toml turns it on for `serve`; the tests and the demo run without
+    admin_port: Annotated[int, Meta(ge=1, le=65535)] = 1900
+    convention: str = ""  # "HOST:PORT" of the leader's actor system (a member host); "" = this host leads
+    stats_every_s: Annotated[float, Meta(ge=0.2, le=60.0)] = 1.0
+    metrics_dir: str = ""  # prometheus_client's multiprocess directory; default: <tmp>/kolbridge-metrics-<http port>
+
+
 class ToolPolicy(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """Operator-level rules for the URLs tenants configure (HTTP tools, webhooks): they are untrusted."""
 
@@ -58,6 +68,7 @@ class FileConfig(msgspec.Struct, forbid_unknown_fields=True):
     vad: VadSettings = VadSettings()
     realtime: RealtimeSettings = RealtimeSettings()
     barge_in: BargeInSettings = BargeInSettings()
+    control: ControlSettings = ControlSettings()
 
 
 class EnvConfig(msgspec.Struct, frozen=True):

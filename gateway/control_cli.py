@@ -9,14 +9,13 @@ workers' reports reach the leader's ControlAdmin. Everything else asks the Contr
 """
 from __future__ import annotations
 
-import contextlib
 import json
-import os
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from actors.control_admin import ADMIN_NAME, LEADER_CAPABILITY, ControlAdmin
 from actors.control_messages import HangupCall, HangupReply, InspectLive, InspectReply, ListLive, LiveTableReply
@@ -36,24 +35,6 @@ def log_file(port: int) -> Path:
     return Path(tempfile.gettempdir()) / f"kolbridge-actors-{port}.log"
 
 
-@contextlib.contextmanager
-def _quiet_fds(path: Path) -> Iterator[None]:
-    """The actor system's processes inherit fds 1 and 2: point them at a log file while it starts."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with open(path, "ab") as sink:
-        os.dup2(sink.fileno(), 1)
-        os.dup2(sink.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved[0], 1)
-        os.dup2(saved[1], 2)
-        os.close(saved[0])
-        os.close(saved[1])
-
-
 def _system(port: int) -> Any:
     from thespian.actors import ActorSystem
 
@@ -61,23 +42,34 @@ def _system(port: int) -> Any:
 
 
 def start_system(port: int, convention: str = "") -> str:
-    """Start the actor system on `port` (leader, or member of `convention` HOST:PORT) unless one runs."""
-    from thespian.actors import ActorSystem
+    """Start the actor system on `port` (leader, or member of `convention` HOST:PORT) unless one runs.
 
+    It is booted by a short-lived child process whose only open files are the log: the system's processes
+    fork from it and must not inherit the caller's terminal or pipes (a caller reading our output would
+    otherwise wait for them to exit)."""
     if admin_port_open("127.0.0.1", port):
         return f"actor system already running on :{port}"
+    with open(log_file(port), "ab") as sink:
+        booted = subprocess.run([sys.executable, "-m", "gateway.control_cli", "boot", str(port), convention],
+                                stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, start_new_session=True, timeout=60)
+    if booted.returncode != 0 or not admin_port_open("127.0.0.1", port):
+        raise RuntimeError(f"the actor system did not start on :{port} (see {log_file(port)})")
+    role = f"member of the convention led by {convention}" if convention else "convention leader, ControlAdmin"
+    return f"actor system started on :{port} ({role}); its log: {log_file(port)}"
+
+
+def _boot(port: int, convention: str) -> None:
+    from thespian.actors import ActorSystem
+
     capabilities: dict[str, object] = {"Admin Port": port}
     if convention:
         host, _, leader_port = convention.rpartition(":")
         capabilities["Convention Address.IPv4"] = (host or "127.0.0.1", int(leader_port))
     else:
         capabilities[LEADER_CAPABILITY] = True
-    with _quiet_fds(log_file(port)):
-        system = ActorSystem("multiprocTCPBase", capabilities=capabilities, transientUnique=True)
-        if not convention:
-            system.createActor(ControlAdmin, globalName=ADMIN_NAME)
-    role = f"member of the convention led by {convention}" if convention else "convention leader, ControlAdmin"
-    return f"actor system started on :{port} ({role}); its log: {log_file(port)}"
+    system = ActorSystem("multiprocTCPBase", capabilities=capabilities, transientUnique=True)
+    if not convention:
+        system.createActor(ControlAdmin, globalName=ADMIN_NAME)
 
 
 def ask_admin(port: int, msg: object, timeout_s: float = ASK_TIMEOUT_S) -> object | None:
@@ -155,3 +147,7 @@ def calls_command(command: str, port: int, call_sid: str = "", as_json: bool = F
         return 2
     print(f"{call_sid}: hang-up sent to worker {answer.sent_to}")
     return 0
+
+
+if __name__ == "__main__" and len(sys.argv) >= 3 and sys.argv[1] == "boot":
+    _boot(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else "")

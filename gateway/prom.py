@@ -6,18 +6,19 @@ files and any worker's scrape merges all workers' (its MultiProcessCollector); w
 process: the demo, the tests) the process's own registry answers. A call's counters are added once,
 when it ends, from its CALL_METRICS (so a scrape's sums equal the records'); the histograms take the
 call's measured series (answer latency, onset → clear, the truncate point's uncertainty) and its
-duration; `live_calls` and `ticker_lateness_seconds` are gauges (summed / max over live workers).
+duration; `live_calls` and `ticker_lateness_seconds` are gauges (summed / max over live workers; a
+dead worker's are removed by the parent). `serve` prepares the directory (gateway/cli.py).
 Every series carries the business as a label.
 """
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
-from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE  # noqa: F401 (re-exported for the HTTP shim)
+from prometheus_client import CONTENT_TYPE_LATEST
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
+CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # CALL_METRICS key → counter name (frames_in → kolbridge_frames_in_total)
 COUNTED = {"frames_in": "frames_in", "frames_forwarded": "frames_forwarded", "frames_dropped": "frames_dropped",
@@ -41,14 +42,6 @@ DURATION = Histogram("kolbridge_call_duration_seconds", "Call duration", ["busin
 LIVE = Gauge("kolbridge_live_calls", "Calls in progress", ["business"], multiprocess_mode="livesum")
 LATENESS = Gauge("kolbridge_ticker_lateness_seconds", "p99 lateness of the 20 ms ticker over the last minute",
                  multiprocess_mode="max")
-
-
-def prepare_multiprocess(directory: Path) -> None:
-    """In `serve`'s parent, before any worker: a fresh directory every worker writes its metrics into."""
-    directory.mkdir(parents=True, exist_ok=True)
-    for stale in directory.glob("*.db"):
-        stale.unlink()
-    os.environ[ENV] = str(directory)
 
 
 def worker_died(pid: int) -> None:

@@ -28,8 +28,11 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from actors.control_messages import ListLive, LiveTableReply
 from actors.messages import EndCall, TwilioMediaIn, WireDecodeError
+from gateway import prom
 from gateway.app import App
+from gateway.control_cli import ask_admin
 from gateway.prewarm import route_signature
 from gateway.http_shim import FORM_HEADER, METHOD_HEADER, HttpAwareConnection
 from gateway.fallback import fallback_twiml, hangup_twiml
@@ -66,8 +69,13 @@ async def process_request(app: App, conn: ServerConnection, request: Request) ->
     if path == "/healthz" and method == "GET":
         body = json.dumps({"status": "ok", "calls": len(app.calls), "ticker": {**app.ticker.stats.summary(), **app.gc_watch.summary()}})
         return _plain(conn, HTTPStatus.OK, body, "application/json")
-    if path == "/admin/calls" and method == "GET":
-        return admin_calls(app, conn, request)
+    if path in ("/admin/calls", "/metrics") and method == "GET":
+        refused = admin_refused(app, conn, request)
+        if refused is not None:
+            return refused
+        if path == "/metrics":
+            return _plain(conn, HTTPStatus.OK, prom.scrape().decode(), prom.CONTENT_TYPE)
+        return await admin_calls(app, conn)
     if path in ("/voice", "/stream-ended") and method == "POST":
         form = dict(parse_qsl(request.headers.get(FORM_HEADER, ""), keep_blank_values=True))
         stream_url, voice_url = public_urls(app, request.headers.get("Host"))
@@ -93,20 +101,34 @@ async def process_request(app: App, conn: ServerConnection, request: Request) ->
     return _plain(conn, HTTPStatus.NOT_FOUND, "not found")
 
 
-def admin_calls(app: App, conn: ServerConnection, request: Request) -> Response:
-    """Live calls of this worker, from the AdminActor. With KOLBRIDGE_ADMIN_TOKEN set it takes
-    `Authorization: Bearer <token>`; without one, loopback clients only."""
+def admin_refused(app: App, conn: ServerConnection, request: Request) -> Response | None:
+    """/admin and /metrics: with KOLBRIDGE_ADMIN_TOKEN set, `Authorization: Bearer <token>`; without one,
+    loopback clients only."""
     token = app.config.env.admin_token
     if token:
         if not hmac.compare_digest(request.headers.get("Authorization", ""), f"Bearer {token}"):
             return _plain(conn, HTTPStatus.UNAUTHORIZED, "admin token required")
     elif str(conn.remote_address[0]) not in ("127.0.0.1", "::1"):
         return _plain(conn, HTTPStatus.FORBIDDEN, "set KOLBRIDGE_ADMIN_TOKEN for remote admin access")
+    return None
+
+
+async def admin_calls(app: App, conn: ServerConnection) -> Response:
+    """Every live call of every worker and host, from the control plane's ControlAdmin (asked off the
+    event loop); without a control plane, or when it does not answer, this worker's own calls, saying so."""
+    control = app.config.file.control
+    answer = await asyncio.to_thread(ask_admin, control.admin_port, ListLive(), 2.0) if control.enabled else None
+    if isinstance(answer, LiveTableReply):
+        body = {"source": "control plane", "answered_by": app.worker, "calls": list(answer.rows),
+                "workers": list(answer.workers)}
+        return _plain(conn, HTTPStatus.OK, json.dumps(body, ensure_ascii=False), "application/json")
     now = asyncio.get_running_loop().time()
-    calls = [{"call_sid": c.call_id, "business_id": c.business_id, "phase": c.phase,
+    calls = [{"call_sid": c.call_id, "business_id": c.business_id, "phase": c.phase, "worker": app.worker,
               "age_s": round(now - c.started_at, 1), "restarts": c.restarts, "children": c.children}
              for c in app.engine.live_calls()]
-    return _plain(conn, HTTPStatus.OK, json.dumps({"calls": calls}, ensure_ascii=False), "application/json")
+    source = "this worker only: the control plane did not answer" if control.enabled else "this worker only"
+    body = {"source": source, "answered_by": app.worker, "calls": calls}
+    return _plain(conn, HTTPStatus.OK, json.dumps(body, ensure_ascii=False), "application/json")
 
 
 async def voice_twiml(app: App, form: dict[str, str], stream_url: str, http_base: str = "") -> str:

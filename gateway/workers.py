@@ -48,6 +48,9 @@ class WorkerPool:
     def _died(self, index: int, proc: BaseProcess) -> None:
         host = socket.gethostname()
         log.error("WORKER_DIED", worker=index, pid=proc.pid, exitcode=proc.exitcode)
+        if proc.pid is not None:
+            from gateway import prom
+            prom.worker_died(proc.pid)  # its live-call gauge no longer counts
         if self.close_lost is not None and proc.pid is not None:
             try:
                 closed = self.close_lost({f"{host}:{proc.pid}"})

@@ -270,3 +270,12 @@ def test_a_yes_during_the_last_sentence_of_a_statement_stays_a_backchannel() -> 
     core.handle(RtAssistantTranscriptDone("r1", "a1", "הטיפול לוקח בערך שעתיים.", 5.2), 5.2)
     core.handle(TurnEnding("r1", 7.0), 7.0)
     assert kinds(core.handle(RtTranscriptDone("u2", "כן", 7.5), 7.5)) == [LetStand]
+
+
+def test_a_finished_question_does_not_make_the_next_answers_yes_an_answer() -> None:
+    """The greeting asked "איך אפשר לעזור?"; mid-way through the next answer a "כן" is a backchannel again."""
+    core = judge()
+    core.handle(RtAssistantTranscriptDone("greet", "g", "שלום, איך אפשר לעזור?", 1.0), 1.0)
+    core.handle(TurnEnding("greet", 2.0), 2.0)
+    speaking(core)  # the greeting finished (ResponseFinished), the answer plays
+    assert kinds(core.handle(RtTranscriptDone("u1", "כן כן", 6.0), 6.0)) == [LetStand]

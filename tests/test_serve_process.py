@@ -52,11 +52,15 @@ class Served:
             await engine.dispose()
 
 
-async def serve(tmp: Path, fake: FakeRealtime, *extra: str, config_extra: str = "") -> Served:
+async def serve(tmp: Path, fake: FakeRealtime, *extra: str, config_extra: str = "",
+                admin_port: int | None = None) -> Served:
+    """`kolbridge serve` on a free port; the control plane off, or on `admin_port` (the test stops it)."""
     config = tmp / "config.toml"
+    control = f"enabled = true\nadmin_port = {admin_port}" if admin_port else "enabled = false\nadmin_port = 1900"
     config.write_text((REPO_ROOT / "config.toml").read_text(encoding="utf-8").replace(
         "shutdown_grace_s = 30.0", "shutdown_grace_s = 2.0").replace(
-        "heartbeat_s = 10.0", "heartbeat_s = 1.0") + config_extra, encoding="utf-8")
+        "heartbeat_s = 10.0", "heartbeat_s = 1.0").replace(
+        "enabled = true\nadmin_port = 1900", control) + config_extra, encoding="utf-8")
     env = {**os.environ, "KOLBRIDGE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp / 'kb.db'}",
            "KOLBRIDGE_REALTIME_URL": fake.url, "OPENAI_API_KEY": "sk-test"}
     cli = [sys.executable, "-m", "gateway.cli"]

@@ -37,6 +37,7 @@ from actors.messages import (
 )
 
 __all__ = ["BridgeCounters", "BridgeState", "RealtimeBridgeCore", "session_update"]
+SERIES_KEPT = 64
 
 
 class RealtimeBridgeCore(BridgeLinkMixin, BridgeAgentMixin):
@@ -87,6 +88,10 @@ class RealtimeBridgeCore(BridgeLinkMixin, BridgeAgentMixin):
             return self._link_event(msg, now)
         if isinstance(msg, PlayoutChanged):
             s.ai_audible = msg.audible
+            if msg.audible and s.answer_wait_from:  # the caller stopped speaking, now the answer plays
+                s.answer_latency_ms.append(int(round((now - s.answer_wait_from) * 1000)))
+                del s.answer_latency_ms[:-SERIES_KEPT]
+                s.answer_wait_from = 0.0
             return self._resume(now)
         if isinstance(msg, RtSpeechStarted):
             s.caller_speaking = True
@@ -94,6 +99,7 @@ class RealtimeBridgeCore(BridgeLinkMixin, BridgeAgentMixin):
             return []
         if isinstance(msg, RtSpeechStopped):
             s.caller_speaking = False
+            s.answer_wait_from = now if not s.ai_audible else 0.0
             self.link.turn_started(msg.item_id, "user")
             return []
         if isinstance(msg, (RtTranscriptDone, RtTranscriptFailed)):
@@ -184,6 +190,7 @@ class RealtimeBridgeCore(BridgeLinkMixin, BridgeAgentMixin):
             self.link.turn_text(msg.item_id, "assistant", heard_text)
             return out + self._answer_pending()
         if isinstance(msg, (DeleteItem, LetStand)):  # no answer: a filler's item goes, a backchannel's stays
+            self.s.answer_wait_from = 0.0  # nothing to measure: this turn gets no answer
             discarded = self._discard_preempt(now) if self.preempt.covers(msg.item_id) else []
             if isinstance(msg, LetStand):
                 c.backchannels_kept += 1
@@ -233,4 +240,5 @@ class RealtimeBridgeCore(BridgeLinkMixin, BridgeAgentMixin):
 
     def series(self) -> dict[str, list[int]]:
         return {"truncate_audio_end_ms": list(self.s.truncate_audio_end_ms),
+                "answer_latency_ms": list(self.s.answer_latency_ms),
                 "reconnect_gap_ms": list(self.link.s.gap_ms), "tool_ms": list(self.s.tools.elapsed_ms)}

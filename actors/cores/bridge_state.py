@@ -38,6 +38,8 @@ class BridgeState(msgspec.Struct):
     active_response: str = ""
     pending_answer: str = ""  # item id of a caller turn waiting for the active response to finish
     truncate_audio_end_ms: list[int] = msgspec.field(default_factory=list)
+    answer_latency_ms: list[int] = msgspec.field(default_factory=list)  # caller stopped → the answer's audio plays
+    answer_wait_from: float = 0.0  # the caller stopped speaking while the AI was silent; 0: nothing awaited
     awaiting_cut: bool = False
     truncated: dict[str, int] = msgspec.field(default_factory=dict)  # assistant item → heard ms
     spoken: dict[str, str] = msgspec.field(default_factory=dict)  # assistant item → transcript so far

@@ -94,6 +94,7 @@ class JudgeState(msgspec.Struct):
     onset_at: float = 0.0
     last_voice_at: float = 0.0
     last_echo_at: float = 0.0
+    clear_ms: list[int] = msgspec.field(default_factory=list)  # barge-in onset → cut, per cut
     last_voice_at_any: float = 0.0  # the last caller frame of the caller's own, in any phase
     silent_since: float = 0.0  # when the AI stopped being audible (0 while it is)
     asked: str = ""  # the latest response whose transcript ends with a question
@@ -134,6 +135,8 @@ class BargeInJudgeCore:
         if isinstance(msg, Tick):
             return self._timeouts(now)
         if isinstance(msg, ResponseFinished):
+            if s.ending == msg.response_id:
+                s.ending = ""  # that turn is over: its question no longer makes a "כן" an answer mid-sentence
             if s.phase is JudgePhase.GREETING and self._go("greeting_played"):
                 return [self._log("[GREETING] Barge-in now ENABLED for rest of call")]
             return []
@@ -254,7 +257,13 @@ class BargeInJudgeCore:
         return [RestorePlayout(now), self._log("[BARGE-IN] restored", reason="timeout, no confirming speech")]
 
     # ------------------------------------------------------------------ phase B
+    def series(self) -> dict[str, list[int]]:
+        return {"barge_in_clear_ms": list(self.s.clear_ms)}
+
     def _cut(self, now: float, reason: str, **fields: object) -> list[object]:
+        if self.s.onset_at and self.s.phase in (JudgePhase.CANDIDATE, JudgePhase.AI_SPEAKING):
+            self.s.clear_ms.append(int(round((now - self.s.onset_at) * 1000)))  # onset → the pacer's clear
+            del self.s.clear_ms[:-64]
         self._go("confirm")
         self.s.counters.barge_in_events += 1
         self.s.voiced_ms = 0

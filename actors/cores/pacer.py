@@ -82,6 +82,7 @@ class PacerState(msgspec.Struct):
     jitter: JitterState = msgspec.field(default_factory=JitterState)
     complete: list[str] = msgspec.field(default_factory=list)  # responses whose last frame is queued (last 8)
     ending_told: str = ""  # the response whose TurnEnding was sent
+    truncate_uncertainty_ms: list[int] = msgspec.field(default_factory=list)
     rebuffering: bool = False  # ran dry inside a response: waiting for the jitter buffer to refill
     ticks_wanted: bool = True  # what the engine was last told (TickWanted); it ticks a new call
 
@@ -328,6 +329,9 @@ class TxPacerCore:
         out: list[object] = []
         response_id, item_id = st.response_id, st.item_id
         heard, sent = self.clock.heard_ms(now), st.item_sent_ms
+        if item_id:  # how far the truncate point rests on the schedule rather than on an echoed mark
+            s.truncate_uncertainty_ms.append(max(0, min(heard, sent) - st.item_echoed_ms))
+            del s.truncate_uncertainty_ms[:-64]
         flushed_frames = [f for f in self.queue if f.payload]
         flushed = len(flushed_frames)
         ids = {f.response_id for f in self.queue} | {response_id, self.reframer.state.response_id}
@@ -355,3 +359,6 @@ class TxPacerCore:
 
     def counters(self) -> dict[str, int]:
         return {**msgspec.structs.asdict(self.s.counters), **self.jitter.counters()}
+
+    def series(self) -> dict[str, list[int]]:
+        return {"truncate_uncertainty_ms": list(self.s.truncate_uncertainty_ms)}
