@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import msgspec
 
-from actors.cores.energy import FloorState
 from actors.cores.bridge import BridgeState, RealtimeBridgeCore
+from actors.cores.energy import FloorState
 from actors.cores.judge import BargeInJudgeCore, JudgeState
 from actors.cores.metrics import MetricsCore, MetricsState
 from actors.cores.pacer import PacerState, TxPacerCore

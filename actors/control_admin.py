@@ -15,7 +15,16 @@ from typing import Any
 from thespian.actors import Actor, ActorExitRequest
 
 from actors.control_messages import (
-    CallClosed, CallOpened, HangupCall, HangupReply, InspectLive, InspectReply, ListLive, LiveTableReply, Ping, Pong,
+    CallClosed,
+    CallOpened,
+    HangupCall,
+    HangupReply,
+    InspectLive,
+    InspectReply,
+    ListLive,
+    LiveTableReply,
+    Ping,
+    Pong,
     WorkerStats,
 )
 from actors.cores.live_table import LiveTable

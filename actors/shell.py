@@ -22,8 +22,19 @@ from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord
 from actors.lane_messages import Lanes, TickWanted
 from actors.link_messages import OpenRealtime, RealtimeGaveUp
 from actors.messages import (
-    CallSettings, CallSummary, ChildBoot, ChildSnapshot, CollectCounters, CounterReport, InjectFault, SampleCounters,
-    LogLine, ToRealtime, ToTwilio, Utterance, encode_state,
+    CallSettings,
+    CallSummary,
+    ChildBoot,
+    ChildSnapshot,
+    CollectCounters,
+    CounterReport,
+    InjectFault,
+    LogLine,
+    SampleCounters,
+    ToRealtime,
+    ToTwilio,
+    Utterance,
+    encode_state,
 )
 
 log = structlog.get_logger("kolbridge.actors")

@@ -21,9 +21,27 @@ from actors.cores.supervision import ROLES, CallPhase, SupervisionCore
 from actors.lane_messages import LanePoisoned, Lanes
 from actors.link_messages import RealtimeConnected, RealtimeConnectFailed, RealtimeLost
 from actors.messages import (
-    AnswerRequest, CallInspection, CallSettings, CallSummary, ChildBoot, ChildRestarted, ChildSnapshot,
-    CollectCounters, CounterReport, CutPlayout, DeleteItem, DuckPlayout, EndCall, InjectFault, InspectCall, LetStand,
-    PausePlayout, RestorePlayout, SampleCounters, StartCall, SummarizeCall,
+    AnswerRequest,
+    CallInspection,
+    CallSettings,
+    CallSummary,
+    ChildBoot,
+    ChildRestarted,
+    ChildSnapshot,
+    CollectCounters,
+    CounterReport,
+    CutPlayout,
+    DeleteItem,
+    DuckPlayout,
+    EndCall,
+    InjectFault,
+    InspectCall,
+    LetStand,
+    PausePlayout,
+    RestorePlayout,
+    SampleCounters,
+    StartCall,
+    SummarizeCall,
 )
 
 log = structlog.get_logger("kolbridge.supervisor")

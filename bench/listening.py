@@ -19,8 +19,7 @@ import msgspec
 import numpy as np
 import structlog
 
-from actors.messages import AudioSettings, BargeInSettings, CallSettings, RtAudioDelta, RtResponseCreated, Tick, \
-    TwilioMediaIn
+from actors.messages import AudioSettings, BargeInSettings, CallSettings, RtAudioDelta, RtResponseCreated, Tick, TwilioMediaIn
 from bench.actor_path import NullSink
 from gateway.engine import ActorEngine
 from sim.audio import frames_of, load_clip, mix_noise, noise_frames

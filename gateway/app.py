@@ -14,10 +14,10 @@ import asyncio
 import gc
 import os
 import socket
+import time
 from collections import deque
 from datetime import timedelta
 from pathlib import Path
-import time
 from typing import Any
 
 import structlog
@@ -25,19 +25,18 @@ from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from actors.messages import CallSettings, Tick, Utterance
-from gateway import actions
+from gateway import actions, prom
 from gateway.agent import agent_for, agent_spec
 from gateway.call import CallIO
 from gateway.config import AppConfig
-from gateway.engine import ActorEngine
-from gateway.prewarm import Prewarmer, route_is_valid
-from gateway import prom
 from gateway.control_worker import ControlReporter
-from gateway.recorder import CallRecorder
+from gateway.engine import ActorEngine
 from gateway.fallback import FallbackSettings, TwilioRest, fallback_twiml, hangup_twiml
-from gateway.overrides import audio_for, barge_in_for, facts_for, fallback_for, realtime_for, vad_for
-from gateway.http_tools import TenantHttp
 from gateway.gcwatch import GcWatch
+from gateway.http_tools import TenantHttp
+from gateway.overrides import audio_for, barge_in_for, facts_for, fallback_for, realtime_for, vad_for
+from gateway.prewarm import Prewarmer, route_is_valid
+from gateway.recorder import CallRecorder
 from gateway.ticker import Ticker
 from gateway.webhooks import WebhookDeliverer
 from gateway.wire import TwilioStart

@@ -21,10 +21,22 @@ from websockets.exceptions import ConnectionClosed
 
 from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord
 from actors.link_messages import (
-    OpenRealtime, RealtimeConnected, RealtimeConnectFailed, RealtimeGaveUp, RealtimeLost,
+    OpenRealtime,
+    RealtimeConnected,
+    RealtimeConnectFailed,
+    RealtimeGaveUp,
+    RealtimeLost,
 )
 from actors.messages import (
-    CallSettings, CallSummary, ChildRestarted, EndCall, RealtimeOutEvent, TwClear, TwMedia, TwilioOutEvent, Utterance,
+    CallSettings,
+    CallSummary,
+    ChildRestarted,
+    EndCall,
+    RealtimeOutEvent,
+    TwClear,
+    TwilioOutEvent,
+    TwMedia,
+    Utterance,
 )
 from gateway import actions
 from gateway.agent import AgentSpec

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-
 from typing import Annotated
 
 import msgspec
@@ -131,7 +130,11 @@ def load_env(environ: dict[str, str] | None = None) -> EnvConfig:
 
 
 def load_config(path: str | None = None, environ: dict[str, str] | None = None) -> AppConfig:
+    """The named file, else ./config.toml, else the checkout's; an installed package without either runs on
+    the built-in defaults (the same values as config.toml, but the control plane off: tests/test_config.py)."""
     cfg_path = find_config(path)
+    if path is None and not cfg_path.exists():
+        return AppConfig(FileConfig(), load_env(environ), "built-in defaults (no config.toml)")
     return AppConfig(load_file_config(cfg_path), load_env(environ), str(cfg_path))
 
 

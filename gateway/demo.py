@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import tempfile
+from collections.abc import AsyncIterator, MutableMapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
 
 import msgspec
 import structlog
-import tempfile
-from pathlib import Path
-from collections.abc import AsyncIterator, MutableMapping
-from typing import Any
 
 from gateway.app import App
-from gateway.config import REPO_ROOT, AppConfig, FileConfig, load_env, log_audio_mode
+from gateway.config import AppConfig, FileConfig, load_env, log_audio_mode
 from gateway.recorder import copy_recording, wait_for_writer
 from gateway.server import start_server
 from sim.audio import clip_text, load_clip
@@ -29,8 +30,8 @@ from sim.twilio_emulator import CallReport, EmulatedCall, Step
 from storage.businesses import parse_business, upsert_business
 from storage.db import create_schema, make_engine, session_factory
 
-DEMO_BUSINESS_FILE = REPO_ROOT / "examples" / "demo-garage.toml"
-DEMO_BUSINESS = DEMO_BUSINESS_FILE.read_text(encoding="utf-8")
+# examples/ is installed as the package kolbridge_examples: the demo works from a non-editable install
+DEMO_BUSINESS = resources.files("kolbridge_examples").joinpath("demo-garage.toml").read_text(encoding="utf-8")
 DEMO_RECORDING = "demo-call.wav"
 
 

@@ -16,16 +16,32 @@ from typing import Any, Callable, Protocol
 
 from thespian.actors import ActorExitRequest, ActorSystem, PoisonMessage
 
-from actors.messages import (
-    CallInspection, CallSettings, CallSummary, ChildRestarted, InspectCall, RtAudioDelta, StartCall, Tick,
-    ToRealtime, ToTwilio, TwilioMarkIn, TwilioMediaIn, TwilioOutEvent, RealtimeOutEvent, Utterance, ListCalls,
-    LiveCalls, RegisterCall, UnregisterCall,
-)
 from actors.admin import AdminActor
+from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord
 from actors.cores.supervision import JUDGE_TICK_EVERY
 from actors.lane_messages import LanePoisoned, Lanes, TickWanted
-from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord
 from actors.link_messages import OpenRealtime, RealtimeGaveUp
+from actors.messages import (
+    CallInspection,
+    CallSettings,
+    CallSummary,
+    ChildRestarted,
+    InspectCall,
+    ListCalls,
+    LiveCalls,
+    RealtimeOutEvent,
+    RegisterCall,
+    RtAudioDelta,
+    StartCall,
+    Tick,
+    ToRealtime,
+    ToTwilio,
+    TwilioMarkIn,
+    TwilioMediaIn,
+    TwilioOutEvent,
+    UnregisterCall,
+    Utterance,
+)
 from actors.supervisor import CallSupervisor
 
 

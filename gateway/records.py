@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.agent import describe_tools
 from gateway.overrides import facts_for
 from prompts.builder import build_prompt
-from storage.businesses import BusinessView, get_business
 from storage.agent_records import call_actions, list_leads
+from storage.businesses import BusinessView, get_business
 from storage.calls import get_call, get_utterances, list_calls
 from storage.models import CallRecord
 

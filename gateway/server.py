@@ -33,10 +33,10 @@ from actors.messages import EndCall, TwilioMediaIn, WireDecodeError
 from gateway import prom
 from gateway.app import App
 from gateway.control_cli import ask_admin
-from gateway.prewarm import route_signature
-from gateway.http_shim import FORM_HEADER, METHOD_HEADER, HttpAwareConnection
 from gateway.fallback import fallback_twiml, hangup_twiml
+from gateway.http_shim import FORM_HEADER, METHOD_HEADER, HttpAwareConnection
 from gateway.overrides import fallback_for, realtime_for
+from gateway.prewarm import route_signature
 from gateway.wire import TwilioConnected, TwilioStart, decode_twilio
 from storage.businesses import business_for_number
 

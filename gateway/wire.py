@@ -14,9 +14,25 @@ import msgspec
 from actors.agent_messages import RtFunctionCall
 from actors.link_messages import RtRateLimits
 from actors.messages import (
-    EndCall, RealtimeOutEvent, RtAssistantTranscriptDelta, RtOutputItemAdded, RtAssistantTranscriptDone, RtAudioDelta, RtAudioDone, RtError,
-    RtResponseCreated, RtResponseDone, RtSessionUpdated, RtSpeechStarted, RtSpeechStopped,
-    RtTranscriptDone, RtTranscriptFailed, TwilioDtmfIn, TwilioMarkIn, TwilioMediaIn, TwilioOutEvent,
+    EndCall,
+    RealtimeOutEvent,
+    RtAssistantTranscriptDelta,
+    RtAssistantTranscriptDone,
+    RtAudioDelta,
+    RtAudioDone,
+    RtError,
+    RtOutputItemAdded,
+    RtResponseCreated,
+    RtResponseDone,
+    RtSessionUpdated,
+    RtSpeechStarted,
+    RtSpeechStopped,
+    RtTranscriptDone,
+    RtTranscriptFailed,
+    TwilioDtmfIn,
+    TwilioMarkIn,
+    TwilioMediaIn,
+    TwilioOutEvent,
     WireDecodeError,
 )
 

@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import itertools
-import random
 import json
+import random
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus

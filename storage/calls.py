@@ -8,8 +8,8 @@ from datetime import datetime, timezone
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import CallRecord, UtteranceRecord, utcnow
 from storage.agent_records import AGENT_WRITES, apply_agent_write
+from storage.models import CallRecord, UtteranceRecord, utcnow
 from storage.writequeue import CallEndWrite, CallNoteWrite, CallStartWrite, HeartbeatWrite, UtteranceWrite, Write
 
 

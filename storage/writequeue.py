@@ -19,8 +19,8 @@ import asyncio
 import fcntl
 import os
 from collections import deque
-from pathlib import Path
 from itertools import islice
+from pathlib import Path
 from typing import IO, Any, Awaitable, Callable, Sequence, Union
 
 import msgspec

@@ -7,8 +7,17 @@ from dataclasses import dataclass, field
 
 from actors.cores.pacer import PacerState, TxPacerCore
 from actors.messages import (
-    HoldAudio, LogLine, ReleaseAudio, RtAudioDelta, RtResponseCreated, RtResponseDone, Tick, ToTwilio, TwilioMarkIn,
-    TwMark, TwMedia,
+    HoldAudio,
+    LogLine,
+    ReleaseAudio,
+    RtAudioDelta,
+    RtResponseCreated,
+    RtResponseDone,
+    Tick,
+    ToTwilio,
+    TwilioMarkIn,
+    TwMark,
+    TwMedia,
 )
 
 CHUNKS = (700, 1337, 160, 2400, 999, 333, 4096)  # the fake service's uneven delta sizes

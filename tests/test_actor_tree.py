@@ -5,18 +5,42 @@ import base64
 from collections.abc import Iterator
 
 import pytest
-
-from actors.agent_messages import (
-    AgentSettings, LeaveCall, RtFunctionCall, RtOutputCreate, RunTool, SaveLead, ToolCallRecord, ToolDef, ToolDone,
-)
 import structlog
 
-from actors.messages import (
-    CallSummary, ChildRestarted, EndCall, InjectFault, RealtimeOutEvent, RtAppend, RtAudioDelta, RtAudioDone,
-    RtResponseCreate, RtResponseCreated, RtResponseDone, RtSessionUpdate, RtTranscriptDone, Tick, TwilioMarkIn,
-    TwilioMediaIn, TwilioOutEvent, TwMark, TwMedia, Utterance,
+from actors.agent_messages import (
+    AgentSettings,
+    LeaveCall,
+    RtFunctionCall,
+    RtOutputCreate,
+    RunTool,
+    SaveLead,
+    ToolCallRecord,
+    ToolDef,
+    ToolDone,
 )
 from actors.link_messages import OpenRealtime, RealtimeGaveUp
+from actors.messages import (
+    CallSummary,
+    ChildRestarted,
+    EndCall,
+    InjectFault,
+    RealtimeOutEvent,
+    RtAppend,
+    RtAudioDelta,
+    RtAudioDone,
+    RtResponseCreate,
+    RtResponseCreated,
+    RtResponseDone,
+    RtSessionUpdate,
+    RtTranscriptDone,
+    Tick,
+    TwilioMarkIn,
+    TwilioMediaIn,
+    TwilioOutEvent,
+    TwMark,
+    TwMedia,
+    Utterance,
+)
 from gateway.engine import ActorEngine
 from tests.conftest import settings
 

@@ -7,17 +7,39 @@ import json
 from typing import Any
 
 from actors.agent_messages import (
-    AgentSettings, ConversationSettings, LeaveCall, RtFunctionCall, RtOutputCreate, RunTool, SaveLead, ToolCallRecord,
-    ToolDef, ToolDone,
+    AgentSettings,
+    ConversationSettings,
+    LeaveCall,
+    RtFunctionCall,
+    RtOutputCreate,
+    RunTool,
+    SaveLead,
+    ToolCallRecord,
+    ToolDef,
+    ToolDone,
 )
 from actors.cores.bridge import BridgeState, RealtimeBridgeCore
 from actors.cores.conversation import ClockVerdict, ConversationClock, ConversationState
 from actors.cores.departure import Departure, DeparturePhase, DepartureState
 from actors.link_messages import RealtimeConnected, RealtimeLost, RtItemCreate
 from actors.messages import (
-    AnswerRequest, DeleteItem, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ResponseFinished, RtOutputItemAdded,
-    RtItemDelete, RtResponseCreate, RtResponseCreated, RtResponseDone, RtSpeechStarted, RtSpeechStopped, StartCall, Tick,
-    ToRealtime, TwilioDtmfIn,
+    AnswerRequest,
+    DeleteItem,
+    PlayoutChanged,
+    PlayoutCut,
+    PreemptiveAnswer,
+    ResponseFinished,
+    RtItemDelete,
+    RtOutputItemAdded,
+    RtResponseCreate,
+    RtResponseCreated,
+    RtResponseDone,
+    RtSpeechStarted,
+    RtSpeechStopped,
+    StartCall,
+    Tick,
+    ToRealtime,
+    TwilioDtmfIn,
 )
 from gateway.agent import END_CALL, TRANSFER, save_lead_tool
 from storage.businesses import LeadFieldSpec

@@ -18,7 +18,13 @@ from actors.cores.articulation import ArticulationMeter, ArticulationState, cent
 from actors.cores.judge import BargeInJudgeCore, JudgeState
 from actors.cores.twilio_rx import RxState, TwilioRxCore
 from actors.messages import (
-    AudioSettings, BargeInSettings, CallerLevel, CutPlayout, DuckPlayout, PlayoutChanged, ResponseFinished,
+    AudioSettings,
+    BargeInSettings,
+    CallerLevel,
+    CutPlayout,
+    DuckPlayout,
+    PlayoutChanged,
+    ResponseFinished,
     TwilioMediaIn,
 )
 from gateway.audio_check import check

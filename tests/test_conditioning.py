@@ -10,7 +10,8 @@ import base64
 import msgspec
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.signal import butter, sosfilt
 
 from actors.cores.conditioning import ORDER, ConditionerState, InputConditioner

@@ -11,12 +11,11 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
-
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.config import REPO_ROOT

@@ -8,10 +8,25 @@ from actors.cores.metrics import MetricsCore, MetricsState
 from actors.cores.supervision import CallPhase, SupervisionCore
 from actors.cores.twilio_rx import RxState, TwilioRxCore
 from actors.messages import (
-    AnswerRequest, CallSummary, CounterReport, LogLine, PlayoutCut, RtAppend,
-    RtAudioDelta, RtResponseCancel, RtResponseCreate, RtResponseCreated, RtResponseDone, RtSessionUpdate,
-    RtItemTruncate, StartCall, SummarizeCall, Tick,
-    ToRealtime, TwilioMediaIn, WireDecodeError,
+    AnswerRequest,
+    CallSummary,
+    CounterReport,
+    LogLine,
+    PlayoutCut,
+    RtAppend,
+    RtAudioDelta,
+    RtItemTruncate,
+    RtResponseCancel,
+    RtResponseCreate,
+    RtResponseCreated,
+    RtResponseDone,
+    RtSessionUpdate,
+    StartCall,
+    SummarizeCall,
+    Tick,
+    ToRealtime,
+    TwilioMediaIn,
+    WireDecodeError,
 )
 from tests.conftest import settings
 from tests.sdk_validate import validate_client_event

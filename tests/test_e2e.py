@@ -13,14 +13,13 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from actors.cores.ulaw import gain_table
+from gateway.cli import main
 from gateway.config import FileConfig
 from gateway.demo import DEMO_BUSINESS, run_demo_call
-from sim.audio import clip_text
+from sim.audio import FRAME_BYTES, clip_text
 from sim.fake_realtime import FakeScript
 from sim.twilio_emulator import EmulatedCall, Step
 from storage.businesses import parse_business, upsert_business
-from sim.audio import FRAME_BYTES
-from gateway.cli import main
 from storage.calls import get_call, get_utterances
 from storage.db import make_engine, session_factory
 from tests.sdk_validate import validate_client_event

@@ -2,16 +2,23 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import base64
 import json
+import re
 from pathlib import Path
 
 import pytest
 
 from actors.link_messages import RtRateLimits
 from actors.messages import (
-    EndCall, RtAudioDelta, RtError, RtResponseDone, RtSpeechStarted, RtTranscriptDone, TwilioMarkIn, TwilioMediaIn,
+    EndCall,
+    RtAudioDelta,
+    RtError,
+    RtResponseDone,
+    RtSpeechStarted,
+    RtTranscriptDone,
+    TwilioMarkIn,
+    TwilioMediaIn,
     WireDecodeError,
 )
 from gateway.cli import main
@@ -153,9 +160,10 @@ def test_cli_business_import_and_list(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_business_layer_is_rendered_from_the_row() -> None:
+    import msgspec
+
     from gateway.overrides import facts_for
     from storage.businesses import BusinessView, Permissions
-    import msgspec
 
     spec = parse_business((REPO / "examples" / "english-clinic.toml").read_text(encoding="utf-8"))
     view = BusinessView(spec.id, spec.name, spec.language, spec.greeting, spec.prompt, spec.voice, spec.active,

@@ -3,10 +3,26 @@ from __future__ import annotations
 
 from actors.cores.judge import BargeInJudgeCore, JudgePhase, JudgeState
 from actors.messages import (
-    AnswerRequest, BargeInSettings, CallerLevel, CutPlayout, DeleteItem, DuckPlayout, LetStand, LogLine, PausePlayout,
-    RtAssistantTranscriptDone, TurnEnding,
-    PlayoutChanged, ResponseFinished, RestorePlayout, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone,
-    RtTranscriptFailed, Tick, Utterance,
+    AnswerRequest,
+    BargeInSettings,
+    CallerLevel,
+    CutPlayout,
+    DeleteItem,
+    DuckPlayout,
+    LetStand,
+    LogLine,
+    PausePlayout,
+    PlayoutChanged,
+    ResponseFinished,
+    RestorePlayout,
+    RtAssistantTranscriptDone,
+    RtSpeechStarted,
+    RtSpeechStopped,
+    RtTranscriptDone,
+    RtTranscriptFailed,
+    Tick,
+    TurnEnding,
+    Utterance,
 )
 from prompts.classifier import load_lexicon
 

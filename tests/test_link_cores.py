@@ -12,13 +12,39 @@ from actors.cores.rt_errors import ErrorClass, ResponseRetry, RetryState, classi
 from actors.cores.session import LinkPhase, LinkState, SessionLink
 from actors.cores.twilio_rx import RxState, TwilioRxCore
 from actors.link_messages import (
-    FinishResponse, LinkDown, LinkUp, OpenRealtime, RealtimeConnected, RealtimeConnectFailed, RealtimeGaveUp,
-    RealtimeLost, RtItemCreate, RtRateLimits,
+    FinishResponse,
+    LinkDown,
+    LinkUp,
+    OpenRealtime,
+    RealtimeConnected,
+    RealtimeConnectFailed,
+    RealtimeGaveUp,
+    RealtimeLost,
+    RtItemCreate,
+    RtRateLimits,
 )
 from actors.messages import (
-    AnswerRequest, PlayoutChanged, PreemptiveAnswer, RealtimeSettings, ResponseFinished, RtAppend, RtAssistantTranscriptDelta,
-    RtError, RtOutputItemAdded, RtResponseCreate, RtResponseCreated, RtResponseDone, RtSessionUpdate,
-    RtSpeechStarted, RtSpeechStopped, RtTranscriptDone, StartCall, Tick, ToRealtime, TwilioMediaIn, Utterance,
+    AnswerRequest,
+    PlayoutChanged,
+    PreemptiveAnswer,
+    RealtimeSettings,
+    ResponseFinished,
+    RtAppend,
+    RtAssistantTranscriptDelta,
+    RtError,
+    RtOutputItemAdded,
+    RtResponseCreate,
+    RtResponseCreated,
+    RtResponseDone,
+    RtSessionUpdate,
+    RtSpeechStarted,
+    RtSpeechStopped,
+    RtTranscriptDone,
+    StartCall,
+    Tick,
+    ToRealtime,
+    TwilioMediaIn,
+    Utterance,
 )
 from tests.conftest import settings
 

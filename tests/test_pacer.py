@@ -7,8 +7,19 @@ import msgspec
 
 from actors.cores.pacer import PacerState, TxPacerCore
 from actors.messages import (
-    CutPlayout, PlayoutChanged, PlayoutCut, ResponseFinished, RtAudioDelta, RtAudioDone, Tick, ToTwilio,
-    TurnEnding, TwClear, TwilioMarkIn, TwMark, TwMedia,
+    CutPlayout,
+    PlayoutChanged,
+    PlayoutCut,
+    ResponseFinished,
+    RtAudioDelta,
+    RtAudioDone,
+    Tick,
+    ToTwilio,
+    TurnEnding,
+    TwClear,
+    TwilioMarkIn,
+    TwMark,
+    TwMedia,
 )
 
 AUDIO = bytes((i * 7) % 255 for i in range(160 * 40 + 70))  # 40 full frames + 70 bytes

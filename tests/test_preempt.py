@@ -6,8 +6,23 @@ import base64
 from actors.cores.bridge import BridgeState, RealtimeBridgeCore
 from actors.cores.pacer import PacerState, TxPacerCore
 from actors.messages import (
-    AnswerRequest, DeleteItem, DiscardAudio, HoldAudio, LetStand, PreemptiveAnswer, ReleaseAudio, RtAudioDelta, RtItemDelete,
-    RtOutputItemAdded, RtResponseCancel, RtResponseCreate, RtResponseCreated, Tick, ToRealtime, ToTwilio, TwMedia,
+    AnswerRequest,
+    DeleteItem,
+    DiscardAudio,
+    HoldAudio,
+    LetStand,
+    PreemptiveAnswer,
+    ReleaseAudio,
+    RtAudioDelta,
+    RtItemDelete,
+    RtOutputItemAdded,
+    RtResponseCancel,
+    RtResponseCreate,
+    RtResponseCreated,
+    Tick,
+    ToRealtime,
+    ToTwilio,
+    TwMedia,
 )
 from tests.conftest import settings
 

@@ -11,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.businesses import BusinessError, business_for_number, get_business, list_businesses, parse_business, upsert_business
 from storage.calls import apply_write, get_call, get_utterances, list_calls
-from storage.writequeue import CallEndWrite, CallStartWrite, HeartbeatWrite, UtteranceWrite
 from storage.db import create_schema, make_engine, schema_revision, session_factory
+from storage.writequeue import CallEndWrite, CallStartWrite, HeartbeatWrite, UtteranceWrite
 
 PG_URL = os.environ.get("KOLBRIDGE_TEST_PG_URL", "")
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(

@@ -21,19 +21,45 @@ import msgspec
 
 from actors.cores.bridge_agent import AGENT_EVENTS, BridgeAgentMixin
 from actors.cores.bridge_link import BridgeLinkMixin
+from actors.cores.bridge_state import BridgeCounters, BridgeState, session_update
 from actors.cores.conversation import ConversationClock
 from actors.cores.departure import Departure
-from actors.cores.bridge_state import BridgeCounters, BridgeState, session_update
 from actors.cores.preempt import Preemption
 from actors.cores.rt_errors import ResponseRetry
 from actors.cores.session import SessionLink
 from actors.cores.tools import ToolDesk
 from actors.link_messages import RealtimeConnected, RealtimeConnectFailed, RealtimeLost, RtRateLimits
 from actors.messages import (
-    AnswerRequest, CallSettings, DeleteItem, LetStand, LogLine, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ResponseFinished,
-    RtAssistantTranscriptDelta, RtAssistantTranscriptDone, RtError, RtItemDelete, RtItemTruncate, RtOutputItemAdded,
-    RtResponseCancel, RtResponseCreate, RtResponseCreated, RtResponseDone, RtResponseParams, RtSessionUpdated,
-    RtSpeechStarted, RtSpeechStopped, RtTranscriptDone, RtTranscriptFailed, StartCall, Tick, ToRealtime, Utterance, WireDecodeError,
+    AnswerRequest,
+    CallSettings,
+    DeleteItem,
+    LetStand,
+    LogLine,
+    PlayoutChanged,
+    PlayoutCut,
+    PreemptiveAnswer,
+    ResponseFinished,
+    RtAssistantTranscriptDelta,
+    RtAssistantTranscriptDone,
+    RtError,
+    RtItemDelete,
+    RtItemTruncate,
+    RtOutputItemAdded,
+    RtResponseCancel,
+    RtResponseCreate,
+    RtResponseCreated,
+    RtResponseDone,
+    RtResponseParams,
+    RtSessionUpdated,
+    RtSpeechStarted,
+    RtSpeechStopped,
+    RtTranscriptDone,
+    RtTranscriptFailed,
+    StartCall,
+    Tick,
+    ToRealtime,
+    Utterance,
+    WireDecodeError,
 )
 
 __all__ = ["BridgeCounters", "BridgeState", "RealtimeBridgeCore", "session_update"]

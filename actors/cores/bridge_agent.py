@@ -22,8 +22,22 @@ from actors.cores.session import SessionLink
 from actors.cores.tools import ToolDesk
 from actors.link_messages import RtItemCreate, RtMessageItem, RtTextContent
 from actors.messages import (
-    AnswerRequest, CallSettings, DeleteItem, LetStand, LogLine, PlayoutChanged, PlayoutCut, ResponseFinished, RtOutputItemAdded,
-    RtResponseCreate, RtResponseCreated, RtResponseDone, RtResponseParams, RtSpeechStarted, StartCall, ToRealtime,
+    AnswerRequest,
+    CallSettings,
+    DeleteItem,
+    LetStand,
+    LogLine,
+    PlayoutChanged,
+    PlayoutCut,
+    ResponseFinished,
+    RtOutputItemAdded,
+    RtResponseCreate,
+    RtResponseCreated,
+    RtResponseDone,
+    RtResponseParams,
+    RtSpeechStarted,
+    StartCall,
+    ToRealtime,
     TwilioDtmfIn,
 )
 

@@ -10,8 +10,18 @@ from actors.cores.preempt import Preemption, PreemptPhase
 from actors.cores.rt_errors import ErrorClass, ResponseRetry, classify
 from actors.cores.session import LinkPhase, SessionLink
 from actors.link_messages import (
-    FinishResponse, LinkDown, LinkUp, OpenRealtime, RealtimeConnected, RealtimeConnectFailed, RealtimeGaveUp,
-    RealtimeLost, RtItemCreate, RtMessageItem, RtRateLimits, RtTextContent,
+    FinishResponse,
+    LinkDown,
+    LinkUp,
+    OpenRealtime,
+    RealtimeConnected,
+    RealtimeConnectFailed,
+    RealtimeGaveUp,
+    RealtimeLost,
+    RtItemCreate,
+    RtMessageItem,
+    RtRateLimits,
+    RtTextContent,
 )
 from actors.messages import CallSettings, DiscardAudio, LogLine, RtResponseCreate, RtResponseParams, ToRealtime
 

@@ -11,8 +11,16 @@ from actors.cores.rt_errors import RetryState
 from actors.cores.session import LinkState
 from actors.cores.tools import ToolState
 from actors.messages import (
-    CallSettings, RtAudioConfig, RtAudioInput, RtAudioOutput, RtFormat, RtNoiseReduction, RtServerVad, RtSession,
-    RtSessionUpdate, RtTranscriptionConfig,
+    CallSettings,
+    RtAudioConfig,
+    RtAudioInput,
+    RtAudioOutput,
+    RtFormat,
+    RtNoiseReduction,
+    RtServerVad,
+    RtSession,
+    RtSessionUpdate,
+    RtTranscriptionConfig,
 )
 
 

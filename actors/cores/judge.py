@@ -30,9 +30,27 @@ import enum
 import msgspec
 
 from actors.messages import (
-    AnswerRequest, BargeInSettings, CallerLevel, RtAssistantTranscriptDone, TurnEnding, CutPlayout, DeleteItem, DuckPlayout, LetStand, LogLine, PausePlayout,
-    PlayoutChanged, PreemptiveAnswer, ResponseFinished, RestorePlayout, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone,
-    RtTranscriptFailed, Tick, Utterance,
+    AnswerRequest,
+    BargeInSettings,
+    CallerLevel,
+    CutPlayout,
+    DeleteItem,
+    DuckPlayout,
+    LetStand,
+    LogLine,
+    PausePlayout,
+    PlayoutChanged,
+    PreemptiveAnswer,
+    ResponseFinished,
+    RestorePlayout,
+    RtAssistantTranscriptDone,
+    RtSpeechStarted,
+    RtSpeechStopped,
+    RtTranscriptDone,
+    RtTranscriptFailed,
+    Tick,
+    TurnEnding,
+    Utterance,
 )
 from prompts.classifier import Lexicon, TurnLabel, classify
 

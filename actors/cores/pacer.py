@@ -37,12 +37,33 @@ from actors.cores.ulaw import gain_table, raw_level_db
 from actors.lane_messages import TickWanted
 from actors.link_messages import FinishResponse
 from actors.messages import (
-    CollectCounters, CutPlayout, DiscardAudio, DuckPlayout, HoldAudio, PausePlayout, PlayedLevels, ReleaseAudio,
-    RestorePlayout, LogLine, PlayoutChanged, PlayoutCut, ResponseFinished, RtAudioDelta, RtAudioDone,
-    RtResponseDone, Tick, ToTwilio, TurnEnding, TwClear, TwilioMarkIn, TwilioOutEvent, TwMark,
-    TwMarkBody, TwMedia, TwMediaBody,
+    CollectCounters,
+    CutPlayout,
+    DiscardAudio,
+    DuckPlayout,
+    HoldAudio,
+    LogLine,
+    PausePlayout,
+    PlayedLevels,
+    PlayoutChanged,
+    PlayoutCut,
+    ReleaseAudio,
+    ResponseFinished,
+    RestorePlayout,
+    RtAudioDelta,
+    RtAudioDone,
+    RtResponseDone,
+    Tick,
+    ToTwilio,
+    TurnEnding,
+    TwClear,
+    TwilioMarkIn,
+    TwilioOutEvent,
+    TwMark,
+    TwMarkBody,
+    TwMedia,
+    TwMediaBody,
 )
-
 
 TURN_ENDING_MS = 1200  # "the last sentence": this much or less of a complete response left to play
 

@@ -21,8 +21,16 @@ import msgspec
 from jsonschema import Draft202012Validator
 
 from actors.agent_messages import (
-    AgentSettings, LeaveCall, RtFunctionCall, RtFunctionOutput, RtOutputCreate, RunTool, SaveLead, ToolCallRecord,
-    ToolDef, ToolDone,
+    AgentSettings,
+    LeaveCall,
+    RtFunctionCall,
+    RtFunctionOutput,
+    RtOutputCreate,
+    RunTool,
+    SaveLead,
+    ToolCallRecord,
+    ToolDef,
+    ToolDone,
 )
 
 BACKSTOP_MARGIN_S = 1.0

@@ -27,8 +27,16 @@ from actors.cores.energy import FloorState, NoiseFloor
 from actors.cores.ulaw import raw_level_db
 from actors.link_messages import LinkDown, LinkUp
 from actors.messages import (
-    AudioSettings, CallerLevel, LogLine, PlayedLevels, PlayoutChanged, RtAppend, ToRealtime, TwilioDtmfIn,
-    TwilioMediaIn, WireDecodeError,
+    AudioSettings,
+    CallerLevel,
+    LogLine,
+    PlayedLevels,
+    PlayoutChanged,
+    RtAppend,
+    ToRealtime,
+    TwilioDtmfIn,
+    TwilioMediaIn,
+    WireDecodeError,
 )
 
 IDLE_LEVEL_EVERY = 5
