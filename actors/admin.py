@@ -12,7 +12,7 @@ from typing import Any
 
 from thespian.actors import Actor
 
-from actors.messages import AdminSweep, CallInspection, InspectCall, ListCalls, LiveCalls, RegisterCall, UnregisterCall
+from actors.lifecycle_messages import AdminSweep, CallInspection, InspectCall, ListCalls, LiveCalls, RegisterCall, UnregisterCall
 
 
 class AdminActor(Actor):  # type: ignore[misc]

@@ -9,7 +9,8 @@ from actors.cores.judge import BargeInJudgeCore, JudgeState
 from actors.cores.metrics import MetricsCore, MetricsState
 from actors.cores.pacer import PacerState, TxPacerCore
 from actors.cores.twilio_rx import RxState, TwilioRxCore
-from actors.messages import CallSettings, ChildBoot
+from actors.lifecycle_messages import ChildBoot
+from actors.settings import CallSettings
 from actors.shell import ChildShell, Core, write_log
 from prompts.classifier import load_lexicon
 

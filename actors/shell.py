@@ -20,22 +20,11 @@ from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMes
 
 from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord
 from actors.lane_messages import Lanes, TickWanted
+from actors.lifecycle_messages import ChildBoot, ChildSnapshot, InjectFault, LogLine, encode_state
 from actors.link_messages import OpenRealtime, RealtimeGaveUp
-from actors.messages import (
-    CallSettings,
-    CallSummary,
-    ChildBoot,
-    ChildSnapshot,
-    CollectCounters,
-    CounterReport,
-    InjectFault,
-    LogLine,
-    SampleCounters,
-    ToRealtime,
-    ToTwilio,
-    Utterance,
-    encode_state,
-)
+from actors.messages import CallSummary, CollectCounters, CounterReport, SampleCounters, Utterance
+from actors.settings import CallSettings
+from actors.wire_messages import ToRealtime, ToTwilio
 
 log = structlog.get_logger("kolbridge.actors")
 

@@ -18,31 +18,24 @@ from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMes
 
 from actors.children import CHILD_CLASSES
 from actors.cores.supervision import ROLES, CallPhase, SupervisionCore
+from actors.ingress_messages import EndCall, StartCall
 from actors.lane_messages import LanePoisoned, Lanes
+from actors.lifecycle_messages import CallInspection, ChildBoot, ChildRestarted, ChildSnapshot, InjectFault, InspectCall, SummarizeCall
 from actors.link_messages import RealtimeConnected, RealtimeConnectFailed, RealtimeLost
 from actors.messages import (
     AnswerRequest,
-    CallInspection,
-    CallSettings,
     CallSummary,
-    ChildBoot,
-    ChildRestarted,
-    ChildSnapshot,
     CollectCounters,
     CounterReport,
     CutPlayout,
     DeleteItem,
     DuckPlayout,
-    EndCall,
-    InjectFault,
-    InspectCall,
     LetStand,
     PausePlayout,
     RestorePlayout,
     SampleCounters,
-    StartCall,
-    SummarizeCall,
 )
+from actors.settings import CallSettings
 
 log = structlog.get_logger("kolbridge.supervisor")
 REPORTING_ROLES = ("rx", "bridge", "pacer", "judge")

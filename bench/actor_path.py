@@ -16,8 +16,9 @@ from typing import Any
 
 import structlog
 
-from actors.messages import CallSettings, RtAudioDelta, RtResponseCreated, Tick, TwilioMediaIn
-from gateway.engine import ActorEngine
+from actors.ingress_messages import RtAudioDelta, RtResponseCreated, Tick, TwilioMediaIn
+from actors.settings import CallSettings
+from gateway.runtime.engine import ActorEngine
 
 
 class NullSink:

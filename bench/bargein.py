@@ -20,8 +20,8 @@ from pathlib import Path
 
 import msgspec
 
+from gateway.cli.demo import demo_script, run_demo_call
 from gateway.config import FileConfig, find_config, load_file_config
-from gateway.demo import demo_script, run_demo_call
 from gateway.logs import configure_logging
 from sim.audio import load_clip
 from sim.twilio_emulator import Step

@@ -19,9 +19,10 @@ import msgspec
 import numpy as np
 import structlog
 
-from actors.messages import AudioSettings, BargeInSettings, CallSettings, RtAudioDelta, RtResponseCreated, Tick, TwilioMediaIn
+from actors.ingress_messages import RtAudioDelta, RtResponseCreated, Tick, TwilioMediaIn
+from actors.settings import AudioSettings, BargeInSettings, CallSettings
 from bench.actor_path import NullSink
-from gateway.engine import ActorEngine
+from gateway.runtime.engine import ActorEngine
 from sim.audio import frames_of, load_clip, mix_noise, noise_frames
 
 MODES = {"both off": (False, False), "articulation only": (True, False), "echo guard only": (False, True),

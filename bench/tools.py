@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 from actors.agent_messages import ConversationSettings
-from actors.messages import BargeInSettings
+from actors.settings import BargeInSettings
+from gateway.cli.demo import DEMO_BUSINESS, offline_stack
 from gateway.config import FileConfig, ToolPolicy
-from gateway.demo import DEMO_BUSINESS, offline_stack
 from gateway.logs import configure_logging
 from sim.audio import clip_text, load_clip
 from sim.fake_realtime import FakeScript

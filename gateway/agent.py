@@ -16,9 +16,9 @@ import msgspec
 
 from actors.agent_messages import AgentSettings, ConversationSettings, Directives, ToolDef
 from gateway.config import ToolPolicy
+from gateway.config.overrides import merged
 from gateway.fallback import FallbackSettings
 from gateway.http_tools import url_problem
-from gateway.overrides import merged
 from prompts.builder import load_directives
 from storage.businesses import BusinessSpec, BusinessView, HttpToolSpec, LeadFieldSpec, TransferSpec, WebhookSpec
 

@@ -24,20 +24,24 @@ import structlog
 from openai import AsyncOpenAI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from actors.messages import CallSettings, Tick, Utterance
-from gateway import actions, prom
+from actors.agent_messages import LeaveCall
+from actors.ingress_messages import Tick
+from actors.messages import Utterance
+from actors.settings import CallSettings
+from gateway import actions
 from gateway.agent import agent_for, agent_spec
 from gateway.call import CallIO
 from gateway.config import AppConfig
-from gateway.control_worker import ControlReporter
-from gateway.engine import ActorEngine
+from gateway.config.overrides import audio_for, barge_in_for, facts_for, fallback_for, realtime_for, vad_for
+from gateway.control import prom
+from gateway.control.reporter import ControlReporter
 from gateway.fallback import FallbackSettings, TwilioRest, fallback_twiml, hangup_twiml
-from gateway.gcwatch import GcWatch
 from gateway.http_tools import TenantHttp
-from gateway.overrides import audio_for, barge_in_for, facts_for, fallback_for, realtime_for, vad_for
 from gateway.prewarm import Prewarmer, route_is_valid
 from gateway.recorder import CallRecorder
-from gateway.ticker import Ticker
+from gateway.runtime.engine import ActorEngine
+from gateway.runtime.gcwatch import GcWatch
+from gateway.runtime.ticker import Ticker
 from gateway.webhooks import WebhookDeliverer
 from gateway.wire import TwilioStart
 from prompts.builder import build_prompt
@@ -122,7 +126,8 @@ class App:
         self.background(self.webhooks.run())
         control = self.config.file.control
         if control.enabled:
-            self.control = ControlReporter(self, control.admin_port, control.stats_every_s)
+            self.control = ControlReporter(self.calls, self.engine, self.background, self._admin_hangup,
+                                           control.admin_port, control.stats_every_s)
             self.control.start()
         if self.twilio_rest is None:
             log.warning("FALLBACK_WITHOUT_REST", detail="TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN (or TWILIO_API_KEY/SECRET) not set: when the AI "
@@ -137,6 +142,13 @@ class App:
                         "addresses: for tests and the offline demo only")
         gc.collect()
         gc.freeze()  # start-up objects never scanned again: keeps collector pauses off the 20 ms clock
+
+    def _admin_hangup(self, call_sid: str) -> None:
+        """`kolbridge calls hangup`: hang up as the agent's end_call does (REST or the action URL)."""
+        call = self.calls.get(call_sid)
+        if call is not None:
+            self.background(actions.leave(self, call, LeaveCall(
+                call_sid, "hangup", "admin_hangup", "an operator hung up (kolbridge calls hangup)")))
 
     async def connect_realtime(self, model: str) -> Any:
         """The one way a Realtime connection is opened (the pre-opener and every call attempt); the

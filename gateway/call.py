@@ -20,6 +20,8 @@ import structlog
 from websockets.exceptions import ConnectionClosed
 
 from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord
+from actors.ingress_messages import EndCall
+from actors.lifecycle_messages import ChildRestarted
 from actors.link_messages import (
     OpenRealtime,
     RealtimeConnected,
@@ -27,17 +29,9 @@ from actors.link_messages import (
     RealtimeGaveUp,
     RealtimeLost,
 )
-from actors.messages import (
-    CallSettings,
-    CallSummary,
-    ChildRestarted,
-    EndCall,
-    RealtimeOutEvent,
-    TwClear,
-    TwilioOutEvent,
-    TwMedia,
-    Utterance,
-)
+from actors.messages import CallSummary, Utterance
+from actors.settings import CallSettings
+from actors.wire_messages import RealtimeOutEvent, TwClear, TwilioOutEvent, TwMedia
 from gateway import actions
 from gateway.agent import AgentSpec
 from gateway.fallback import FallbackSettings

@@ -29,13 +29,13 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from actors.control_messages import ListLive, LiveTableReply
-from actors.messages import EndCall, TwilioMediaIn, WireDecodeError
-from gateway import prom
+from actors.ingress_messages import EndCall, TwilioMediaIn, WireDecodeError
 from gateway.app import App
-from gateway.control_cli import ask_admin
+from gateway.config.overrides import fallback_for, realtime_for
+from gateway.control import prom
+from gateway.control.link import ask_admin
 from gateway.fallback import fallback_twiml, hangup_twiml
 from gateway.http_shim import FORM_HEADER, METHOD_HEADER, HttpAwareConnection
-from gateway.overrides import fallback_for, realtime_for
 from gateway.prewarm import route_signature
 from gateway.wire import TwilioConnected, TwilioStart, decode_twilio
 from storage.businesses import business_for_number

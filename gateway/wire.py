@@ -12,10 +12,8 @@ import binascii
 import msgspec
 
 from actors.agent_messages import RtFunctionCall
-from actors.link_messages import RtRateLimits
-from actors.messages import (
+from actors.ingress_messages import (
     EndCall,
-    RealtimeOutEvent,
     RtAssistantTranscriptDelta,
     RtAssistantTranscriptDone,
     RtAudioDelta,
@@ -32,9 +30,10 @@ from actors.messages import (
     TwilioDtmfIn,
     TwilioMarkIn,
     TwilioMediaIn,
-    TwilioOutEvent,
     WireDecodeError,
 )
+from actors.link_messages import RtRateLimits
+from actors.wire_messages import RealtimeOutEvent, TwilioOutEvent
 
 
 # ----------------------------------------------------------------------------- Twilio → us

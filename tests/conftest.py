@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from actors.messages import CallSettings
+from actors.settings import CallSettings
 
 
 def settings(call_id: str = "CA1", **kw: object) -> CallSettings:

@@ -6,19 +6,10 @@ import base64
 from dataclasses import dataclass, field
 
 from actors.cores.pacer import PacerState, TxPacerCore
-from actors.messages import (
-    HoldAudio,
-    LogLine,
-    ReleaseAudio,
-    RtAudioDelta,
-    RtResponseCreated,
-    RtResponseDone,
-    Tick,
-    ToTwilio,
-    TwilioMarkIn,
-    TwMark,
-    TwMedia,
-)
+from actors.ingress_messages import RtAudioDelta, RtResponseCreated, RtResponseDone, Tick, TwilioMarkIn
+from actors.lifecycle_messages import LogLine
+from actors.messages import HoldAudio, ReleaseAudio
+from actors.wire_messages import ToTwilio, TwMark, TwMedia
 
 CHUNKS = (700, 1337, 160, 2400, 999, 333, 4096)  # the fake service's uneven delta sizes
 

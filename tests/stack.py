@@ -5,8 +5,8 @@ import contextlib
 from pathlib import Path
 from typing import AsyncIterator
 
+from gateway.cli.demo import DEMO_BUSINESS, OfflineStack, offline_stack
 from gateway.config import FileConfig
-from gateway.demo import DEMO_BUSINESS, OfflineStack, offline_stack
 from sim.fake_realtime import FakeScript
 
 

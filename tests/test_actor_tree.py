@@ -18,30 +18,12 @@ from actors.agent_messages import (
     ToolDef,
     ToolDone,
 )
+from actors.ingress_messages import EndCall, RtAudioDelta, RtAudioDone, RtResponseCreated, RtResponseDone, RtTranscriptDone, Tick, TwilioMarkIn, TwilioMediaIn
+from actors.lifecycle_messages import ChildRestarted, InjectFault
 from actors.link_messages import OpenRealtime, RealtimeGaveUp
-from actors.messages import (
-    CallSummary,
-    ChildRestarted,
-    EndCall,
-    InjectFault,
-    RealtimeOutEvent,
-    RtAppend,
-    RtAudioDelta,
-    RtAudioDone,
-    RtResponseCreate,
-    RtResponseCreated,
-    RtResponseDone,
-    RtSessionUpdate,
-    RtTranscriptDone,
-    Tick,
-    TwilioMarkIn,
-    TwilioMediaIn,
-    TwilioOutEvent,
-    TwMark,
-    TwMedia,
-    Utterance,
-)
-from gateway.engine import ActorEngine
+from actors.messages import CallSummary, Utterance
+from actors.wire_messages import RealtimeOutEvent, RtAppend, RtResponseCreate, RtSessionUpdate, TwilioOutEvent, TwMark, TwMedia
+from gateway.runtime.engine import ActorEngine
 from tests.conftest import settings
 
 GREETING = bytes((i * 13) % 251 for i in range(160 * 150 + 33))

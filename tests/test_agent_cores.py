@@ -21,26 +21,10 @@ from actors.agent_messages import (
 from actors.cores.bridge import BridgeState, RealtimeBridgeCore
 from actors.cores.conversation import ClockVerdict, ConversationClock, ConversationState
 from actors.cores.departure import Departure, DeparturePhase, DepartureState
+from actors.ingress_messages import RtOutputItemAdded, RtResponseCreated, RtResponseDone, RtSpeechStarted, RtSpeechStopped, StartCall, Tick, TwilioDtmfIn
 from actors.link_messages import RealtimeConnected, RealtimeLost, RtItemCreate
-from actors.messages import (
-    AnswerRequest,
-    DeleteItem,
-    PlayoutChanged,
-    PlayoutCut,
-    PreemptiveAnswer,
-    ResponseFinished,
-    RtItemDelete,
-    RtOutputItemAdded,
-    RtResponseCreate,
-    RtResponseCreated,
-    RtResponseDone,
-    RtSpeechStarted,
-    RtSpeechStopped,
-    StartCall,
-    Tick,
-    ToRealtime,
-    TwilioDtmfIn,
-)
+from actors.messages import AnswerRequest, DeleteItem, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ResponseFinished
+from actors.wire_messages import RtItemDelete, RtResponseCreate, ToRealtime
 from gateway.agent import END_CALL, TRANSFER, save_lead_tool
 from storage.businesses import LeadFieldSpec
 from tests.conftest import settings

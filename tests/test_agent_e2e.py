@@ -14,8 +14,8 @@ import pytest
 
 from actors.agent_messages import ConversationSettings
 from gateway.cli import main as cli_main
+from gateway.cli.demo import DEMO_BUSINESS
 from gateway.config import FileConfig, ToolPolicy
-from gateway.demo import DEMO_BUSINESS
 from sim.audio import clip_text, load_clip
 from sim.fake_realtime import FakeScript
 from sim.fake_twilio_rest import FakeTwilioRest

@@ -59,3 +59,31 @@ def test_simple_mode_has_no_gate_anywhere() -> None:
     source = "\n".join(p.read_text(encoding="utf-8") for pkg in PRODUCT for p in modules(pkg))
     for setting in ("simple_mode =", "audio_guard_enabled =", "music_mode_enabled =", "noise_gate_min_frames ="):
         assert source.count(setting) <= 1, setting  # declared once (AudioSettings); set only by config.toml
+
+
+def test_the_gateway_is_layered() -> None:
+    """The CLI and the demo sit on top (gateway/cli); the socket layer, the runtime (engine, ticker,
+    workers), the config and the control link never import them; the runtime knows no socket module and
+    the config no runtime."""
+    def gateway_imports(sub: str) -> set[str]:
+        return {name for path in modules(f"gateway/{sub}") for name in imports(path) if name.startswith("gateway")}
+    below_cli = {name for path in modules("gateway") if "cli" not in path.relative_to(REPO / "gateway").parts
+                 for name in imports(path)}
+    assert not {n for n in below_cli if n.startswith("gateway.cli")}
+    assert not {n for n in gateway_imports("runtime") if n.startswith(("gateway.server", "gateway.app", "gateway.call"))}
+    assert not {n for n in gateway_imports("config") if n.startswith(("gateway.runtime", "gateway.app", "gateway.server"))}
+    assert not {n for n in gateway_imports("control") if n.startswith(("gateway.server", "gateway.runtime"))}
+
+
+def test_messages_are_split_by_vocabulary() -> None:
+    """Settings, ingress events, outgoing wire events, lifecycle and internal decisions each in their own
+    module; every class name unique across them (thespian routes by class name)."""
+    names: list[str] = []
+    for module in ("settings", "ingress_messages", "wire_messages", "lifecycle_messages", "messages",
+                   "agent_messages", "link_messages", "lane_messages", "control_messages"):
+        tree = ast.parse((REPO / "actors" / f"{module}.py").read_text(encoding="utf-8"))
+        classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
+        if module == "settings":
+            assert all(c.endswith("Settings") for c in classes), classes
+        names += classes
+    assert len(names) == len(set(names))

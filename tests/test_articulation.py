@@ -17,17 +17,10 @@ import pytest
 from actors.cores.articulation import ArticulationMeter, ArticulationState, centroid_hz
 from actors.cores.judge import BargeInJudgeCore, JudgeState
 from actors.cores.twilio_rx import RxState, TwilioRxCore
-from actors.messages import (
-    AudioSettings,
-    BargeInSettings,
-    CallerLevel,
-    CutPlayout,
-    DuckPlayout,
-    PlayoutChanged,
-    ResponseFinished,
-    TwilioMediaIn,
-)
-from gateway.audio_check import check
+from actors.ingress_messages import TwilioMediaIn
+from actors.messages import CallerLevel, CutPlayout, DuckPlayout, PlayoutChanged, ResponseFinished
+from actors.settings import AudioSettings, BargeInSettings
+from gateway.cli.audio_check import check
 from prompts.classifier import load_lexicon
 from sim.audio import ULAW_TO_PCM, frames_of, load_clip, mix_noise, noise_frames
 

@@ -17,7 +17,9 @@ from scipy.signal import butter, sosfilt
 from actors.cores.conditioning import ORDER, ConditionerState, InputConditioner
 from actors.cores.twilio_rx import RxState, TwilioRxCore
 from actors.cores.ulaw import ULAW_TO_LINEAR, encode_linear
-from actors.messages import AudioSettings, RtAppend, ToRealtime, TwilioMediaIn
+from actors.ingress_messages import TwilioMediaIn
+from actors.settings import AudioSettings
+from actors.wire_messages import RtAppend, ToRealtime
 
 RATE = 8000
 

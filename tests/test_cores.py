@@ -7,27 +7,10 @@ from actors.cores.bridge import BridgeState, RealtimeBridgeCore
 from actors.cores.metrics import MetricsCore, MetricsState
 from actors.cores.supervision import CallPhase, SupervisionCore
 from actors.cores.twilio_rx import RxState, TwilioRxCore
-from actors.messages import (
-    AnswerRequest,
-    CallSummary,
-    CounterReport,
-    LogLine,
-    PlayoutCut,
-    RtAppend,
-    RtAudioDelta,
-    RtItemTruncate,
-    RtResponseCancel,
-    RtResponseCreate,
-    RtResponseCreated,
-    RtResponseDone,
-    RtSessionUpdate,
-    StartCall,
-    SummarizeCall,
-    Tick,
-    ToRealtime,
-    TwilioMediaIn,
-    WireDecodeError,
-)
+from actors.ingress_messages import RtAudioDelta, RtResponseCreated, RtResponseDone, StartCall, Tick, TwilioMediaIn, WireDecodeError
+from actors.lifecycle_messages import LogLine, SummarizeCall
+from actors.messages import AnswerRequest, CallSummary, CounterReport, PlayoutCut
+from actors.wire_messages import RtAppend, RtItemTruncate, RtResponseCancel, RtResponseCreate, RtSessionUpdate, ToRealtime
 from tests.conftest import settings
 from tests.sdk_validate import validate_client_event
 

@@ -14,8 +14,8 @@ from websockets.exceptions import InvalidStatus
 
 from actors.cores.ulaw import gain_table
 from gateway.cli import main
+from gateway.cli.demo import DEMO_BUSINESS, run_demo_call
 from gateway.config import FileConfig
-from gateway.demo import DEMO_BUSINESS, run_demo_call
 from sim.audio import FRAME_BYTES, clip_text
 from sim.fake_realtime import FakeScript
 from sim.twilio_emulator import EmulatedCall, Step

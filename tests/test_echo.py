@@ -15,17 +15,9 @@ from actors.cores.echo import EchoEstimator, EchoState
 from actors.cores.judge import BargeInJudgeCore, JudgeState
 from actors.cores.twilio_rx import RxState, TwilioRxCore
 from actors.cores.ulaw import raw_level_db
-from actors.messages import (
-    AudioSettings,
-    BargeInSettings,
-    CallerLevel,
-    CutPlayout,
-    DuckPlayout,
-    PlayedLevels,
-    PlayoutChanged,
-    ResponseFinished,
-    TwilioMediaIn,
-)
+from actors.ingress_messages import TwilioMediaIn
+from actors.messages import CallerLevel, CutPlayout, DuckPlayout, PlayedLevels, PlayoutChanged, ResponseFinished
+from actors.settings import AudioSettings, BargeInSettings
 from prompts.classifier import load_lexicon
 from sim.audio import EchoPath, frames_of, load_clip, mix_noise, mix_pcm, noise_frames
 

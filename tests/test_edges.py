@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.link_messages import RtRateLimits
-from actors.messages import (
+from actors.ingress_messages import (
     EndCall,
     RtAudioDelta,
     RtError,
@@ -21,6 +20,7 @@ from actors.messages import (
     TwilioMediaIn,
     WireDecodeError,
 )
+from actors.link_messages import RtRateLimits
 from gateway.cli import main
 from gateway.config import ConfigError, load_config
 from gateway.wire import TwilioStart, decode_realtime, decode_twilio
@@ -162,7 +162,7 @@ def test_cli_business_import_and_list(tmp_path: Path, capsys: pytest.CaptureFixt
 def test_business_layer_is_rendered_from_the_row() -> None:
     import msgspec
 
-    from gateway.overrides import facts_for
+    from gateway.config.overrides import facts_for
     from storage.businesses import BusinessView, Permissions
 
     spec = parse_business((REPO / "examples" / "english-clinic.toml").read_text(encoding="utf-8"))

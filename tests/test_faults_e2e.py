@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 import structlog
 
-from actors.messages import RealtimeSettings
+from actors.settings import RealtimeSettings
+from gateway.cli.demo import DEMO_BUSINESS
 from gateway.config import FileConfig, ServerSettings
-from gateway.demo import DEMO_BUSINESS
 from sim.audio import FRAME_BYTES, clip_text, load_clip
 from sim.fake_realtime import FakeConnection, FakeScript
 from sim.fake_twilio_rest import FakeTwilioRest

@@ -9,8 +9,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from actors.ingress_messages import WireDecodeError
 from actors.link_messages import RtRateLimits
-from actors.messages import WireDecodeError
 from gateway.http_shim import rewrite_post
 from gateway.wire import decode_realtime, decode_twilio
 
@@ -71,8 +71,9 @@ def test_any_function_call_gets_an_answer_and_never_raises(name: str, arguments:
     """Whatever the model sends as a call, the bridge answers it (an output, a run, or a departure) and never raises."""
     from actors.agent_messages import AgentSettings, RtFunctionCall, RtOutputCreate, RunTool, ToolDef
     from actors.cores.bridge import BridgeState, RealtimeBridgeCore
+    from actors.ingress_messages import StartCall
     from actors.link_messages import RealtimeConnected
-    from actors.messages import StartCall, ToRealtime
+    from actors.wire_messages import ToRealtime
     from gateway.agent import END_CALL, TRANSFER, save_lead_tool
     from storage.businesses import LeadFieldSpec
     from tests.conftest import settings as call_settings

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import gc
 
-from gateway.gcwatch import GEN0_THRESHOLD, GcWatch
+from gateway.runtime.gcwatch import GEN0_THRESHOLD, GcWatch
 
 
 class Cycle:

@@ -2,28 +2,23 @@
 from __future__ import annotations
 
 from actors.cores.judge import BargeInJudgeCore, JudgePhase, JudgeState
+from actors.ingress_messages import RtAssistantTranscriptDone, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone, RtTranscriptFailed, Tick
+from actors.lifecycle_messages import LogLine
 from actors.messages import (
     AnswerRequest,
-    BargeInSettings,
     CallerLevel,
     CutPlayout,
     DeleteItem,
     DuckPlayout,
     LetStand,
-    LogLine,
     PausePlayout,
     PlayoutChanged,
     ResponseFinished,
     RestorePlayout,
-    RtAssistantTranscriptDone,
-    RtSpeechStarted,
-    RtSpeechStopped,
-    RtTranscriptDone,
-    RtTranscriptFailed,
-    Tick,
     TurnEnding,
     Utterance,
 )
+from actors.settings import BargeInSettings
 from prompts.classifier import load_lexicon
 
 FLOOR = 40.0

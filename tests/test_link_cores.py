@@ -11,6 +11,19 @@ from actors.cores.bridge import BridgeState, RealtimeBridgeCore
 from actors.cores.rt_errors import ErrorClass, ResponseRetry, RetryState, classify
 from actors.cores.session import LinkPhase, LinkState, SessionLink
 from actors.cores.twilio_rx import RxState, TwilioRxCore
+from actors.ingress_messages import (
+    RtAssistantTranscriptDelta,
+    RtError,
+    RtOutputItemAdded,
+    RtResponseCreated,
+    RtResponseDone,
+    RtSpeechStarted,
+    RtSpeechStopped,
+    RtTranscriptDone,
+    StartCall,
+    Tick,
+    TwilioMediaIn,
+)
 from actors.link_messages import (
     FinishResponse,
     LinkDown,
@@ -23,29 +36,9 @@ from actors.link_messages import (
     RtItemCreate,
     RtRateLimits,
 )
-from actors.messages import (
-    AnswerRequest,
-    PlayoutChanged,
-    PreemptiveAnswer,
-    RealtimeSettings,
-    ResponseFinished,
-    RtAppend,
-    RtAssistantTranscriptDelta,
-    RtError,
-    RtOutputItemAdded,
-    RtResponseCreate,
-    RtResponseCreated,
-    RtResponseDone,
-    RtSessionUpdate,
-    RtSpeechStarted,
-    RtSpeechStopped,
-    RtTranscriptDone,
-    StartCall,
-    Tick,
-    ToRealtime,
-    TwilioMediaIn,
-    Utterance,
-)
+from actors.messages import AnswerRequest, PlayoutChanged, PreemptiveAnswer, ResponseFinished, Utterance
+from actors.settings import RealtimeSettings
+from actors.wire_messages import RtAppend, RtResponseCreate, RtSessionUpdate, ToRealtime
 from tests.conftest import settings
 
 POLICY = RealtimeSettings()

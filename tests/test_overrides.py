@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from actors.messages import AudioSettings, BargeInSettings, VadSettings
+from actors.settings import AudioSettings, BargeInSettings, VadSettings
 from gateway.cli import main
-from gateway.overrides import audio_for, barge_in_for, check_business, vad_for
+from gateway.config.overrides import audio_for, barge_in_for, check_business, vad_for
 from prompts.classifier import TurnLabel, classify, load_lexicon
 from storage.businesses import BusinessView, parse_business
 

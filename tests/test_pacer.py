@@ -6,21 +6,9 @@ import base64
 import msgspec
 
 from actors.cores.pacer import PacerState, TxPacerCore
-from actors.messages import (
-    CutPlayout,
-    PlayoutChanged,
-    PlayoutCut,
-    ResponseFinished,
-    RtAudioDelta,
-    RtAudioDone,
-    Tick,
-    ToTwilio,
-    TurnEnding,
-    TwClear,
-    TwilioMarkIn,
-    TwMark,
-    TwMedia,
-)
+from actors.ingress_messages import RtAudioDelta, RtAudioDone, Tick, TwilioMarkIn
+from actors.messages import CutPlayout, PlayoutChanged, PlayoutCut, ResponseFinished, TurnEnding
+from actors.wire_messages import ToTwilio, TwClear, TwMark, TwMedia
 
 AUDIO = bytes((i * 7) % 255 for i in range(160 * 40 + 70))  # 40 full frames + 70 bytes
 

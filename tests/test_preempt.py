@@ -5,25 +5,9 @@ import base64
 
 from actors.cores.bridge import BridgeState, RealtimeBridgeCore
 from actors.cores.pacer import PacerState, TxPacerCore
-from actors.messages import (
-    AnswerRequest,
-    DeleteItem,
-    DiscardAudio,
-    HoldAudio,
-    LetStand,
-    PreemptiveAnswer,
-    ReleaseAudio,
-    RtAudioDelta,
-    RtItemDelete,
-    RtOutputItemAdded,
-    RtResponseCancel,
-    RtResponseCreate,
-    RtResponseCreated,
-    Tick,
-    ToRealtime,
-    ToTwilio,
-    TwMedia,
-)
+from actors.ingress_messages import RtAudioDelta, RtOutputItemAdded, RtResponseCreated, Tick
+from actors.messages import AnswerRequest, DeleteItem, DiscardAudio, HoldAudio, LetStand, PreemptiveAnswer, ReleaseAudio
+from actors.wire_messages import RtItemDelete, RtResponseCancel, RtResponseCreate, ToRealtime, ToTwilio, TwMedia
 from tests.conftest import settings
 
 

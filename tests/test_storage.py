@@ -100,7 +100,7 @@ async def test_agent_records_are_idempotent_and_webhook_claims_exclusive(session
 
 
 async def test_a_business_with_agent_sections_exports_and_imports_back(sessions: async_sessionmaker[AsyncSession]) -> None:
-    from gateway.records import business_toml
+    from gateway.cli.records import business_toml
 
     text_in = (REPO / "examples" / "demo-garage.toml").read_text(encoding="utf-8") + '''
 [business.webhook]

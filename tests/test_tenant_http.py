@@ -13,8 +13,8 @@ from aiohttp import web
 
 from gateway.agent import check_agent
 from gateway.cli import main as cli_main
+from gateway.cli.demo import DEMO_BUSINESS
 from gateway.config import ToolPolicy
-from gateway.demo import DEMO_BUSINESS
 from gateway.http_tools import GuardedResolver, TenantHttp, signature, url_problem
 from storage.businesses import BusinessError, parse_business
 

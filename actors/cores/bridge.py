@@ -28,28 +28,13 @@ from actors.cores.preempt import Preemption
 from actors.cores.rt_errors import ResponseRetry
 from actors.cores.session import SessionLink
 from actors.cores.tools import ToolDesk
-from actors.link_messages import RealtimeConnected, RealtimeConnectFailed, RealtimeLost, RtRateLimits
-from actors.messages import (
-    AnswerRequest,
-    CallSettings,
-    DeleteItem,
-    LetStand,
-    LogLine,
-    PlayoutChanged,
-    PlayoutCut,
-    PreemptiveAnswer,
-    ResponseFinished,
+from actors.ingress_messages import (
     RtAssistantTranscriptDelta,
     RtAssistantTranscriptDone,
     RtError,
-    RtItemDelete,
-    RtItemTruncate,
     RtOutputItemAdded,
-    RtResponseCancel,
-    RtResponseCreate,
     RtResponseCreated,
     RtResponseDone,
-    RtResponseParams,
     RtSessionUpdated,
     RtSpeechStarted,
     RtSpeechStopped,
@@ -57,10 +42,13 @@ from actors.messages import (
     RtTranscriptFailed,
     StartCall,
     Tick,
-    ToRealtime,
-    Utterance,
     WireDecodeError,
 )
+from actors.lifecycle_messages import LogLine
+from actors.link_messages import RealtimeConnected, RealtimeConnectFailed, RealtimeLost, RtRateLimits
+from actors.messages import AnswerRequest, DeleteItem, LetStand, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ResponseFinished, Utterance
+from actors.settings import CallSettings
+from actors.wire_messages import RtItemDelete, RtItemTruncate, RtResponseCancel, RtResponseCreate, RtResponseParams, ToRealtime
 
 __all__ = ["BridgeCounters", "BridgeState", "RealtimeBridgeCore", "session_update"]
 SERIES_KEPT = 64

@@ -20,26 +20,12 @@ from actors.cores.departure import Departure
 from actors.cores.preempt import Preemption, PreemptPhase
 from actors.cores.session import SessionLink
 from actors.cores.tools import ToolDesk
+from actors.ingress_messages import RtOutputItemAdded, RtResponseCreated, RtResponseDone, RtSpeechStarted, StartCall, TwilioDtmfIn
+from actors.lifecycle_messages import LogLine
 from actors.link_messages import RtItemCreate, RtMessageItem, RtTextContent
-from actors.messages import (
-    AnswerRequest,
-    CallSettings,
-    DeleteItem,
-    LetStand,
-    LogLine,
-    PlayoutChanged,
-    PlayoutCut,
-    ResponseFinished,
-    RtOutputItemAdded,
-    RtResponseCreate,
-    RtResponseCreated,
-    RtResponseDone,
-    RtResponseParams,
-    RtSpeechStarted,
-    StartCall,
-    ToRealtime,
-    TwilioDtmfIn,
-)
+from actors.messages import AnswerRequest, DeleteItem, LetStand, PlayoutChanged, PlayoutCut, ResponseFinished
+from actors.settings import CallSettings
+from actors.wire_messages import RtResponseCreate, RtResponseParams, ToRealtime
 
 AGENT_EVENTS = (RtFunctionCall, ToolDone, TwilioDtmfIn)
 

@@ -9,6 +9,7 @@ from actors.cores.bridge_state import BridgeState, session_update
 from actors.cores.preempt import Preemption, PreemptPhase
 from actors.cores.rt_errors import ErrorClass, ResponseRetry, classify
 from actors.cores.session import LinkPhase, SessionLink
+from actors.lifecycle_messages import LogLine
 from actors.link_messages import (
     FinishResponse,
     LinkDown,
@@ -23,7 +24,9 @@ from actors.link_messages import (
     RtRateLimits,
     RtTextContent,
 )
-from actors.messages import CallSettings, DiscardAudio, LogLine, RtResponseCreate, RtResponseParams, ToRealtime
+from actors.messages import DiscardAudio
+from actors.settings import CallSettings
+from actors.wire_messages import RtResponseCreate, RtResponseParams, ToRealtime
 
 RESUME_NOTE = ("The line dropped for a moment while you were speaking; your previous message was cut where "
                        "it ends above. Continue naturally from there in the same language, without repeating "

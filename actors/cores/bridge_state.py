@@ -10,8 +10,8 @@ from actors.cores.preempt import PreemptState
 from actors.cores.rt_errors import RetryState
 from actors.cores.session import LinkState
 from actors.cores.tools import ToolState
-from actors.messages import (
-    CallSettings,
+from actors.settings import CallSettings
+from actors.wire_messages import (
     RtAudioConfig,
     RtAudioInput,
     RtAudioOutput,

@@ -15,8 +15,9 @@ from actors.cores.bridge_state import BridgeState
 from actors.cores.preempt import Preemption, PreemptPhase
 from actors.cores.session import SessionLink
 from actors.cores.tools import ToolDesk
+from actors.lifecycle_messages import LogLine
 from actors.link_messages import RtItemCreate, RtMessageItem, RtTextContent
-from actors.messages import LogLine, RtItemDelete, ToRealtime
+from actors.wire_messages import RtItemDelete, ToRealtime
 
 
 class BridgeToolsMixin:

@@ -29,29 +29,24 @@ import enum
 
 import msgspec
 
+from actors.ingress_messages import RtAssistantTranscriptDone, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone, RtTranscriptFailed, Tick
+from actors.lifecycle_messages import LogLine
 from actors.messages import (
     AnswerRequest,
-    BargeInSettings,
     CallerLevel,
     CutPlayout,
     DeleteItem,
     DuckPlayout,
     LetStand,
-    LogLine,
     PausePlayout,
     PlayoutChanged,
     PreemptiveAnswer,
     ResponseFinished,
     RestorePlayout,
-    RtAssistantTranscriptDone,
-    RtSpeechStarted,
-    RtSpeechStopped,
-    RtTranscriptDone,
-    RtTranscriptFailed,
-    Tick,
     TurnEnding,
     Utterance,
 )
+from actors.settings import BargeInSettings
 from prompts.classifier import Lexicon, TurnLabel, classify
 
 VERY_SHORT_CHARS = 5

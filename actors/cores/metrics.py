@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import msgspec
 
-from actors.messages import CallSummary, CounterReport, LogLine, SummarizeCall
+from actors.lifecycle_messages import LogLine, SummarizeCall
+from actors.messages import CallSummary, CounterReport
 
 SUMMARY_KEYS = ("stt_utterances", "empty", "short", "filler_only", "frames_in", "frames_forwarded",
                 "frames_dropped", "barge_in_events", "barge_in_candidates", "barge_in_rejected")

@@ -34,7 +34,9 @@ from actors.cores.framing import CutFrame, Reframer, ReframerState
 from actors.cores.jitter import JitterBuffer, JitterState
 from actors.cores.playout import PlayoutClock, PlayoutState
 from actors.cores.ulaw import gain_table, raw_level_db
+from actors.ingress_messages import RtAudioDelta, RtAudioDone, RtResponseDone, Tick, TwilioMarkIn
 from actors.lane_messages import TickWanted
+from actors.lifecycle_messages import LogLine
 from actors.link_messages import FinishResponse
 from actors.messages import (
     CollectCounters,
@@ -42,7 +44,6 @@ from actors.messages import (
     DiscardAudio,
     DuckPlayout,
     HoldAudio,
-    LogLine,
     PausePlayout,
     PlayedLevels,
     PlayoutChanged,
@@ -50,20 +51,9 @@ from actors.messages import (
     ReleaseAudio,
     ResponseFinished,
     RestorePlayout,
-    RtAudioDelta,
-    RtAudioDone,
-    RtResponseDone,
-    Tick,
-    ToTwilio,
     TurnEnding,
-    TwClear,
-    TwilioMarkIn,
-    TwilioOutEvent,
-    TwMark,
-    TwMarkBody,
-    TwMedia,
-    TwMediaBody,
 )
+from actors.wire_messages import ToTwilio, TwClear, TwilioOutEvent, TwMark, TwMarkBody, TwMedia, TwMediaBody
 
 TURN_ENDING_MS = 1200  # "the last sentence": this much or less of a complete response left to play
 

@@ -17,7 +17,8 @@ import enum
 
 import msgspec
 
-from actors.messages import DiscardAudio, HoldAudio, ReleaseAudio, RtItemDelete, RtResponseCancel
+from actors.messages import DiscardAudio, HoldAudio, ReleaseAudio
+from actors.wire_messages import RtItemDelete, RtResponseCancel
 
 
 class PreemptPhase(enum.Enum):

@@ -23,7 +23,7 @@ import enum
 import msgspec
 
 from actors.link_messages import OpenRealtime, RtItemCreate, RtMessageItem, RtTextContent
-from actors.messages import RealtimeSettings
+from actors.settings import RealtimeSettings
 
 HISTORY_KEPT = 200
 

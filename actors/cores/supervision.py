@@ -15,6 +15,26 @@ from __future__ import annotations
 import enum
 
 from actors.agent_messages import RtFunctionCall, ToolDone
+from actors.ingress_messages import (
+    RtAssistantTranscriptDelta,
+    RtAssistantTranscriptDone,
+    RtAudioDelta,
+    RtAudioDone,
+    RtError,
+    RtOutputItemAdded,
+    RtResponseCreated,
+    RtResponseDone,
+    RtSessionUpdated,
+    RtSpeechStarted,
+    RtSpeechStopped,
+    RtTranscriptDone,
+    RtTranscriptFailed,
+    Tick,
+    TwilioDtmfIn,
+    TwilioMarkIn,
+    TwilioMediaIn,
+    WireDecodeError,
+)
 from actors.link_messages import (
     FinishResponse,
     LinkDown,
@@ -42,25 +62,7 @@ from actors.messages import (
     ReleaseAudio,
     ResponseFinished,
     RestorePlayout,
-    RtAssistantTranscriptDelta,
-    RtAssistantTranscriptDone,
-    RtAudioDelta,
-    RtAudioDone,
-    RtError,
-    RtOutputItemAdded,
-    RtResponseCreated,
-    RtResponseDone,
-    RtSessionUpdated,
-    RtSpeechStarted,
-    RtSpeechStopped,
-    RtTranscriptDone,
-    RtTranscriptFailed,
-    Tick,
     TurnEnding,
-    TwilioDtmfIn,
-    TwilioMarkIn,
-    TwilioMediaIn,
-    WireDecodeError,
 )
 
 ROLES = ("rx", "bridge", "pacer", "judge", "metrics")

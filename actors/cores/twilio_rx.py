@@ -25,19 +25,12 @@ from actors.cores.conditioning import ConditionerState, InputConditioner
 from actors.cores.echo import EchoEstimator, EchoState
 from actors.cores.energy import FloorState, NoiseFloor
 from actors.cores.ulaw import raw_level_db
+from actors.ingress_messages import TwilioDtmfIn, TwilioMediaIn, WireDecodeError
+from actors.lifecycle_messages import LogLine
 from actors.link_messages import LinkDown, LinkUp
-from actors.messages import (
-    AudioSettings,
-    CallerLevel,
-    LogLine,
-    PlayedLevels,
-    PlayoutChanged,
-    RtAppend,
-    ToRealtime,
-    TwilioDtmfIn,
-    TwilioMediaIn,
-    WireDecodeError,
-)
+from actors.messages import CallerLevel, PlayedLevels, PlayoutChanged
+from actors.settings import AudioSettings
+from actors.wire_messages import RtAppend, ToRealtime
 
 IDLE_LEVEL_EVERY = 5
 

@@ -13,19 +13,16 @@ import asyncio
 import os
 import socket
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Coroutine, Mapping
+from typing import Any, Protocol
 
 import structlog
 
-from actors.agent_messages import LeaveCall
 from actors.control_messages import CallClosed, CallOpened, CallRow, WorkerId, WorkerStats
+from actors.lifecycle_messages import CallInspection
 from actors.messages import SampleCounters
-from gateway import actions
-from gateway.control_link import ControlLink
-
-if TYPE_CHECKING:
-    from gateway.app import App
-    from gateway.call import CallIO
+from actors.settings import CallSettings
+from gateway.control.link import ControlLink
 
 log = structlog.get_logger("kolbridge.control")
 
@@ -35,9 +32,27 @@ ROW_KEYS = ("frames_in", "frames_forwarded", "frames_dropped", "frames_sent", "u
             "realtime_reconnects", "jitter_need_ms")
 
 
+class LiveCall(Protocol):
+    """What the reporter reads of a live call (gateway/call.py's CallIO)."""
+
+    call_id: str
+    settings: CallSettings
+    opened_at: float
+    frames_in: int
+
+
+class Engine(Protocol):
+    def tell(self, call_id: str, msg: Any) -> bool: ...
+    def inspect(self, call_id: str) -> CallInspection | None: ...
+
+
 class ControlReporter:
-    def __init__(self, app: "App", port: int, stats_every_s: float = 1.0) -> None:
-        self.app = app
+    def __init__(self, calls: Mapping[str, LiveCall], engine: Engine,
+                 background: Callable[[Coroutine[Any, Any, None]], None], on_hangup: Callable[[str], None],
+                 port: int, stats_every_s: float = 1.0) -> None:
+        """`calls` and `engine` are the worker's own; `background` runs a task; `on_hangup(call_sid)` ends a call
+        as the agent's end_call would (the app knows how)."""
+        self.calls, self.engine, self.background, self.on_hangup = calls, engine, background, on_hangup
         host = socket.gethostname()
         self.source = WorkerId(f"{host}:{os.getpid()}", host, os.getpid())
         self.link = ControlLink(port, self.source, asyncio.get_running_loop(), self.hangup)
@@ -46,12 +61,12 @@ class ControlReporter:
 
     def start(self) -> None:
         self.link.start()
-        self.app.background(self._stats())
+        self.background(self._stats())
 
     def stop(self) -> None:
         self.link.stop()
 
-    def call_opened(self, call: "CallIO") -> None:
+    def call_opened(self, call: LiveCall) -> None:
         self.link.report(CallOpened(self.source, call.call_id, call.settings.business_id, time.time()))
 
     def call_closed(self, call_sid: str, reason: str, metrics: dict[str, int]) -> None:
@@ -59,13 +74,11 @@ class ControlReporter:
         self.link.report(CallClosed(self.source, call_sid, reason, metrics, time.time()))
 
     def hangup(self, call_sid: str) -> None:
-        """On the event loop (the link hands it over): end the call as the agent's end_call would."""
-        call = self.app.calls.get(call_sid)
-        if call is None:
+        """On the event loop (the link hands it over)."""
+        if call_sid not in self.calls:
             log.warning("CONTROL_HANGUP_UNKNOWN", call_sid=call_sid)
             return
-        self.app.background(actions.leave(self.app, call, LeaveCall(
-            call_sid, "hangup", "admin_hangup", "an operator hung up (kolbridge calls hangup)")))
+        self.on_hangup(call_sid)
 
     async def _stats(self) -> None:
         tick = 0
@@ -74,7 +87,7 @@ class ControlReporter:
             await asyncio.sleep(self.stats_every_s / SLICES)
             if not self.link.up:
                 continue
-            sids = sorted(self.app.calls)
+            sids = sorted(self.calls)
             for sid in sids[tick % SLICES::SLICES]:
                 row = self._row(sid)
                 if row is not None:
@@ -84,16 +97,16 @@ class ControlReporter:
                 next_report = time.monotonic() + self.stats_every_s
                 # every live call is in every report (a call missing from it has ended): one not sampled yet
                 # goes with what the gateway knows of it
-                live = tuple(self.rows.get(sid) or self._placeholder(sid) for sid in sids if sid in self.app.calls)
+                live = tuple(self.rows.get(sid) or self._placeholder(sid) for sid in sids if sid in self.calls)
                 self.link.report(WorkerStats(self.source, live, self.link.dropped, time.time()))
 
     def _placeholder(self, call_sid: str) -> CallRow:
-        call = self.app.calls[call_sid]
+        call = self.calls[call_sid]
         age = asyncio.get_running_loop().time() - call.opened_at
         return CallRow(call_sid, call.settings.business_id, "starting", round(age, 1), {"frames_in": call.frames_in})
 
     def _row(self, call_sid: str) -> CallRow | None:
-        engine = self.app.engine
+        engine = self.engine
         now = asyncio.get_running_loop().time()
         engine.tell(call_sid, SampleCounters(now))
         seen = engine.inspect(call_sid)

@@ -20,7 +20,7 @@ from scipy.signal import resample_poly
 from actors.cores.articulation import ArticulationMeter, ArticulationState
 from actors.cores.energy import FloorState, NoiseFloor
 from actors.cores.ulaw import encode_linear, raw_level_db
-from actors.messages import BargeInSettings
+from actors.settings import BargeInSettings
 
 FRAME = 160
 

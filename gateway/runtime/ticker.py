@@ -10,7 +10,7 @@ from typing import Callable
 
 import msgspec
 
-from actors.messages import Tick
+from actors.ingress_messages import Tick
 
 
 class TickerStats(msgspec.Struct):

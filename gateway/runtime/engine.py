@@ -19,30 +19,14 @@ from thespian.actors import ActorExitRequest, ActorSystem, PoisonMessage
 from actors.admin import AdminActor
 from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord
 from actors.cores.supervision import JUDGE_TICK_EVERY
+from actors.ingress_messages import RtAudioDelta, StartCall, Tick, TwilioMarkIn, TwilioMediaIn
 from actors.lane_messages import LanePoisoned, Lanes, TickWanted
+from actors.lifecycle_messages import CallInspection, ChildRestarted, InspectCall, ListCalls, LiveCalls, RegisterCall, UnregisterCall
 from actors.link_messages import OpenRealtime, RealtimeGaveUp
-from actors.messages import (
-    CallInspection,
-    CallSettings,
-    CallSummary,
-    ChildRestarted,
-    InspectCall,
-    ListCalls,
-    LiveCalls,
-    RealtimeOutEvent,
-    RegisterCall,
-    RtAudioDelta,
-    StartCall,
-    Tick,
-    ToRealtime,
-    ToTwilio,
-    TwilioMarkIn,
-    TwilioMediaIn,
-    TwilioOutEvent,
-    UnregisterCall,
-    Utterance,
-)
+from actors.messages import CallSummary, Utterance
+from actors.settings import CallSettings
 from actors.supervisor import CallSupervisor
+from actors.wire_messages import RealtimeOutEvent, ToRealtime, ToTwilio, TwilioOutEvent
 
 
 class CallSink(Protocol):

@@ -49,7 +49,7 @@ class WorkerPool:
         host = socket.gethostname()
         log.error("WORKER_DIED", worker=index, pid=proc.pid, exitcode=proc.exitcode)
         if proc.pid is not None:
-            from gateway import prom
+            from gateway.control import prom
             prom.worker_died(proc.pid)  # its live-call gauge no longer counts
         if self.close_lost is not None and proc.pid is not None:
             try:

@@ -15,13 +15,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from actors.control_admin import ADMIN_NAME, LEADER_CAPABILITY, ControlAdmin
 from actors.control_messages import HangupCall, HangupReply, InspectLive, InspectReply, ListLive, LiveTableReply
-from gateway.control_link import admin_port_open
+from gateway.control.link import admin_port_open, ask_admin, external_system
 
-ASK_TIMEOUT_S = 5.0
 COLUMNS = (("call_sid", 36), ("business_id", 14), ("worker", 16), ("age_s", 7), ("phase", 8), ("frames_in", 9),
            ("frames_forwarded", 9), ("frames_dropped", 7), ("frames_sent", 9), ("underruns", 5),
            ("barge_in_candidates", 5), ("barge_in_events", 5), ("barge_in_rejected", 5), ("stt_filler_only_count", 5),
@@ -35,12 +33,6 @@ def log_file(port: int) -> Path:
     return Path(tempfile.gettempdir()) / f"kolbridge-actors-{port}.log"
 
 
-def _system(port: int) -> Any:
-    from thespian.actors import ActorSystem
-
-    return ActorSystem("multiprocTCPBase", capabilities={"Admin Port": port}, transientUnique=True)
-
-
 def start_system(port: int, convention: str = "") -> str:
     """Start the actor system on `port` (leader, or member of `convention` HOST:PORT) unless one runs.
 
@@ -50,7 +42,7 @@ def start_system(port: int, convention: str = "") -> str:
     if admin_port_open("127.0.0.1", port):
         return f"actor system already running on :{port}"
     with open(log_file(port), "ab") as sink:
-        booted = subprocess.run([sys.executable, "-m", "gateway.control_cli", "boot", str(port), convention],
+        booted = subprocess.run([sys.executable, "-m", "gateway.cli.control", "boot", str(port), convention],
                                 stdin=subprocess.DEVNULL, stdout=sink, stderr=sink, start_new_session=True, timeout=60)
     if booted.returncode != 0 or not admin_port_open("127.0.0.1", port):
         raise RuntimeError(f"the actor system did not start on :{port} (see {log_file(port)})")
@@ -72,22 +64,6 @@ def _boot(port: int, convention: str) -> None:
         system.createActor(ControlAdmin, globalName=ADMIN_NAME)
 
 
-def ask_admin(port: int, msg: object, timeout_s: float = ASK_TIMEOUT_S) -> object | None:
-    if not admin_port_open("127.0.0.1", port):
-        return None
-    system = _system(port)
-    deadline = time.monotonic() + timeout_s
-    while True:  # a member that has just joined may not know the leader yet
-        try:
-            admin = system.createActor(ControlAdmin, globalName=ADMIN_NAME)
-            answer: object | None = system.ask(admin, msg, timeout_s)
-            return answer
-        except Exception:  # noqa: BLE001 — no system satisfies the leader capability yet
-            if time.monotonic() > deadline:
-                return None
-            time.sleep(0.2)
-
-
 def status(port: int) -> tuple[int, str]:
     if not admin_port_open("127.0.0.1", port):
         return 1, f"no actor system on :{port}"
@@ -101,7 +77,7 @@ def status(port: int) -> tuple[int, str]:
 def stop(port: int) -> tuple[int, str]:
     if not admin_port_open("127.0.0.1", port):
         return 1, f"no actor system on :{port}"
-    _system(port).shutdown()
+    external_system(port).shutdown()
     return 0, f"actor system on :{port} stopped"
 
 

@@ -15,9 +15,9 @@ import structlog
 from msgspec import Meta
 
 from actors.agent_messages import ConversationSettings
-from actors.messages import AudioSettings, BargeInSettings, RealtimeSettings, TxSettings, VadSettings
+from actors.settings import AudioSettings, BargeInSettings, RealtimeSettings, TxSettings, VadSettings
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent  # gateway/config/__init__.py → the checkout
 DEFAULT_REALTIME_URL = "wss://api.openai.com/v1"
 
 
@@ -32,7 +32,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     worker_lost_after_s: Annotated[float, Meta(ge=5.0, le=3600.0)] = 60.0  # no heartbeat this long: worker_lost
     worker_restarts_per_minute: Annotated[int, Meta(ge=0, le=100)] = 5
     recordings_dir: str = ""  # call recordings ([audio] record = true); default: <database directory>/recordings
-    gc_tuning: bool = True  # freeze start-up objects, fewer generation-0 collections (gateway/gcwatch.py)
+    gc_tuning: bool = True  # freeze start-up objects, fewer generation-0 collections (gateway/runtime/gcwatch.py)
 
 
 class ControlSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

@@ -185,7 +185,7 @@ def print_report(report: CallReport, app: App, fake: FakeRealtime) -> None:
 
 
 async def stored_record(workdir: Path, call_sid: str) -> str:
-    from gateway.records import call_show
+    from gateway.cli.records import call_show
 
     db = make_engine(f"sqlite+aiosqlite:///{workdir / 'demo.db'}")
     try:

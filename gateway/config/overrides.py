@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from actors.messages import AudioSettings, BargeInSettings, RealtimeSettings, VadSettings
+from actors.settings import AudioSettings, BargeInSettings, RealtimeSettings, VadSettings
 from gateway.fallback import FallbackSettings, check_fallback
 from prompts.builder import BusinessFacts
 from storage.businesses import BusinessSpec, BusinessView

@@ -26,6 +26,7 @@ from actors.control_messages import HangupCall, Ping, WorkerId
 log = structlog.get_logger("kolbridge.control")
 
 QUEUE_MAX = 2000
+ASK_TIMEOUT_S = 5.0
 
 
 def admin_port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
@@ -139,3 +140,25 @@ class ControlLink:
                 self.dropped += 1
             except queue.Empty:
                 break
+
+
+def external_system(port: int) -> Any:
+    from thespian.actors import ActorSystem
+
+    return ActorSystem("multiprocTCPBase", capabilities={"Admin Port": port}, transientUnique=True)
+
+
+def ask_admin(port: int, msg: object, timeout_s: float = ASK_TIMEOUT_S) -> object | None:
+    if not admin_port_open("127.0.0.1", port):
+        return None
+    system = external_system(port)
+    deadline = time.monotonic() + timeout_s
+    while True:  # a member that has just joined may not know the leader yet
+        try:
+            admin = system.createActor(ControlAdmin, globalName=ADMIN_NAME)
+            answer: object | None = system.ask(admin, msg, timeout_s)
+            return answer
+        except Exception:  # noqa: BLE001 — no system satisfies the leader capability yet
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.2)

@@ -7,7 +7,7 @@ process: the demo, the tests) the process's own registry answers. A call's count
 when it ends, from its CALL_METRICS (so a scrape's sums equal the records'); the histograms take the
 call's measured series (answer latency, onset → clear, the truncate point's uncertainty) and its
 duration; `live_calls` and `ticker_lateness_seconds` are gauges (summed / max over live workers; a
-dead worker's are removed by the parent). `serve` prepares the directory (gateway/cli.py).
+dead worker's are removed by the parent). `serve` prepares the directory (gateway/cli/__init__.py).
 Every series carries the business as a label.
 """
 from __future__ import annotations

@@ -26,7 +26,7 @@ def _control_plane(args: argparse.Namespace) -> None:
 
     control = load_config(args.config).file.control
     if control.enabled:
-        from gateway.control_cli import start_system
+        from gateway.cli.control import start_system
         try:
             log.info("CONTROL_PLANE", detail=start_system(control.admin_port, control.convention))
         except Exception as exc:  # noqa: BLE001 — calls do not need it: serve goes on, reports are dropped
@@ -90,8 +90,8 @@ async def _database(args: argparse.Namespace) -> AsyncIterator[Any]:
 
 async def _business(args: argparse.Namespace) -> int:
     from gateway.agent import check_agent
-    from gateway.overrides import check_business
-    from gateway.records import business_toml
+    from gateway.cli.records import business_toml
+    from gateway.config.overrides import check_business
     from storage.businesses import BusinessError, get_business, import_business_file, list_businesses
 
     policy = load_config(args.config).file.tools
@@ -159,7 +159,7 @@ async def _db(args: argparse.Namespace) -> int:
 
 
 async def _records(args: argparse.Namespace) -> int:
-    from gateway import records
+    from gateway.cli import records
 
     async with _database(args) as sessions:
         if args.cmd == "calls" and args.calls_cmd == "history":
@@ -178,7 +178,7 @@ async def _records(args: argparse.Namespace) -> int:
 
 
 def _actors(args: argparse.Namespace) -> int:
-    from gateway import control_cli
+    from gateway.cli import control as control_cli
 
     control = load_config(args.config).file.control
     port = args.admin_port or control.admin_port
@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.workers > 1:
                 from functools import partial
 
-                from gateway.workers import run_workers
+                from gateway.runtime.workers import run_workers
                 args.reuse_port = True
                 config = load_config(args.config)
                 return run_workers(args.workers, partial(_worker_main, vars(args)),
@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                                    partial(_close_lost_calls, config.env.database_url))
             return asyncio.run(_serve(args))
         if args.cmd == "demo":
-            from gateway.demo import main_demo
+            from gateway.cli.demo import main_demo
             return main_demo(load_config(args.config).file)
         if args.cmd == "business":
             return asyncio.run(_business(args))
@@ -323,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "calls" and args.calls_cmd == "audio":
             return _call_audio(args)
         if args.cmd == "calls" and args.calls_cmd in ("live", "inspect", "hangup"):
-            from gateway.control_cli import calls_command
+            from gateway.cli.control import calls_command
             port = args.admin_port or load_config(args.config).file.control.admin_port
             return calls_command(args.calls_cmd, port, getattr(args, "call_sid", ""), getattr(args, "json", False),
                                  getattr(args, "watch", False))
@@ -332,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd in ("calls", "prompt", "leads"):
             return asyncio.run(_records(args))
         if args.cmd == "audio-check":
-            from gateway import audio_check
+            from gateway.cli import audio_check
             return audio_check.main(args, load_config(args.config).file.barge_in)
         if args.cmd == "turn-check":
             return _turn_check(args)
@@ -340,7 +340,3 @@ def main(argv: list[str] | None = None) -> int:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
     return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

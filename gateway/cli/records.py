@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from gateway.agent import describe_tools
-from gateway.overrides import facts_for
+from gateway.config.overrides import facts_for
 from prompts.builder import build_prompt
 from storage.agent_records import call_actions, list_leads
 from storage.businesses import BusinessView, get_business
