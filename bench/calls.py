@@ -67,6 +67,14 @@ def family(pid: int) -> list[int]:
     return out
 
 
+def control_pids(admin_port: int) -> list[int]:
+    """The actor system listening on `admin_port` and every process it forked (its actors)."""
+    listeners = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
+    roots = {int(p) for line in listeners.splitlines() if f":{admin_port} " in line
+             for p in re.findall(r"pid=(\d+)", line)}
+    return sorted({p for root in roots for p in family(root)})
+
+
 def cpu_s(pids: list[int]) -> float:
     total = 0
     for p in pids:
@@ -132,10 +140,18 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
     fake = subprocess.Popen([py, "-m", "sim.fake_service", "--port", str(fake_port), "--stats-out",
                              str(work / "fake.json"), "--seed", str(seed), *delivery], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                             stderr=open(work / "fake.log", "w"))
-    if system == "kolbridge":
-        subprocess.run([py, "-m", "gateway.cli", "business", "import", str(ROOT / "examples/demo-garage.toml")],
-                       cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
-        cmd = [py, "-m", "gateway.cli", "--log-level", "info", "serve", "--port", str(port),
+    admin_port = 0
+    if system.startswith("kolbridge"):
+        # "kolbridge": config.toml as shipped, the control plane on (its own actor system on a free admin port,
+        # stopped after the run, its CPU counted); "kolbridge-nocp": the same with the control plane off
+        admin_port = free_port() if system == "kolbridge" else 0
+        control = f"enabled = true\nadmin_port = {admin_port}" if admin_port else "enabled = false\nadmin_port = 1900"
+        config = work / "config.toml"
+        config.write_text((ROOT / "config.toml").read_text(encoding="utf-8").replace(
+            "enabled = true\nadmin_port = 1900", control), encoding="utf-8")
+        subprocess.run([py, "-m", "gateway.cli", "business", "--config", str(config), "import",
+                        str(ROOT / "examples/demo-garage.toml")], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
+        cmd = [py, "-m", "gateway.cli", "--log-level", "info", "serve", "--port", str(port), "--config", str(config),
                "--workers", str(args.workers)]
     else:
         cmd = [py, "-m", "bench.baseline_relay", "--port", str(port), "--realtime", f"ws://127.0.0.1:{fake_port}/v1"]
@@ -145,7 +161,8 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
     wait_port(port)
     time.sleep(1.0)
     spids, fpids = family(server.pid), [fake.pid]
-    c0_server, c0_fake, t0 = cpu_s(spids), cpu_s(fpids), time.monotonic()
+    cpids = control_pids(admin_port) if admin_port else []
+    c0_server, c0_fake, c0_control, t0 = cpu_s(spids), cpu_s(fpids), cpu_s(cpids), time.monotonic()
     gen = subprocess.Popen([py, "-m", "sim.loadgen", "--url", f"ws://127.0.0.1:{port}/media-stream", "--calls",
                             str(k), "--duration", str(args.duration), "--ramp", str(args.ramp), "--out",
                             str(work / "gen.json"), "--total", str(getattr(args, "total", 0.0))], cwd=ROOT, env=env)
@@ -159,6 +176,8 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
         time.sleep(1.0)
     wall = time.monotonic() - t0
     server_cpu, fake_cpu = cpu_s(family(server.pid)) - c0_server, cpu_s(fpids) - c0_fake
+    control_cpu = cpu_s(cpids) - c0_control  # the actor system's processes: the control plane's own cost
+    server_cpu += control_cpu
     for proc in (server, fake):
         proc.send_signal(signal.SIGTERM)
     for proc in (server, fake):
@@ -167,6 +186,11 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
         except subprocess.TimeoutExpired:
             proc.kill()
     log.close()
+    if admin_port:
+        subprocess.run([py, "-m", "gateway.cli", "actors", "stop", "--admin-port", str(admin_port)], cwd=ROOT, env=env,
+                       capture_output=True, timeout=30)
+        for pid in control_pids(admin_port):
+            os.kill(pid, signal.SIGKILL)
     gen_data = json.loads((work / "gen.json").read_text())
     fake_data = {c["first_frame"]: c for c in json.loads((work / "fake.json").read_text())}
     calls = [c for c in gen_data["calls"] if "error" not in c]
@@ -180,7 +204,7 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
             continue
         reached += f["frames"]
         delays += [(b - a) * 1000 for a, b in zip(c["send_times"], f["append_times"])]
-    logged = server_log(work / f"{system}.log") if system == "kolbridge" else {
+    logged = server_log(work / f"{system}.log") if system.startswith("kolbridge") else {
         "server_underruns": 0, "ticker_p99_ms": float("nan"), "ticker_max_ms": float("nan"),
         "preroll_mean_ms": float("nan"), "preroll_max_ms": 0, "ai_audio_s": 0.0, "log_lines_unreadable": 0}
     phone_underruns = sum(c["underruns"] for c in calls)
@@ -194,7 +218,7 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
         "underruns_per_1000s": 1000 * phone_underruns / max(ai_s, 1e-9),
         "odd_sized": sum(c["odd_sized"] for c in calls), "frames_sent": sent, "frames_reached": reached,
         "frames_lost": sent - reached, "fwd_p99_ms": pct(delays, 0.99), "gen_cpu_core": gen_data["cpu_s"] / wall,
-        "fake_cpu_core": fake_cpu / wall, "server_cpu_core": server_cpu / wall, "rss_samples": rss_samples, **logged,
+        "fake_cpu_core": fake_cpu / wall, "server_cpu_core": server_cpu / wall, "control_cpu_core": control_cpu / wall, "rss_samples": rss_samples, **logged,
     }
 
 
@@ -203,7 +227,7 @@ COLUMNS = [("system", "{}"), ("k", "{}"), ("jitter_ms", "{:g}"), ("calls_ok", "{
            ("gap_max", "{:.1f}"), ("underruns", "{}"), ("server_underruns", "{}"), ("underruns_per_1000s", "{:.1f}"),
            ("preroll_mean_ms", "{:.0f}"), ("odd_sized", "{}"), ("frames_sent", "{}"), ("frames_lost", "{}"),
            ("fwd_p99_ms", "{:.2f}"), ("ticker_p99_ms", "{:.2f}"), ("ticker_max_ms", "{:.1f}"),
-           ("gen_cpu_core", "{:.2f}"), ("fake_cpu_core", "{:.2f}")]
+           ("gen_cpu_core", "{:.2f}"), ("fake_cpu_core", "{:.2f}"), ("control_cpu_core", "{:.3f}")]
 
 
 def table(rows: list[dict[str, Any]]) -> str:

@@ -113,6 +113,16 @@ async def test_two_workers_one_live_table_hangup_metrics_and_a_killed_control_pl
         # the actor system dies mid-call: the calls go on, nothing is lost
         for pid in system_pids(admin_port):
             os.kill(pid, signal.SIGKILL)
+        assert cli(config, "calls", "live").returncode == 2  # the operator is told there is no control plane
+        # it comes back: the workers' links reconnect and their next rows rebuild the live table
+        assert cli(config, "actors", "start", "--admin-port", str(admin_port)).returncode == 0
+        back: set[str] = set()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and back != set(sids[1:3]):
+            out = cli(config, "calls", "live", "--json")
+            back = {r["call_sid"] for r in json.loads(out.stdout)["calls"]} & set(sids) if out.returncode == 0 else set()
+            await asyncio.sleep(0.5)
+        assert back >= set(sids[1:3]), back
         reports = {sid: await asyncio.wait_for(tasks[sid], 40) for sid in sids[1:]}
         metrics_status, metrics_text = await http_get(served.port, "/metrics")
     finally:
@@ -134,7 +144,8 @@ async def test_two_workers_one_live_table_hangup_metrics_and_a_killed_control_pl
     assert frames_total == sum(r.metrics["frames_in"] for r in records.values())
     print(f"\ncontrol plane: 4 calls listed 10/10 from the actor system; /admin/calls answered by "
           f"{len(answered_by)} workers; calls on {len(workers_seen)} workers; hang-up → admin_hangup; "
-          f"the system killed mid-call: 0 frames lost; /metrics sums = CALL_METRICS sums")
+          f"the system killed mid-call: 0 frames lost, restarted: the live table rebuilt; "
+          f"/metrics sums = CALL_METRICS sums")
 
 
 async def test_a_member_host_s_calls_reach_the_leader(tmp_path: Path, fake: FakeRealtime) -> None:
