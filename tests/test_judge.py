@@ -290,3 +290,14 @@ def test_a_finished_question_does_not_make_the_next_answers_yes_an_answer() -> N
     core.handle(TurnEnding("greet", 2.0), 2.0)
     speaking(core)  # the greeting finished (ResponseFinished), the answer plays
     assert kinds(core.handle(RtTranscriptDone("u1", "כן כן", 6.0), 6.0)) == [LetStand]
+
+
+def test_the_clear_latency_series_runs_from_the_callers_first_sound() -> None:
+    """"רגע, ... לא": the pause between the words leaks the energy accumulator, not the onset of the speech."""
+    core = judge()
+    speaking(core)
+    frames(core, 10.0, 8, LOUD, syllables=2, spectral_hz=300.0)  # "רגע" (160 ms), then a 260 ms pause
+    out = frames(core, 10.42, 8, LOUD, syllables=3, spectral_hz=300.0)
+    cut_at = first(CutPlayout, out)
+    assert cut_at is not None and cut_at > 10.42
+    assert core.series()["barge_in_clear_ms"] == [int(round((cut_at - 10.0) * 1000))]  # not from 10.42

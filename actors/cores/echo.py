@@ -6,8 +6,8 @@ it only vetoes barge-in evidence):
     playout schedule (20 ms slots of the monotonic clock): the reference — what the caller's phone
     played, ducks included. TwilioRx records the level of every caller frame while the AI is audible,
     stamped with its arrival slot.
-  * Every `estimate_every` caller frames the last `window` slots of the caller's envelope are
-    correlated (Pearson, on dB) with the reference delayed by every candidate delay in
+  * Every `estimate_every` caller frames (25: twice a second) the last `window` slots of the caller's
+    envelope are correlated (Pearson, on dB) with the reference delayed by every candidate delay in
     [`min_delay_ms`, `max_delay_ms`]. The best delay is taken when its correlation reaches `min_corr`;
     the loss is the median of reference − caller over the loudest quarter of the reference (where the
     echo stands clear of the line noise). An estimate is kept until a better-correlated one replaces
@@ -48,7 +48,7 @@ class EchoState(msgspec.Struct):
 
 class EchoEstimator:
     def __init__(self, state: EchoState, min_delay_ms: int = 40, max_delay_ms: int = 600, window: int = 100,
-                 estimate_every: int = 10, min_corr: float = 0.6, margin_db: float = 6.0) -> None:
+                 estimate_every: int = 25, min_corr: float = 0.6, margin_db: float = 6.0) -> None:
         self.s = state
         # working copies (numpy: per-frame writes are cheap); the state's lists are refreshed by sync()
         self.ref_db = np.array(state.ref_db, dtype=np.float64)

@@ -51,6 +51,7 @@ from prompts.classifier import Lexicon, TurnLabel, classify
 
 VERY_SHORT_CHARS = 5
 PREFIX_S = 0.5  # caller frames this long before speech_started belong to that speech
+SPEECH_GAP_S = 0.4  # as the articulation meter: a quiet this long ends a run of speech
 ECHO_TAIL_S = 1.5  # the echo outlives our playout (≤ 0.6 s) and the server's VAD waits its silence (0.6 s)
 
 
@@ -109,6 +110,7 @@ class JudgeState(msgspec.Struct):
     last_echo_at: float = 0.0
     clear_ms: list[int] = msgspec.field(default_factory=list)  # barge-in onset → cut, per cut
     last_voice_at_any: float = 0.0  # the last caller frame of the caller's own, in any phase
+    speech_onset_at: float = 0.0  # the first of them after a silence (the articulation meter's run start)
     silent_since: float = 0.0  # when the AI stopped being audible (0 while it is)
     asked: str = ""  # the latest response whose transcript ends with a question
     ending: str = ""  # the response whose last sentence is playing (TurnEnding)
@@ -205,6 +207,8 @@ class BargeInJudgeCore:
         if msg.echo:
             s.last_echo_at = now
         elif own:
+            if now - s.last_voice_at_any > SPEECH_GAP_S:  # the caller starts speaking (pauses within speech do not count)
+                s.speech_onset_at = now
             s.last_voice_at_any = now
         if open_span is not None:
             open_span.echoed += msg.echo
@@ -274,8 +278,9 @@ class BargeInJudgeCore:
         return {"barge_in_clear_ms": list(self.s.clear_ms)}
 
     def _cut(self, now: float, reason: str, **fields: object) -> list[object]:
-        if self.s.onset_at and self.s.phase in (JudgePhase.CANDIDATE, JudgePhase.AI_SPEAKING):
-            self.s.clear_ms.append(int(round((now - self.s.onset_at) * 1000)))  # onset → the pacer's clear
+        onset = self.s.speech_onset_at or self.s.onset_at
+        if onset and self.s.phase in (JudgePhase.CANDIDATE, JudgePhase.AI_SPEAKING):
+            self.s.clear_ms.append(int(round((now - onset) * 1000)))  # the caller's first sound → the pacer's clear
             del self.s.clear_ms[:-64]
         self._go("confirm")
         self.s.counters.barge_in_events += 1
