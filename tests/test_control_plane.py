@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.calls import control_pids  # the actor system on a port and every process it forked
 from gateway.config import REPO_ROOT
 from sim.fake_realtime import FakeRealtime
 from sim.twilio_emulator import EmulatedCall, Step
@@ -50,21 +50,9 @@ async def http_get(port: int, path: str) -> tuple[int, str]:
     return int(head.split()[1]), body
 
 
-def system_pids(admin_port: int) -> set[int]:
-    """Every process of the actor system on `admin_port` (its admin and its actors, which fork from it)."""
-    listeners = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True).stdout
-    admin = {int(p) for line in listeners.splitlines() if f":{admin_port} " in line
-             for p in re.findall(r"pid=(\d+)", line)}
-    family = set(admin)
-    for pid in admin:
-        children = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-        family |= {int(c) for c in children}
-    return family
-
-
 def stop_system(config: Path, admin_port: int) -> None:
     cli(config, "actors", "stop", "--admin-port", str(admin_port))
-    for pid in system_pids(admin_port):
+    for pid in control_pids(admin_port):
         os.kill(pid, signal.SIGKILL)
 
 
@@ -86,9 +74,9 @@ async def test_two_workers_one_live_table_hangup_metrics_and_a_killed_control_pl
         listed: list[set[str]] = []
         workers_seen: set[str] = set()
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:  # the first stats rows arrive within a second or two
+        while time.monotonic() < deadline:  # every call sampled once (a call not sampled yet is listed "starting")
             out = cli(config, "calls", "live", "--json")
-            if out.returncode == 0 and len(json.loads(out.stdout)["calls"]) == 4:
+            if out.returncode == 0 and [r.get("phase") for r in json.loads(out.stdout)["calls"]] == ["active"] * 4:
                 break
             await asyncio.sleep(0.5)
         for _ in range(10):
@@ -98,7 +86,7 @@ async def test_two_workers_one_live_table_hangup_metrics_and_a_killed_control_pl
             listed.append({r["call_sid"] for r in rows})
             workers_seen |= {r["worker"] for r in rows}
         assert all(seen == set(sids) for seen in listed), listed  # 10 of 10 complete
-        assert all(r.get("frames_in", 0) > 0 and r.get("phase") == "active" for r in rows)
+        assert all(r.get("frames_in", 0) > 0 and r.get("phase") == "active" for r in rows), rows
         answers = [await http_get(served.port, "/admin/calls") for _ in range(10)]
         bodies = [json.loads(body) for status, body in answers if status == 200]
         assert len(bodies) == 10 and all({c["call_sid"] for c in b["calls"]} == set(sids) for b in bodies)
@@ -111,7 +99,7 @@ async def test_two_workers_one_live_table_hangup_metrics_and_a_killed_control_pl
         assert hung.returncode == 0, hung.stderr
         report0 = await asyncio.wait_for(tasks[sids[0]], 15)  # the stream closes: the call ended on our side
         # the actor system dies mid-call: the calls go on, nothing is lost
-        for pid in system_pids(admin_port):
+        for pid in control_pids(admin_port):
             os.kill(pid, signal.SIGKILL)
         assert cli(config, "calls", "live").returncode == 2  # the operator is told there is no control plane
         # it comes back: the workers' links reconnect and their next rows rebuild the live table

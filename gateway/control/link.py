@@ -95,7 +95,7 @@ class ControlLink:
                         raise ConnectionError("the control plane did not answer")
                     self._command(answer)  # a hang-up can arrive while the ping waits
             except Exception as exc:  # noqa: BLE001 — any failure of the link: calls go on, reconnect later
-                self._down(str(exc))
+                self._down(exc)
                 system = admin = None
 
     def _connect(self) -> tuple[Any, Any]:
@@ -104,7 +104,7 @@ class ControlLink:
         try:
             system, admin = connect(self.port)
         except Exception as exc:  # noqa: BLE001 — the system is going down or not yet up
-            log.info("CONTROL_LINK_RETRY", port=self.port, error=str(exc)[:200])
+            log.info("CONTROL_LINK_RETRY", port=self.port, error=str(exc)[:200], exc_info=True)
             return None, None
         self.up = True
         log.info("CONTROL_LINK_UP", port=self.port, worker=self.source.worker, dropped=self.dropped)
@@ -130,9 +130,10 @@ class ControlLink:
             log.info("CONTROL_HANGUP", call_sid=command.call_sid)
             self.loop.call_soon_threadsafe(self.on_hangup, command.call_sid)
 
-    def _down(self, reason: str) -> None:
+    def _down(self, exc: Exception) -> None:
         if self.up:
-            log.warning("CONTROL_LINK_DOWN", port=self.port, reason=reason[:200], dropped=self.dropped)
+            log.warning("CONTROL_LINK_DOWN", port=self.port, reason=str(exc)[:200], dropped=self.dropped,
+                        exc_info=exc)
         self.up = False
         while True:  # what was queued for the lost system is dropped, counted
             try:
