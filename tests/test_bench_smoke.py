@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from bench.calls import BEGIN, END, report, run_one, table, write_section
+from bench.calls import BEGIN, END, meets, report, run_one, table, write_section
 
 
 def test_bench_smoke(tmp_path: Path) -> None:
@@ -23,7 +23,12 @@ def test_bench_smoke(tmp_path: Path) -> None:
     assert "| kolbridge | 5 |" in table(rows)
     assert ours["server_underruns"] == 0 and ours["frames_lost"] == 0 and ours["ai_audio_s"] > 5
     text = report(rows, args)
-    assert "| kolbridge | 5 | 1.5× | 1 |" in text and "K where every run met the target" in text
+    assert "| kolbridge | 5 | 1.5× | 1 |" in text
+    # whether this box met the target in a 10 s run depends on its load (CI shares the machine): the
+    # verdict must agree with the row's own figures either way
+    verdict = ("Largest K where every run met the target: **5**." if meets(ours)
+               else "No K met the target in every run; first K that did not: 5.")
+    assert verdict in text and f"| {'1/1' if meets(ours) else '0/1'} |" in text
     results = tmp_path / "RESULTS.md"
     results.write_text("# Benchmark results\n\n## Tools\nkept\n")
     write_section(results, text)
