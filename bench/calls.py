@@ -23,6 +23,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -166,6 +167,13 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
     gen = subprocess.Popen([py, "-m", "sim.loadgen", "--url", f"ws://127.0.0.1:{port}/media-stream", "--calls",
                             str(k), "--duration", str(args.duration), "--ramp", str(args.ramp), "--out",
                             str(work / "gen.json"), "--total", str(getattr(args, "total", 0.0))], cwd=ROOT, env=env)
+    spy = None
+    if getattr(args, "profile", ""):  # py-spy on the server for the whole run (its own CPU is not the server's)
+        spy_exe = shutil.which("py-spy") or str(Path(py).parent / "py-spy")
+        spy = subprocess.Popen([spy_exe, "record", "--pid", str(server.pid), "--subprocesses", "--nonblocking",
+                                "-r", "100", "-f", "raw", "-o", str(Path(args.profile) / f"{system}-{k}.txt"),
+                                "--duration", str(int(args.duration + args.ramp))], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
     peak_rss, rss_samples, next_sample = 0.0, [], t0
     while gen.poll() is None:
         rss = rss_mb(family(server.pid))
@@ -175,6 +183,8 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
             next_sample += args.rss_every
         time.sleep(1.0)
     wall = time.monotonic() - t0
+    if spy is not None:
+        spy.wait(timeout=60)
     server_cpu, fake_cpu = cpu_s(family(server.pid)) - c0_server, cpu_s(fpids) - c0_fake
     control_cpu = cpu_s(cpids) - c0_control  # the actor system's processes: the control plane's own cost
     server_cpu += control_cpu
@@ -274,6 +284,8 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=0.0, help="seconds: one long run of --calls calls, RSS each minute")
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--rss-every", type=float, default=60.0)
+    parser.add_argument("--profile", default="", help="a folder: py-spy records the server of every run there "
+                        "(collapsed stacks, `bench/hotspots.py` sums them)")
     args = parser.parse_args()
     if args.soak:
         soak(args)

@@ -56,6 +56,23 @@ def real_time(start: float, audio: bytes, speed: float = 1.0, jitter: list[float
     return times
 
 
+def clairvoyant_start(delivery: Delivery, frame_bytes: int = 160) -> float:
+    """The earliest start from which no frame of `delivery` is late — knowing every arrival in advance:
+    frame m plays at start + m·20 ms and exists once the chunk holding its last byte has arrived. No
+    real buffer can start earlier without an underrun; the jitter tests report how far ours is above it."""
+    ends, pos = [], 0
+    for chunk, at in zip(chunked(delivery.audio), delivery.arrivals):
+        pos += len(chunk)
+        ends.append((pos, at))
+    latest, k = 0.0, 0
+    for m in range(len(delivery.audio) // frame_bytes):
+        last_byte = (m + 1) * frame_bytes
+        while ends[k][0] < last_byte:
+            k += 1
+        latest = max(latest, ends[k][1] - m * frame_bytes / 8000)
+    return latest
+
+
 def simulate(deliveries: list[Delivery], until: float, preroll: tuple[int, int, int] = (40, 400, 300)) -> Outcome:
     pacer = TxPacerCore(PacerState("CA1", "MZ1"), 20, 100, 100, 5000, *preroll)
     events: list[tuple[float, int, object]] = []

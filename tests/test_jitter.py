@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from tests.pacing_sim import Delivery, chunked, real_time, simulate
+from tests.pacing_sim import Delivery, chunked, clairvoyant_start, real_time, simulate
 
 GREETING = bytes([0x11]) * 16000  # 2 s
 ANSWER = bytes([0x22]) * 40000  # 5 s
@@ -89,7 +89,7 @@ def test_first_audio_latency_under_150ms_jitter_over_many_calls() -> None:
     every early delta seen while waiting. Added latency is reported two ways: after the first delta
     arrived (what the buffer adds) and after the answer's unjittered schedule (the lower bound for zero
     underruns is 150 ms there: the latest delta is 150 ms behind it)."""
-    after_first, after_nominal, underruns_later = [], [], 0
+    after_first, after_nominal, over_clairvoyant, clairvoyant, underruns_later = [], [], [], [], 0
     for seed in range(40):
         responses, start = [greeting()], 3.0
         for k in range(6):
@@ -100,14 +100,22 @@ def test_first_audio_latency_under_150ms_jitter_over_many_calls() -> None:
         for k in range(1, 6):
             after_first.append(1000 * (outcome.first_sent[f"a{k}"] - responses[k + 1].arrivals[0]))
             after_nominal.append(1000 * (outcome.first_sent[f"a{k}"] - (3.0 + 8.0 * k)))
+            best = clairvoyant_start(responses[k + 1])
+            clairvoyant.append(1000 * (best - responses[k + 1].arrivals[0]))
+            over_clairvoyant.append(1000 * (outcome.first_sent[f"a{k}"] - best))
     after_first.sort()
     after_nominal.sort()
+    clairvoyant.sort()
+    over_clairvoyant.sort()
     p50_first, p90_first = after_first[len(after_first) // 2], after_first[int(len(after_first) * 0.9)]
     p50_nominal, p90_nominal = after_nominal[len(after_nominal) // 2], after_nominal[int(len(after_nominal) * 0.9)]
     print(f"\nJITTER ±150 ms, 40 calls × 5 learned answers: underruns after the first answer {underruns_later} "
           f"of 200 answers; first audio after the first delta p50 {p50_first:.0f} / p90 {p90_first:.0f} / max "
           f"{after_first[-1]:.0f} ms; after the unjittered schedule p50 {p50_nominal:.0f} / p90 {p90_nominal:.0f} ms "
-          f"(zero-underrun bound 150 ms)")
+          f"(zero-underrun bound 150 ms); a clairvoyant buffer (every arrival known in advance) would start "
+          f"p50 {clairvoyant[len(clairvoyant) // 2]:.0f} ms after the first delta, ours is p50 "
+          f"{over_clairvoyant[len(over_clairvoyant) // 2]:.0f} / p90 {over_clairvoyant[int(len(over_clairvoyant) * 0.9)]:.0f} ms above it")
+    assert clairvoyant[len(clairvoyant) // 2] >= 100  # the fixture is as hard as claimed: ±150 ms costs ≥ 100 ms even foreseen
     assert underruns_later <= 2
     assert p50_first <= 310 and p50_nominal <= 290  # before the earliest-offset rule: 337 / 341 ms
     assert after_first[-1] <= 421  # preroll_max + a tick
