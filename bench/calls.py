@@ -148,10 +148,8 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
         admin_port = free_port() if system == "kolbridge" else 0
         control = f"enabled = true\nadmin_port = {admin_port}" if admin_port else "enabled = false\nadmin_port = 1900"
         config = work / "config.toml"
-        text = (ROOT / "config.toml").read_text(encoding="utf-8").replace("enabled = true\nadmin_port = 1900", control)
-        if getattr(args, "event_loop", ""):
-            text = re.sub(r'(?m)^event_loop = "\w+"', f'event_loop = "{args.event_loop}"', text)
-        config.write_text(text, encoding="utf-8")
+        config.write_text((ROOT / "config.toml").read_text(encoding="utf-8").replace(
+            "enabled = true\nadmin_port = 1900", control), encoding="utf-8")
         subprocess.run([py, "-m", "gateway.cli", "business", "--config", str(config), "import",
                         str(ROOT / "examples/demo-garage.toml")], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
         cmd = [py, "-m", "gateway.cli", "--log-level", "info", "serve", "--port", str(port), "--config", str(config),
@@ -286,8 +284,6 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=0.0, help="seconds: one long run of --calls calls, RSS each minute")
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--rss-every", type=float, default=60.0)
-    parser.add_argument("--event-loop", default="", choices=["", "uvloop", "asyncio"],
-                        help="the server's [server] event_loop (default: as config.toml ships)")
     parser.add_argument("--profile", default="", help="a folder: py-spy records the server of every run there "
                         "(collapsed stacks, `bench/hotspots.py` sums them)")
     args = parser.parse_args()

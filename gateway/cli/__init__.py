@@ -14,7 +14,6 @@ import structlog
 
 from gateway.config import ConfigError, load_config, log_audio_mode
 from gateway.logs import configure_logging
-from gateway.runtime import loop as event_loop
 
 log = structlog.get_logger("kolbridge")
 
@@ -126,7 +125,7 @@ def _worker_main(options: dict[str, object], index: int) -> int:
     args = argparse.Namespace(**options)
     configure_logging(str(args.log_level))
     structlog.contextvars.bind_contextvars(worker=index)
-    return event_loop.run(_serve(args), load_config(args.config).file.server.event_loop)
+    return asyncio.run(_serve(args))
 
 
 def _close_lost_calls(database_url: str, dead_workers: set[str]) -> list[str]:
@@ -313,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
                 return run_workers(args.workers, partial(_worker_main, vars(args)),
                                    config.file.server.worker_restarts_per_minute,
                                    partial(_close_lost_calls, config.env.database_url))
-            return event_loop.run(_serve(args), load_config(args.config).file.server.event_loop)
+            return asyncio.run(_serve(args))
         if args.cmd == "demo":
             from gateway.cli.demo import main_demo
             return main_demo(load_config(args.config).file)

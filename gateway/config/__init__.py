@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import msgspec
 import structlog
@@ -33,7 +33,6 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     worker_restarts_per_minute: Annotated[int, Meta(ge=0, le=100)] = 5
     recordings_dir: str = ""  # call recordings ([audio] record = true); default: <database directory>/recordings
     gc_tuning: bool = True  # freeze start-up objects, fewer generation-0 collections (gateway/runtime/gcwatch.py)
-    event_loop: Literal["uvloop", "asyncio"] = "uvloop"  # gateway/runtime/loop.py
 
 
 class ControlSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
