@@ -25,7 +25,8 @@ def make_rx(settings: CallSettings, blob: bytes | None) -> Core:
     return TwilioRxCore(state, settings.barge_in.energy_delta_db,  # type: ignore[arg-type]
                         settings.barge_in.floor_min_db, settings.realtime.gap_buffer_ms // frame_ms, frame_ms,
                         settings.realtime.turn_replay_ms // frame_ms, settings.audio,
-                        settings.barge_in.articulation_confirm, settings.barge_in.articulation_rise_db)
+                        settings.barge_in.articulation_confirm, settings.barge_in.articulation_rise_db,
+                        max(1, settings.realtime.append_ms // frame_ms))
 
 
 def make_bridge(settings: CallSettings, blob: bytes | None) -> Core:

@@ -27,6 +27,7 @@ class TwilioMediaIn(Struct, frozen=True):
     payload: str  # base64 μ-law, passed through untouched
     seq: int
     at: float
+    raw: bytes = b""  # the same frame decoded (the edge decodes it to validate it anyway); b"": not given
 
 
 class TwilioMarkIn(Struct, frozen=True):

@@ -62,6 +62,7 @@ class RealtimeSettings(Struct, frozen=True, forbid_unknown_fields=True):
     reconnect_max_attempts: Annotated[int, Meta(ge=1, le=50)] = 8
     backoff_initial_s: Annotated[float, Meta(ge=0.0, le=5.0)] = 0.2
     backoff_max_s: Annotated[float, Meta(ge=0.1, le=30.0)] = 2.0
+    append_ms: Annotated[int, Meta(ge=20, le=200, multiple_of=20)] = 40  # caller audio per input_audio_buffer.append
     gap_buffer_ms: Annotated[int, Meta(ge=0, le=30000)] = 3000  # caller audio kept while the link is down
     turn_replay_ms: Annotated[int, Meta(ge=0, le=30000)] = 10000  # an untranscribed turn this long is re-sent
     rollover_after_s: Annotated[float, Meta(ge=1.0, le=3600.0)] = 3000.0  # new session at a quiet moment

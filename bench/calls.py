@@ -148,8 +148,10 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
         admin_port = free_port() if system == "kolbridge" else 0
         control = f"enabled = true\nadmin_port = {admin_port}" if admin_port else "enabled = false\nadmin_port = 1900"
         config = work / "config.toml"
-        config.write_text((ROOT / "config.toml").read_text(encoding="utf-8").replace(
-            "enabled = true\nadmin_port = 1900", control), encoding="utf-8")
+        text = (ROOT / "config.toml").read_text(encoding="utf-8").replace("enabled = true\nadmin_port = 1900", control)
+        if getattr(args, "append_ms", 0):
+            text = re.sub(r"(?m)^append_ms = \d+", f"append_ms = {args.append_ms}", text)
+        config.write_text(text, encoding="utf-8")
         subprocess.run([py, "-m", "gateway.cli", "business", "--config", str(config), "import",
                         str(ROOT / "examples/demo-garage.toml")], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL)
         cmd = [py, "-m", "gateway.cli", "--log-level", "info", "serve", "--port", str(port), "--config", str(config),
@@ -284,6 +286,8 @@ def main() -> None:
     parser.add_argument("--soak", type=float, default=0.0, help="seconds: one long run of --calls calls, RSS each minute")
     parser.add_argument("--calls", type=int, default=50)
     parser.add_argument("--rss-every", type=float, default=60.0)
+    parser.add_argument("--append-ms", type=int, default=0,
+                        help="the server's [realtime] append_ms (default: as config.toml ships)")
     parser.add_argument("--profile", default="", help="a folder: py-spy records the server of every run there "
                         "(collapsed stacks, `bench/hotspots.py` sums them)")
     args = parser.parse_args()

@@ -107,12 +107,13 @@ def decode_twilio(raw: str | bytes, at: float) -> TwilioIn:
         kind = ev.event
         if kind == "media" and ev.media is not None:
             payload = ev.media.payload
-            # strict base64, checked here so a bad payload never reaches an actor (the string itself is
-            # forwarded untouched; decoding a 216-character frame costs ~1 µs)
-            if not payload or not binascii.a2b_base64(payload, strict_mode=True):
+            # strict base64, checked here so a bad payload never reaches an actor; the string is forwarded
+            # untouched and the bytes go along, so the actors never decode a frame again
+            raw = binascii.a2b_base64(payload, strict_mode=True) if payload else b""
+            if not raw:
                 return WireDecodeError("twilio", "empty media payload", at)
             # `chunk` numbers media frames only (sequenceNumber counts every message, marks included)
-            return TwilioMediaIn(payload, int(ev.media.chunk or 0), at)
+            return TwilioMediaIn(payload, int(ev.media.chunk or 0), at, raw)
         if kind == "mark" and ev.mark is not None:
             return TwilioMarkIn(ev.mark.name, at)
         if kind == "start" and ev.start is not None:
@@ -259,6 +260,13 @@ _append_decoder = msgspec.json.Decoder(_AppendOut)
 _APPEND_PREFIX = b'{"type":"input_audio_buffer.append"'
 
 
-def unsent_appends(messages: list[bytes]) -> tuple[str, ...]:
-    """The caller frames (base64, in order) among encoded client events that were never written."""
-    return tuple(_append_decoder.decode(m).audio for m in messages if m.startswith(_APPEND_PREFIX))
+def unsent_appends(messages: list[bytes], frame_bytes: int = 160) -> tuple[str, ...]:
+    """The caller frames (base64, one per frame, in order) among encoded client events that were never
+    written — an append may carry several (TwilioRx batches them: [realtime] append_ms)."""
+    frames: list[str] = []
+    for message in messages:
+        if message.startswith(_APPEND_PREFIX):
+            audio = binascii.a2b_base64(_append_decoder.decode(message).audio)
+            frames += [binascii.b2a_base64(audio[at:at + frame_bytes], newline=False).decode("ascii")
+                       for at in range(0, len(audio), frame_bytes)]
+    return tuple(frames)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import signal
 from pathlib import Path
@@ -29,7 +30,9 @@ def bench_script(speed: float = 1.5, jitter_ms: float = 0.0, seed: int = 7) -> F
 def stats(fake: FakeRealtime) -> list[dict[str, object]]:
     out = []
     for conn in fake.connections:
-        appends = [t for t, e in conn.events if e.get("type") == "input_audio_buffer.append"]
+        # one arrival time per caller frame (an append may carry several: the bridge batches them)
+        appends = [t for t, e in conn.events if e.get("type") == "input_audio_buffer.append"
+                   for _ in range(len(base64.b64decode(e.get("audio", ""))) // 160)]
         out.append({"first_frame": bytes(conn.appended[:160]).hex(), "frames": len(conn.appended) // 160,
                     "append_times": appends, "truncations": conn.truncations,
                     "responses": [r["status"] for r in conn.responses], "errors": len(conn.errors_sent)})

@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_twilio_events_decode_to_typed_messages() -> None:
     media = decode_twilio(json.dumps({"event": "media", "sequenceNumber": "9", "media": {
         "track": "inbound", "chunk": "4", "timestamp": "60", "payload": "//8="}}), 1.0)
-    assert media == TwilioMediaIn("//8=", 4, 1.0)
+    assert media == TwilioMediaIn("//8=", 4, 1.0, b"\xff\xff")  # the bytes travel with the string
     start = decode_twilio(json.dumps({"event": "start", "streamSid": "MZ1", "start": {
         "callSid": "CA1", "streamSid": "MZ1", "customParameters": {"business_id": "b"}}}), 1.0)
     assert start == TwilioStart("CA1", "MZ1", {"business_id": "b"}, 1.0) and not start.format_supported

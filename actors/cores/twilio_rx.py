@@ -1,7 +1,12 @@
 """TwilioRx core — caller audio in, untouched, to the Realtime input buffer.
 
-Theory of operation: every Twilio `media` frame becomes one `input_audio_buffer.append` carrying the
-same base64 string (μ-law passthrough, no decode, no buffering, no gate of any kind: simple mode).
+Theory of operation: every Twilio `media` frame is forwarded to the Realtime input buffer untouched
+(μ-law passthrough, no gate of any kind: simple mode) — `append_frames` of them per
+`input_audio_buffer.append` (config [realtime] append_ms; 1 = the frame's own base64 string). A batch
+is the frames' bytes, which the edge decoded to validate them, joined and encoded once; frames waiting
+for their batch (at most append_frames − 1) count as never written when the link drops (replayed from
+the ring like any other), start the next session's audio at a rollover, and leave at the end of the
+call (CollectCounters), so no caller audio is lost or reordered.
 Media chunk-number gaps (frames Twilio never delivered) are counted, never hidden. Decode errors at the
 edge arrive as WireDecodeError and are counted.
 Barge-in input: the level of caller frames is measured (a copy; the frame is untouched) — every frame
@@ -28,7 +33,7 @@ from actors.cores.ulaw import raw_level_db
 from actors.ingress_messages import TwilioDtmfIn, TwilioMediaIn, WireDecodeError
 from actors.lifecycle_messages import LogLine
 from actors.link_messages import LinkDown, LinkUp
-from actors.messages import CallerLevel, PlayedLevels, PlayoutChanged
+from actors.messages import CallerLevel, CollectCounters, PlayedLevels, PlayoutChanged
 from actors.settings import AudioSettings
 from actors.wire_messages import RtAppend, ToRealtime
 
@@ -65,13 +70,16 @@ class RxState(msgspec.Struct):
     articulation: ArticulationState = msgspec.field(default_factory=ArticulationState)
     echo: EchoState | None = None
     conditioner: ConditionerState = msgspec.field(default_factory=ConditionerState)
+    pending: list[bytes] = msgspec.field(default_factory=list)  # forwarded frames waiting for their batch
 
 
 class TwilioRxCore:
     def __init__(self, state: RxState, delta_db: float = 9.0, floor_min_db: float = 30.0,
                  gap_frames: int = 150, frame_ms: int = 20, turn_frames: int = 500,
-                 audio: AudioSettings | None = None, articulation: bool = True, rise_db: float = 6.0) -> None:
+                 audio: AudioSettings | None = None, articulation: bool = True, rise_db: float = 6.0,
+                 append_frames: int = 1) -> None:
         self.s = state
+        self.append_frames = max(1, append_frames)
         self.floor = NoiseFloor(state.floor, delta_db, floor_min_db)
         audio = audio or AudioSettings(echo_guard_enabled=False)
         self.meter = ArticulationMeter(state.articulation, rise_db) if articulation else None
@@ -101,6 +109,8 @@ class TwilioRxCore:
             return self._link_down(msg)
         if isinstance(msg, LinkUp):
             return self._link_up()
+        if isinstance(msg, CollectCounters):  # the call ends: what waits for its batch leaves now
+            return self._flush()
         if isinstance(msg, PlayoutChanged):
             self.s.ai_audible = msg.audible
             # our echo outlives our playout: keep listening (echo guard on) as long as the echo path can be
@@ -123,12 +133,25 @@ class TwilioRxCore:
         over_ai = s.ai_audible or now < s.listen_until
         measure = over_ai or (c.frames_in + 1) % IDLE_LEVEL_EVERY == 0
         # computed first, may raise: nothing has changed yet
-        raw = binascii.a2b_base64(msg.payload) if measure or self.conditioner is not None else b""
+        batching = self.append_frames > 1
+        raw = msg.raw
+        if not raw and (measure or batching or self.conditioner is not None):
+            raw = binascii.a2b_base64(msg.payload)
         level = raw_level_db(raw) if measure else 0.0
         conditioned = self.conditioner.process(raw) if self.conditioner is not None else None
         payload = msg.payload
+        forwarded = raw
+        if conditioned is not None:
+            forwarded = conditioned.frame
+            payload = base64.b64encode(forwarded).decode("ascii")
+        append: str | None = None
+        if s.link_up:
+            if not batching:
+                append = payload
+            elif len(s.pending) + 1 >= self.append_frames:
+                append = base64.b64encode(b"".join(s.pending) + forwarded).decode("ascii")
+        # what changes the state, from here
         if conditioned is not None and self.conditioner is not None:
-            payload = base64.b64encode(conditioned.frame).decode("ascii")
             self.conditioner.commit(conditioned)
             c.frames_conditioned += 1
         c.frames_in += 1
@@ -141,7 +164,11 @@ class TwilioRxCore:
             del s.ring[:len(s.ring) - self.ring_frames]
         if s.link_up:
             c.frames_forwarded += 1
-            out.append(ToRealtime(s.call_id, RtAppend(payload)))
+            if append is not None:
+                out.append(ToRealtime(s.call_id, RtAppend(append)))
+                s.pending.clear()
+            else:
+                s.pending.append(forwarded)
         else:
             c.frames_buffered_gap += 1
             if c.frames_in - s.gap_unsent == self.gap_frames + 1:  # from now on the oldest fall out
@@ -178,21 +205,31 @@ class TwilioRxCore:
             return out + [CallerLevel(level, floor, now)]
         return out + [CallerLevel(level, floor, now, reading.syllables, reading.spectral_hz)]
 
+    def _flush(self) -> list[object]:
+        s = self.s
+        if not s.pending or not s.link_up:
+            return []
+        append = base64.b64encode(b"".join(s.pending)).decode("ascii")
+        s.pending.clear()
+        return [ToRealtime(s.call_id, RtAppend(append))]
+
     def _link_down(self, msg: LinkDown) -> list[object]:
         s, c = self.s, self.s.counters
-        first_unsent = c.frames_in - len(msg.unsent)
+        unsent = len(msg.unsent) + len(s.pending)  # queued for the lost connection, or waiting for their batch
+        first_unsent = c.frames_in - unsent
         start = first_unsent
         if msg.replay_from_ms >= 0:
             start = min(start, s.session_start + msg.replay_from_ms // self.frame_ms)
-        c.frames_forwarded -= len(msg.unsent)  # queued for the lost connection, never written
-        c.frames_buffered_gap += len(msg.unsent)
+        c.frames_forwarded -= unsent  # never written
+        c.frames_buffered_gap += unsent
         s.link_up, s.gap_from, s.gap_unsent = False, start, first_unsent
+        s.pending.clear()
         return []
 
     def _link_up(self) -> list[object]:
         s, c = self.s, self.s.counters
-        if s.link_up:  # a rollover: the new session's audio starts with the next frame
-            s.session_start = c.frames_in
+        if s.link_up:  # a rollover: the new session's audio starts with the frames waiting for their batch
+            s.session_start = c.frames_in - len(s.pending)
             return []
         kept = s.ring[-self.ring_frames:]
         ring_start = c.frames_in - len(kept)
