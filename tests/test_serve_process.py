@@ -131,6 +131,7 @@ async def test_sigterm_drains_live_calls_then_ends_them_as_server_shutdown(tmp_p
     log = served.log.read_text()
     assert "<Say" in twiml and "<Connect" not in twiml and refused == 1013
     assert "DRAINING" in log
+    assert log.count('"AUDIO_MODE"') == 1 and '"append_ms": 40' in log  # logged once, with the append size
     records = {sid: await served.record(sid) for sid in calls}
     reasons = {sid: r.end_reason for sid, r in records.items()}
     assert reasons == {"CA" + "1" * 32: "server_shutdown", "CA" + "2" * 32: "server_shutdown",

@@ -45,7 +45,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from storage.db import create_schema, make_engine, session_factory
 
     config = load_config(args.config)
-    log_audio_mode(config.file.audio, config.source)
+    log_audio_mode(config.file.audio, config.source, config.file.realtime.append_ms)
     db = make_engine(config.env.database_url)
     await create_schema(db)
     app = App(config, db, session_factory(db))

@@ -195,7 +195,7 @@ async def stored_record(workdir: Path, call_sid: str) -> str:
 
 
 def main_demo(file_config: FileConfig) -> int:
-    log_audio_mode(file_config.audio, "demo")
+    log_audio_mode(file_config.audio, "demo", file_config.realtime.append_ms)
     processors = list(structlog.get_config()["processors"])
     structlog.configure(processors=[RECORDER, *processors])
     with tempfile.TemporaryDirectory(prefix="kolbridge-demo-") as tmp:

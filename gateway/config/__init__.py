@@ -138,9 +138,10 @@ def load_config(path: str | None = None, environ: dict[str, str] | None = None) 
     return AppConfig(load_file_config(cfg_path), load_env(environ), str(cfg_path))
 
 
-def log_audio_mode(audio: AudioSettings, source: str) -> None:
-    """The one AUDIO_MODE line, logged once at startup."""
+def log_audio_mode(audio: AudioSettings, source: str, append_ms: int) -> None:
+    """The one AUDIO_MODE line, logged once at startup (with how much caller audio each append carries)."""
     structlog.get_logger("kolbridge").info(
         "AUDIO_MODE", simple_mode=audio.simple_mode, audio_guard_enabled=audio.audio_guard_enabled,
         music_mode_enabled=audio.music_mode_enabled, noise_gate_min_frames=audio.noise_gate_min_frames,
-        echo_guard_enabled=audio.echo_guard_enabled, frame_pacing_ms=audio.frame_pacing_ms, config=source)
+        echo_guard_enabled=audio.echo_guard_enabled, frame_pacing_ms=audio.frame_pacing_ms,
+        append_ms=append_ms, config=source)
