@@ -123,8 +123,9 @@ class CallRecorder:
         for stale in (self.path.with_suffix(".left.ul"), self.path.with_suffix(".right.ul")):
             stale.unlink(missing_ok=True)
 
-    def caller(self, payload_b64: str, at: float) -> None:
-        self.timeline.caller(base64.b64decode(payload_b64), at)
+    def caller(self, raw: bytes, at: float) -> None:
+        """A caller frame as received (its bytes: the edge decoded them already)."""
+        self.timeline.caller(raw, at)
         if len(self.timeline.left) >= FLUSH_EVERY:
             self._submit(_append, *self.timeline.take_final(at))
 

@@ -218,7 +218,7 @@ async def media_stream(app: App, ws: ServerConnection) -> None:
             if isinstance(msg, TwilioMediaIn):
                 call.frames_in += 1
                 if call.recorder is not None:
-                    call.recorder.caller(msg.payload, msg.at)
+                    call.recorder.caller(msg.raw, msg.at)
             elif isinstance(msg, WireDecodeError):
                 log.warning("TWILIO_DECODE_ERROR", call_sid=call.call_id, reason=msg.reason)
             elif isinstance(msg, (TwilioStart, TwilioConnected)):

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import subprocess
 import sys
 import wave
@@ -79,7 +78,7 @@ def test_an_unwritable_directory_is_logged_and_the_call_goes_on(tmp_path: Path) 
     recorder = CallRecorder(tmp_path / "ok", "CA1")
     recorder.path = blocked / "CA1.wav"  # the directory vanished (a full or read-only disk behaves alike)
     for k in range(300):
-        recorder.caller(base64.b64encode(frame(0x10)).decode(), T0 + 0.02 * k)
+        recorder.caller(frame(0x10), T0 + 0.02 * k)
     assert recorder.finish().result(10) is None and recorder.failed
 
 
