@@ -30,7 +30,7 @@ def _control_plane(args: argparse.Namespace) -> None:
         try:
             log.info("CONTROL_PLANE", detail=start_system(control.admin_port, control.convention))
         except Exception as exc:  # noqa: BLE001 — calls do not need it: serve goes on, reports are dropped
-            log.error("CONTROL_PLANE_START_FAILED", port=control.admin_port, error=str(exc)[:300])
+            log.error("CONTROL_PLANE_START_FAILED", port=control.admin_port, error=str(exc)[:300], exc_info=True)
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         directory = Path(control.metrics_dir or Path(tempfile.gettempdir()) / f"kolbridge-metrics-{args.port}")
         directory.mkdir(parents=True, exist_ok=True)
