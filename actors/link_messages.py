@@ -30,7 +30,8 @@ class RealtimeConnectFailed(Struct, frozen=True):
 class RealtimeLost(Struct, frozen=True):
     """The connection of `generation` closed or failed while the call was live.
 
-    `unsent_audio` holds caller frames (base64, in order) that were queued for it and never written."""
+    `unsent_audio` holds the audio of appends (base64, in order; an append may carry several caller
+    frames) that were queued for it and never written."""
 
     generation: int
     code: int

@@ -260,13 +260,8 @@ _append_decoder = msgspec.json.Decoder(_AppendOut)
 _APPEND_PREFIX = b'{"type":"input_audio_buffer.append"'
 
 
-def unsent_appends(messages: list[bytes], frame_bytes: int = 160) -> tuple[str, ...]:
-    """The caller frames (base64, one per frame, in order) among encoded client events that were never
-    written — an append may carry several (TwilioRx batches them: [realtime] append_ms)."""
-    frames: list[str] = []
-    for message in messages:
-        if message.startswith(_APPEND_PREFIX):
-            audio = binascii.a2b_base64(_append_decoder.decode(message).audio)
-            frames += [binascii.b2a_base64(audio[at:at + frame_bytes], newline=False).decode("ascii")
-                       for at in range(0, len(audio), frame_bytes)]
-    return tuple(frames)
+def unsent_appends(messages: list[bytes]) -> tuple[str, ...]:
+    """The audio (base64, in order) of the input_audio_buffer.append events among encoded client events
+    that were never written. One append may carry several caller frames (TwilioRx batches them:
+    [realtime] append_ms); TwilioRx maps the bytes back onto its frames."""
+    return tuple(_append_decoder.decode(m).audio for m in messages if m.startswith(_APPEND_PREFIX))

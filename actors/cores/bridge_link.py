@@ -113,7 +113,7 @@ class BridgeLinkMixin:
         s.turn_item, s.turn_start_ms = "", -1
         out: list[object] = [LinkDown(msg.unsent_audio, now, replay_from), LogLine("REALTIME_LOST", "warning", {
             "call_sid": s.call_id, "generation": msg.generation, "code": msg.code, "reason": msg.reason[:200],
-            "unsent_frames": len(msg.unsent_audio), "ai_speaking": bool(s.active_response),
+            "unsent_appends": len(msg.unsent_audio), "ai_speaking": bool(s.active_response),
             "replay_untranscribed_turn_from_ms": replay_from})]
         held = self.preempt.s.response_id if self.preempt.s.phase is PreemptPhase.HELD else ""
         if not self.preempt.idle:

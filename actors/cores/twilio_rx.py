@@ -40,6 +40,11 @@ from actors.wire_messages import RtAppend, ToRealtime
 IDLE_LEVEL_EVERY = 5
 
 
+def b64_size(text: str) -> int:
+    """Bytes a padded base64 string decodes to."""
+    return len(text) // 4 * 3 - (2 if text.endswith("==") else 1 if text.endswith("=") else 0)
+
+
 class RxCounters(msgspec.Struct):
     frames_in: int = 0
     frames_forwarded: int = 0
@@ -213,9 +218,19 @@ class TwilioRxCore:
         s.pending.clear()
         return [ToRealtime(s.call_id, RtAppend(append))]
 
+    def _frames_holding(self, size: int, end: int) -> int:
+        """How many frames, back from ring[end - 1], carry the last `size` bytes written (any frame size;
+        beyond the ring, frames of 160 bytes are assumed)."""
+        ring, index = self.s.ring, end
+        while size > 0 and index > 0:
+            index -= 1
+            size -= b64_size(ring[index])
+        return end - index + max(0, -(-size // 160))
+
     def _link_down(self, msg: LinkDown) -> list[object]:
         s, c = self.s, self.s.counters
-        unsent = len(msg.unsent) + len(s.pending)  # queued for the lost connection, or waiting for their batch
+        # queued for the lost connection (the newest appends), or waiting for their batch
+        unsent = self._frames_holding(sum(map(b64_size, msg.unsent)), len(s.ring) - len(s.pending)) + len(s.pending)
         first_unsent = c.frames_in - unsent
         start = first_unsent
         if msg.replay_from_ms >= 0:
