@@ -14,6 +14,7 @@ switches writers between two actor messages, so nothing falls in between.
 from __future__ import annotations
 
 import asyncio
+import base64
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -50,6 +51,14 @@ def realtime_socket(conn: Any) -> Any:
     tests/test_sdk_contract.py); None if this SDK does not have it."""
     raw_ws = getattr(conn, "_connection", None)
     return raw_ws if raw_ws is not None and hasattr(raw_ws, "protocol") else None
+
+
+async def flush_or_count(writer: OrderedWriter, timeout: float, frame_bytes: int = 160) -> int:
+    """Let a closed writer deliver what it holds for up to `timeout`; then abandon the rest and return how
+    many caller frames (of `frame_bytes`) its never-written appends carried."""
+    await writer.finished(timeout)
+    left = unsent_appends(writer.abandon())
+    return sum(-(-len(base64.b64decode(audio)) // frame_bytes) for audio in left)
 
 
 async def close_quietly(conn: Any) -> None:
@@ -218,10 +227,15 @@ class CallIO:
         self.app.background(close_quietly(conn))
         self.app.engine.tell(self.call_id, RealtimeLost(generation, code, reason, loop.time(), unsent_appends(unsent)))
 
+    async def deliver_caller_audio(self, timeout: float = 2.0) -> int:
+        """After the summary: the caller's last frames may still be queued for the Realtime service — give
+        them `timeout` to leave; return how many caller frames had not (dropped with the connection)."""
+        if self.rt_out.ws is None:
+            return 0
+        return await flush_or_count(self.rt_out, timeout)
+
     async def close(self) -> None:
-        """After the summary: let queued writes finish briefly, then close both sockets."""
-        if self.rt_out.ws is not None:
-            await self.rt_out.finished(2.0)  # the caller's last frames may still be queued: deliver them first
+        """After the summary (and deliver_caller_audio): close both sockets."""
         await self.tw_out.finished(0.5)
         if self.rt_conn is not None:
             await close_quietly(self.rt_conn)

@@ -24,7 +24,7 @@ COUNTED = {"frames_in": "frames_in", "frames_forwarded": "frames_forwarded", "fr
            "underruns": "underruns", "stt_filler_only_count": "fillers", "barge_in_candidates": "barge_in_candidates",
            "barge_in_events": "barge_in_events", "barge_in_rejected": "barge_in_rejected",
            "realtime_reconnects": "realtime_reconnects", "echo_vetoes": "echo_vetoes",
-           "barge_in_by_articulation": "barge_in_by_articulation"}
+           "barge_in_by_articulation": "barge_in_by_articulation", "frames_unsent_at_end": "frames_unsent_at_end"}
 
 CALLS = Counter("kolbridge_calls", "Calls ended, by end reason", ["business", "end_reason"])
 COUNTERS = {key: Counter(f"kolbridge_{name}", f"Sum over ended calls of CALL_METRICS {key}", ["business"])
