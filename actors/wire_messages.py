@@ -101,6 +101,11 @@ class RtAppend(Struct, frozen=True, tag="input_audio_buffer.append", tag_field="
     audio: str
 
 
+def b64_size(text: str) -> int:
+    """Bytes a padded base64 string (an append's audio, a Twilio payload) decodes to, without decoding it."""
+    return len(text) // 4 * 3 - (2 if text.endswith("==") else 1 if text.endswith("=") else 0)
+
+
 class RtResponseParams(Struct, frozen=True, omit_defaults=True):
     instructions: str | None = None
 

@@ -23,6 +23,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import serve
 
 from actors.wire_messages import RtAppend
+from bench.calls import free_port
 from gateway.wire import encode_realtime
 from gateway.wswrite import OrderedWriter
 
@@ -70,7 +71,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=50_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    port = 20000 + os.getpid() % 20000
+    port = free_port()
     ready = multiprocessing.Event()
     server = multiprocessing.Process(target=discard_server, args=(port, ready), daemon=True)
     server.start()

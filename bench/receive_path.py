@@ -17,7 +17,6 @@ import asyncio
 import base64
 import json
 import multiprocessing
-import os
 import time
 from typing import Any, Callable
 
@@ -25,6 +24,7 @@ from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.frames import Frame, Opcode
 
+from bench.calls import free_port
 from gateway.wire import decode_twilio
 
 MESSAGE = json.dumps({"event": "media", "sequenceNumber": "9", "streamSid": "MZ" + "a" * 32, "media": {
@@ -91,7 +91,7 @@ def main() -> None:
     print(f"{total} media messages from {args.calls} websocket clients on 127.0.0.1; server CPU per message:")
     for mode in ["assembler", "inline"] * args.repeat:
         results: Any = multiprocessing.Queue()
-        port = 30000 + os.getpid() % 10000
+        port = free_port()
         server = multiprocessing.Process(target=run_server, args=(mode, port, total, results), daemon=True)
         server.start()
         assert results.get(timeout=10) == "ready"

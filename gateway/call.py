@@ -14,7 +14,6 @@ switches writers between two actor messages, so nothing falls in between.
 from __future__ import annotations
 
 import asyncio
-import base64
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -32,7 +31,7 @@ from actors.link_messages import (
 )
 from actors.messages import CallSummary, Utterance
 from actors.settings import CallSettings
-from actors.wire_messages import RealtimeOutEvent, TwClear, TwilioOutEvent, TwMedia
+from actors.wire_messages import RealtimeOutEvent, TwClear, TwilioOutEvent, TwMedia, b64_size
 from gateway import actions
 from gateway.agent import AgentSpec
 from gateway.fallback import FallbackSettings
@@ -58,7 +57,7 @@ async def flush_or_count(writer: OrderedWriter, timeout: float, frame_bytes: int
     many caller frames (of `frame_bytes`) its never-written appends carried."""
     await writer.finished(timeout)
     left = unsent_appends(writer.abandon())
-    return sum(-(-len(base64.b64decode(audio)) // frame_bytes) for audio in left)
+    return sum(-(-b64_size(audio) // frame_bytes) for audio in left)
 
 
 async def close_quietly(conn: Any) -> None:

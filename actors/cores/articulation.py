@@ -61,8 +61,11 @@ class Reading(msgspec.Struct, frozen=True):
     spectral_hz: float
 
 
+RUN_END_QUIET_MS = 400  # a quiet this long ends a run of speech (the judge's speech onset uses it too)
+
+
 class ArticulationMeter:
-    def __init__(self, state: ArticulationState, rise_db: float = 6.0, end_quiet_frames: int = 20,
+    def __init__(self, state: ArticulationState, rise_db: float = 6.0, end_quiet_frames: int = RUN_END_QUIET_MS // 20,
                  window_frames: int = 15) -> None:
         self.s = state
         self.rise_db = rise_db

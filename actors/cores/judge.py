@@ -29,6 +29,7 @@ import enum
 
 import msgspec
 
+from actors.cores.articulation import RUN_END_QUIET_MS
 from actors.ingress_messages import RtAssistantTranscriptDone, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone, RtTranscriptFailed, Tick
 from actors.lifecycle_messages import LogLine
 from actors.messages import (
@@ -51,7 +52,7 @@ from prompts.classifier import Lexicon, TurnLabel, classify
 
 VERY_SHORT_CHARS = 5
 PREFIX_S = 0.5  # caller frames this long before speech_started belong to that speech
-SPEECH_GAP_S = 0.4  # as the articulation meter: a quiet this long ends a run of speech
+SPEECH_GAP_S = RUN_END_QUIET_MS / 1000  # as the articulation meter: a quiet this long ends a run of speech
 ECHO_TAIL_S = 1.5  # the echo outlives our playout (≤ 0.6 s) and the server's VAD waits its silence (0.6 s)
 
 

@@ -35,14 +35,15 @@ from actors.lifecycle_messages import LogLine
 from actors.link_messages import LinkDown, LinkUp
 from actors.messages import CallerLevel, CollectCounters, PlayedLevels, PlayoutChanged
 from actors.settings import AudioSettings
-from actors.wire_messages import RtAppend, ToRealtime
+from actors.wire_messages import RtAppend, ToRealtime, b64_size
 
 IDLE_LEVEL_EVERY = 5
 
 
-def b64_size(text: str) -> int:
-    """Bytes a padded base64 string decodes to."""
-    return len(text) // 4 * 3 - (2 if text.endswith("==") else 1 if text.endswith("=") else 0)
+
+def encode_batch(frames: list[bytes]) -> str:
+    """One append's audio: the frames' bytes joined, base64 once."""
+    return base64.b64encode(b"".join(frames)).decode("ascii")
 
 
 class RxCounters(msgspec.Struct):
@@ -154,7 +155,7 @@ class TwilioRxCore:
             if not batching:
                 append = payload
             elif len(s.pending) + 1 >= self.append_frames:
-                append = base64.b64encode(b"".join(s.pending) + forwarded).decode("ascii")
+                append = encode_batch([*s.pending, forwarded])
         # what changes the state, from here
         if conditioned is not None and self.conditioner is not None:
             self.conditioner.commit(conditioned)
@@ -214,7 +215,7 @@ class TwilioRxCore:
         s = self.s
         if not s.pending or not s.link_up:
             return []
-        append = base64.b64encode(b"".join(s.pending)).decode("ascii")
+        append = encode_batch(s.pending)
         s.pending.clear()
         return [ToRealtime(s.call_id, RtAppend(append))]
 
