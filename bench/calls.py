@@ -12,7 +12,12 @@ The sweep goes past the first failing K (it reports it, it does not stop) and ev
 `--repeat` times; the summary gives each figure's spread and the largest K where every run met the
 target: caller-side p99 |gap − 20 ms| ≤ 2 ms, no underrun caused by the server (its queue ran dry
 although the fake service streams 1.5× faster than real time, or its ticker was late), no caller
-frame lost, no call failed. Jittery rows (`--jitter-ms`, delivery at real time ± that): underruns per
+frame lost, no call given the fallback (its Realtime session did not open within the connect budget —
+what an overloaded server does), no call failed. After the callers hang up the bench waits until the
+fake service has read every Realtime socket to its end (`drain_s`: how far behind the server was), so
+frames still on their way are not counted lost; the server's own count of caller frames it could not
+deliver (`frames_unsent_at_end`) is reported beside the generator-to-fake count. `--keep DIR` keeps each
+run's logs and records. Jittery rows (`--jitter-ms`, delivery at real time ± that): underruns per
 1,000 s of AI audio and the first audio's wait in the jitter buffer. Writes its section of
 bench/RESULTS.md (between the `calls:` markers; the rest of the file is kept).
 """
@@ -98,6 +103,33 @@ def rss_mb(pids: list[int]) -> float:
     return total / 1024
 
 
+def open_connections(port: int) -> int:
+    """Established (or half-closed, not yet read to the end) TCP connections whose local port is `port`:
+    the fake service's side of the server's Realtime sockets, from /proc/net/tcp{,6}."""
+    count = 0
+    for table_path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table_path).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] in ("01", "08"):  # ESTABLISHED, CLOSE_WAIT
+                count += 1
+    return count
+
+
+def wait_drained(fake_port: int, timeout: float) -> float:
+    """After the callers hung up, wait until the server has closed every Realtime socket and the fake
+    service has read each to its end: an overloaded server is seconds behind, and stopping the fake
+    before it has read what the server still had to send would count those frames as lost. Returns
+    the seconds waited (how far behind the server was)."""
+    start = time.monotonic()
+    while open_connections(fake_port) and time.monotonic() - start < timeout:
+        time.sleep(0.2)
+    return time.monotonic() - start
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return 0.0
@@ -107,7 +139,7 @@ def pct(values: list[float], q: float) -> float:
 
 def server_log(path: Path) -> dict[str, Any]:
     """What the server itself logged: its dry queues, its ticker, its calls' jitter-buffer waits."""
-    underruns, ticker, waits, starts, wait_max, ai_frames, unreadable = 0, [], 0, 0, 0, 0, 0
+    underruns, ticker, waits, starts, wait_max, ai_frames, unreadable, unsent, fallbacks = 0, [], 0, 0, 0, 0, 0, 0, 0
     for line in path.read_text(errors="replace").splitlines():
         if '"TX_UNDERRUN"' in line:
             underruns += 1
@@ -121,14 +153,18 @@ def server_log(path: Path) -> dict[str, Any]:
                 ticker.append(record)
                 continue
             metrics = record.get("all", {})
+            if record.get("reason") == "realtime_unavailable":
+                fallbacks += 1  # the session never opened in time (overload): the caller got the fallback
             waits += metrics.get("jitter_wait_ms_total", 0)
             starts += metrics.get("jitter_starts", 0)
             wait_max = max(wait_max, metrics.get("jitter_wait_ms_max", 0))
             ai_frames += metrics.get("frames_sent", 0)
+            unsent += metrics.get("frames_unsent_at_end", 0)
     return {"server_underruns": underruns, "ticker_p99_ms": max((t.get("p99_ms", 0.0) for t in ticker), default=float("nan")),
             "ticker_max_ms": max((t.get("max_ms", 0.0) for t in ticker), default=float("nan")),
             "preroll_mean_ms": waits / starts if starts else float("nan"), "preroll_max_ms": wait_max,
-            "ai_audio_s": ai_frames * 0.02, "log_lines_unreadable": unreadable}
+            "ai_audio_s": ai_frames * 0.02, "log_lines_unreadable": unreadable, "frames_unsent_at_end": unsent,
+            "fallbacks": fallbacks}
 
 
 def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms: float = 0.0,
@@ -184,7 +220,8 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
             rss_samples.append((round(time.monotonic() - t0), round(rss, 1)))
             next_sample += args.rss_every
         time.sleep(1.0)
-    wall = time.monotonic() - t0
+    drain_s = wait_drained(fake_port, timeout=120.0)
+    wall = time.monotonic() - t0  # the drain included: an overloaded server is still working for its calls
     if spy is not None:
         spy.wait(timeout=60)
     server_cpu, fake_cpu = cpu_s(family(server.pid)) - c0_server, cpu_s(fpids) - c0_fake
@@ -218,7 +255,8 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
         delays += [(b - a) * 1000 for a, b in zip(c["send_times"], f["append_times"])]
     logged = server_log(work / f"{system}.log") if system.startswith("kolbridge") else {
         "server_underruns": 0, "ticker_p99_ms": float("nan"), "ticker_max_ms": float("nan"),
-        "preroll_mean_ms": float("nan"), "preroll_max_ms": 0, "ai_audio_s": 0.0, "log_lines_unreadable": 0}
+        "preroll_mean_ms": float("nan"), "preroll_max_ms": 0, "ai_audio_s": 0.0, "log_lines_unreadable": 0,
+        "frames_unsent_at_end": 0, "fallbacks": 0}
     phone_underruns = sum(c["underruns"] for c in calls)
     ai_s = logged["ai_audio_s"] or sum(c["frames_received"] for c in calls) * 0.02
     return {
@@ -230,7 +268,8 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
         "underruns_per_1000s": 1000 * phone_underruns / max(ai_s, 1e-9),
         "odd_sized": sum(c["odd_sized"] for c in calls), "frames_sent": sent, "frames_reached": reached,
         "frames_lost": sent - reached, "fwd_p99_ms": pct(delays, 0.99), "gen_cpu_core": gen_data["cpu_s"] / wall,
-        "fake_cpu_core": fake_cpu / wall, "server_cpu_core": server_cpu / wall, "control_cpu_core": control_cpu / wall, "rss_samples": rss_samples, **logged,
+        "fake_cpu_core": fake_cpu / wall, "server_cpu_core": server_cpu / wall, "control_cpu_core": control_cpu / wall,
+        "drain_s": drain_s, "rss_samples": rss_samples, **logged,
     }
 
 
@@ -238,6 +277,7 @@ COLUMNS = [("system", "{}"), ("k", "{}"), ("jitter_ms", "{:g}"), ("calls_ok", "{
            ("server_cpu_core", "{:.2f}"), ("rss_mb_per_call", "{:.2f}"), ("gap_p50", "{:.2f}"), ("gap_p99", "{:.2f}"),
            ("gap_max", "{:.1f}"), ("underruns", "{}"), ("server_underruns", "{}"), ("underruns_per_1000s", "{:.1f}"),
            ("preroll_mean_ms", "{:.0f}"), ("odd_sized", "{}"), ("frames_sent", "{}"), ("frames_lost", "{}"),
+           ("frames_unsent_at_end", "{}"), ("fallbacks", "{}"), ("drain_s", "{:.1f}"),
            ("fwd_p99_ms", "{:.2f}"), ("ticker_p99_ms", "{:.2f}"), ("ticker_max_ms", "{:.1f}"),
            ("gen_cpu_core", "{:.2f}"), ("fake_cpu_core", "{:.2f}"), ("control_cpu_core", "{:.3f}")]
 
@@ -282,6 +322,8 @@ def main() -> None:
     parser.add_argument("--ramp", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--systems", default="kolbridge,baseline")
+    parser.add_argument("--keep", default="", help="a folder: every run's server log, generator and fake "
+                        "service records are kept there")
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))
     parser.add_argument("--soak", type=float, default=0.0, help="seconds: one long run of --calls calls, RSS each minute")
     parser.add_argument("--calls", type=int, default=50)
@@ -301,6 +343,8 @@ def main() -> None:
         for rep in range(args.repeat):
             with tempfile.TemporaryDirectory() as tmp:
                 row = run_one(system, k, args, Path(tmp), jitter_ms=jitter, seed=7 + rep)
+                if args.keep:  # the run's logs and records, for a diagnosis
+                    shutil.copytree(tmp, Path(args.keep) / f"{system}-{k}-{jitter:g}-{rep + 1}", dirs_exist_ok=True)
             row["run"] = rep + 1
             rows.append(row)
             print(table([row]).splitlines()[-1], flush=True)
@@ -314,7 +358,7 @@ def ints(spec: str) -> list[int]:
 
 
 def meets(row: dict[str, Any]) -> bool:
-    return bool(row["gap_p99"] <= 2.0 and row["server_underruns"] == 0 and row["frames_lost"] == 0
+    return bool(row["gap_p99"] <= 2.0 and row["server_underruns"] == 0 and row["frames_lost"] == 0 and row["fallbacks"] == 0
                 and row["errors"] == 0 and row["calls_ok"] == row["k"])
 
 
@@ -328,7 +372,8 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
     for row in rows:
         groups.setdefault((row["system"], row["k"], row["jitter_ms"]), []).append(row)
     lines = ["| system | K | delivery | runs | CPU ms per call-s | server cores | p99 gap err ms | phone underruns "
-             "| server underruns | frames lost | ticker p99 ms | gen + fake cores | target met |", "|" + "---|" * 13]
+             "| server underruns | frames lost | calls given the fallback | ticker p99 ms | gen + fake cores | target met |",
+             "|" + "---|" * 14]
     for (system, k, jitter), runs in groups.items():
         delivery = f"1× ± {jitter:g} ms" if jitter else "1.5×"
         met = "—" if system != "kolbridge" or jitter else f"{sum(meets(r) for r in runs)}/{len(runs)}"
@@ -337,6 +382,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
                      f"| {spread([r['underruns'] for r in runs], '{:.0f}')} "
                      f"| {spread([r['server_underruns'] for r in runs], '{:.0f}')} "
                      f"| {spread([r['frames_lost'] for r in runs], '{:.0f}')} "
+                     f"| {spread([r['fallbacks'] for r in runs], '{:.0f}')} "
                      f"| {spread([r['ticker_p99_ms'] for r in runs])} "
                      f"| {spread([r['gen_cpu_core'] + r['fake_cpu_core'] for r in runs])} | {met} |")
     passing = [k for (system, k, jitter), runs in groups.items() if system == "kolbridge" and not jitter

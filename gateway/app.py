@@ -255,12 +255,11 @@ class App:
             return
         self.engine.tell(call.call_id, call.end_message(reason))
         summary = call.summary
-        unsent = await call.deliver_caller_audio()  # the caller's last frames, before the record is written
+        unsent, why = await call.deliver_caller_audio()  # the caller's last frames, before the record is written
         metrics = dict(summary.metrics) if summary else {}
         if unsent:
             metrics["frames_unsent_at_end"] = unsent
-            log.warning("CALLER_AUDIO_UNSENT_AT_END", call_sid=call.call_id, frames=unsent,
-                        reason="the Realtime service did not take the caller's last audio in time")
+            log.warning("CALLER_AUDIO_UNSENT_AT_END", call_sid=call.call_id, frames=unsent, reason=why)
         series = dict(summary.series) if summary else {}
         self.summaries.append({"call_sid": call.call_id, "reason": reason, "metrics": metrics, "series": series,
                                "restarts": call.restarts, "fallback": fallback})

@@ -226,12 +226,18 @@ class CallIO:
         self.app.background(close_quietly(conn))
         self.app.engine.tell(self.call_id, RealtimeLost(generation, code, reason, loop.time(), unsent_appends(unsent)))
 
-    async def deliver_caller_audio(self, timeout: float = 2.0) -> int:
+    async def deliver_caller_audio(self, timeout: float = 2.0) -> tuple[int, str]:
         """After the summary: the caller's last frames may still be queued for the Realtime service — give
-        them `timeout` to leave; return how many caller frames had not (dropped with the connection)."""
-        if self.rt_out.ws is None:
-            return 0
-        return await flush_or_count(self.rt_out, timeout)
+        them `timeout` to leave; return how many caller frames had not (dropped with the connection) and
+        why. With no session open (the first connect never succeeded, or the call ended before it did)
+        everything the writer held waited for a session that never came: all of it is counted."""
+        never_open = self.rt_out.ws is None
+        unsent = await flush_or_count(self.rt_out, timeout)
+        if not unsent:
+            return 0, ""
+        if never_open:
+            return unsent, "no Realtime session was open: the caller's audio waited for one that never came"
+        return unsent, "the Realtime service did not take the caller's last audio in time"
 
     async def close(self) -> None:
         """After the summary (and deliver_caller_audio): close both sockets."""

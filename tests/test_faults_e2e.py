@@ -230,6 +230,16 @@ async def _fallback_call(tmp_path: Path, env: dict[str, str], business: str = DE
     return row, report, took, twiml
 
 
+def assert_the_unheard_audio_is_counted(row: Any) -> None:
+    """No session ever opened: every caller frame forwarded while the first connect was tried waited in the
+    writer and was never written — the record counts them all (they used to vanish uncounted), and what
+    came after the give-up is counted as buffered for a session that never came."""
+    metrics = row.metrics
+    assert metrics["frames_forwarded"] > 100  # ~6 s of the caller's audio before the give-up
+    assert metrics["frames_unsent_at_end"] == metrics["frames_forwarded"]
+    assert metrics["frames_forwarded"] + metrics["frames_buffered_gap"] == metrics["frames_in"]
+
+
 async def test_a_refused_session_at_call_start_takes_the_fallback_by_rest_within_the_budget(tmp_path: Path) -> None:
     rest = await FakeTwilioRest().start()
     try:
@@ -242,6 +252,7 @@ async def test_a_refused_session_at_call_start_takes_the_fallback_by_rest_within
     assert took < 7.5, took  # budget 6 s, then the REST update, then the stream closes
     assert row.end_reason == "realtime_unavailable" and row.fallback == "apologise:rest"
     assert report.frames_received == 0  # the caller heard silence until Twilio played the apology
+    assert_the_unheard_audio_is_counted(row)
     print(f"\nREFUSED: fallback by REST {took:.2f} s after the call started (budget 6 s)")
 
 
@@ -250,6 +261,7 @@ async def test_a_handshake_that_never_answers_takes_the_fallback_within_the_budg
     assert 5.5 < took < 7.5, took
     assert row.end_reason == "realtime_unavailable" and row.fallback == "apologise:action"
     assert "<Say" in twiml and "<Hangup" in twiml  # what the <Connect action> URL answers Twilio
+    assert_the_unheard_audio_is_counted(row)
     print(f"\nHUNG: stream closed for the action-URL fallback {took:.2f} s after the call started (budget 6 s)")
 
 
