@@ -206,9 +206,10 @@ class CallIO:
         loop = asyncio.get_running_loop()
         code, reason = 1006, "connection lost"
         try:
-            tell = self.app.engine.tell
+            tell, poll_ticker = self.app.engine.tell, self.app.ticker.poll
             while True:
                 raw = await conn.recv_bytes()
+                poll_ticker()  # before the event reaches the actors (never inside them)
                 msg = decode_realtime(raw, loop.time())
                 if msg is not None:
                     tell(self.call_id, msg)

@@ -208,9 +208,10 @@ async def media_stream(app: App, ws: ServerConnection) -> None:
         return
     loop = asyncio.get_running_loop()
     reason = "twilio_disconnected"
-    tell = app.engine.tell
+    tell, poll_ticker = app.engine.tell, app.ticker.poll
     try:
         async for raw in ws:
+            poll_ticker()  # a due tick runs now, not after the loop's whole batch of ready callbacks
             msg = decode_twilio(raw, loop.time())
             if isinstance(msg, EndCall):
                 reason = msg.reason
