@@ -1,4 +1,6 @@
-"""How many calls one box carries: kolbridge vs a bare relay, same load generator, same fake service.
+"""How many calls one box carries: kolbridge vs a bare relay (Twilio's sample's shape: deltas forwarded as
+they come) and a bare paced relay (the same, with the simplest 20 ms pacer: the floor under the
+caller-side gap figures on this box) — same load generator, same fake service.
 
     python -m bench.calls [--sweep 50,100,150,200] [--repeat 3] [--duration 30] [--workers 1]
                           [--jitter-sweep 50,100] [--jitter-ms 150]
@@ -193,7 +195,8 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
         cmd = [py, "-m", "gateway.cli", "--log-level", "info", "serve", "--port", str(port), "--config", str(config),
                "--workers", str(args.workers)]
     else:
-        cmd = [py, "-m", "bench.baseline_relay", "--port", str(port), "--realtime", f"ws://127.0.0.1:{fake_port}/v1"]
+        cmd = [py, "-m", "bench.baseline_relay", "--port", str(port), "--realtime", f"ws://127.0.0.1:{fake_port}/v1",
+               *(["--paced"] if system == "baseline-paced" else [])]
     log = open(work / f"{system}.log", "w")
     server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     wait_port(fake_port)
@@ -321,7 +324,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0)
     parser.add_argument("--ramp", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--systems", default="kolbridge,baseline")
+    parser.add_argument("--systems", default="kolbridge,baseline,baseline-paced")
     parser.add_argument("--keep", default="", help="a folder: every run's server log, generator and fake "
                         "service records are kept there")
     parser.add_argument("--out", default=str(ROOT / "bench" / "RESULTS.md"))

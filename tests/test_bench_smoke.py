@@ -11,11 +11,13 @@ def test_bench_smoke(tmp_path: Path) -> None:
     args = argparse.Namespace(duration=10.0, ramp=1.0, workers=1, rss_every=5.0, sweep="5", repeat=1,
                               jitter_sweep="", jitter_ms=150.0)
     rows = []
-    for system in ("kolbridge", "baseline"):
+    for system in ("kolbridge", "baseline", "baseline-paced"):
         work = tmp_path / system
         work.mkdir()
         rows.append(run_one(system, 5, args, work))
-    ours, base = rows
+    ours, base, paced = rows
+    assert paced["calls_ok"] == 5 and paced["odd_sized"] == 0 and paced["frames_lost"] == 0  # 160-byte frames
+    assert paced["gap_p50"] < 5.0  # on a 20 ms clock, unlike the bare relay (its gaps are whole deltas apart)
     assert ours["calls_ok"] == 5 and ours["errors"] == 0
     assert ours["frames_sent"] > 5 * 400 and ours["frames_reached"] == ours["frames_sent"]
     assert ours["odd_sized"] == 0 and ours["cpu_ms_per_call_s"] > 0 and ours["rss_samples"]
