@@ -83,6 +83,41 @@ def test_fast_delivery_starts_the_first_response_well_before_the_initial_buffer(
     assert greeting_only.underruns == 0 and greeting_only.first_sent["g"] - 0.1 <= 0.121
 
 
+@pytest.mark.parametrize("speed", [1.2, 1.5, 2.0])
+def test_faster_than_real_time_delivery_with_150ms_jitter_starts_sooner_and_stays_near_the_causal_bound(speed: float) -> None:
+    """Realtime usually generates faster than real time: ±150 ms of independent jitter per delta on delivery
+    at 1.2–2×. A clairvoyant buffer starts far sooner here (later deltas run ahead), but no buffer that only
+    knows the past can: the next delta may still be the whole spread later than the first one was, so the
+    start stays bounded by the spread less what the delivery runs ahead meanwhile. A rule that knew each
+    call's speed (a least-squares drift per answer, the spread around it) was tried on this fixture: p50
+    221 → 218, 181 → 181, 148 → 147 ms at 1.2/1.5/2× — the risk sits in the next few deltas, where running
+    ahead has not yet helped — and not kept. Figures printed; the assertions keep underruns after the
+    learning answer and the distance to the clairvoyant bound."""
+    after_first, over_clairvoyant, clairvoyant, underruns_later = [], [], [], 0
+    for seed in range(40):
+        responses, start = [greeting()], 3.0
+        for k in range(6):
+            responses.append(Delivery(f"a{k}", ANSWER, real_time(start, ANSWER, speed=speed,
+                                                                  jitter=jittered(seed * 10 + k, 0.150))))
+            start += 8.0
+        outcome = simulate(responses, until=start + 2.0)
+        underruns_later += len([t for t in outcome.underrun_at if t >= 11.0])
+        for k in range(1, 6):
+            best = clairvoyant_start(responses[k + 1])
+            after_first.append(1000 * (outcome.first_sent[f"a{k}"] - responses[k + 1].arrivals[0]))
+            clairvoyant.append(1000 * (best - responses[k + 1].arrivals[0]))
+            over_clairvoyant.append(1000 * (outcome.first_sent[f"a{k}"] - best))
+    for figures in (after_first, over_clairvoyant, clairvoyant):
+        figures.sort()
+    mid, p90 = len(after_first) // 2, int(len(after_first) * 0.9)
+    print(f"\nJITTER ±150 ms at {speed}× real time, 40 calls × 5 learned answers: underruns after the first answer "
+          f"{underruns_later} of 200; first audio after the first delta p50 {after_first[mid]:.0f} / p90 "
+          f"{after_first[p90]:.0f} ms; clairvoyant p50 {clairvoyant[mid]:.0f} / p90 {clairvoyant[p90]:.0f} ms; "
+          f"ours above it p50 {over_clairvoyant[mid]:.0f} / p90 {over_clairvoyant[p90]:.0f} ms")
+    assert underruns_later <= 3
+    assert after_first[mid] <= 230 and over_clairvoyant[mid] <= 130  # measured 221/181/148 and 122/107/96
+
+
 def test_first_audio_latency_under_150ms_jitter_over_many_calls() -> None:
     """40 calls × 6 jittery answers: after the first answer (the one learned from) no underrun in 200
     answers but one (seed-dependent: a rise the last 8 answers never showed); the start moves earlier with
