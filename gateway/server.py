@@ -30,6 +30,7 @@ from websockets.http11 import Request, Response
 
 from actors.control_messages import ListLive, LiveTableReply
 from actors.ingress_messages import EndCall, TwilioMediaIn, WireDecodeError
+from gateway import handshakes
 from gateway.app import App
 from gateway.config.overrides import fallback_for, realtime_for
 from gateway.control import prom
@@ -242,6 +243,7 @@ def reuse_port_socket(host: str, port: int) -> socket.socket:
 
 
 async def start_server(app: App, host: str, port: int, reuse_port: bool = False) -> Server:
+    handshakes.install()
     async def handler(ws: ServerConnection) -> None:
         path = urlsplit(ws.request.path).path if ws.request else ""
         if path == STREAM_PATH:

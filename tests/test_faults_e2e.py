@@ -312,6 +312,47 @@ async def test_idle_sockets_are_closed_after_the_start_timeout_while_a_real_call
     print(f"\nIDLE: 200 sockets closed {min(closed_at):.2f}-{max(closed_at):.2f} s after opening (timeout 2 s)")
 
 
+async def test_health_checks_and_garbage_handshakes_are_counted_lines_not_tracebacks(tmp_path: Path) -> None:
+    """A load balancer's TCP check (connect, close): websockets would log each at ERROR with its parser's
+    traceback; the edge counts them by reason and logs one debug line instead. A malformed request is
+    closed by websockets itself (no log either way)."""
+    import logging
+
+    from prometheus_client import REGISTRY
+
+    def failed(reason: str) -> float:
+        return REGISTRY.get_sample_value("kolbridge_handshakes_failed_total", {"reason": reason}) or 0.0
+
+    library_errors: list[logging.LogRecord] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            library_errors.append(record)
+
+    catcher = Catch(logging.ERROR)
+    logging.getLogger("websockets").addHandler(catcher)
+    before = failed("closed_before_request")
+    try:
+        async with running_stack(tmp_path, _script(4.0)) as stack:
+            for _ in range(5):  # a health check: connect, send nothing, close
+                _, writer = await asyncio.open_connection("127.0.0.1", stack.port)
+                writer.close()
+                await writer.wait_closed()
+            reader, writer = await asyncio.open_connection("127.0.0.1", stack.port)
+            writer.write(b"NOT HTTP AT ALL\r\n\r\n")  # websockets closes it (EOF) itself, and logs nothing
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.read(200), 5)
+            writer.close()
+            assert answer == b"", answer
+            assert await wait_until(lambda: failed("closed_before_request") >= before + 5, 5)
+            report = await asyncio.wait_for(EmulatedCall(stack.stream_url, "demo-garage", CALL, [
+                Step("wait_turns", 1), Step("hangup")]).run(), 30)  # the edge still serves calls
+            assert report.frames_received > 0
+    finally:
+        logging.getLogger("websockets").removeHandler(catcher)
+    assert [r for r in library_errors if r.getMessage() == "opening handshake failed"] == []
+
+
 async def test_pending_streams_beyond_the_cap_are_refused(tmp_path: Path) -> None:
     from websockets.asyncio.client import connect
 
@@ -370,3 +411,16 @@ async def test_a_question_the_lost_session_never_transcribed_is_heard_again_and_
     assert [u.text for u in utterances if u.role == "caller"] == [clip_text("question")]
     print(f"\nUNTRANSCRIBED TURN: {question_frames} frames ({question_frames * 20} ms) re-sent to the new session; "
           "the question was answered")
+
+
+def test_a_handshake_failure_is_labelled_by_its_innermost_cause() -> None:
+    from gateway.handshakes import failure_reason
+
+    def chained(outer: BaseException, inner: BaseException) -> BaseException:
+        outer.__cause__ = inner
+        return outer
+
+    assert failure_reason(chained(ValueError("x"), chained(EOFError("y"), ConnectionResetError()))) == "closed_before_request"
+    assert failure_reason(chained(RuntimeError("x"), TimeoutError())) == "timeout"
+    assert failure_reason(ValueError("bad header")) == "invalid_request"
+    assert failure_reason(KeyError("k")) == "KeyError" and failure_reason(None) == "unknown"
