@@ -187,6 +187,9 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
         control = f"enabled = true\nadmin_port = {admin_port}" if admin_port else "enabled = false\nadmin_port = 1900"
         config = work / "config.toml"
         text = (ROOT / "config.toml").read_text(encoding="utf-8").replace("enabled = true\nadmin_port = 1900", control)
+        # the sweep measures how calls degrade past capacity: the worker's own shedding (gateway/admission.py,
+        # at /voice; the generator opens streams directly) would hide it
+        text = re.sub(r"(?m)^shed_lateness_ms = [0-9.]+", "shed_lateness_ms = 0.0", text)
         if getattr(args, "append_ms", 0):
             text = re.sub(r"(?m)^append_ms = \d+", f"append_ms = {args.append_ms}", text)
         config.write_text(text, encoding="utf-8")

@@ -29,6 +29,7 @@ from actors.ingress_messages import Tick
 from actors.messages import Utterance
 from actors.settings import CallSettings
 from gateway import actions
+from gateway.admission import Shed, admit, recent_lateness_ms
 from gateway.agent import agent_for, agent_spec
 from gateway.call import CallIO
 from gateway.config import AppConfig
@@ -243,6 +244,22 @@ class App:
         if self.control is not None:
             self.control.call_opened(call)
         return call
+
+    def admission(self) -> tuple[Shed, float]:
+        """May this worker take one more call (gateway/admission.py)? With the ticker's recent lateness."""
+        server = self.config.file.server
+        lateness = recent_lateness_ms(self.ticker.stats.late_ms) if self._ticker_task is not None else 0.0
+        return admit(len(self.calls) + self.pending_streams, server.max_calls, lateness, server.shed_lateness_ms), lateness
+
+    def record_shed(self, call_sid: str, business_id: str, form: dict[str, str], shed: Shed, lateness_ms: float,
+                    fallback_mode: str) -> None:
+        """A call refused at /voice because this worker is full: logged, counted and recorded."""
+        log.warning("CALL_SHED", call_sid=call_sid, business_id=business_id, reason=shed.value, live=len(self.calls),
+                    pending=self.pending_streams, ticker_p90_ms=round(lateness_ms, 1))
+        prom.call_shed(business_id, shed.value)
+        self.writes.put(CallStartWrite(call_sid, "", business_id, {}, form.get("From", ""), form.get("To", ""),
+                                       self.worker))
+        self.writes.put(CallEndWrite(call_sid, f"shed_{shed.value}", {}, 0, fallback=f"{fallback_mode}:voice"))
 
     def record_rejected(self, start: TwilioStart, business_id: str, reason: str) -> None:
         """A stream refused at `start` still leaves a record, with the reason."""

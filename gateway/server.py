@@ -31,6 +31,7 @@ from websockets.http11 import Request, Response
 from actors.control_messages import ListLive, LiveTableReply
 from actors.ingress_messages import EndCall, TwilioMediaIn, WireDecodeError
 from gateway import handshakes
+from gateway.admission import Shed
 from gateway.app import App
 from gateway.config.overrides import fallback_for, realtime_for
 from gateway.control import prom
@@ -144,6 +145,11 @@ async def voice_twiml(app: App, form: dict[str, str], stream_url: str, http_base
     if app.draining:
         log.warning("VOICE_WHILE_DRAINING", call_sid=call_sid, business_id=business.id)
         return fallback_twiml(fallback_for(business), business.language, form.get("From", ""))
+    shed, lateness = app.admission()
+    if shed is not Shed.NO:  # this worker is full: the business's fallback now, not a degraded call
+        fallback = fallback_for(business)
+        app.record_shed(call_sid, business.id, form, shed, lateness, fallback.mode)
+        return fallback_twiml(fallback, business.language, form.get("From", ""))
     # when the stream ends with the call still up, Twilio asks this URL what next (the fallback, or hang up)
     connect = Connect(action=f"{http_base}/stream-ended") if http_base else Connect()
     stream = connect.stream(url=stream_url)
@@ -183,10 +189,17 @@ async def await_start(app: App, ws: ServerConnection) -> TwilioStart | None:
 
 
 async def media_stream(app: App, ws: ServerConnection) -> None:
-    if app.draining or app.pending_streams >= app.config.file.server.max_pending_streams:
+    # the cap holds here too (a stream /voice did not route); saturation is judged at /voice only: a stream
+    # that arrives was admitted there a moment ago, and turning it away now costs the caller more
+    shed, _ = app.admission()
+    full = shed is Shed.MAX_CALLS
+    refused = ("draining" if app.draining else "too many pending streams"
+               if app.pending_streams >= app.config.file.server.max_pending_streams else shed.value if full else "")
+    if refused:  # Twilio then asks the <Connect action> URL what next: the fallback
         app.refused_streams += 1
-        log.warning("STREAM_REFUSED", reason="draining" if app.draining else "too many pending streams",
-                    pending=app.pending_streams)
+        log.warning("STREAM_REFUSED", reason=refused, pending=app.pending_streams, live=len(app.calls))
+        if refused == Shed.MAX_CALLS.value:
+            prom.call_shed("", refused)
         await ws.close(1013, "try again later")
         return
     app.pending_streams += 1

@@ -33,6 +33,8 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     worker_restarts_per_minute: Annotated[int, Meta(ge=0, le=100)] = 5
     recordings_dir: str = ""  # call recordings ([audio] record = true); default: <database directory>/recordings
     gc_tuning: bool = True  # freeze start-up objects, fewer generation-0 collections (gateway/runtime/gcwatch.py)
+    max_calls: Annotated[int, Meta(ge=0, le=100000)] = 0  # per worker, live + starting; 0 = no cap (gateway/admission.py)
+    shed_lateness_ms: Annotated[float, Meta(ge=0.0, le=1000.0)] = 40.0  # saturated: ticker p90 lateness; 0 = off
 
 
 class ControlSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

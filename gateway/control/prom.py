@@ -39,6 +39,8 @@ TRUNCATE = Histogram("kolbridge_truncate_error_ms", "Truncate point: schedule es
 DURATION = Histogram("kolbridge_call_duration_seconds", "Call duration", ["business"],
                      buckets=(10, 30, 60, 120, 300, 600, 1200, 3600))
 LIVE = Gauge("kolbridge_live_calls", "Calls in progress", ["business"], multiprocess_mode="livesum")
+SHED = Counter("kolbridge_calls_shed", "New calls sent to the fallback because the worker was full, by reason",
+               ["business", "reason"])
 HANDSHAKES = Counter("kolbridge_handshakes_failed", "Opening handshakes that failed at the edge, by reason",
                      ["reason"])
 LATENESS = Gauge("kolbridge_ticker_lateness_seconds", "p99 lateness of the 20 ms ticker over the last minute",
@@ -71,6 +73,10 @@ def call_ended(business: str, reason: str, metrics: dict[str, int], series: dict
     for ms in series.get("truncate_uncertainty_ms", []):
         TRUNCATE.labels(business).observe(ms)
     DURATION.labels(business).observe(metrics.get("call_duration_ms", 0) / 1000)
+
+
+def call_shed(business: str, reason: str) -> None:
+    SHED.labels(business, reason).inc()
 
 
 def handshake_failed(reason: str) -> None:
