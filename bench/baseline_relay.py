@@ -58,8 +58,7 @@ async def paced_sender(twilio: ServerConnection, frames: deque[bytes], wake: asy
 
 
 async def relay(twilio: ServerConnection, realtime_url: str, paced: bool = False) -> None:
-    stream_sid = ""
-    sid = [""]
+    sid = [""]  # the stream's sid, shared with the paced sender
     frames: deque[bytes] = deque()
     carry = bytearray()
     wake = asyncio.Event()
@@ -71,14 +70,13 @@ async def relay(twilio: ServerConnection, realtime_url: str, paced: bool = False
                                          "response": {"instructions": "Greet the caller."}}))
 
         async def from_twilio() -> None:
-            nonlocal stream_sid
             async for raw in twilio:
                 data = json.loads(raw)
                 if data["event"] == "media":
                     await openai_ws.send(json.dumps({"type": "input_audio_buffer.append",
                                                      "audio": data["media"]["payload"]}))
                 elif data["event"] == "start":
-                    stream_sid = sid[0] = data["start"]["streamSid"]
+                    sid[0] = data["start"]["streamSid"]
                 elif data["event"] == "stop":
                     break
             await openai_ws.close()
@@ -86,14 +84,14 @@ async def relay(twilio: ServerConnection, realtime_url: str, paced: bool = False
         async def from_openai() -> None:
             async for raw in openai_ws:
                 event = json.loads(raw)
-                if event["type"] == "response.output_audio.delta" and stream_sid and paced:
+                if event["type"] == "response.output_audio.delta" and sid[0] and paced:
                     carry.extend(base64.b64decode(event["delta"]))
                     whole = len(carry) - len(carry) % FRAME
                     frames.extend(bytes(carry[i:i + FRAME]) for i in range(0, whole, FRAME))
                     del carry[:whole]
                     wake.set()
-                elif event["type"] == "response.output_audio.delta" and stream_sid:
-                    await twilio.send(json.dumps({"event": "media", "streamSid": stream_sid,
+                elif event["type"] == "response.output_audio.delta" and sid[0]:
+                    await twilio.send(json.dumps({"event": "media", "streamSid": sid[0],
                                                   "media": {"payload": event["delta"]}}))
                 elif event["type"] == "conversation.item.input_audio_transcription.completed":
                     await openai_ws.send(json.dumps({"type": "response.create"}))

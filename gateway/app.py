@@ -245,11 +245,14 @@ class App:
             self.control.call_opened(call)
         return call
 
-    def admission(self) -> tuple[Shed, float]:
-        """May this worker take one more call (gateway/admission.py)? With the ticker's recent lateness."""
+    def admission(self, saturation: bool = True) -> tuple[Shed, float]:
+        """May this worker take one more call (gateway/admission.py)? With the ticker's recent lateness;
+        `saturation=False` checks the cap alone (and reads no lateness)."""
         server = self.config.file.server
-        lateness = recent_lateness_ms(self.ticker.stats.late_ms) if self._ticker_task is not None else 0.0
-        return admit(len(self.calls) + self.pending_streams, server.max_calls, lateness, server.shed_lateness_ms), lateness
+        judged = saturation and self._ticker_task is not None
+        lateness = recent_lateness_ms(self.ticker.stats.late_ms) if judged else 0.0
+        shed_at = server.shed_lateness_ms if saturation else 0.0
+        return admit(len(self.calls) + self.pending_streams, server.max_calls, lateness, shed_at), lateness
 
     def record_shed(self, call_sid: str, business_id: str, form: dict[str, str], shed: Shed, lateness_ms: float,
                     fallback_mode: str) -> None:
@@ -257,15 +260,19 @@ class App:
         log.warning("CALL_SHED", call_sid=call_sid, business_id=business_id, reason=shed.value, live=len(self.calls),
                     pending=self.pending_streams, ticker_p90_ms=round(lateness_ms, 1))
         prom.call_shed(business_id, shed.value)
-        self.writes.put(CallStartWrite(call_sid, "", business_id, {}, form.get("From", ""), form.get("To", ""),
-                                       self.worker))
-        self.writes.put(CallEndWrite(call_sid, f"shed_{shed.value}", {}, 0, fallback=f"{fallback_mode}:voice"))
+        self._record_unserved(call_sid, "", business_id, form.get("From", ""), form.get("To", ""),
+                              f"shed_{shed.value}", f"{fallback_mode}:voice")
 
     def record_rejected(self, start: TwilioStart, business_id: str, reason: str) -> None:
         """A stream refused at `start` still leaves a record, with the reason."""
-        self.writes.put(CallStartWrite(start.call_sid, start.stream_sid, business_id, {},
-                                       start.custom.get("from", ""), start.custom.get("to", ""), self.worker))
-        self.writes.put(CallEndWrite(start.call_sid, reason, {}, 0))
+        self._record_unserved(start.call_sid, start.stream_sid, business_id, start.custom.get("from", ""),
+                              start.custom.get("to", ""), reason)
+
+    def _record_unserved(self, call_sid: str, stream_sid: str, business_id: str, from_number: str, to_number: str,
+                         reason: str, fallback: str = "") -> None:
+        """The record of a call that was never served: started and ended at once, with the reason."""
+        self.writes.put(CallStartWrite(call_sid, stream_sid, business_id, {}, from_number, to_number, self.worker))
+        self.writes.put(CallEndWrite(call_sid, reason, {}, 0, fallback=fallback))
 
     async def end_call(self, call: CallIO, reason: str, fallback: str = "", after: str = "") -> None:
         if self.calls.pop(call.call_id, None) is None:

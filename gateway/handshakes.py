@@ -28,7 +28,7 @@ def failure_reason(error: BaseException | None) -> str:
         error = error.__cause__
     if error is None:
         return "unknown"
-    if isinstance(error, EOFError) or isinstance(error, ConnectionError):
+    if isinstance(error, (EOFError, ConnectionError)):
         return "closed_before_request"
     if isinstance(error, TimeoutError):
         return "timeout"

@@ -191,15 +191,17 @@ async def await_start(app: App, ws: ServerConnection) -> TwilioStart | None:
 async def media_stream(app: App, ws: ServerConnection) -> None:
     # the cap holds here too (a stream /voice did not route); saturation is judged at /voice only: a stream
     # that arrives was admitted there a moment ago, and turning it away now costs the caller more
-    shed, _ = app.admission()
-    full = shed is Shed.MAX_CALLS
-    refused = ("draining" if app.draining else "too many pending streams"
-               if app.pending_streams >= app.config.file.server.max_pending_streams else shed.value if full else "")
+    if app.draining:
+        refused = "draining"
+    elif app.pending_streams >= app.config.file.server.max_pending_streams:
+        refused = "too many pending streams"
+    else:
+        refused = app.admission(saturation=False)[0].value  # "" or "max_calls"
+        if refused:
+            prom.call_shed("", refused)
     if refused:  # Twilio then asks the <Connect action> URL what next: the fallback
         app.refused_streams += 1
         log.warning("STREAM_REFUSED", reason=refused, pending=app.pending_streams, live=len(app.calls))
-        if refused == Shed.MAX_CALLS.value:
-            prom.call_shed("", refused)
         await ws.close(1013, "try again later")
         return
     app.pending_streams += 1

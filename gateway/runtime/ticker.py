@@ -98,9 +98,10 @@ class Ticker:
         if grid is None or loop is None or self._ticking:
             return
         now = loop.time()
-        if now < grid.deadline:
+        taken = grid.take(now)
+        if taken is None:
             return
-        late, missed = grid.take(now) or (0.0, 0)
+        late, missed = taken
         stats = self.stats
         stats.skipped += missed
         stats.ticks += 1
