@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.agent_records import AGENT_WRITES, apply_agent_write
+from storage.deadletters import DeadLetterWrite, record_dead_letter
 from storage.models import CallRecord, UtteranceRecord, utcnow
 from storage.writequeue import CallEndWrite, CallNoteWrite, CallStartWrite, HeartbeatWrite, UtteranceWrite, Write
 
@@ -62,6 +63,9 @@ async def apply_in(session: AsyncSession, write: Write) -> None:
     """One write inside the caller's transaction."""
     if isinstance(write, AGENT_WRITES):
         await apply_agent_write(session, write)
+        return
+    if isinstance(write, DeadLetterWrite):  # a write the queue set aside (storage/deadletters.py)
+        await record_dead_letter(session, write)
         return
     if isinstance(write, UtteranceWrite):
         exists = (await session.execute(select(UtteranceRecord.id).where(

@@ -135,3 +135,21 @@ class WebhookDelivery(Base):
     last_error: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class DeadLetter(Base):
+    """A write the database refused for a reason of its own (a constraint, its data, a bug in applying it),
+    moved aside so the write queue goes on (storage/deadletters.py); `kolbridge db dead-letters --retry`."""
+
+    __tablename__ = "dead_letters"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # from the write's JSON: one letter per refused write
+    worker: Mapped[str] = mapped_column(String(128), default="")
+    kind: Mapped[str] = mapped_column(String(32), index=True)  # the write's tag: utterance, call_end, …
+    call_sid: Mapped[str] = mapped_column(String(64), default="", index=True)
+    write: Mapped[str] = mapped_column(Text)  # the write as msgspec JSON, as the queue holds it
+    error_type: Mapped[str] = mapped_column(String(128), default="")  # e.g. IntegrityError
+    error: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    retried_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)  # retries by `kolbridge db dead-letters --retry`

@@ -11,13 +11,21 @@ memory are applied up to BATCH_MAX at a time in one transaction (one commit for 
 per-transaction round trips dominated the database's CPU under load); a failed batch is retried whole,
 which idempotence makes harmless. A worker's journal carries its pid and is
 held with an exclusive lock; at start-up a worker adopts every journal whose lock is free (its worker
-is gone) and replays it first. Counters: applied, retried, spilled, replayed.
+is gone) and replays it first.
+
+Only an *unreachable* database is waited for (storage/deadletters.py `is_unreachable`). A write refused
+for a reason of its own — a constraint, its data, a bug in applying it — would fail the same way forever
+and hold up every write behind it: it goes to the dead letters (the `dead_letters` table, or their
+journal while the table cannot take it) with its error, DB_WRITE_DEAD is logged, and the queue goes on.
+A refused batch is re-applied one write at a time, so only the refused write is set aside.
+Counters: applied, retried, spilled, replayed, adopted, undecodable, dead, dead_journaled, batches_split.
 """
 from __future__ import annotations
 
 import asyncio
 import fcntl
 import os
+import socket
 from collections import deque
 from itertools import islice
 from pathlib import Path
@@ -25,6 +33,8 @@ from typing import IO, Any, Awaitable, Callable, Sequence, Union
 
 import msgspec
 import structlog
+
+from storage.deadletters import DeadLetters, DeadLetterWrite, error_text, is_unreachable, take_orphan
 
 log = structlog.get_logger("kolbridge.storage")
 
@@ -99,12 +109,16 @@ class WebhookWrite(msgspec.Struct, tag="webhook"):
 
 
 Write = Union[CallStartWrite, UtteranceWrite, CallEndWrite, HeartbeatWrite, LeadWrite, ToolCallWrite, CallNoteWrite,
-              WebhookWrite]
+              WebhookWrite, DeadLetterWrite]  # a DeadLetterWrite is made by the queue itself, never put()
 Apply = Callable[[Write], Awaitable[None]]
 ApplyBatch = Callable[[Sequence[Write]], Awaitable[None]]
 BATCH_MAX = 64
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Write)
+
+
+def decode_write(encoded: bytes | str) -> Write:
+    return _decoder.decode(encoded)
 
 
 class WriteCounters(msgspec.Struct):
@@ -114,6 +128,9 @@ class WriteCounters(msgspec.Struct):
     replayed: int = 0
     adopted: int = 0
     undecodable: int = 0
+    dead: int = 0  # refused writes moved to the dead letters
+    dead_journaled: int = 0  # dead letters the table could not take at once
+    batches_split: int = 0
 
 
 class WriteQueue:
@@ -132,6 +149,7 @@ class WriteQueue:
         self.idle.set()
         self.task: asyncio.Task[None] | None = None
         self.down_since: float | None = None
+        self.worker = owner or f"{socket.gethostname()}:{os.getpid()}"
         journal_dir.mkdir(parents=True, exist_ok=True)
         self.journal_path = journal_dir / f"writes-{owner or os.getpid()}.jsonl"
         self.journal: IO[bytes] = open(self.journal_path, "ab+")  # noqa: SIM115 — held for the worker's life
@@ -140,6 +158,7 @@ class WriteQueue:
         self.pending_at_close = False
         self.unsynced = False
         self._adopt_orphans()
+        self.dead_letters = DeadLetters(apply, journal_dir, owner or str(os.getpid()), self.worker, self._went_down)
 
     # ------------------------------------------------------------------ producer side (never awaits)
     def put(self, write: Write) -> None:
@@ -188,15 +207,7 @@ class WriteQueue:
     def _adopt_orphans(self) -> None:
         """Journals of workers that are gone (their lock is free) are appended to ours, in file order."""
         for path in sorted(self.journal_dir.glob("writes-*.jsonl")):
-            if path == self.journal_path:
-                continue
-            with open(path, "rb+") as orphan:
-                try:
-                    fcntl.flock(orphan.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    continue  # a live worker's journal
-                data = orphan.read()
-            lines = [line for line in data.splitlines() if line.strip()]
+            lines = take_orphan(path) if path != self.journal_path else None  # None: ours, or a live worker's
             if lines:
                 self.journal.seek(0, os.SEEK_END)
                 self.journal.write(b"\n".join(lines) + b"\n")
@@ -204,7 +215,6 @@ class WriteQueue:
                 os.fsync(self.journal.fileno())
                 self.counters.adopted += len(lines)
                 log.warning("DB_JOURNAL_ADOPTED", path=str(path), writes=len(lines))
-            path.unlink()
 
     def _next_journal_line(self) -> tuple[bytes, int] | None:
         self.journal.seek(self.replayed_to)
@@ -223,7 +233,7 @@ class WriteQueue:
     # ------------------------------------------------------------------ consumer
     def start(self) -> None:
         self.task = asyncio.create_task(self._run(), name="db-write-queue")
-        if self._journal_pending():
+        if self._journal_pending() or self.dead_letters.due:
             self.idle.clear()
             self.wake.set()
 
@@ -242,28 +252,51 @@ class WriteQueue:
             self.batches += 1
 
     async def _apply_until_done(self, writes: list[Write]) -> None:
+        """Retried in order while the database is unreachable; refused for a reason of their own, to the dead
+        letters (a batch one write at a time, so only the refused write goes)."""
         delay = 0.1
-        loop = asyncio.get_running_loop()
         while True:
             try:
                 await asyncio.wait_for(self._apply_batch(writes), 10.0)
-                if self.down_since is not None:
-                    log.warning("DB_RECOVERED", down_s=round(loop.time() - self.down_since, 2),
-                                queued=len(self.memory), journal_pending=self._journal_pending())
-                    self.down_since = None
-                self.counters.applied += len(writes)
-                return
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 — every database failure is retried, in order
+            except Exception as exc:  # noqa: BLE001 — unreachable: retried, in order; refused: set aside
+                if not is_unreachable(exc):
+                    await self._refused(writes, exc)
+                    return
                 self.counters.retried += 1
                 if self.down_since is None:
-                    self.down_since = loop.time()
                     log.error("DB_WRITE_FAILED", what=type(writes[0]).__name__, error=str(exc)[:200],
                               queued=len(self.memory), exc_info=True)  # once per outage, not per retry
+                self._went_down()
                 await self._sync_journal()
                 await asyncio.sleep(delay)
                 delay = min(self.backoff_max_s, delay * 2)
+                continue
+            if self.down_since is not None:
+                log.warning("DB_RECOVERED", down_s=round(asyncio.get_running_loop().time() - self.down_since, 2),
+                            queued=len(self.memory), journal_pending=self._journal_pending())
+                self.down_since = None
+                self.dead_letters.database_back()
+            self.counters.applied += len(writes)
+            return
+
+    def _went_down(self) -> None:
+        if self.down_since is None:
+            self.down_since = asyncio.get_running_loop().time()
+
+    async def _refused(self, writes: list[Write], exc: Exception) -> None:
+        if len(writes) > 1:
+            self.counters.batches_split += 1
+            log.warning("DB_BATCH_SPLIT", writes=len(writes), error_type=type(exc).__name__, error=error_text(exc)[:200])
+            for write in writes:
+                await self._apply_until_done([write])
+            return
+        write = writes[0]
+        self.counters.dead += 1
+        if not await self.dead_letters.bury(str(write.__struct_config__.tag), getattr(write, "call_sid", ""),
+                                            _encoder.encode(write), exc):
+            self.counters.dead_journaled += 1
 
     async def _run(self) -> None:
         while True:
@@ -271,6 +304,8 @@ class WriteQueue:
             self.wake.clear()
             await self._sync_journal()
             while True:
+                if self.dead_letters.due:  # at start, and when the database is back
+                    await self.dead_letters.move()
                 if self._journal_pending():
                     entry = self._next_journal_line()
                     if entry is None:
@@ -278,7 +313,7 @@ class WriteQueue:
                         continue
                     line, end = entry
                     try:
-                        write = _decoder.decode(line)
+                        write = decode_write(line)
                     except msgspec.DecodeError:
                         self.counters.undecodable += 1
                         log.error("DB_JOURNAL_BAD_LINE", line=line[:200].decode("utf-8", "replace"))
@@ -322,6 +357,7 @@ class WriteQueue:
             os.fsync(self.journal.fileno())
         self.pending_at_close = self._journal_pending()
         self.journal.close()
+        self.dead_letters.close()
         if not self.pending_at_close:
             self.journal_path.unlink(missing_ok=True)
 

@@ -30,7 +30,7 @@ async def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
             await conn.execute(text("CREATE SCHEMA public"))
     await create_schema(engine)
     await create_schema(engine)  # idempotent
-    assert await schema_revision(engine) == "0004"
+    assert await schema_revision(engine) == "0005"
     yield session_factory(engine)
     await engine.dispose()
 

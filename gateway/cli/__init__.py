@@ -148,6 +148,12 @@ def _close_lost_calls(database_url: str, dead_workers: set[str]) -> list[str]:
 async def _db(args: argparse.Namespace) -> int:
     from storage.db import make_engine, schema_revision
 
+    if args.db_cmd == "dead-letters":
+        from gateway.cli.dead_letters import list_letters, retry_letters
+        async with _database(args) as sessions:
+            code, text = await retry_letters(sessions, args.json) if args.retry else (0, await list_letters(sessions, args.json))
+        print(text)
+        return code
     async with _database(args):  # applies the migrations
         pass
     engine = make_engine(load_config(args.config).env.database_url)
@@ -267,6 +273,9 @@ def build_parser() -> argparse.ArgumentParser:
     dsub = db.add_subparsers(dest="db_cmd", required=True)
     dsub.add_parser("upgrade", help="apply the Alembic migrations (serve also does this at start)")
     dsub.add_parser("current", help="print the schema revision")
+    dead = dsub.add_parser("dead-letters", help="writes the database refused for a reason of their own, set aside")
+    dead.add_argument("--json", action="store_true")
+    dead.add_argument("--retry", action="store_true", help="re-apply each: deleted when it lands, else attempts +1")
     prompt = sub.add_parser("prompt", help="prompts")
     prompt.add_argument("--config", default=None)
     psub = prompt.add_subparsers(dest="prompt_cmd", required=True)

@@ -16,6 +16,8 @@ import os
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
+from storage.deadletters import observe_dead_writes
+
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -93,3 +95,14 @@ def scrape() -> bytes:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return bytes(generate_latest(registry))
     return bytes(generate_latest())
+
+# per worker, by write kind: the write queue's refused writes (storage imports no gateway module: it is told here)
+DEAD_WRITES = Counter("kolbridge_db_writes_dead", "Writes the database refused for a reason of their own, moved to the dead letters",
+                      ["kind"])
+
+
+def db_write_dead(kind: str) -> None:
+    DEAD_WRITES.labels(kind).inc()
+
+
+observe_dead_writes(db_write_dead)
