@@ -18,15 +18,13 @@ from pathlib import Path
 
 from actors.control_admin import ADMIN_NAME, LEADER_CAPABILITY, ControlAdmin
 from actors.control_messages import HangupCall, HangupReply, InspectLive, InspectReply, ListLive, LiveTableReply
+from gateway.control.call_metrics import COLUMNS as METRIC_COLUMNS
+from gateway.control.call_metrics import TOTALLED
 from gateway.control.link import admin_port_open, ask_admin, external_system
 
-COLUMNS = (("call_sid", 36), ("business_id", 14), ("worker", 16), ("age_s", 7), ("phase", 8), ("frames_in", 9),
-           ("frames_forwarded", 9), ("frames_dropped", 7), ("frames_sent", 9), ("underruns", 5),
-           ("barge_in_candidates", 5), ("barge_in_events", 5), ("barge_in_rejected", 5), ("stt_filler_only_count", 5),
-           ("restarts", 4), ("realtime", 11), ("last_decision", 11))
-HEADERS = {"frames_in": "in", "frames_forwarded": "fwd", "frames_dropped": "drop", "frames_sent": "sent",
-           "underruns": "undr", "barge_in_candidates": "cand", "barge_in_events": "cuts", "barge_in_rejected": "rej",
-           "stt_filler_only_count": "fill", "restarts": "rst", "last_decision": "decision", "age_s": "age"}
+# `calls live`: the row's own fields around the counters' columns (gateway/control/call_metrics.py)
+COLUMNS = (("call_sid", 36, "call_sid"), ("business_id", 14, "business_id"), ("worker", 16, "worker"), ("age_s", 7, "age"),
+           ("phase", 8, "phase"), *METRIC_COLUMNS, ("realtime", 11, "realtime"), ("last_decision", 11, "decision"))
 
 
 def log_file(port: int) -> Path:
@@ -85,14 +83,12 @@ def live_text(reply: LiveTableReply) -> str:
     def cell(row: dict[str, object], key: str) -> str:
         value = row.get(key, "")
         return str(value if value is not None else "")
-    lines = [" ".join(f"{HEADERS.get(k, k):<{w}}" for k, w in COLUMNS)]
+    lines = [" ".join(f"{header:<{w}}" for _, w, header in COLUMNS)]
     rows = sorted(reply.rows, key=lambda r: -float(str(r.get("age_s", 0) or 0)))
     for row in rows:
-        lines.append(" ".join(f"{cell(row, k)[:w]:<{w}}" for k, w in COLUMNS) + ("  STALE" if row.get("stale") else ""))
-    totals = {k: sum(int(str(r.get(k, 0) or 0)) for r in rows)
-              for k in ("frames_in", "frames_dropped", "underruns", "barge_in_events")}
-    lines.append(f"{len(rows)} live calls on {len(reply.workers)} workers · frames in {totals['frames_in']}, "
-                 f"dropped {totals['frames_dropped']}, underruns {totals['underruns']}, cuts {totals['barge_in_events']}")
+        lines.append(" ".join(f"{cell(row, k)[:w]:<{w}}" for k, w, _ in COLUMNS) + ("  STALE" if row.get("stale") else ""))
+    totals = ", ".join(f"{label} {sum(int(str(r.get(k, 0) or 0)) for r in rows)}" for k, label in TOTALLED)
+    lines.append(f"{len(rows)} live calls on {len(reply.workers)} workers · {totals}")
     return "\n".join(lines)
 
 

@@ -8,7 +8,8 @@ when it ends, from its CALL_METRICS (so a scrape's sums equal the records'); the
 call's measured series (answer latency, onset → clear, the truncate point's uncertainty) and its
 duration; `live_calls` and `ticker_lateness_seconds` are gauges (summed / max over live workers; a
 dead worker's are removed by the parent). `serve` prepares the directory (gateway/cli/__init__.py).
-Every series carries the business as a label.
+The per-call series carry the business as a label; the counters summed from CALL_METRICS are named in
+gateway/control/call_metrics.py. Per worker: failed handshakes by reason, and the ticker's lateness.
 """
 from __future__ import annotations
 
@@ -16,17 +17,11 @@ import os
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
+from gateway.control.call_metrics import COUNTED
 from storage.deadletters import observe_dead_writes
 
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-
-# CALL_METRICS key → counter name (frames_in → kolbridge_frames_in_total)
-COUNTED = {"frames_in": "frames_in", "frames_forwarded": "frames_forwarded", "frames_dropped": "frames_dropped",
-           "underruns": "underruns", "stt_filler_only_count": "fillers", "barge_in_candidates": "barge_in_candidates",
-           "barge_in_events": "barge_in_events", "barge_in_rejected": "barge_in_rejected",
-           "realtime_reconnects": "realtime_reconnects", "echo_vetoes": "echo_vetoes",
-           "barge_in_by_articulation": "barge_in_by_articulation", "frames_unsent_at_end": "frames_unsent_at_end"}
 
 CALLS = Counter("kolbridge_calls", "Calls ended, by end reason", ["business", "end_reason"])
 COUNTERS = {key: Counter(f"kolbridge_{name}", f"Sum over ended calls of CALL_METRICS {key}", ["business"])
@@ -95,6 +90,7 @@ def scrape() -> bytes:
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return bytes(generate_latest(registry))
     return bytes(generate_latest())
+
 
 # per worker, by write kind: the write queue's refused writes (storage imports no gateway module: it is told here)
 DEAD_WRITES = Counter("kolbridge_db_writes_dead", "Writes the database refused for a reason of their own, moved to the dead letters",

@@ -22,14 +22,12 @@ from actors.control_messages import CallClosed, CallOpened, CallRow, WorkerId, W
 from actors.lifecycle_messages import CallInspection
 from actors.messages import SampleCounters
 from actors.settings import CallSettings
+from gateway.control.call_metrics import RESTARTS, ROW_KEYS
 from gateway.control.link import ControlLink
 
 log = structlog.get_logger("kolbridge.control")
 
 SLICES = 10
-ROW_KEYS = ("frames_in", "frames_forwarded", "frames_dropped", "frames_sent", "underruns", "barge_in_candidates",
-            "barge_in_events", "barge_in_rejected", "stt_filler_only_count", "backchannels", "echo_vetoes",
-            "realtime_reconnects", "jitter_need_ms")
 
 
 class LiveCall(Protocol):
@@ -113,6 +111,6 @@ class ControlReporter:
         if seen is None:
             return None
         counters = {key: seen.counters.get(key, 0) for key in ROW_KEYS}
-        counters["restarts"] = sum(seen.restarts.values())
+        counters[RESTARTS] = sum(seen.restarts.values())
         return CallRow(call_sid, seen.business_id, seen.phase, round(now - seen.started_at, 1), counters,
                        seen.last_decision, seen.realtime, dict(seen.children), dict(seen.restarts))
