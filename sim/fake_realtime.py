@@ -20,7 +20,6 @@ import base64
 import itertools
 import json
 import random
-import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -82,7 +81,7 @@ class FakeConnection:
     responses: list[dict[str, Any]] = field(default_factory=list)  # id, item_id, audio (bytes sent), status
     truncations: list[dict[str, Any]] = field(default_factory=list)
     speech: list[dict[str, Any]] = field(default_factory=list)
-    sent: list[tuple[float, str, str]] = field(default_factory=list)  # (monotonic time, type, item_id)
+    sent: list[tuple[float, str, str]] = field(default_factory=list)  # (loop time, type, item_id)
     closed: bool = False
     opened_at: float = 0.0
     created_items: list[dict[str, Any]] = field(default_factory=list)  # conversation.item.create items
@@ -149,7 +148,7 @@ class FakeRealtime:
         return f"{prefix}_{next(self._ids):05d}"
 
     async def _handle(self, ws: ServerConnection) -> None:
-        conn = FakeConnection(len(self.connections), opened_at=time.monotonic(), ws=ws,
+        conn = FakeConnection(len(self.connections), opened_at=asyncio.get_running_loop().time(), ws=ws,
                               path=ws.request.path if ws.request else "")
         self.connections.append(conn)
         session = _Session(self, ws, conn)
@@ -180,7 +179,7 @@ class _Session:
 
     async def send(self, event: dict[str, Any]) -> None:
         event.setdefault("event_id", self.fake._id("event"))
-        self.conn.sent.append((time.monotonic(), event["type"], str(event.get("item_id", ""))))
+        self.conn.sent.append((asyncio.get_running_loop().time(), event["type"], str(event.get("item_id", ""))))
         if event["type"] == "error":
             self.conn.errors_sent.append(event)
         try:
@@ -197,7 +196,7 @@ class _Session:
                 except ValueError:
                     await self.error("invalid_json", "could not parse event")
                     continue
-                self.conn.events.append((time.monotonic(), event))
+                self.conn.events.append((asyncio.get_running_loop().time(), event))
                 await self.dispatch(event)
         except ConnectionClosed:
             pass
@@ -236,7 +235,7 @@ class _Session:
                     await self.error("invalid_call_id", f"no function call {item.get('call_id')!r}", event.get("event_id"))
                     return
                 self.conn.function_outputs.append({"call_id": item.get("call_id"), "output": item.get("output"),
-                                                   "at": time.monotonic(), "name": call["name"]})
+                                                   "at": asyncio.get_running_loop().time(), "name": call["name"]})
                 self.items[item_id] = {"role": "tool", "name": call["name"], "text": ""}
                 await self.send({"type": "conversation.item.added", "item": {"id": item_id, **item}})
                 return
@@ -274,7 +273,7 @@ class _Session:
                 self.speech_item = self.fake._id("item")
                 onset = end_ms - self.voiced_run * 20
                 start = max(0, onset - self.prefix_ms)
-                self.conn.speech.append({"item_id": self.speech_item, "start_ms": start, "at": time.monotonic()})
+                self.conn.speech.append({"item_id": self.speech_item, "start_ms": start, "at": asyncio.get_running_loop().time()})
                 await self.send({"type": "input_audio_buffer.speech_started", "audio_start_ms": start,
                                  "item_id": self.speech_item})
             return
@@ -283,7 +282,7 @@ class _Session:
             self.in_speech, self.voiced_run = False, 0
             item_id = self.speech_item
             self.conn.speech[-1]["end_ms"] = end_ms
-            self.conn.speech[-1]["stopped_at"] = time.monotonic()
+            self.conn.speech[-1]["stopped_at"] = asyncio.get_running_loop().time()
             await self.send({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": end_ms, "item_id": item_id})
             await self.send({"type": "input_audio_buffer.committed", "item_id": item_id, "previous_item_id": None})
             text = self.script.transcripts[self.fake.turn] if self.fake.turn < len(self.script.transcripts) else ""
@@ -351,7 +350,7 @@ class _Session:
     async def function_call(self, rid: str, name: str, arguments: dict[str, Any]) -> None:
         item_id, call_id = self.fake._id("item"), self.fake._id("call")
         args = json.dumps(arguments, ensure_ascii=False)
-        self.conn.function_calls.append({"call_id": call_id, "name": name, "arguments": args, "at": time.monotonic()})
+        self.conn.function_calls.append({"call_id": call_id, "name": name, "arguments": args, "at": asyncio.get_running_loop().time()})
         item = {"id": item_id, "type": "function_call", "call_id": call_id, "name": name, "arguments": ""}
         await self.send({"type": "response.output_item.added", "response_id": rid, "output_index": 1, "item": item})
         await self.send({"type": "response.function_call_arguments.delta", "response_id": rid, "item_id": item_id,
@@ -434,6 +433,6 @@ class _Session:
             await self.error("invalid_value", f"audio_end_ms {end_ms} is past the item's {length_ms} ms",
                              event.get("event_id"))
             return
-        self.conn.truncations.append({"item_id": item_id, "audio_end_ms": end_ms, "at": time.monotonic()})
+        self.conn.truncations.append({"item_id": item_id, "audio_end_ms": end_ms, "at": asyncio.get_running_loop().time()})
         await self.send({"type": "conversation.item.truncated", "item_id": item_id, "content_index": 0,
                          "audio_end_ms": end_ms})

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import time
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -58,7 +57,7 @@ class FakeTwilioRest:
             if auth.startswith("Basic "):
                 user = base64.b64decode(auth[6:]).decode().split(":", 1)[0]
             form = dict(parse_qsl(body.decode(), keep_blank_values=True))
-            self.requests.append(RestRequest(method, path, form, user, time.monotonic()))
+            self.requests.append(RestRequest(method, path, form, user, asyncio.get_running_loop().time()))
             if self.fail_next > 0:
                 self.fail_next -= 1
                 status, payload = "500 Internal Server Error", {"code": 20500, "message": "fake failure", "status": 500}

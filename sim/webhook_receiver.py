@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import json
 import socket
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,9 +70,9 @@ class BusinessReceiver:
             body = None
         signed = hmac.compare_digest(expected, request.headers.get("X-Kolbridge-Signature", ""))
         if self.down:
-            self.received.append(Received(path, dict(request.headers), body, signed, time.monotonic()))
+            self.received.append(Received(path, dict(request.headers), body, signed, asyncio.get_running_loop().time()))
             return web.Response(status=503, text="down")
-        self.received.append(Received(path, dict(request.headers), body, signed, time.monotonic()))
+        self.received.append(Received(path, dict(request.headers), body, signed, asyncio.get_running_loop().time()))
         delay = self.delay_s.get(path, 0.0)
         if delay:
             await asyncio.sleep(delay)

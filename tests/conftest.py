@@ -1,11 +1,41 @@
 from __future__ import annotations
 
+import asyncio
+import os
 from collections.abc import Iterator
 
 import pytest
 import structlog
 
 from actors.settings import CallSettings
+
+
+def _a_database_per_xdist_worker() -> None:
+    """The PostgreSQL tests drop and re-create their database's schema: under pytest-xdist each worker gets a
+    database of its own (`<name>_gw0`, …, created on first use), so they never meet."""
+    url, worker = os.environ.get("KOLBRIDGE_TEST_PG_URL", ""), os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not url or not worker:
+        return
+    base, _, name = url.rpartition("/")
+    own = f"{name}_{worker}"
+
+    async def create_if_missing() -> None:
+        import asyncpg
+        conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", own):
+                await conn.execute(f'CREATE DATABASE "{own}"')
+        finally:
+            await conn.close()
+
+    asyncio.run(create_if_missing())
+    os.environ["KOLBRIDGE_TEST_PG_URL"] = f"{base}/{own}"
+
+
+_a_database_per_xdist_worker()
+
+# The fuzzers' example count: 300 in the everyday suite; KOLBRIDGE_FUZZ_FULL=1 runs the full 10,000 each.
+FUZZ_EXAMPLES = 10_000 if os.environ.get("KOLBRIDGE_FUZZ_FULL") == "1" else 300
 
 
 def settings(call_id: str = "CA1", **kw: object) -> CallSettings:
@@ -20,3 +50,24 @@ def _fresh_structlog() -> Iterator[None]:
     """CLI tests configure structlog onto pytest's captured stderr; never let that leak to the next test."""
     yield
     structlog.reset_defaults()
+
+
+def on_virtual_time(node: pytest.Item) -> bool:
+    """looptime's own rule: --looptime / --no-looptime, then the closest `looptime` marker's argument."""
+    flag = node.config.getoption("looptime", None)
+    markers = list(node.iter_markers("looptime"))
+    enabled = bool(markers or flag is True) and flag is not False
+    for marker in reversed(markers):
+        enabled = bool(marker.args[0]) if marker.args else enabled
+    return enabled
+
+
+@pytest.fixture(autouse=True)
+def _db_threads_visible_to_virtual_time(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests on the virtual clock see aiosqlite's statements as outside work (tests/virtual_time.py)."""
+    if not isinstance(request.node, pytest.Item) or not on_virtual_time(request.node):
+        yield
+        return
+    from tests.virtual_time import track_aiosqlite
+    with track_aiosqlite():
+        yield

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from prometheus_client import REGISTRY
 
 from gateway.admission import SATURATION_WINDOW, Shed, admit, recent_lateness_ms
@@ -14,6 +15,10 @@ from storage.calls import get_call
 from tests.stack import running_stack
 from tests.test_e2e import http
 from tests.test_faults_e2e import _script, ended, wait_until
+
+# whole calls on the virtual clock (tests/virtual_time.py): the loop's time jumps to the next timer when
+# no socket is ready, so the calls take the CPU they cost, not their length in real time
+pytestmark = pytest.mark.looptime
 
 
 def test_the_cap_and_saturation_each_refuse_and_nothing_else_does() -> None:

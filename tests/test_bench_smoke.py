@@ -4,7 +4,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import pytest
+
 from bench.calls import BEGIN, END, meets, report, run_one, table, write_section
+
+pytestmark = pytest.mark.realtime
 
 
 def test_bench_smoke(tmp_path: Path) -> None:

@@ -23,6 +23,8 @@ from sim.fake_realtime import FakeRealtime
 from sim.twilio_emulator import EmulatedCall, Step
 from tests.test_serve_process import _until, free_port, script, serve
 
+pytestmark = pytest.mark.realtime
+
 CLI = [sys.executable, "-m", "gateway.cli"]
 
 

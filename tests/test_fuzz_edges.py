@@ -1,5 +1,6 @@
 """Property-based fuzzing of everything that parses bytes from outside: the Twilio and Realtime
-decoders and the HTTP POST shim. Each takes ≥ 10,000 generated inputs; none may raise."""
+decoders and the HTTP POST shim; none may raise. Each takes FUZZ_EXAMPLES generated inputs: 300 in the
+everyday suite, 10,000 with KOLBRIDGE_FUZZ_FULL=1 (tests/conftest.py)."""
 from __future__ import annotations
 
 import base64
@@ -13,8 +14,9 @@ from actors.ingress_messages import WireDecodeError
 from actors.link_messages import RtRateLimits
 from gateway.http_shim import rewrite_post
 from gateway.wire import decode_realtime, decode_twilio
+from tests.conftest import FUZZ_EXAMPLES
 
-FUZZ = settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 
 json_scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True), st.text(max_size=30))
 json_values = st.recursive(json_scalars, lambda inner: st.one_of(

@@ -10,6 +10,7 @@ import tomllib
 from pathlib import Path
 
 import msgspec
+import pytest
 
 from gateway.config import REPO_ROOT, FileConfig
 
@@ -23,6 +24,7 @@ def test_the_built_in_defaults_are_config_toml() -> None:
     assert shipped == defaults
 
 
+@pytest.mark.realtime
 def test_a_non_editable_install_plays_the_demo_from_another_directory(tmp_path: Path) -> None:
     target = tmp_path / "site"
     built = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps",
@@ -38,3 +40,13 @@ def test_a_non_editable_install_plays_the_demo_from_another_directory(tmp_path: 
                           cwd=elsewhere, env=env, timeout=240)
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-2000:]
     assert "CALL_METRICS" in demo.stdout and (elsewhere / "demo-call.wav").stat().st_size > 100_000
+    # this is also the suite's demo call in real time, over real sockets, as a user runs it (tests/test_e2e.py
+    # plays the same call on the virtual clock with every assertion): what the caller heard and what was kept
+    out = demo.stdout
+    assert "underruns 0," in out and "(byte-identical: True)" in out, out[-3000:]
+    metrics = dict(pair.split("=") for pair in next(line for line in out.splitlines()
+                                                     if line.startswith("CALL_METRICS ")).split()[1:])
+    assert metrics["frames_in"] == metrics["frames_forwarded"] and metrics["frames_dropped"] == "0", metrics
+    assert (metrics["stt_utterances"], metrics["filler_only"], metrics["short"], metrics["barge_in_events"]) == \
+        ("6", "2", "3", "1"), metrics
+    assert "transferred" in out  # the stored record: the caller asked for a person and was transferred

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
+import pytest
 
 from gateway.config import FileConfig
 from gateway.recorder import SILENCE, CallRecorder, CallTimeline, wait_for_writer
@@ -82,6 +83,7 @@ def test_an_unwritable_directory_is_logged_and_the_call_goes_on(tmp_path: Path) 
     assert recorder.finish().result(10) is None and recorder.failed
 
 
+@pytest.mark.realtime  # the writer thread is its own executor, which the virtual clock does not see
 async def test_a_recorded_call_is_the_call_as_the_caller_heard_it(tmp_path: Path) -> None:
     question = clip_text("question")
     script = FakeScript(transcripts=[question, clip_text("no")],

@@ -23,6 +23,8 @@ from sim.twilio_emulator import EmulatedCall, Step
 from storage.calls import get_call
 from storage.db import make_engine, session_factory
 
+pytestmark = pytest.mark.realtime
+
 
 def free_port() -> int:
     import socket

@@ -1,0 +1,47 @@
+"""Whole calls on a virtual clock: the in-process stack (gateway, actor tree, fake Realtime, Twilio
+emulator, fake REST) over real loopback sockets, with the event loop's time fast-forwarded by looptime.
+
+looptime moves the loop's clock to the next timer whenever no socket is ready, so a 20 s call runs in
+the CPU time it costs. It waits in real time only while work it knows of runs outside the loop — the
+futures of `loop.run_in_executor`. aiosqlite runs each statement on its own thread and answers through
+`call_soon_threadsafe`, which looptime cannot see: without help, the clock would race ahead of a write in
+flight (a 2 s drain deadline passes before the row is written). `track_aiosqlite` makes each statement
+visible as an executor future that ends when the statement does.
+
+aiosqlite's `Connection._execute` is private: the range is pinned in pyproject.toml's test extras and
+tests/test_virtual_time.py fails loudly when its shape changes.
+"""
+from __future__ import annotations
+
+import asyncio
+import functools
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import aiosqlite.core
+
+
+def _tracked(execute: Any) -> Any:
+    @functools.wraps(execute)
+    async def run(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        done = threading.Event()
+        waiter = asyncio.get_running_loop().run_in_executor(None, done.wait)  # looptime sees this one
+        try:
+            return await execute(self, fn, *args, **kwargs)
+        finally:
+            done.set()
+            await waiter
+    run.__kolbridge_tracked__ = True  # type: ignore[attr-defined]
+    return run
+
+
+@contextmanager
+def track_aiosqlite() -> Iterator[None]:
+    original = aiosqlite.core.Connection._execute
+    aiosqlite.core.Connection._execute = _tracked(original)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        aiosqlite.core.Connection._execute = original  # type: ignore[method-assign]
