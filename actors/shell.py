@@ -18,13 +18,10 @@ from typing import Any, Callable, Protocol
 import structlog
 from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMessage, WakeupMessage
 
-from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord
-from actors.lane_messages import Lanes, TickWanted
+from actors.egress import EGRESS
 from actors.lifecycle_messages import ChildBoot, ChildSnapshot, InjectFault, LogLine, encode_state
-from actors.link_messages import OpenRealtime, RealtimeGaveUp
-from actors.messages import CallSummary, CollectCounters, CounterReport, SampleCounters, Utterance
+from actors.messages import CallSummary, CollectCounters, CounterReport, SampleCounters
 from actors.settings import CallSettings
-from actors.wire_messages import ToRealtime, ToTwilio
 
 log = structlog.get_logger("kolbridge.actors")
 
@@ -40,10 +37,6 @@ class Core(Protocol):
 
 
 CoreFactory = Callable[[CallSettings, "bytes | None"], Core]
-
-# what a child hands straight to the gateway (the call's sink), never through the supervisor
-EGRESS = (ToTwilio, ToRealtime, Utterance, OpenRealtime, RealtimeGaveUp, RunTool, SaveLead, ToolCallRecord, LeaveCall,
-          TickWanted, Lanes)
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 

@@ -1,35 +1,65 @@
-"""What the agent's decisions do in the world: run a business's HTTP tool, save a lead, hang up or
-transfer through Twilio, and tell the business (signed webhook notices and the post-call report).
+"""What a call's decisions do in the world: its utterances and the agent's tool calls and leads are
+recorded, a business's HTTP tool is run, the agent leaves the call (hang up or transfer), and the
+business is told (signed webhook notices and the post-call report).
 
-Every effect is also written to the call's record through the worker's write queue (tool calls,
-leads, the transfer summary, webhook outbox rows), so a database outage loses none of it.
-Hang-up and transfer: Twilio's REST API when the worker has credentials (`Calls/{sid}` update with
-`Status=completed`, or TwiML `<Dial>`), else — and when the REST call fails — the stream is closed and
-Twilio fetches the same TwiML from the stream's `<Connect action>` URL (/stream-ended).
+Every effect is written to the call's record through the worker's write queue (utterances, tool calls,
+leads, the transfer summary, webhook outbox rows), so a database outage loses none of it. Leaving goes
+the one way every call leaves (gateway/leaving.py). AgentActions takes what it needs of the worker as
+narrow parts — the write queue's `put`, the tenant HTTP client, the webhook deliverer's wake-up, the
+actor engine's `tell`, the Leaver — and of a call what ActingCall names.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 import structlog
 
 from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord, ToolDone
+from actors.messages import Utterance
+from actors.settings import CallSettings
+from gateway.call_setup import CallProfile
 from gateway.fallback import FallbackSettings, fallback_twiml, hangup_twiml
-from gateway.http_tools import json_text
-from storage.writequeue import CallNoteWrite, LeadWrite, ToolCallWrite, WebhookWrite
-
-if TYPE_CHECKING:
-    from gateway.app import App
-    from gateway.call import CallIO
+from gateway.http_tools import HttpOutcome, Poster, json_text
+from gateway.leaving import Exit, Leaver
+from storage.writequeue import CallNoteWrite, LeadWrite, ToolCallWrite, UtteranceWrite, WebhookWrite, Write
 
 log = structlog.get_logger("kolbridge.actions")
 
 NO_ANSWER = {"he": "מצטערים, אין כרגע נציג פנוי. נחזור אליך בהקדם. תודה ולהתראות.",
              "en": "Sorry, no one is available right now. We will call you back soon. Goodbye."}
 TRANSCRIPT_KEPT = 400
+
+
+@dataclass
+class CallNotes:
+    """What happened on one call, for the business's post-call report."""
+
+    transcript: list[dict[str, object]] = field(default_factory=list)  # as heard (bounded: TRANSCRIPT_KEPT)
+    tool_calls: list[dict[str, object]] = field(default_factory=list)
+    lead: dict[str, object] | None = None
+    transfer: dict[str, str] | None = None
+
+
+class ActingCall(Protocol):
+    """What an action reads of its call (gateway/call.py's CallIO)."""
+
+    @property
+    def call_id(self) -> str: ...
+    @property
+    def settings(self) -> CallSettings: ...
+    @property
+    def profile(self) -> CallProfile: ...
+    @property
+    def notes(self) -> CallNotes: ...
+    @property
+    def ended(self) -> asyncio.Event: ...
+    @property
+    def opened_at(self) -> float: ...
 
 
 def transfer_twiml(number: str, caller_id: str, timeout_s: int, language: str) -> str:
@@ -40,94 +70,97 @@ def transfer_twiml(number: str, caller_id: str, timeout_s: int, language: str) -
     return fallback_twiml(settings, language)
 
 
-async def run_tool(app: "App", call: "CallIO", command: RunTool) -> None:
-    """POST {call_sid, business_id, name, arguments}, signed; the JSON answer (or the failure) goes back."""
-    loop = asyncio.get_running_loop()
-    tool = next((t for t in call.agent.tools if t.name == command.name), None)
-    secret = call.agent.webhook.secret if call.agent.webhook else ""
-    if tool is None:
-        done = ToolDone(command.tool_call_id, False, json_text({"ok": False, "error": "tool not configured"}),
-                        "error", 0, loop.time())
-    else:
-        body = json_text({"call_sid": call.call_id, "business_id": call.settings.business_id, "name": command.name,
-                          "arguments": command.arguments}).encode()
-        outcome = await app.tenant_http.post(tool.url, body, secret, command.timeout_s,
-                                             {"X-Kolbridge-Tool-Call": command.tool_call_id})
-        if outcome.ok:
-            try:
-                answer: Any = json.loads(outcome.text) if outcome.text.strip() else {}
-                output, status = json_text(answer), "ok"
-            except ValueError:
-                output, status = json_text({"ok": False, "error": "the tool's answer is not JSON"}), "error"
-        else:
-            status = "timeout" if outcome.error.startswith("timed out") else \
-                "refused" if outcome.error.startswith("refused") else "error"
-            output = json_text({"ok": False, "error": f"the tool failed ({'timeout' if status == 'timeout' else 'error'})"})
-            log.warning("TOOL_FAILED", call_sid=call.call_id, name=command.name, status=status, error=outcome.error[:300],
-                        elapsed_ms=outcome.elapsed_ms)
-        done = ToolDone(command.tool_call_id, status == "ok", output, status, outcome.elapsed_ms, loop.time())
-    if not call.ended.is_set():
-        app.engine.tell(call.call_id, done)
-
-
-def save_lead(app: "App", call: "CallIO", command: SaveLead) -> None:
-    business_id = call.settings.business_id
-    app.writes.put(LeadWrite(call.call_id, command.tool_call_id, business_id, dict(command.fields)))
-    call.lead = dict(command.fields)
-    log.info("LEAD_SAVED", call_sid=call.call_id, business_id=business_id, fields=sorted(command.fields))
-    notify(app, call, "lead", {"event": "lead.saved", "call_sid": call.call_id, "business_id": business_id,
-                               "lead": call.lead})
-
-
-def tool_record(app: "App", call: "CallIO", record: ToolCallRecord) -> None:
-    app.writes.put(ToolCallWrite(call.call_id, record.tool_call_id, record.name, record.arguments, record.output,
-                                 record.status, record.elapsed_ms))
-    call.tool_calls.append({"name": record.name, "arguments": record.arguments, "output": record.output,
-                            "status": record.status, "elapsed_ms": record.elapsed_ms})
-    log.info("TOOL_CALL", call_sid=call.call_id, name=record.name, status=record.status, elapsed_ms=record.elapsed_ms)
-
-
-def notify(app: "App", call: "CallIO", kind: str, body: dict[str, Any]) -> None:
-    """Queue a signed notice to the business's webhook, if it has one (delivered by gateway/webhooks.py)."""
-    if call.agent.webhook is None:
-        return
-    app.writes.put(WebhookWrite(uuid.uuid4().hex, call.settings.business_id, call.call_id, kind, json_text(body)))
-    app.webhooks.wake()
-
-
-async def leave(app: "App", call: "CallIO", command: LeaveCall) -> None:
-    """The AI's last words have played: hang up or transfer, then end our side of the call."""
-    if call.call_id not in app.calls:
-        return
-    if command.kind == "transfer":
-        transfer = call.agent.transfer
-        twiml = transfer_twiml(command.number, transfer.caller_id, transfer.timeout_s, call.settings.language)
-        call.transfer = {"number": command.number, "reason": command.reason, "summary": command.summary}
-        app.writes.put(CallNoteWrite(call.call_id, command.summary))
-        notify(app, call, "transfer", {"event": "call.transferred", "call_sid": call.call_id,
-                                       "business_id": call.settings.business_id, **call.transfer})
-    else:
-        twiml = hangup_twiml()
-    how = "action"
-    if app.twilio_rest is not None:
+def tool_answer(outcome: HttpOutcome) -> tuple[str, str]:
+    """(output for the model, status) from a business tool's HTTP outcome."""
+    if outcome.ok:
         try:
-            if command.kind == "transfer":
-                await app.twilio_rest.redirect(call.call_id, twiml)
-            else:
-                await app.twilio_rest.hang_up(call.call_id)
-            how = "rest"
-        except Exception as exc:  # noqa: BLE001 — the action URL still answers with the same TwiML
-            log.error("LEAVE_REST_FAILED", call_sid=call.call_id, kind=command.kind, error=str(exc)[:300], exc_info=True)
-    app.remember_after_stream(call.call_id, twiml)
-    log.warning("CALL_LEFT", call_sid=call.call_id, kind=command.kind, end_reason=command.end_reason, via=how,
-                reason=command.reason[:200])
-    await app.end_call(call, command.end_reason, f"{command.kind}:{how}", twiml)
+            answer: Any = json.loads(outcome.text) if outcome.text.strip() else {}
+            return json_text(answer), "ok"
+        except ValueError:
+            return json_text({"ok": False, "error": "the tool's answer is not JSON"}), "error"
+    status = "timeout" if outcome.error.startswith("timed out") else \
+        "refused" if outcome.error.startswith("refused") else "error"
+    return json_text({"ok": False, "error": f"the tool failed ({'timeout' if status == 'timeout' else 'error'})"}), status
 
 
-def post_call_report(app: "App", call: "CallIO", reason: str, metrics: dict[str, int]) -> None:
-    duration = asyncio.get_running_loop().time() - call.opened_at
-    notify(app, call, "call_report", {
-        "event": "call.ended", "call_sid": call.call_id, "business_id": call.settings.business_id,
-        "end_reason": reason, "duration_s": round(duration, 1), "caller": call.caller,
-        "transcript": list(call.transcript), "tool_calls": list(call.tool_calls), "lead": call.lead,
-        "transfer": call.transfer, "metrics": metrics})
+class AgentActions:
+    def __init__(self, put: Callable[[Write], None], http: Poster, wake_webhooks: Callable[[], None],
+                 tell: Callable[[str, object], bool], leaver: Leaver) -> None:
+        self.put, self.http, self.wake_webhooks, self.tell, self.leaver = put, http, wake_webhooks, tell, leaver
+
+    def utterance(self, call: ActingCall, seq: int, u: Utterance) -> None:
+        """A decided utterance: saved, and kept for the report as heard."""
+        self.put(UtteranceWrite(call.call_id, seq, u.role, u.text, u.label, u.start_ms, u.end_ms, u.interrupted,
+                                u.heard_ms))
+        if len(call.notes.transcript) < TRANSCRIPT_KEPT:
+            call.notes.transcript.append({"role": u.role, "text": u.text, "label": u.label,
+                                          "interrupted": u.interrupted})
+
+    async def run_tool(self, call: ActingCall, command: RunTool) -> None:
+        """POST {call_sid, business_id, name, arguments}, signed; the JSON answer (or the failure) goes back."""
+        loop = asyncio.get_running_loop()
+        agent = call.profile.agent
+        tool = next((t for t in agent.tools if t.name == command.name), None)
+        if tool is None:
+            done = ToolDone(command.tool_call_id, False, json_text({"ok": False, "error": "tool not configured"}),
+                            "error", 0, loop.time())
+        else:
+            body = json_text({"call_sid": call.call_id, "business_id": call.settings.business_id, "name": command.name,
+                              "arguments": command.arguments}).encode()
+            outcome = await self.http.post(tool.url, body, agent.webhook.secret if agent.webhook else "",
+                                           command.timeout_s, {"X-Kolbridge-Tool-Call": command.tool_call_id})
+            output, status = tool_answer(outcome)
+            if not outcome.ok:
+                log.warning("TOOL_FAILED", call_sid=call.call_id, name=command.name, status=status,
+                            error=outcome.error[:300], elapsed_ms=outcome.elapsed_ms)
+            done = ToolDone(command.tool_call_id, status == "ok", output, status, outcome.elapsed_ms, loop.time())
+        if not call.ended.is_set():
+            self.tell(call.call_id, done)
+
+    def save_lead(self, call: ActingCall, command: SaveLead) -> None:
+        business_id = call.settings.business_id
+        self.put(LeadWrite(call.call_id, command.tool_call_id, business_id, dict(command.fields)))
+        call.notes.lead = dict(command.fields)
+        log.info("LEAD_SAVED", call_sid=call.call_id, business_id=business_id, fields=sorted(command.fields))
+        self.notify(call, "lead", {"event": "lead.saved", "call_sid": call.call_id, "business_id": business_id,
+                                   "lead": call.notes.lead})
+
+    def tool_record(self, call: ActingCall, record: ToolCallRecord) -> None:
+        self.put(ToolCallWrite(call.call_id, record.tool_call_id, record.name, record.arguments, record.output,
+                               record.status, record.elapsed_ms))
+        call.notes.tool_calls.append({"name": record.name, "arguments": record.arguments, "output": record.output,
+                                      "status": record.status, "elapsed_ms": record.elapsed_ms})
+        log.info("TOOL_CALL", call_sid=call.call_id, name=record.name, status=record.status, elapsed_ms=record.elapsed_ms)
+
+    def notify(self, call: ActingCall, kind: str, body: dict[str, Any]) -> None:
+        """Queue a signed notice to the business's webhook, if it has one (delivered by gateway/webhooks.py)."""
+        if call.profile.agent.webhook is None:
+            return
+        self.put(WebhookWrite(uuid.uuid4().hex, call.settings.business_id, call.call_id, kind, json_text(body)))
+        self.wake_webhooks()
+
+    async def leave(self, call: ActingCall, command: LeaveCall) -> None:
+        """The AI's last words have played (or an operator hung up): hang up or transfer."""
+        if not self.leaver.is_live(call.call_id):
+            return
+        if command.kind == "transfer":
+            transfer = call.profile.agent.transfer
+            twiml = transfer_twiml(command.number, transfer.caller_id, transfer.timeout_s, call.settings.language)
+            call.notes.transfer = {"number": command.number, "reason": command.reason, "summary": command.summary}
+            self.put(CallNoteWrite(call.call_id, command.summary))
+            self.notify(call, "transfer", {"event": "call.transferred", "call_sid": call.call_id,
+                                           "business_id": call.settings.business_id, **call.notes.transfer})
+        else:
+            twiml = hangup_twiml()
+        await self.leaver.leave(call.call_id, Exit(
+            twiml, command.kind, command.end_reason, command.kind != "transfer", "CALL_LEFT", "LEAVE_REST_FAILED",
+            {"kind": command.kind, "end_reason": command.end_reason, "reason": command.reason[:200]}))
+
+    def post_call_report(self, call: ActingCall, reason: str, metrics: dict[str, int]) -> None:
+        notes = call.notes
+        duration = asyncio.get_running_loop().time() - call.opened_at
+        self.notify(call, "call_report", {
+            "event": "call.ended", "call_sid": call.call_id, "business_id": call.settings.business_id,
+            "end_reason": reason, "duration_s": round(duration, 1), "caller": call.profile.caller,
+            "transcript": list(notes.transcript), "tool_calls": list(notes.tool_calls), "lead": notes.lead,
+            "transfer": notes.transfer, "metrics": metrics})

@@ -4,9 +4,9 @@ checks of tenant URLs at import.
 
 Built-ins: `end_call` always; `transfer_to_human` when the business permits it (with no number
 configured the tool tells the model so); `save_lead` when it may collect lead details, its parameters
-made from the business's `lead_fields`. Hang-up and transfer go through Twilio's REST API when the
-worker has credentials, else through the stream's `<Connect action>` URL (the stream is closed and
-Twilio fetches the TwiML from /stream-ended) — the same two paths the fallback uses.
+made from the business's `lead_fields`. Hang-up and transfer leave the call the way the fallback does
+(gateway/leaving.py): Twilio's REST API when the worker has credentials, else the stream's `<Connect
+action>` URL (the stream is closed and Twilio fetches the TwiML from /stream-ended).
 """
 from __future__ import annotations
 

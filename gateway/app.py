@@ -1,12 +1,14 @@
-"""App: one worker's state — config, actor engine, ticker, database, live calls — and call start/end.
+"""App: one worker — its parts assembled, started, drained and shut down.
 
-A call starts on Twilio's `start` event: the business named by `customParameters.business_id` is
-read (cached briefly, never per frame), its prompt is built from the layer files, the call's actor
-tree is spawned and its Realtime connection opened. It ends on `stop`, a dropped socket, the
-business's fallback when no Realtime session can be had, or shutdown: EndCall goes through the tree,
-the CALL_METRICS summary comes back and is saved. Every database write goes through the worker's
-ordered write queue (storage/writequeue.py); live calls send a heartbeat, and calls whose worker is
-gone are closed as `worker_lost` at start-up and periodically.
+The parts: the ActorEngine (one in-process thespian system for every call's tree), the 20 ms Ticker,
+the ordered write queue (storage/writequeue.py: every database write goes through it), the Realtime
+client and its Prewarmer, the tenant HTTP client and the WebhookDeliverer, the Leaver (how a call
+leaves: gateway/leaving.py), AgentActions (what a call's decisions do: gateway/actions.py),
+WorkerCalls (the live calls, their start and end: gateway/calls.py) and, when configured, the
+ControlReporter. Each part gets only the parts it uses. While running, live calls send a heartbeat
+and calls whose worker is gone are closed as `worker_lost` (at start-up and periodically). On SIGTERM
+the worker drains: new streams are refused, live calls may finish within the grace, the rest get the
+business's fallback.
 """
 from __future__ import annotations
 
@@ -15,9 +17,7 @@ import gc
 import os
 import socket
 import time
-from collections import deque
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -26,46 +26,29 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from actors.agent_messages import LeaveCall
 from actors.ingress_messages import Tick
-from actors.messages import Utterance
-from actors.settings import CallSettings
-from gateway import actions
+from gateway.actions import AgentActions
 from gateway.admission import Shed, admit, recent_lateness_ms
-from gateway.agent import agent_for, agent_spec
-from gateway.call import CallIO
-from gateway.config import AppConfig
-from gateway.config.overrides import audio_for, barge_in_for, facts_for, fallback_for, realtime_for, vad_for
+from gateway.call import CallIO, CallServices
+from gateway.call_setup import BusinessCache
+from gateway.calls import WorkerCalls
+from gateway.config import AppConfig, EnvConfig
 from gateway.control import prom
 from gateway.control.reporter import ControlReporter
-from gateway.fallback import FallbackSettings, TwilioRest, fallback_twiml, hangup_twiml
+from gateway.fallback import TwilioRest
 from gateway.http_tools import TenantHttp
-from gateway.prewarm import Prewarmer, route_is_valid
-from gateway.recorder import CallRecorder
+from gateway.leaving import AfterStream, Leaver
+from gateway.paths import journal_dir
+from gateway.prewarm import Prewarmer
 from gateway.runtime.engine import ActorEngine
 from gateway.runtime.gcwatch import GcWatch
 from gateway.runtime.ticker import Ticker
 from gateway.webhooks import WebhookDeliverer
 from gateway.wire import TwilioStart
-from prompts.builder import build_prompt
-from storage.businesses import BusinessView, business_version, get_business
-from storage.calls import after_twiml, apply_write, apply_writes, close_lost_calls
-from storage.db import sqlite_file
+from storage.calls import apply_write, apply_writes, close_lost_calls
 from storage.models import utcnow
-from storage.writequeue import CallEndWrite, CallStartWrite, HeartbeatWrite, UtteranceWrite, WriteQueue
+from storage.writequeue import HeartbeatWrite, WriteQueue
 
 log = structlog.get_logger("kolbridge.gateway")
-
-
-def beside_database(database_url: str, name: str) -> Path:
-    """Next to the SQLite file, else in the working directory (the journal, the recordings)."""
-    database = sqlite_file(database_url)
-    return (database.resolve().parent if database is not None else Path.cwd()) / name
-
-
-def recordings_dir(config: AppConfig) -> Path:
-    server = config.file.server
-    return Path(server.recordings_dir) if server.recordings_dir else beside_database(config.env.database_url, "recordings")
-BUSINESS_TTL_S = 30.0
-SUMMARIES_KEPT = 200
 
 
 def _prewarm(client: AsyncOpenAI) -> None:
@@ -78,45 +61,51 @@ def _prewarm(client: AsyncOpenAI) -> None:
     client.realtime  # noqa: B018 — builds the lazily created resource
 
 
+def twilio_rest(env: EnvConfig) -> TwilioRest | None:
+    """Twilio's REST API with an API key pair, else the auth token; None without credentials."""
+    if env.twilio_account_sid and env.twilio_api_key and env.twilio_api_secret:
+        return TwilioRest(env.twilio_account_sid, env.twilio_api_secret, env.twilio_api_url, env.twilio_api_key)
+    if env.twilio_account_sid and env.twilio_auth_token:
+        return TwilioRest(env.twilio_account_sid, env.twilio_auth_token, env.twilio_api_url)
+    return None
+
+
 class App:
     def __init__(self, config: AppConfig, db: AsyncEngine, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.config = config
-        self.db = db
-        self.sessions = sessions
+        """Built on the event loop that will run it."""
+        self.config, self.db, self.sessions = config, db, sessions
+        file = config.file
+        self.worker = f"{socket.gethostname()}:{os.getpid()}"
+        self._pending: set[asyncio.Task[Any]] = set()
+        self._ticker_task: asyncio.Task[None] | None = None
         self.engine = ActorEngine()
-        self.ticker = Ticker(self._tick, config.file.audio.frame_pacing_ms / 1000.0)
+        self.ticker = Ticker(self._tick, file.audio.frame_pacing_ms / 1000.0)
         self.gc_watch = GcWatch()
         self.openai = AsyncOpenAI(api_key=config.env.openai_api_key or "sk-unset",
                                   websocket_base_url=config.env.realtime_url)
-        self.calls: dict[str, CallIO] = {}
-        self.business_cache: dict[str, tuple[float, BusinessView | None, str | None]] = {}
-        self.summaries: deque[dict[str, Any]] = deque(maxlen=SUMMARIES_KEPT)  # recent calls, for /healthz & tests
-        self.twilio_decode_errors = 0
-        self._ticker_task: asyncio.Task[None] | None = None
-        self.prewarmer = Prewarmer(self.connect_realtime, config.file.realtime.connect_budget_s + 4.0)
-        self._pending: set[asyncio.Task[Any]] = set()
-        self.worker = f"{socket.gethostname()}:{os.getpid()}"
-        server = config.file.server
-        journal = Path(server.journal_dir) if server.journal_dir else beside_database(config.env.database_url, "journal")
-        self.writes = WriteQueue(lambda write: apply_write(sessions, write), journal, server.db_queue_max,
+        self.prewarmer = Prewarmer(self.connect_realtime, file.realtime.connect_budget_s + 4.0)
+        self.writes = WriteQueue(lambda write: apply_write(sessions, write), journal_dir(config), file.server.db_queue_max,
                                  apply_batch=lambda writes: apply_writes(sessions, writes))
-        env = config.env
-        self.twilio_rest: TwilioRest | None = None
-        if env.twilio_account_sid and env.twilio_api_key and env.twilio_api_secret:
-            self.twilio_rest = TwilioRest(env.twilio_account_sid, env.twilio_api_secret, env.twilio_api_url,
-                                          env.twilio_api_key)
-        elif env.twilio_account_sid and env.twilio_auth_token:
-            self.twilio_rest = TwilioRest(env.twilio_account_sid, env.twilio_auth_token, env.twilio_api_url)
-        # call sid → TwiML for the stream's action URL, until Twilio asks (bounded: with REST it never does;
-        # the call's record holds the same TwiML for any worker)
-        self.after_stream: dict[str, str] = {}
+        self.twilio_rest = twilio_rest(config.env)
+        self.tenant_http = TenantHttp(file.tools)
+        businesses = BusinessCache(sessions)
+        self.webhooks = WebhookDeliverer(sessions, businesses.get, self.tenant_http, file.tools)
+        self.after_stream = AfterStream(sessions)
+        self.calls: dict[str, CallIO] = {}  # live calls, kept by WorkerCalls; the others only read them
+        self.leaver = Leaver(self.calls, self.twilio_rest, self.after_stream, self.end_call)
+        self.actions = AgentActions(self.writes.put, self.tenant_http, self.webhooks.wake, self.engine.tell, self.leaver)
+        self.control = ControlReporter(self.calls, self.engine, self.background, self._admin_hangup, file.control.admin_port,
+                                       file.control.stats_every_s) if file.control.enabled else None
+        services = CallServices(self.engine.tell, self.ticker.poll, self.background, self.prewarmer, self.actions,
+                                self.leaver)
+        self.book = WorkerCalls(config, self.engine, self.writes, self.worker, businesses, services, self.control,
+                                self.calls)
+        self.summaries = self.book.summaries
+        self.twilio_decode_errors = 0
         self.draining = False
         self.drain_deadline = 0.0
         self.pending_streams = 0
         self.refused_streams = 0
-        self.tenant_http = TenantHttp(config.file.tools)
-        self.webhooks = WebhookDeliverer(self)
-        self.control: ControlReporter | None = None
 
     def start(self) -> None:
         _prewarm(self.openai)
@@ -125,11 +114,13 @@ class App:
         self.writes.start()
         self.background(self._housekeeping())
         self.background(self.webhooks.run())
-        control = self.config.file.control
-        if control.enabled:
-            self.control = ControlReporter(self.calls, self.engine, self.background, self._admin_hangup,
-                                           control.admin_port, control.stats_every_s)
+        if self.control is not None:
             self.control.start()
+        self._warn_about_config()
+        gc.collect()
+        gc.freeze()  # start-up objects never scanned again: keeps collector pauses off the 20 ms clock
+
+    def _warn_about_config(self) -> None:
         if self.twilio_rest is None:
             log.warning("FALLBACK_WITHOUT_REST", detail="TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN (or TWILIO_API_KEY/SECRET) not set: when the AI "
                         "is unavailable the stream is closed and Twilio fetches the fallback TwiML from the "
@@ -141,14 +132,12 @@ class App:
             log.warning("TENANT_URL_POLICY_RELAXED", allow_private_hosts=policy.allow_private_hosts,
                         allow_http=policy.allow_http, detail="business tools and webhooks may reach local/plain-http "
                         "addresses: for tests and the offline demo only")
-        gc.collect()
-        gc.freeze()  # start-up objects never scanned again: keeps collector pauses off the 20 ms clock
 
     def _admin_hangup(self, call_sid: str) -> None:
         """`kolbridge calls hangup`: hang up as the agent's end_call does (REST or the action URL)."""
         call = self.calls.get(call_sid)
         if call is not None:
-            self.background(actions.leave(self, call, LeaveCall(
+            self.background(self.actions.leave(call, LeaveCall(
                 call_sid, "hangup", "admin_hangup", "an operator hung up (kolbridge calls hangup)")))
 
     async def connect_realtime(self, model: str) -> Any:
@@ -187,63 +176,16 @@ class App:
         if self.engine.supervisors:
             self.engine.tell_all(tick)
 
-    async def business(self, business_id: str) -> BusinessView | None:
-        """Read once per call start, never per frame: within the TTL the cached row is used as long as
-        its `updated_at` is unchanged, so `kolbridge business import` (any process) takes effect at the
-        next call."""
-        cached = self.business_cache.get(business_id)
-        version = await business_version(self.sessions, business_id)
-        if cached and cached[2] == version and time.monotonic() - cached[0] < BUSINESS_TTL_S:
-            return cached[1]
-        view = await get_business(self.sessions, business_id) if version is not None else None
-        self.business_cache[business_id] = (time.monotonic(), view, version)
-        return view
-
+    # ------------------------------------------------------------------ what the server asks
     async def start_call(self, ws: Any, start: TwilioStart) -> CallIO | None:
-        business_id = start.custom.get("business_id", "")
-        business = await self.business(business_id) if business_id else None
-        if business is None or not business.active:
-            log.warning("CALL_REJECTED", call_sid=start.call_sid, business_id=business_id,
-                        reason="unknown business" if business is None else "business inactive")
-            return None
-        if start.call_sid in self.calls:
-            log.warning("CALL_REJECTED", call_sid=start.call_sid, reason="duplicate call sid")
-            return None
-        token = self.config.env.twilio_auth_token
-        if token and not route_is_valid(token, start.call_sid, business_id, start.custom.get("route_sig", "")):
-            log.warning("CALL_REJECTED", call_sid=start.call_sid, business_id=business_id,
-                        reason="business not routed by the signed /voice webhook")
-            return None
-        prompt = build_prompt(facts_for(business))
-        spec = agent_spec(business)
-        f = self.config.file
-        settings = CallSettings(
-            call_id=start.call_sid, stream_sid=start.stream_sid, business_id=business.id,
-            language=business.language, instructions=prompt.instructions, greeting=prompt.greeting_instructions,
-            audio=audio_for(f.audio, business), tx=f.tx, vad=vad_for(f.vad, business), realtime=realtime_for(f.realtime, business),
-            barge_in=barge_in_for(f.barge_in, business), transcription_prompt=prompt.transcription_prompt,
-            vocabulary=tuple(business.vocabulary), agent=agent_for(f.conversation, business, spec))
-        log.info("CALL_STARTED", call_sid=start.call_sid, stream_sid=start.stream_sid, business_id=business.id,
-                 language=business.language)
-        log.info("PROMPT_LAYERS", call_sid=start.call_sid, **prompt.layer_hashes)
-        if business.overrides.get("audio"):
-            log.warning("AUDIO_MODE_OVERRIDE", call_sid=start.call_sid, business_id=business.id,
-                        **business.overrides["audio"])
-        call = CallIO(self, ws, settings)
-        call.fallback_settings = fallback_for(business)
-        call.agent = spec
-        call.caller = start.custom.get("from", "")
-        if settings.audio.record:
-            call.recorder = CallRecorder(recordings_dir(self.config), call.call_id)
-        self.calls[call.call_id] = call
-        self.writes.put(CallStartWrite(start.call_sid, start.stream_sid, business.id, dict(prompt.layer_hashes),
-                                       start.custom.get("from", ""), start.custom.get("to", ""), self.worker))
-        call.start()
-        self.engine.start_call(settings, call, call.opened_at)
-        prom.call_started(business.id)
-        if self.control is not None:
-            self.control.call_opened(call)
-        return call
+        return await self.book.start(ws, start)
+
+    async def end_call(self, call_sid: str, reason: str, fallback: str = "", after: str = "") -> None:
+        await self.book.end(call_sid, reason, fallback, after)
+
+    async def stream_ended_twiml(self, call_sid: str) -> str:
+        """What Twilio's request to the stream's action URL gets: the call's fallback, else hang up."""
+        return await self.after_stream.answer(call_sid)
 
     def admission(self, saturation: bool = True) -> tuple[Shed, float]:
         """May this worker take one more call (gateway/admission.py)? With the ticker's recent lateness;
@@ -260,78 +202,15 @@ class App:
         log.warning("CALL_SHED", call_sid=call_sid, business_id=business_id, reason=shed.value, live=len(self.calls),
                     pending=self.pending_streams, ticker_p90_ms=round(lateness_ms, 1))
         prom.call_shed(business_id, shed.value)
-        self._record_unserved(call_sid, "", business_id, form.get("From", ""), form.get("To", ""),
-                              f"shed_{shed.value}", f"{fallback_mode}:voice")
+        self.book.record_unserved(call_sid, "", business_id, form.get("From", ""), form.get("To", ""),
+                                  f"shed_{shed.value}", f"{fallback_mode}:voice")
 
     def record_rejected(self, start: TwilioStart, business_id: str, reason: str) -> None:
         """A stream refused at `start` still leaves a record, with the reason."""
-        self._record_unserved(start.call_sid, start.stream_sid, business_id, start.custom.get("from", ""),
-                              start.custom.get("to", ""), reason)
+        self.book.record_unserved(start.call_sid, start.stream_sid, business_id, start.custom.get("from", ""),
+                                  start.custom.get("to", ""), reason)
 
-    def _record_unserved(self, call_sid: str, stream_sid: str, business_id: str, from_number: str, to_number: str,
-                         reason: str, fallback: str = "") -> None:
-        """The record of a call that was never served: started and ended at once, with the reason."""
-        self.writes.put(CallStartWrite(call_sid, stream_sid, business_id, {}, from_number, to_number, self.worker))
-        self.writes.put(CallEndWrite(call_sid, reason, {}, 0, fallback=fallback))
-
-    async def end_call(self, call: CallIO, reason: str, fallback: str = "", after: str = "") -> None:
-        if self.calls.pop(call.call_id, None) is None:
-            return
-        self.engine.tell(call.call_id, call.end_message(reason))
-        summary = call.summary
-        unsent, why = await call.deliver_caller_audio()  # the caller's last frames, before the record is written
-        metrics = dict(summary.metrics) if summary else {}
-        if unsent:
-            metrics["frames_unsent_at_end"] = unsent
-            log.warning("CALLER_AUDIO_UNSENT_AT_END", call_sid=call.call_id, frames=unsent, reason=why)
-        series = dict(summary.series) if summary else {}
-        self.summaries.append({"call_sid": call.call_id, "reason": reason, "metrics": metrics, "series": series,
-                               "restarts": call.restarts, "fallback": fallback})
-        self.writes.put(CallEndWrite(call.call_id, reason, metrics, call.restarts, series, fallback, after))
-        log.info("CALL_ENDED", call_sid=call.call_id, reason=reason, fallback=fallback)
-        prom.call_ended(call.settings.business_id, reason, {**metrics, "child_restarts": call.restarts}, series)
-        if self.control is not None:
-            self.control.call_closed(call.call_id, reason, metrics)
-        actions.post_call_report(self, call, reason, metrics)
-        await call.close()
-        if call.recorder is not None:
-            seconds = await asyncio.wrap_future(call.recorder.finish())
-            if seconds is not None:
-                log.info("RECORDING_SAVED", call_sid=call.call_id, path=str(call.recorder.path), seconds=seconds)
-
-    async def fallback(self, call: CallIO, reason: str, end_reason: str = "realtime_unavailable") -> None:
-        """The AI cannot take this call: the business's fallback (transfer or apology) takes it."""
-        if call.call_id not in self.calls:
-            return
-        settings: FallbackSettings = call.fallback_settings
-        twiml = fallback_twiml(settings, call.settings.language, call.caller)
-        self.remember_after_stream(call.call_id, twiml)
-        how = "action"
-        if self.twilio_rest is not None:
-            try:
-                await self.twilio_rest.redirect(call.call_id, twiml)
-                how = "rest"
-            except Exception as exc:  # noqa: BLE001 — the action URL still answers with the same TwiML
-                log.error("FALLBACK_REST_FAILED", call_sid=call.call_id, error=str(exc)[:300], exc_info=True)
-        log.warning("FALLBACK_TAKEN", call_sid=call.call_id, reason=reason, mode=settings.mode, via=how)
-        await self.end_call(call, end_reason, f"{settings.mode}:{how}", twiml)
-
-    def remember_after_stream(self, call_sid: str, twiml: str) -> None:
-        """What the stream's action URL answers for this call (bounded; the record holds it too)."""
-        self.after_stream[call_sid] = twiml
-        if len(self.after_stream) > SUMMARIES_KEPT:
-            del self.after_stream[next(iter(self.after_stream))]
-
-    async def stream_ended_twiml(self, call_sid: str) -> str:
-        """What Twilio's request to the stream's action URL gets: the call's fallback, else hang up."""
-        twiml = self.after_stream.pop(call_sid, "")
-        if not twiml and call_sid:
-            try:
-                twiml = await after_twiml(self.sessions, call_sid)
-            except Exception as exc:  # noqa: BLE001 — database down: hang up rather than fail the request
-                log.warning("AFTER_TWIML_LOOKUP_FAILED", call_sid=call_sid, error=str(exc)[:200], exc_info=True)
-        return twiml or hangup_twiml()
-
+    # ------------------------------------------------------------------ lifecycle
     async def drain(self, grace_s: float) -> None:
         """SIGTERM: refuse new streams, let live calls finish for `grace_s`, then end the rest."""
         self.draining = True
@@ -340,11 +219,7 @@ class App:
         while self.calls and time.monotonic() < self.drain_deadline:
             await asyncio.sleep(0.1)
         for call in list(self.calls.values()):
-            await self.fallback(call, "server_shutdown", end_reason="server_shutdown")
-
-    def save_utterance(self, call_sid: str, seq: int, u: Utterance) -> None:
-        self.writes.put(UtteranceWrite(call_sid, seq, u.role, u.text, u.label, u.start_ms, u.end_ms, u.interrupted,
-                                       u.heard_ms))
+            await self.leaver.fallback(call, "server_shutdown", end_reason="server_shutdown")
 
     def background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -353,7 +228,7 @@ class App:
 
     async def shutdown(self) -> None:
         for call in list(self.calls.values()):
-            await self.end_call(call, "server_shutdown")
+            await self.end_call(call.call_id, "server_shutdown")
         if self._ticker_task:
             self._ticker_task.cancel()
         await self.prewarmer.close()

@@ -1,20 +1,25 @@
-"""CallIO: the sockets of one call, on the worker's event loop, and the sink its actor tree writes to.
+"""CallIO: the sockets of one call, on the worker's event loop, and the sink its actor tree writes to
+(actors/egress.py: one method per outbound command).
 
-Twilio: the gateway reads the stream's WebSocket; what the TxPacer decided goes out through one
-writer task in the order decided. Realtime: connections through the openai SDK
-(`client.realtime.connect`, any `websocket_base_url`), opened only when the RealtimeBridge says so
-(OpenRealtime, numbered by generation) and reported back (RealtimeConnected / ConnectFailed / Lost);
-events are read raw and decoded with msgspec, client events are written pre-encoded on its websockets
-connection (wswrite.OrderedWriter). Client events produced before the first connection is open
-(session.update first, then caller audio) wait in order in the writer's queue — none is dropped. When
-a connection is lost, the caller frames still queued for it go back to TwilioRx with the news, to be
-replayed on the restored session; a rollover opens the next connection beside the live one and
-switches writers between two actor messages, so nothing falls in between.
+Twilio: the server reads the stream's WebSocket (gateway/server.py); what the TxPacer decided goes out
+through one writer task in the order decided. Realtime: connections through the openai SDK, opened
+only when the RealtimeBridge says so (OpenRealtime, numbered by generation; the worker's Prewarmer
+opens each attempt, the first with the connection /voice pre-opened) and reported back
+(RealtimeConnected / ConnectFailed / Lost); events are read raw and decoded with msgspec, client
+events are written pre-encoded on its websockets connection (wswrite.OrderedWriter). Client events
+produced before the first connection is open (session.update first, then caller audio) wait in order
+in the writer's queue — none is dropped. When a connection is lost, the caller frames still queued
+for it go back to TwilioRx with the news, to be replayed on the restored session; a rollover opens the
+next connection beside the live one and switches writers between two actor messages, so nothing falls
+in between. Utterances and the agent's commands go to the worker's AgentActions (gateway/actions.py);
+RealtimeGaveUp to the business's fallback (gateway/leaving.py).
 """
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from websockets.exceptions import ConnectionClosed
@@ -32,15 +37,13 @@ from actors.link_messages import (
 from actors.messages import CallSummary, Utterance
 from actors.settings import CallSettings
 from actors.wire_messages import RealtimeOutEvent, TwClear, TwilioOutEvent, TwMedia, b64_size
-from gateway import actions
-from gateway.agent import AgentSpec
-from gateway.fallback import FallbackSettings
+from gateway.actions import AgentActions, CallNotes
+from gateway.call_setup import CallProfile
+from gateway.leaving import Leaver
+from gateway.prewarm import Prewarmer
 from gateway.recorder import CallRecorder
 from gateway.wire import decode_realtime, encode_realtime, encode_twilio, unsent_appends
 from gateway.wswrite import OrderedWriter
-
-if TYPE_CHECKING:
-    from gateway.app import App
 
 log = structlog.get_logger("kolbridge.call")
 
@@ -67,11 +70,27 @@ async def close_quietly(conn: Any) -> None:
         log.debug("REALTIME_CLOSE_FAILED", exc_info=True)
 
 
+@dataclass(frozen=True)
+class CallServices:
+    """What a call's I/O uses of its worker: one set per worker, shared by its calls."""
+
+    tell: Callable[[str, object], bool]  # the actor engine: a message to a call's tree
+    poll_ticker: Callable[[], None]  # run the 20 ms tick if it is due (gateway/runtime/ticker.py)
+    background: Callable[[Coroutine[Any, Any, None]], None]  # a task the worker keeps until it ends
+    realtime: Prewarmer  # opens a call's Realtime connections (pre-opened by /voice, or new)
+    actions: AgentActions  # what the call's decisions do (records, tools, leads, leaving)
+    leaver: Leaver  # the fallback, when the AI cannot take the call
+
+
 class CallIO:
-    def __init__(self, app: "App", ws: Any, settings: CallSettings) -> None:
-        self.app = app
+    def __init__(self, ws: Any, settings: CallSettings, profile: CallProfile, services: CallServices,
+                 recorder: CallRecorder | None = None) -> None:
+        """Starts writing to Twilio on `ws` at once; `recorder` when the business records its calls."""
         self.ws = ws
         self.settings = settings
+        self.profile = profile
+        self.services = services
+        self.recorder = recorder
         self.call_id = settings.call_id
         self.tw_out = OrderedWriter(f"tw-out-{self.call_id}")
         self.rt_out = OrderedWriter(f"rt-out-{self.call_id}")
@@ -82,17 +101,11 @@ class CallIO:
         self.tasks: list[asyncio.Task[None]] = []
         self.rt_conn: Any = None
         self.generation = 0  # of the Realtime connection the writer is attached to
-        self.fallback_settings = FallbackSettings()  # the business's, set by App.start_call
-        self.caller = ""
         self.frames_in = 0
         self.twilio_events_out = 0
         self.opened_at = asyncio.get_running_loop().time()
-        self.agent = AgentSpec()  # the business's tools, webhook and transfer line, as the call started
-        self.transcript: list[dict[str, object]] = []  # as heard, for the post-call report (bounded)
-        self.tool_calls: list[dict[str, object]] = []
-        self.lead: dict[str, object] | None = None
-        self.transfer: dict[str, str] | None = None
-        self.recorder: CallRecorder | None = None  # the business records its calls ([audio] record)
+        self.notes = CallNotes()  # for the business's post-call report
+        self.tw_out.attach(ws)
 
     # ------------------------------------------------------------------ CallSink
     def to_twilio(self, events: tuple[TwilioOutEvent, ...]) -> None:
@@ -105,12 +118,6 @@ class CallIO:
                     self.recorder.sent(event.media.payload, now)
                 elif isinstance(event, TwClear):
                     self.recorder.cleared(now)
-
-    def live_metrics(self) -> dict[str, int]:
-        """What the gateway knows of a live call without asking its actors: the heartbeat's metrics."""
-        age = asyncio.get_running_loop().time() - self.opened_at
-        return {"frames_in": self.frames_in, "twilio_events_out": self.twilio_events_out,
-                "age_ms": int(age * 1000), "realtime_generation": self.generation, "utterances": self.utterances}
 
     def to_realtime(self, event: RealtimeOutEvent) -> None:
         self.rt_out.write((encode_realtime(event),))
@@ -126,54 +133,35 @@ class CallIO:
 
     def utterance(self, event: Utterance) -> None:
         self.utterances += 1
-        self.app.save_utterance(self.call_id, self.utterances, event)
-        if len(self.transcript) < actions.TRANSCRIPT_KEPT:
-            self.transcript.append({"role": event.role, "text": event.text, "label": event.label,
-                                    "interrupted": event.interrupted})
+        self.services.actions.utterance(self, self.utterances, event)
 
     def run_tool(self, command: RunTool) -> None:
-        task = asyncio.create_task(actions.run_tool(self.app, self, command), name=f"tool-{self.call_id}")
+        task = asyncio.create_task(self.services.actions.run_tool(self, command), name=f"tool-{self.call_id}")
         self.tasks.append(task)
 
     def save_lead(self, command: SaveLead) -> None:
-        actions.save_lead(self.app, self, command)
+        self.services.actions.save_lead(self, command)
 
     def tool_record(self, record: ToolCallRecord) -> None:
-        actions.tool_record(self.app, self, record)
+        self.services.actions.tool_record(self, record)
 
     def leave_call(self, command: LeaveCall) -> None:
-        self.app.background(actions.leave(self.app, self, command))
+        self.services.background(self.services.actions.leave(self, command))
 
     def open_realtime(self, command: OpenRealtime) -> None:
         self.tasks.append(asyncio.create_task(self._open(command), name=f"rt-open-{self.call_id}-{command.generation}"))
 
     def realtime_unavailable(self, command: RealtimeGaveUp) -> None:
-        self.app.background(self.app.fallback(self, command.reason))
+        self.services.background(self.services.leaver.fallback(self, command.reason))
 
     # ------------------------------------------------------------------ tasks
-    def start(self) -> None:
-        self.tw_out.attach(self.ws)
-
-    async def _connect(self, command: OpenRealtime) -> Any:
-        """One attempt within `timeout_s`: the pre-opened connection for the first, else a new one."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + command.timeout_s
-        conn: Any = None
-        if command.generation == 1:
-            conn = await asyncio.wait_for(self.app.prewarmer.claim(self.call_id), command.timeout_s)
-            if conn is not None:
-                log.info("REALTIME_PREWARMED", call_sid=self.call_id)
-        if conn is None:
-            conn = await asyncio.wait_for(self.app.connect_realtime(self.settings.realtime.model),
-                                          max(0.05, deadline - loop.time()))
-        return conn
-
     async def _open(self, command: OpenRealtime) -> None:
         loop = asyncio.get_running_loop()
-        tell = self.app.engine.tell
+        tell = self.services.tell
         started = loop.time()
         try:
-            conn = await self._connect(command)
+            conn = await self.services.realtime.open(self.call_id, self.settings.realtime.model, command.generation == 1,
+                                                     command.timeout_s)
         except Exception as exc:  # noqa: BLE001 — refused, timed out, DNS…: the bridge decides what next
             if not self.ended.is_set():
                 log.warning("REALTIME_CONNECT_ATTEMPT_FAILED", call_sid=self.call_id, generation=command.generation,
@@ -206,7 +194,7 @@ class CallIO:
         loop = asyncio.get_running_loop()
         code, reason = 1006, "connection lost"
         try:
-            tell, poll_ticker = self.app.engine.tell, self.app.ticker.poll
+            tell, poll_ticker = self.services.tell, self.services.poll_ticker
             while True:
                 raw = await conn.recv_bytes()
                 poll_ticker()  # before the event reaches the actors (never inside them)
@@ -224,8 +212,8 @@ class CallIO:
         unsent = self.rt_out.abandon()
         self.rt_out = OrderedWriter(f"rt-out-{self.call_id}")
         self.rt_conn = None
-        self.app.background(close_quietly(conn))
-        self.app.engine.tell(self.call_id, RealtimeLost(generation, code, reason, loop.time(), unsent_appends(unsent)))
+        self.services.background(close_quietly(conn))
+        self.services.tell(self.call_id, RealtimeLost(generation, code, reason, loop.time(), unsent_appends(unsent)))
 
     async def deliver_caller_audio(self, timeout: float = 2.0) -> tuple[int, str]:
         """After the summary: the caller's last frames may still be queued for the Realtime service — give
@@ -252,6 +240,12 @@ class CallIO:
             await self.ws.close()
         except Exception:  # noqa: BLE001 — closing a socket that is already failing
             log.debug("TWILIO_CLOSE_FAILED", call_sid=self.call_id, exc_info=True)
+
+    def live_metrics(self) -> dict[str, int]:
+        """What the gateway knows of a live call without asking its actors: the heartbeat's metrics."""
+        age = asyncio.get_running_loop().time() - self.opened_at
+        return {"frames_in": self.frames_in, "twilio_events_out": self.twilio_events_out,
+                "age_ms": int(age * 1000), "realtime_generation": self.generation, "utterances": self.utterances}
 
     def end_message(self, reason: str) -> EndCall:
         return EndCall(reason, asyncio.get_running_loop().time())

@@ -2,13 +2,15 @@
 
 Modes (per business, `[business.fallback]`): `transfer` dials the business's human line
 (`<Dial callerId timeout>`; an apology if nobody answers), `apologise` says a short sorry in the
-business's language (`<Say voice language>`) and hangs up. Delivery, in order of preference:
-  1. Twilio's REST API (`Calls/{CallSid}` update with the TwiML) when TWILIO_ACCOUNT_SID and
-     TWILIO_AUTH_TOKEN are set: the live stream is replaced at once;
-  2. otherwise the stream's `<Connect action=…/stream-ended>`: the gateway closes the stream and Twilio
-     asks that URL what next; it answers with the TwiML stored here for the call (any worker that
-     shares the database can answer: the TwiML is also on the call's record).
-Without credentials and without a public URL neither path can reach Twilio: startup says so loudly.
+business's language (`<Say voice language>`) and hangs up. Delivery (gateway/leaving.py, the one
+way every call leaves), in order of preference:
+  1. Twilio's REST API (`Calls/{CallSid}` update with the TwiML, through TwilioRest below) when
+     TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN (or an API key pair) are set: the live stream is
+     replaced at once;
+  2. otherwise, or when that fails, the stream's `<Connect action=…/stream-ended>`: the gateway closes
+     the stream and Twilio asks that URL what next; it answers with the TwiML kept for the call (any
+     worker that shares the database can answer: the TwiML is also on the call's record).
+Without credentials every call takes the second path: startup says so (FALLBACK_WITHOUT_REST).
 """
 from __future__ import annotations
 

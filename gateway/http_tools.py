@@ -19,7 +19,7 @@ import ipaddress
 import json
 import socket
 import time
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -53,23 +53,29 @@ def url_problem(url: str, policy: ToolPolicy, resolve: bool = False) -> str:
         return f"{url!r}: credentials in the URL are not allowed (use the webhook secret)"
     if policy.allow_private_hosts:
         return ""
+    problem = host_problem(host, parts.port or 443, resolve)
+    return f"{url!r}: {problem}" if problem else ""
+
+
+def host_problem(host: str, port: int, resolve: bool) -> str:
+    """Why `host` is not a public address or name, or ""."""
     try:
         ipaddress.ip_address(host)
         literal = True
     except ValueError:
         literal = False
     if literal:
-        return f"{url!r}: {host} is not a public address" if address_refused(host) else ""
+        return f"{host} is not a public address" if address_refused(host) else ""
     if host == "localhost" or host.endswith(".localhost") or host.endswith(".internal"):
-        return f"{url!r}: {host} is an internal name"
+        return f"{host} is an internal name"
     if resolve:
         try:
-            infos = socket.getaddrinfo(host, parts.port or 443, proto=socket.IPPROTO_TCP)
+            infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
         except OSError:
             return ""  # not resolvable from here now: checked again, address by address, at call time
         refused = sorted({str(info[4][0]) for info in infos if address_refused(str(info[4][0]))})
         if refused:
-            return f"{url!r}: {host} resolves to non-public address(es) {', '.join(refused)}"
+            return f"{host} resolves to non-public address(es) {', '.join(refused)}"
     return ""
 
 
@@ -104,6 +110,13 @@ class HttpOutcome:
 
     def __init__(self, ok: bool, status: int, text: str, error: str, elapsed_ms: int) -> None:
         self.ok, self.status, self.text, self.error, self.elapsed_ms = ok, status, text, error, elapsed_ms
+
+
+class Poster(Protocol):
+    """What the agent's tools and the webhook deliverer need of the tenant HTTP client."""
+
+    async def post(self, url: str, payload: bytes, secret: str, timeout_s: float,
+                   headers: dict[str, str] | None = None) -> HttpOutcome: ...
 
 
 class TenantHttp:

@@ -5,7 +5,8 @@ Routing proof: with a Twilio auth token configured, the TwiML's `<Parameter>`s c
 webhook did not route (no or wrong signature) is refused. Stateless, so it holds across workers.
 
 Pre-warming: the webhook starts opening the call's Realtime connection at once, keyed by CallSid; the
-stream's `start` claims it, so the first answer does not wait for the TLS and WebSocket handshakes.
+call's first connection attempt claims it, so the first answer does not wait for the TLS and WebSocket
+handshakes. Every other attempt opens a new connection the same way (`connect`, the worker's one).
 An unclaimed connection is closed after `ttl_s`. (With several workers the stream may land on another
 worker; it then connects as usual and the unclaimed connection expires.)
 """
@@ -45,6 +46,20 @@ class Prewarmer:
         self.pending[call_sid] = task
         self.started += 1
         asyncio.get_running_loop().call_later(self.ttl_s, lambda: asyncio.ensure_future(self._expire(call_sid)))
+
+    async def open(self, call_sid: str, model: str, claim: bool, timeout_s: float) -> Any:
+        """One attempt of a call to get a Realtime connection within `timeout_s`: its pre-opened one when
+        `claim` (the call's first attempt) and there is one, else a new one in what is left of the time."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        conn: Any = None
+        if claim:
+            conn = await asyncio.wait_for(self.claim(call_sid), timeout_s)
+            if conn is not None:
+                log.info("REALTIME_PREWARMED", call_sid=call_sid)
+        if conn is None:
+            conn = await asyncio.wait_for(self.connect(model), max(0.05, deadline - loop.time()))
+        return conn
 
     async def claim(self, call_sid: str) -> Any | None:
         """The pre-opened connection for this call, or None (none started, or it failed)."""

@@ -2,12 +2,14 @@
 
 Decoding is one msgspec pass into a permissive struct (unknown fields ignored), then a typed message
 stamped with the arrival time. Anything malformed becomes a WireDecodeError — counted, never raised.
-The caller's base64 payload is passed through as a string; only assistant audio is decoded (the
-TxPacer has to re-frame it).
+Base64 audio is decoded here, at the edge, once: the caller's payload strictly (a bad one never reaches
+an actor), kept both as the string — forwarded untouched — and as its bytes (the levels, the
+recording, a batched append); the assistant's because the TxPacer re-frames it.
 """
 from __future__ import annotations
 
 import binascii
+from collections.abc import Callable
 
 import msgspec
 
@@ -101,33 +103,45 @@ _twilio_decoder = msgspec.json.Decoder(_TwInbound)
 TwilioIn = TwilioMediaIn | TwilioMarkIn | TwilioDtmfIn | TwilioStart | TwilioConnected | EndCall | WireDecodeError
 
 
+def _twilio_mark(ev: _TwInbound, at: float) -> TwilioIn | None:
+    return TwilioMarkIn(ev.mark.name, at) if ev.mark is not None else None
+
+
+def _twilio_start(ev: _TwInbound, at: float) -> TwilioIn | None:
+    if ev.start is None:
+        return None
+    st = ev.start
+    fmt = st.mediaFormat or _TwMediaFormat()
+    return TwilioStart(st.callSid, st.streamSid or ev.streamSid, dict(st.customParameters), at,
+                       (fmt.encoding, fmt.sampleRate, fmt.channels))
+
+
+def _twilio_dtmf(ev: _TwInbound, at: float) -> TwilioIn | None:
+    return TwilioDtmfIn(ev.dtmf.digit, at) if ev.dtmf is not None else None
+
+
+# every Twilio event but `media` (decoded first, inline: it is 50 a second); None = the event lacks its body
+_TWILIO: dict[str, Callable[[_TwInbound, float], TwilioIn | None]] = {
+    "mark": _twilio_mark, "start": _twilio_start, "dtmf": _twilio_dtmf,
+    "stop": lambda ev, at: EndCall("twilio_stop", at), "connected": lambda ev, at: TwilioConnected(at),
+}
+
+
 def decode_twilio(raw: str | bytes, at: float) -> TwilioIn:
     try:
         ev = _twilio_decoder.decode(raw)
-        kind = ev.event
-        if kind == "media" and ev.media is not None:
+        if ev.event == "media" and ev.media is not None:
             payload = ev.media.payload
             # strict base64, checked here so a bad payload never reaches an actor; the string is forwarded
             # untouched and the bytes go along, so the actors never decode a frame again
-            raw = binascii.a2b_base64(payload, strict_mode=True) if payload else b""
-            if not raw:
+            frame = binascii.a2b_base64(payload, strict_mode=True) if payload else b""
+            if not frame:
                 return WireDecodeError("twilio", "empty media payload", at)
             # `chunk` numbers media frames only (sequenceNumber counts every message, marks included)
-            return TwilioMediaIn(payload, int(ev.media.chunk or 0), at, raw)
-        if kind == "mark" and ev.mark is not None:
-            return TwilioMarkIn(ev.mark.name, at)
-        if kind == "start" and ev.start is not None:
-            st = ev.start
-            fmt = st.mediaFormat or _TwMediaFormat()
-            return TwilioStart(st.callSid, st.streamSid or ev.streamSid, dict(st.customParameters), at,
-                               (fmt.encoding, fmt.sampleRate, fmt.channels))
-        if kind == "dtmf" and ev.dtmf is not None:
-            return TwilioDtmfIn(ev.dtmf.digit, at)
-        if kind == "stop":
-            return EndCall("twilio_stop", at)
-        if kind == "connected":
-            return TwilioConnected(at)
-        return WireDecodeError("twilio", f"unexpected event {kind!r}", at)
+            return TwilioMediaIn(payload, int(ev.media.chunk or 0), at, frame)
+        decode = _TWILIO.get(ev.event)
+        msg = decode(ev, at) if decode is not None else None
+        return msg if msg is not None else WireDecodeError("twilio", f"unexpected event {ev.event!r}", at)
     except (msgspec.DecodeError, msgspec.ValidationError, binascii.Error, ValueError) as exc:
         return WireDecodeError("twilio", str(exc)[:200], at)
 
@@ -198,55 +212,75 @@ IGNORED_REALTIME = frozenset({
 })
 
 
+def _rt_item_added(ev: _RtInbound, at: float) -> object | None:
+    item = ev.item or _RtItem()
+    return RtOutputItemAdded(ev.response_id, item.id, at, item.type)
+
+
+def _rt_function_call(ev: _RtInbound, at: float) -> object | None:
+    if not ev.call_id or not ev.name:
+        return WireDecodeError("realtime", "function call without call_id or name", at)
+    return RtFunctionCall(ev.response_id, ev.item_id, ev.call_id, ev.name, ev.arguments, at)
+
+
+def _rt_transcript_failed(ev: _RtInbound, at: float) -> object | None:
+    return RtTranscriptFailed(ev.item_id, ev.error.message if ev.error else "transcription failed", at)
+
+
+def _rt_response_created(ev: _RtInbound, at: float) -> object | None:
+    return RtResponseCreated(ev.response.id, at) if ev.response is not None else None
+
+
+def _rt_response_done(ev: _RtInbound, at: float) -> object | None:
+    if ev.response is None:
+        return None
+    details = ev.response.status_details or {}
+    error = details.get("error")
+    code = str(error.get("code") or error.get("type") or "") if isinstance(error, dict) else ""
+    return RtResponseDone(ev.response.id, ev.response.status, str(details.get("reason") or ""), at, code)
+
+
+def _rt_error(ev: _RtInbound, at: float) -> object | None:
+    e = ev.error
+    return RtError(e.code or e.type, e.message, e.event_id or "", at, e.type) if e is not None else None
+
+
+def _rt_rate_limits(ev: _RtInbound, at: float) -> object | None:
+    exhausted = [r.reset_seconds for r in ev.rate_limits or () if r.remaining <= 0]
+    return RtRateLimits(max(exhausted, default=0.0), at)
+
+
+# every Realtime event an actor needs but the audio delta (decoded first, inline: the most frequent);
+# anything else — IGNORED_REALTIME, or unknown — decodes to None
+_REALTIME: dict[str, Callable[[_RtInbound, float], object | None]] = {
+    "response.output_item.added": _rt_item_added,
+    "response.function_call_arguments.done": _rt_function_call,
+    "response.output_audio.done": lambda ev, at: RtAudioDone(ev.response_id, ev.item_id, at),
+    "input_audio_buffer.speech_started": lambda ev, at: RtSpeechStarted(ev.item_id, ev.audio_start_ms, at),
+    "input_audio_buffer.speech_stopped": lambda ev, at: RtSpeechStopped(ev.item_id, ev.audio_end_ms, at),
+    "conversation.item.input_audio_transcription.completed": lambda ev, at: RtTranscriptDone(ev.item_id, ev.transcript, at),
+    "conversation.item.input_audio_transcription.failed": _rt_transcript_failed,
+    "response.created": _rt_response_created,
+    "response.done": _rt_response_done,
+    "response.output_audio_transcript.delta":
+        lambda ev, at: RtAssistantTranscriptDelta(ev.response_id, ev.item_id, ev.delta, at),
+    "response.output_audio_transcript.done":
+        lambda ev, at: RtAssistantTranscriptDone(ev.response_id, ev.item_id, ev.transcript, at),
+    "session.updated": lambda ev, at: RtSessionUpdated(at),
+    "error": _rt_error,
+    "rate_limits.updated": _rt_rate_limits,
+}
+assert not IGNORED_REALTIME & set(_REALTIME)
+
+
 def decode_realtime(raw: str | bytes, at: float) -> object | None:
     """A typed message, None for events no actor needs, or WireDecodeError."""
     try:
         ev = _realtime_decoder.decode(raw)
-        kind = ev.type
-        if kind == "response.output_audio.delta":
+        if ev.type == "response.output_audio.delta":
             return RtAudioDelta(ev.response_id, ev.item_id, binascii.a2b_base64(ev.delta, strict_mode=True), at)
-        if kind in IGNORED_REALTIME:
-            return None
-        if kind == "response.output_item.added":
-            item = ev.item or _RtItem()
-            return RtOutputItemAdded(ev.response_id, item.id, at, item.type)
-        if kind == "response.function_call_arguments.done":
-            if not ev.call_id or not ev.name:
-                return WireDecodeError("realtime", "function call without call_id or name", at)
-            return RtFunctionCall(ev.response_id, ev.item_id, ev.call_id, ev.name, ev.arguments, at)
-        if kind == "response.output_audio.done":
-            return RtAudioDone(ev.response_id, ev.item_id, at)
-        if kind == "input_audio_buffer.speech_started":
-            return RtSpeechStarted(ev.item_id, ev.audio_start_ms, at)
-        if kind == "input_audio_buffer.speech_stopped":
-            return RtSpeechStopped(ev.item_id, ev.audio_end_ms, at)
-        if kind == "conversation.item.input_audio_transcription.completed":
-            return RtTranscriptDone(ev.item_id, ev.transcript, at)
-        if kind == "conversation.item.input_audio_transcription.failed":
-            reason = ev.error.message if ev.error else "transcription failed"
-            return RtTranscriptFailed(ev.item_id, reason, at)
-        if kind == "response.created" and ev.response is not None:
-            return RtResponseCreated(ev.response.id, at)
-        if kind == "response.done" and ev.response is not None:
-            details = ev.response.status_details or {}
-            error = details.get("error")
-            code = ""
-            if isinstance(error, dict):
-                code = str(error.get("code") or error.get("type") or "")
-            return RtResponseDone(ev.response.id, ev.response.status, str(details.get("reason") or ""), at, code)
-        if kind == "response.output_audio_transcript.delta":
-            return RtAssistantTranscriptDelta(ev.response_id, ev.item_id, ev.delta, at)
-        if kind == "response.output_audio_transcript.done":
-            return RtAssistantTranscriptDone(ev.response_id, ev.item_id, ev.transcript, at)
-        if kind == "session.updated":
-            return RtSessionUpdated(at)
-        if kind == "error" and ev.error is not None:
-            e = ev.error
-            return RtError(e.code or e.type, e.message, e.event_id or "", at, e.type)
-        if kind == "rate_limits.updated":
-            exhausted = [r.reset_seconds for r in ev.rate_limits or () if r.remaining <= 0]
-            return RtRateLimits(max(exhausted, default=0.0), at)
-        return None
+        decode = _REALTIME.get(ev.type)
+        return decode(ev, at) if decode is not None else None
     except (msgspec.DecodeError, msgspec.ValidationError, binascii.Error, ValueError) as exc:
         return WireDecodeError("realtime", str(exc)[:200], at)
 

@@ -1,10 +1,11 @@
-"""kolbridge command line: serve, demo, db, business, calls, leads, prompt, turn-check."""
+"""kolbridge command line: serve, demo, business, calls, actors, leads, db, prompt, audio-check, turn-check.
+
+Their arguments are declared in gateway/cli/arguments.py (`db` here), `serve` runs in gateway/cli/serve.py."""
 from __future__ import annotations
 
 import argparse
 import asyncio
 import contextlib
-import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,67 +13,11 @@ from typing import Any
 
 import structlog
 
-from gateway.config import ConfigError, load_config, log_audio_mode
+from gateway.cli import arguments
+from gateway.config import ConfigError, load_config
 from gateway.logs import configure_logging
 
 log = structlog.get_logger("kolbridge")
-
-
-def _control_plane(args: argparse.Namespace) -> None:
-    """Before any worker: the actor system (started when none runs on the admin port) and, for several
-    workers, prometheus_client's multiprocess directory (set before a worker imports it)."""
-    import os
-    import tempfile
-
-    control = load_config(args.config).file.control
-    if control.enabled:
-        from gateway.cli.control import start_system
-        try:
-            log.info("CONTROL_PLANE", detail=start_system(control.admin_port, control.convention))
-        except Exception as exc:  # noqa: BLE001 — calls do not need it: serve goes on, reports are dropped
-            log.error("CONTROL_PLANE_START_FAILED", port=control.admin_port, error=str(exc)[:300], exc_info=True)
-    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        directory = Path(control.metrics_dir or Path(tempfile.gettempdir()) / f"kolbridge-metrics-{args.port}")
-        directory.mkdir(parents=True, exist_ok=True)
-        for stale in directory.glob("*.db"):
-            stale.unlink()
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
-
-
-async def _serve(args: argparse.Namespace) -> int:
-    from gateway.app import App
-    from gateway.server import start_server
-    from storage.db import create_schema, make_engine, session_factory
-
-    config = load_config(args.config)
-    log_audio_mode(config.file.audio, config.source, config.file.realtime.append_ms)
-    db = make_engine(config.env.database_url)
-    await create_schema(db)
-    app = App(config, db, session_factory(db))
-    app.start()
-    server = await start_server(app, args.host, args.port, reuse_port=args.reuse_port)
-    log.info("SERVING", host=args.host, port=args.port, realtime_url=config.env.realtime_url,
-             signatures=bool(config.env.twilio_auth_token))
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    grace = [config.file.server.shutdown_grace_s]
-
-    def on_signal() -> None:
-        if stop.is_set():
-            grace[0] = 0.0  # a second signal: no more grace
-            app.drain_deadline = 0.0
-        stop.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, on_signal)
-    await stop.wait()
-    log.info("SHUTTING_DOWN", calls=len(app.calls), grace_s=grace[0])
-    await app.drain(grace[0])  # new streams refused, /voice answers the fallback, live calls may finish
-    server.close()
-    await app.shutdown()
-    await server.wait_closed()
-    await db.dispose()
-    return 0
 
 
 @contextlib.asynccontextmanager
@@ -119,30 +64,6 @@ async def _business(args: argparse.Namespace) -> int:
                 state = "active" if b.active else "inactive"
                 print(f"{b.id}\t{b.name}\t{b.language}\t{state}\t{', '.join(b.phone_numbers) or '-'}")
         return 0
-
-
-def _worker_main(options: dict[str, object], index: int) -> int:
-    args = argparse.Namespace(**options)
-    configure_logging(str(args.log_level))
-    structlog.contextvars.bind_contextvars(worker=index)
-    return asyncio.run(_serve(args))
-
-
-def _close_lost_calls(database_url: str, dead_workers: set[str]) -> list[str]:
-    """The parent of `serve --workers`: close the calls of a worker that died (worker_lost)."""
-    from datetime import datetime, timezone
-
-    from storage.calls import close_lost_calls
-    from storage.db import make_engine, session_factory
-
-    async def run() -> list[str]:
-        engine = make_engine(database_url)
-        try:
-            never = datetime(1970, 1, 1, tzinfo=timezone.utc)
-            return await asyncio.wait_for(close_lost_calls(session_factory(engine), never, dead_workers), 10)
-        finally:
-            await engine.dispose()
-    return asyncio.run(run())
 
 
 async def _db(args: argparse.Namespace) -> int:
@@ -197,8 +118,20 @@ def _actors(args: argparse.Namespace) -> int:
     return code
 
 
+def _calls(args: argparse.Namespace) -> int:
+    """`kolbridge calls …`: a recording, the control plane (live, inspect, hangup), or the records."""
+    if args.calls_cmd == "audio":
+        return _call_audio(args)
+    if args.calls_cmd in ("live", "inspect", "hangup"):
+        from gateway.cli.control import calls_command
+        port = args.admin_port or load_config(args.config).file.control.admin_port
+        return calls_command(args.calls_cmd, port, getattr(args, "call_sid", ""), getattr(args, "json", False),
+                             getattr(args, "watch", False))
+    return asyncio.run(_records(args))
+
+
 def _call_audio(args: argparse.Namespace) -> int:
-    from gateway.app import recordings_dir
+    from gateway.paths import recordings_dir
     from gateway.recorder import copy_recording
 
     directory = recordings_dir(load_config(args.config))
@@ -215,59 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kolbridge", description="Twilio ⇄ OpenAI Realtime phone bridge")
     parser.add_argument("--log-level", default="info")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    serve = sub.add_parser("serve", help="run the gateway")
-    serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8080)
-    serve.add_argument("--config", default=None)
-    serve.add_argument("--reuse-port", action="store_true", help="bind with SO_REUSEPORT (several workers)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes sharing the port (SO_REUSEPORT)")
-    demo = sub.add_parser("demo", help="play a whole Hebrew call offline and print its metrics")
-    demo.add_argument("--config", default=None)
-    business = sub.add_parser("business", help="manage businesses")
-    business.add_argument("--config", default=None)
-    bsub = business.add_subparsers(dest="business_cmd", required=True)
-    imp = bsub.add_parser("import", help="upsert businesses from TOML files")
-    imp.add_argument("files", nargs="+")
-    bsub.add_parser("list", help="list businesses")
-    for name in ("show", "export"):
-        shown = bsub.add_parser(name, help=f"{name} a business as a business file (TOML)")
-        shown.add_argument("id")
-    calls = sub.add_parser("calls", help="call records")
-    calls.add_argument("--config", default=None)
-    csub = calls.add_subparsers(dest="calls_cmd", required=True)
-    history = csub.add_parser("history", help="recent calls, newest first")
-    history.add_argument("--business", default=None)
-    history.add_argument("--json", action="store_true")
-    show = csub.add_parser("show", help="one call: record, metrics, utterances")
-    show.add_argument("call_sid")
-    show.add_argument("--json", action="store_true")
-    for name, text in (("live", "every live call of every worker and host (the control plane)"),
-                       ("inspect", "everything the control plane knows of one live call"),
-                       ("hangup", "end a live call cleanly: its worker hangs up, metrics and record as for a stop")):
-        live = csub.add_parser(name, help=text)
-        if name != "live":
-            live.add_argument("call_sid")
-        live.add_argument("--admin-port", type=int, default=None)
-        if name == "live":
-            live.add_argument("--json", action="store_true")
-            live.add_argument("--watch", action="store_true", help="refresh every second (Ctrl-C ends)")
-    actors = sub.add_parser("actors", help="the standalone actor system of the control plane")
-    actors.add_argument("--config", default=None)
-    asub = actors.add_subparsers(dest="actors_cmd", required=True)
-    astart = asub.add_parser("start", help="start it (and the ControlAdmin on the convention leader)")
-    astart.add_argument("--admin-port", type=int, default=None)
-    astart.add_argument("--convention", default=None, help="LEADER_HOST:PORT: join as a member host")
-    for name in ("status", "stop"):
-        asub.add_parser(name, help=f"{name} the actor system").add_argument("--admin-port", type=int, default=None)
-    audio = csub.add_parser("audio", help="a recorded call as a stereo WAV (left the caller, right the AI as played)")
-    audio.add_argument("call_sid")
-    audio.add_argument("-o", "--output", default=None, help="where to write it (default: CALL_SID.wav)")
-    leads = sub.add_parser("leads", help="leads the agent collected (save_lead)")
-    leads.add_argument("--config", default=None)
-    lsub = leads.add_subparsers(dest="leads_cmd", required=True)
-    llist = lsub.add_parser("list", help="newest first")
-    llist.add_argument("--business", default=None)
-    llist.add_argument("--json", action="store_true")
+    arguments.add_serve(sub)
+    arguments.add_demo(sub)
+    arguments.add_business(sub)
+    arguments.add_calls(sub)
+    arguments.add_actors(sub)
+    arguments.add_leads(sub)
     db = sub.add_parser("db", help="database schema")
     db.add_argument("--config", default=None)
     dsub = db.add_subparsers(dest="db_cmd", required=True)
@@ -276,24 +162,9 @@ def build_parser() -> argparse.ArgumentParser:
     dead = dsub.add_parser("dead-letters", help="writes the database refused for a reason of their own, set aside")
     dead.add_argument("--json", action="store_true")
     dead.add_argument("--retry", action="store_true", help="re-apply each: deleted when it lands, else attempts +1")
-    prompt = sub.add_parser("prompt", help="prompts")
-    prompt.add_argument("--config", default=None)
-    psub = prompt.add_subparsers(dest="prompt_cmd", required=True)
-    pshow = psub.add_parser("show", help="the full system prompt a call of this business gets")
-    pshow.add_argument("business_id")
-    audio_check = sub.add_parser("audio-check", help="the articulation measure over time for caller audio")
-    audio_check.add_argument("file", help="raw 8 kHz μ-law (.ul) or a 16-bit WAV (its left channel)")
-    audio_check.add_argument("--config", default=None)
-    audio_check.add_argument("--every-ms", type=int, default=100)
-    audio_check.add_argument("--syllables", type=int, default=None)
-    audio_check.add_argument("--spectral-hz", type=float, default=None)
-    audio_check.add_argument("--rise-db", type=float, default=None)
-    check = sub.add_parser("turn-check", help="label transcripts filler/backchannel/turn with a language's lexicon")
-    check.add_argument("--lang", default="he")
-    check.add_argument("--filler", action="append", default=[], help="extra filler (business addition)")
-    check.add_argument("--word", action="append", default=[], help="extra meaningful short word")
-    check.add_argument("--backchannel", action="append", default=[], help="extra backchannel (business addition)")
-    check.add_argument("texts", nargs="+")
+    arguments.add_prompt(sub)
+    arguments.add_audio_check(sub)
+    arguments.add_turn_check(sub)
     return parser
 
 
@@ -311,17 +182,8 @@ def main(argv: list[str] | None = None) -> int:
     configure_logging(args.log_level)
     try:
         if args.cmd == "serve":
-            _control_plane(args)
-            if args.workers > 1:
-                from functools import partial
-
-                from gateway.runtime.workers import run_workers
-                args.reuse_port = True
-                config = load_config(args.config)
-                return run_workers(args.workers, partial(_worker_main, vars(args)),
-                                   config.file.server.worker_restarts_per_minute,
-                                   partial(_close_lost_calls, config.env.database_url))
-            return asyncio.run(_serve(args))
+            from gateway.cli.serve import serve_command
+            return serve_command(args)
         if args.cmd == "demo":
             from gateway.cli.demo import main_demo
             return main_demo(load_config(args.config).file)
@@ -329,16 +191,11 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(_business(args))
         if args.cmd == "db":
             return asyncio.run(_db(args))
-        if args.cmd == "calls" and args.calls_cmd == "audio":
-            return _call_audio(args)
-        if args.cmd == "calls" and args.calls_cmd in ("live", "inspect", "hangup"):
-            from gateway.cli.control import calls_command
-            port = args.admin_port or load_config(args.config).file.control.admin_port
-            return calls_command(args.calls_cmd, port, getattr(args, "call_sid", ""), getattr(args, "json", False),
-                                 getattr(args, "watch", False))
+        if args.cmd == "calls":
+            return _calls(args)
         if args.cmd == "actors":
             return _actors(args)
-        if args.cmd in ("calls", "prompt", "leads"):
+        if args.cmd in ("prompt", "leads"):
             return asyncio.run(_records(args))
         if args.cmd == "audio-check":
             from gateway.cli import audio_check

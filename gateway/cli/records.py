@@ -53,14 +53,23 @@ async def call_show(sessions: async_sessionmaker[AsyncSession], call_sid: str, a
             "webhooks": webhooks}
     if as_json:
         return json.dumps(data, ensure_ascii=False, indent=2)
+    return call_text(row, utterances, tool_calls, lead_rows, webhooks)
+
+
+def utterance_line(u: dict[str, Any]) -> str:
+    when = f"{u['start_ms'] / 1000:7.2f}s" if u["start_ms"] >= 0 else "       -"
+    flags = (" [" + u["classification"] + "]" if u["classification"] else "") + (
+        " (interrupted" + (f" at {u['heard_ms']} ms" if u["heard_ms"] >= 0 else "") + ")" if u["interrupted"] else "")
+    return f"  {when} {u['role']:9s} {u['text']}{flags}"
+
+
+def call_text(row: CallRecord, utterances: list[dict[str, Any]], tool_calls: list[dict[str, Any]],
+              lead_rows: list[dict[str, Any]], webhooks: list[dict[str, Any]]) -> str:
+    """`kolbridge calls show` as text: the record, every utterance, what the agent did, the notices."""
     out = [f"call {row.call_sid}  business {row.business_id}  ended: {row.end_reason or 'live'}",
            "prompt layers: " + " ".join(f"{k}={v}" for k, v in (row.prompt_hashes or {}).items()),
            "metrics: " + " ".join(f"{k}={v}" for k, v in sorted((row.metrics or {}).items()))]
-    for u in utterances:
-        when = f"{u['start_ms'] / 1000:7.2f}s" if u["start_ms"] >= 0 else "       -"
-        flags = (" [" + u["classification"] + "]" if u["classification"] else "") + (
-            " (interrupted" + (f" at {u['heard_ms']} ms" if u["heard_ms"] >= 0 else "") + ")" if u["interrupted"] else "")
-        out.append(f"  {when} {u['role']:9s} {u['text']}{flags}")
+    out += [utterance_line(u) for u in utterances]
     if row.fallback:
         out.append(f"left by: {row.fallback}" + (f"  summary: {row.transfer_summary}" if row.transfer_summary else ""))
     for c in tool_calls:

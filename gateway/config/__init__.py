@@ -1,6 +1,7 @@
 """Configuration: config.toml (the single source of truth for audio behaviour) plus environment.
 
-config.toml sections map 1:1 onto the settings structs in actors.messages; unknown keys or wrong
+config.toml sections map 1:1 onto settings structs — the call's (actors/settings.py, [conversation] in
+actors/agent_messages.py) and the worker's ([server], [tools], [control], below); unknown keys or wrong
 types are refused with the key's path. The environment carries secrets and deployment addresses.
 """
 from __future__ import annotations
@@ -38,7 +39,7 @@ class ServerSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class ControlSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """The control plane (gateway/control_*.py): a standalone thespian actor system and /metrics."""
+    """The control plane (gateway/control/, gateway/cli/control.py): a standalone thespian actor system."""
 
     enabled: bool = False  # config.toml turns it on for `serve`; the tests and the demo run without
     admin_port: Annotated[int, Meta(ge=1, le=65535)] = 1900
@@ -133,7 +134,7 @@ def load_env(environ: dict[str, str] | None = None) -> EnvConfig:
 
 def load_config(path: str | None = None, environ: dict[str, str] | None = None) -> AppConfig:
     """The named file, else ./config.toml, else the checkout's; an installed package without either runs on
-    the built-in defaults (the same values as config.toml, but the control plane off: tests/test_config.py)."""
+    the built-in defaults (the same values as config.toml, but the control plane off: tests/test_install.py)."""
     cfg_path = find_config(path)
     if path is None and not cfg_path.exists():
         return AppConfig(FileConfig(), load_env(environ), "built-in defaults (no config.toml)")

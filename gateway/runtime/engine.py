@@ -2,8 +2,9 @@
 
 The per-frame path never crosses a process: the loop `tell`s a call's tree each decoded wire event
 or Tick; simpleSystemBase runs every resulting actor message to completion inside that `tell`, and
-whatever actors addressed to the outside (wire commands, summaries) is drained from `listen(0)` in
-order and handed to the call's sink. All of it runs on the loop's thread.
+whatever actors addressed to the outside (the outbound commands of actors/egress.py, the summary)
+is drained in order from the external requester's outbox (`listen(0)` if its layout is not the one
+known) and handed to the call's sink. All of it runs on the loop's thread.
 Everything goes to the CallSupervisor except the per-frame messages, which take the lanes it
 publishes (actors/lane_messages.py) straight to TwilioRx / TxPacer while those are healthy. Ticks:
 every 20 ms only to the calls whose pacer wants them; every JUDGE_TICK_EVERY-th tick of a call (the
@@ -12,50 +13,19 @@ calls staggered over those ticks) through the supervisor to the pacer, judge and
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Protocol
+from typing import Any
 
 from thespian.actors import ActorExitRequest, ActorSystem, PoisonMessage
 
 from actors.admin import AdminActor
-from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord
 from actors.cores.supervision import JUDGE_TICK_EVERY
+from actors.egress import TO_SINK, CallSink
 from actors.ingress_messages import RtAudioDelta, StartCall, Tick, TwilioMarkIn, TwilioMediaIn
 from actors.lane_messages import LanePoisoned, Lanes, TickWanted
-from actors.lifecycle_messages import CallInspection, ChildRestarted, InspectCall, ListCalls, LiveCalls, RegisterCall, UnregisterCall
-from actors.link_messages import OpenRealtime, RealtimeGaveUp
-from actors.messages import CallSummary, Utterance
+from actors.lifecycle_messages import CallInspection, InspectCall, ListCalls, LiveCalls, RegisterCall, UnregisterCall
+from actors.messages import CallSummary
 from actors.settings import CallSettings
 from actors.supervisor import CallSupervisor
-from actors.wire_messages import RealtimeOutEvent, ToRealtime, ToTwilio, TwilioOutEvent
-
-
-class CallSink(Protocol):
-    def to_twilio(self, events: tuple[TwilioOutEvent, ...]) -> None: ...
-    def to_realtime(self, event: RealtimeOutEvent) -> None: ...
-    def call_ended(self, summary: CallSummary) -> None: ...
-    def child_restarted(self, event: ChildRestarted) -> None: ...
-    def utterance(self, event: Utterance) -> None: ...
-    def open_realtime(self, command: OpenRealtime) -> None: ...
-    def realtime_unavailable(self, command: RealtimeGaveUp) -> None: ...
-    def run_tool(self, command: RunTool) -> None: ...
-    def save_lead(self, command: SaveLead) -> None: ...
-    def tool_record(self, record: ToolCallRecord) -> None: ...
-    def leave_call(self, command: LeaveCall) -> None: ...
-
-
-# what the actors hand to the outside, per message type: which method of the call's sink takes it
-_TO_SINK: dict[type, Callable[[CallSink, Any], None]] = {
-    ToTwilio: lambda sink, out: sink.to_twilio(out.events),
-    ToRealtime: lambda sink, out: sink.to_realtime(out.event),
-    Utterance: lambda sink, out: sink.utterance(out),
-    ChildRestarted: lambda sink, out: sink.child_restarted(out),
-    OpenRealtime: lambda sink, out: sink.open_realtime(out),
-    RealtimeGaveUp: lambda sink, out: sink.realtime_unavailable(out),
-    RunTool: lambda sink, out: sink.run_tool(out),
-    SaveLead: lambda sink, out: sink.save_lead(out),
-    ToolCallRecord: lambda sink, out: sink.tool_record(out),
-    LeaveCall: lambda sink, out: sink.leave_call(out),
-}
 
 # the per-frame messages and their lane: 0 = TwilioRx, 1 = TxPacer (a Tick's lane is the pacer's)
 LANE_OF: dict[type, int] = {TwilioMediaIn: 0, TwilioMarkIn: 1, RtAudioDelta: 1, Tick: 1}
@@ -159,7 +129,7 @@ class ActorEngine:
 
     def _drain(self, call_id: str = "", lane: int | None = None) -> None:
         for out in self._outputs():
-            deliver = _TO_SINK.get(type(out))
+            deliver = TO_SINK.get(type(out))
             if deliver is not None:
                 sink = self.sinks.get(out.call_id)
                 if sink is not None:
