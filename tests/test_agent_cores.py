@@ -141,14 +141,14 @@ def test_transfer_without_a_line_says_so_and_the_call_goes_on() -> None:
     core = bridge(transfer="")
     acts = call(core, "transfer_to_human", {"reason": "asked", "summary": "s"})
     assert output(acts)["ok"] is False and "no human line" in output(acts)["error"]
-    assert not core.departure.active
+    assert not core.conduct.departure.active
 
 
 def test_a_departure_whose_goodbye_never_plays_leaves_at_its_deadline() -> None:
     departure = Departure(DepartureState(), leave_timeout_s=20.0)
     departure.start(LeaveCall("CA1", "hangup", "agent_hangup", "done"), "r1", "bye", 1.0)
     assert not departure.overdue(20.9)
-    assert departure.overdue(21.0) and departure.s.phase is DeparturePhase.LEAVING
+    assert departure.overdue(21.0) and departure.state.phase is DeparturePhase.LEAVING
     assert not departure.overdue(30.0)  # once
 
 
@@ -169,7 +169,7 @@ def test_save_lead_stores_the_fields_and_a_held_preemptive_answers_calls_wait_fo
     core.handle(RtResponseCreated("r2", 8.1), 8.1)
     call(core, "end_call", {"reason": "bye"}, response="r2", call_id="c2", at=8.2)
     dropped = core.handle(DeleteItem("u2", 8.4), 8.4)
-    assert not core.departure.active and any(getattr(a, "event", "") == "TOOL_CALL_DISCARDED" for a in dropped)
+    assert not core.conduct.departure.active and any(getattr(a, "event", "") == "TOOL_CALL_DISCARDED" for a in dropped)
     assert "fc-c2" in [e.item_id for e in events(dropped, RtItemDelete)]  # the model never sees the call
 
 
@@ -188,7 +188,7 @@ def test_silence_reprompts_a_filler_is_no_answer_a_turn_resets_then_goodbye() ->
     core.handle(RtSpeechStopped("u1", 800, 15.6), 15.6)
     core.handle(DeleteItem("u1", 16.0), 16.0)  # …a filler: the silence restarts, the count stays
     second = core.handle(Tick(24.0), 24.0)
-    assert len(events(second, RtResponseCreate)) == 1 and core.clock.s.reprompts == 2
+    assert len(events(second, RtResponseCreate)) == 1 and core.conduct.clock.state.reprompts == 2
     core.handle(RtResponseCreated("r2", 24.1), 24.1)
     core.handle(RtResponseDone("r2", "completed", "", 24.5), 24.5)
     core.handle(PlayoutChanged(False, "r2", 26.0), 26.0)
@@ -224,7 +224,7 @@ def test_the_time_limit_says_goodbye_and_leaves() -> None:
     assert not events(core.handle(Tick(60.0), 60.0), RtResponseCreate)  # …the answer in flight plays first
     core.handle(RtResponseDone("r1", "completed", "", 60.2), 60.2)
     # (the goodbye was requested as soon as no response was active)
-    departure = core.departure.s
+    departure = core.conduct.departure.state
     assert departure.phase is DeparturePhase.AWAIT_GOODBYE and departure.leave is not None
     assert departure.leave.end_reason == "max_duration"
 

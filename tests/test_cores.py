@@ -55,7 +55,7 @@ def test_bridge_cancels_and_truncates_on_cut() -> None:
     core.handle(RtResponseDone("r1", "cancelled", "client_cancelled", 1.1), 1.1)
     # already finished generating: no cancel, only the truncate
     assert rt_events(core.handle(PlayoutCut("r1", "i1", 500, 400, 2.0), 2.0)) == [RtItemTruncate("i1", 400)]
-    assert core.s.counters.responses_cancelled == 1
+    assert core.responses.state.counters.responses_cancelled == 1
 
 
 def test_rx_passes_the_payload_through_untouched_and_counts_gaps() -> None:

@@ -8,6 +8,7 @@ import msgspec
 import pytest
 
 from actors.cores.bridge import BridgeState, RealtimeBridgeCore
+from actors.cores.bridge_responses import Owed
 from actors.cores.rt_errors import ErrorClass, ResponseRetry, RetryState, classify
 from actors.cores.session import LinkPhase, LinkState, SessionLink
 from actors.cores.twilio_rx import RxState, TwilioRxCore
@@ -70,7 +71,7 @@ def test_a_lost_link_reconnects_with_backoff_and_counts_the_gap() -> None:
     assert lk.connected(1, 0.1) is LinkPhase.CONNECTING and lk.phase is LinkPhase.LIVE
     assert not lk.lost(7, 10.0)  # not the live generation
     assert lk.lost(1, 10.0)
-    assert lk.s.phase is LinkPhase.RECONNECTING
+    assert lk.state.phase is LinkPhase.RECONNECTING
     delays = []
     now = 10.0
     for generation in range(2, 6):
@@ -87,7 +88,7 @@ def test_a_lost_link_reconnects_with_backoff_and_counts_the_gap() -> None:
         now = round(now + 0.01, 2)
         step = lk.tick(now, quiet=True)
     assert lk.connected(step.generation, now + 0.1) is LinkPhase.RECONNECTING
-    assert lk.s.reconnects == 1 and lk.s.gap_ms == [round((now + 0.1 - 10.0) * 1000)]
+    assert lk.state.reconnects == 1 and lk.state.gap_ms == [round((now + 0.1 - 10.0) * 1000)]
 
 
 def test_reconnects_end_at_the_attempt_limit() -> None:
@@ -103,7 +104,7 @@ def test_reconnects_end_at_the_attempt_limit() -> None:
             lk.connect_failed(step.generation, now)
         elif isinstance(step, str):
             reason = step
-    assert reason == "realtime_reconnect_failed" and lk.s.attempts == 2
+    assert reason == "realtime_reconnect_failed" and lk.state.attempts == 2
 
 
 def test_rollover_waits_for_a_quiet_moment_and_a_failed_one_keeps_the_session() -> None:
@@ -116,11 +117,11 @@ def test_rollover_waits_for_a_quiet_moment_and_a_failed_one_keeps_the_session() 
     assert isinstance(roll, OpenRealtime) and roll.rollover and lk.phase is LinkPhase.ROLLING
     assert lk.can_send  # the old session keeps serving meanwhile
     assert lk.connect_failed(2, 103.0)
-    assert lk.s.phase is LinkPhase.LIVE
+    assert lk.state.phase is LinkPhase.LIVE
     assert lk.tick(104.0, quiet=True) is None  # tried again 30 s later
     again = lk.tick(134.0, quiet=True)
     assert isinstance(again, OpenRealtime) and lk.connected(again.generation, 134.5) is LinkPhase.ROLLING
-    assert lk.s.rollovers == 1 and lk.s.session_started_at == 134.5
+    assert lk.state.rollovers == 1 and lk.state.session_started_at == 134.5
 
 
 def test_reseed_keeps_the_most_recent_turns_within_the_budget_in_order() -> None:
@@ -151,11 +152,11 @@ def test_response_retry_honours_the_rate_limit_reset_and_gives_up() -> None:
     retry = ResponseRetry(RetryState(), max_tries=2)
     retry.sent("")
     retry.rate_limits(3.0, 10.0)
-    assert retry.failed(10.0) and retry.s.due_at == 13.0  # backoff 0.5 s, but the limit resets at 13 s
+    assert retry.failed(10.0) and retry.state.due_at == 13.0  # backoff 0.5 s, but the limit resets at 13 s
     assert retry.due(12.9) is None and retry.due(13.0) == ""
-    assert retry.failed(13.1) and retry.s.due_at == 14.1  # 1 s backoff, reset passed
+    assert retry.failed(13.1) and retry.state.due_at == 14.1  # 1 s backoff, reset passed
     assert retry.due(14.1) == ""
-    assert not retry.failed(14.2) and retry.s.gave_up == 1
+    assert not retry.failed(14.2) and retry.state.gave_up == 1
 
 
 # --------------------------------------------------------------------------- the bridge on a virtual clock
@@ -185,7 +186,8 @@ def test_a_drop_mid_answer_finishes_it_buffers_audio_restores_and_continues() ->
     assert not out_events(lost)
     # while the link is down nothing is written, answers wait
     assert not out_events(bridge.handle(AnswerRequest("u2", "כן", 2.1), 2.1))
-    assert bridge.s.pending_answer == "u2" and bridge.s.counters.answers_deferred == 1
+    book = bridge.responses.state
+    assert book.owed is Owed.ANSWER and book.owed_item == "u2" and book.counters.answers_deferred == 1
     opened = [a for t in (2.1, 2.2, 2.3) for a in bridge.handle(Tick(t), t) if isinstance(a, OpenRealtime)]
     assert [o.generation for o in opened] == [2]
     restored = bridge.handle(RealtimeConnected(2, 2.4), 2.4)
@@ -195,7 +197,7 @@ def test_a_drop_mid_answer_finishes_it_buffers_audio_restores_and_continues() ->
     assert [(e.item.role, e.item.content[0].text) for e in seeded] == [("user", "אני רוצה תור"), ("assistant", "מחר בעשר")]
     assert restored.index(LinkUp(2.4)) > max(restored.index(ToRealtime("CA1", e)) for e in seeded)
     assert isinstance(events[-1], RtResponseCreate)  # the caller's pending turn is answered first
-    assert not bridge.s.resume_pending
+    assert bridge.responses.state.owed is not Owed.RESUME
     finished = bridge.handle(ResponseFinished("r1", "a1", 900, 2.5), 2.5)
     assert finished == [Utterance("CA1", "assistant", "מחר בעשר", "", -1, -1, True, 900)]
     assert bridge.counters()["realtime_reconnects"] == 1 and bridge.series()["reconnect_gap_ms"] == [400]
@@ -220,7 +222,7 @@ def test_a_rate_limited_preemptive_answer_never_sticks_and_the_turn_is_answered_
     assert out_events(bridge.handle(PreemptiveAnswer("u1", 1.0), 1.0))
     bridge.handle(RtRateLimits(1.5, 1.05), 1.05)
     bridge.handle(RtError("rate_limit_exceeded", "slow down", "", 1.1, "rate_limit_error"), 1.1)
-    assert bridge.preempt.idle and bridge.retry.s.due_at < 0  # the verdict asks for the answer itself
+    assert bridge.responses.preempt.idle and bridge.link.retry.state.due_at < 0  # the verdict asks for the answer itself
     first = out_events(bridge.handle(AnswerRequest("u1", "כן", 1.2), 1.2))
     assert first == [RtResponseCreate()]
     bridge.handle(RtError("rate_limit_exceeded", "slow down", "", 1.3, "rate_limit_error"), 1.3)
@@ -261,7 +263,7 @@ def test_the_first_session_failing_to_open_ends_in_the_fallback_within_the_budge
                 attempts[action.generation] = now + action.timeout_s
             if isinstance(action, RealtimeGaveUp):
                 gave_up.append(action)
-    assert 5.9 <= now <= 6.2 and bridge.link.s.generation == 3, now
+    assert 5.9 <= now <= 6.2 and bridge.link.session.state.generation == 3, now
 
 
 # --------------------------------------------------------------------------- TwilioRx: the gap buffer
@@ -309,9 +311,9 @@ def test_a_raising_rx_handler_changes_nothing_so_a_retry_is_harmless(monkeypatch
 def test_speech_started_marks_the_caller_speaking_for_the_rollover() -> None:
     bridge = live_bridge()
     bridge.handle(RtSpeechStarted("u1", 100, 1.0), 1.0)
-    assert bridge.s.caller_speaking
+    assert bridge.caller.state.speaking
     bridge.handle(RtSpeechStopped("u1", 900, 1.8), 1.8)
-    assert not bridge.s.caller_speaking
+    assert not bridge.caller.state.speaking
 
 
 def test_a_turn_the_lost_session_never_transcribed_is_replayed_from_its_start() -> None:

@@ -43,7 +43,7 @@ def test_a_backchannel_drops_the_held_answer_but_keeps_the_callers_words() -> No
     wire, internal = split(b.handle(LetStand("u1", 1.4), 1.4))
     assert wire == [RtResponseCancel("r1"), RtItemDelete("a1")]  # the answer goes; "כן" (u1) stays
     assert internal == [DiscardAudio("r1", 1.4)]
-    assert b.s.counters.backchannels_kept == 1
+    assert b.responses.state.counters.backchannels_kept == 1
 
 
 def test_verdicts_before_response_created_are_applied_on_creation() -> None:

@@ -1,33 +1,49 @@
 """RealtimeBridge core — owns the OpenAI Realtime session protocol for one call.
 
-Theory of operation: at call start it configures the GA session (audio/pcmu both ways, input
-transcription in the business's language, server VAD that never answers or interrupts on its own)
-and asks for the greeting as an ordinary response, so it flows through the TxPacer like any other.
-Afterwards it only acts on decisions: AnswerRequest (from the BargeInJudge) → `response.create`,
-deferred while another response is still generating, or the release of a preemptive answer
-(preempt.py) started at speech_stopped; DeleteItem → `conversation.item.delete` (and the discard of a
-preemptive answer to that filler); PlayoutCut (from the TxPacer) →
-`response.cancel` if that response is still generating, then `conversation.item.truncate` at what
-the caller heard.
-Session continuity (session.py) and error handling (rt_errors.py) live beside it: every client event
-passes one gate (`_emit`) that drops events meant for a session that is gone; a lost link finishes the
-answer in flight (what was received plays to its end), buffers caller audio in TwilioRx, reconnects
-and re-seeds; a failed response.create is retried; a session that cannot be had hands the call to the
-business's fallback (RealtimeGaveUp).
+Theory of operation: the bridge is five parts, each a pure core with its own state — the link's
+lifecycle (bridge_link.py), the caller's turns (bridge_caller.py), the book of responses and what is
+owed (bridge_responses.py), the model's tool calls (bridge_tools.py) and the agent's conduct of the
+call: silence, limits, keypad, leaving (bridge_agent.py). The bridge itself only routes: ROUTES names,
+for every message type, the part that owns it and then the parts that watch it, in the order they
+act. Parts read each other through Facts (answered live by the owner) and change each other only by
+notes (bridge_notes.py), which are routed by the same table, in place. Every client event the parts
+decide passes one gate, the link's: dropped while no session can receive it.
+
+A route of a message from outside ends with SETTLE: a goodbye that became due is asked for, and the
+calls of a held preemptive answer that was discarded are dropped with it. A step may refuse the
+message (its last action is STOP): the rest of the route is skipped. The one quiet rule — nothing is
+said, generated, requested, owed, awaited or running, and the session can be written — is each part's
+`at_rest`, taken together in BridgeFacts.quiet; it decides both when the link may roll over and when
+the silence clock may run.
 """
 from __future__ import annotations
 
+import enum
+from typing import Any, Callable
+
 import msgspec
 
-from actors.cores.bridge_agent import AGENT_EVENTS, BridgeAgentMixin
-from actors.cores.bridge_link import BridgeLinkMixin
-from actors.cores.bridge_state import BridgeCounters, BridgeState, session_update
-from actors.cores.conversation import ConversationClock
-from actors.cores.departure import Departure
-from actors.cores.preempt import Preemption
-from actors.cores.rt_errors import ResponseRetry
-from actors.cores.session import SessionLink
-from actors.cores.tools import ToolDesk
+from actors.agent_messages import RtFunctionCall, ToolDone
+from actors.cores.bridge_agent import AgentConduct, AgentConductState
+from actors.cores.bridge_caller import CallerState, CallerTurns
+from actors.cores.bridge_link import LinkKeeper, LinkKeeperState, session_update
+from actors.cores.bridge_notes import (
+    STOP,
+    AskResponse,
+    HeldAnswerReleased,
+    Leave,
+    OweAnswer,
+    PreemptFailed,
+    SessionLost,
+    SessionRestored,
+    SessionRolledOver,
+    TurnBegan,
+    TurnForgotten,
+    TurnText,
+)
+from actors.cores.bridge_responses import Owed, ResponseBook, ResponseBookState
+from actors.cores.bridge_tools import ToolCalls, ToolCallsState
+from actors.cores.preempt import FailedRequest
 from actors.ingress_messages import (
     RtAssistantTranscriptDelta,
     RtAssistantTranscriptDone,
@@ -42,217 +58,188 @@ from actors.ingress_messages import (
     RtTranscriptFailed,
     StartCall,
     Tick,
+    TwilioDtmfIn,
     WireDecodeError,
 )
-from actors.lifecycle_messages import LogLine
 from actors.link_messages import RealtimeConnected, RealtimeConnectFailed, RealtimeLost, RtRateLimits
-from actors.messages import AnswerRequest, DeleteItem, LetStand, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ResponseFinished, Utterance
+from actors.messages import AnswerRequest, DeleteItem, LetStand, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ResponseFinished
 from actors.settings import CallSettings
-from actors.wire_messages import RtItemDelete, RtItemTruncate, RtResponseCancel, RtResponseCreate, RtResponseParams, ToRealtime
 
-__all__ = ["BridgeCounters", "BridgeState", "RealtimeBridgeCore", "session_update"]
-SERIES_KEPT = 64
+__all__ = ["BridgeState", "RealtimeBridgeCore", "ROUTES", "session_update"]
 
 
-class RealtimeBridgeCore(BridgeLinkMixin, BridgeAgentMixin):
+class Part(enum.Enum):
+    LINK = "link"
+    CALLER = "caller"
+    RESPONSES = "responses"
+    TOOLS = "tools"
+    CONDUCT = "conduct"
+
+
+LINK, CALLER, RESPONSES, TOOLS, CONDUCT = Part.LINK, Part.CALLER, Part.RESPONSES, Part.TOOLS, Part.CONDUCT
+Handler = Callable[[Any, Any, float], list[object]]
+Route = tuple[tuple[Part, Handler], ...]
+
+SETTLE: Route = ((CONDUCT, AgentConduct.goodbye_if_due), (TOOLS, ToolCalls.settle_held_calls))
+
+# message type → the part that owns it, then the parts that watch it, in the order they act
+ROUTES: dict[type, Route] = {
+    Tick: ((LINK, LinkKeeper.tick), (TOOLS, ToolCalls.tick), (CONDUCT, AgentConduct.leave_if_overdue),
+           (TOOLS, ToolCalls.holding_line), (CONDUCT, AgentConduct.tick)),
+    # the session's life
+    StartCall: ((LINK, LinkKeeper.start_call), (RESPONSES, ResponseBook.greet), (CONDUCT, AgentConduct.call_started), *SETTLE),
+    RealtimeConnected: ((LINK, LinkKeeper.connected), *SETTLE),
+    RealtimeConnectFailed: ((LINK, LinkKeeper.connect_failed), *SETTLE),
+    RealtimeLost: ((LINK, LinkKeeper.lost), *SETTLE),
+    RtSessionUpdated: ((LINK, LinkKeeper.session_updated), *SETTLE),
+    RtRateLimits: ((LINK, LinkKeeper.rate_limits), *SETTLE),
+    RtError: ((LINK, LinkKeeper.error), *SETTLE),
+    WireDecodeError: ((LINK, LinkKeeper.decode_error), *SETTLE),
+    # the caller's turns, and the judge's verdicts on them
+    RtSpeechStarted: ((CALLER, CallerTurns.speech_started), (CONDUCT, AgentConduct.caller_spoke), *SETTLE),
+    RtSpeechStopped: ((CALLER, CallerTurns.speech_stopped), *SETTLE),
+    RtTranscriptDone: ((CALLER, CallerTurns.transcript_done), *SETTLE),
+    RtTranscriptFailed: ((CALLER, CallerTurns.transcript_failed), *SETTLE),
+    PreemptiveAnswer: ((RESPONSES, ResponseBook.preemptive_answer), *SETTLE),
+    AnswerRequest: ((CONDUCT, AgentConduct.refuse_while_leaving), (CALLER, CallerTurns.answered),
+                    (RESPONSES, ResponseBook.answer_request), (CONDUCT, AgentConduct.turn_answered), *SETTLE),
+    DeleteItem: ((CALLER, CallerTurns.not_answered), (RESPONSES, ResponseBook.delete_item), (CONDUCT, AgentConduct.no_answer),
+                 *SETTLE),
+    LetStand: ((CALLER, CallerTurns.not_answered), (RESPONSES, ResponseBook.let_stand), (CONDUCT, AgentConduct.no_answer),
+               *SETTLE),
+    # the model's responses
+    RtResponseCreated: ((LINK, LinkKeeper.response_created), (RESPONSES, ResponseBook.response_created),
+                        (CONDUCT, AgentConduct.response_created), *SETTLE),
+    RtOutputItemAdded: ((RESPONSES, ResponseBook.item_added), (CONDUCT, AgentConduct.item_added), *SETTLE),
+    RtAssistantTranscriptDelta: ((RESPONSES, ResponseBook.transcript_delta), *SETTLE),
+    RtAssistantTranscriptDone: ((RESPONSES, ResponseBook.assistant_said), *SETTLE),
+    RtResponseDone: ((RESPONSES, ResponseBook.response_done), (LINK, LinkKeeper.response_done),
+                     (CONDUCT, AgentConduct.response_done), *SETTLE),
+    # what the caller hears (the TxPacer's playout clock)
+    PlayoutChanged: ((CALLER, CallerTurns.playout_changed), (RESPONSES, ResponseBook.playout_changed),
+                     (CONDUCT, AgentConduct.playout_changed), *SETTLE),
+    PlayoutCut: ((RESPONSES, ResponseBook.playout_cut), (CONDUCT, AgentConduct.playout_ended), *SETTLE),
+    ResponseFinished: ((RESPONSES, ResponseBook.response_finished), (CONDUCT, AgentConduct.playout_ended), *SETTLE),
+    # the agent's own
+    RtFunctionCall: ((TOOLS, ToolCalls.function_call),),
+    ToolDone: ((TOOLS, ToolCalls.tool_done),),
+    TwilioDtmfIn: ((CONDUCT, AgentConduct.keypad_digit),),
+    # notes between the parts
+    SessionLost: ((RESPONSES, ResponseBook.session_lost), (CALLER, CallerTurns.session_lost)),
+    SessionRestored: ((RESPONSES, ResponseBook.session_restored),),
+    SessionRolledOver: ((CALLER, CallerTurns.session_rolled_over),),
+    PreemptFailed: ((RESPONSES, ResponseBook.preempt_failed),),
+    TurnBegan: ((LINK, LinkKeeper.turn_began),),
+    TurnText: ((LINK, LinkKeeper.turn_text),),
+    TurnForgotten: ((LINK, LinkKeeper.turn_forgotten),),
+    AskResponse: ((RESPONSES, ResponseBook.ask_response),),
+    OweAnswer: ((RESPONSES, ResponseBook.owe_answer),),
+    HeldAnswerReleased: ((TOOLS, ToolCalls.release_held_calls),),
+    Leave: ((CONDUCT, AgentConduct.leave),),
+}
+
+
+class BridgeState(msgspec.Struct):
+    call_id: str
+    link: LinkKeeperState = msgspec.field(default_factory=LinkKeeperState)
+    caller: CallerState = msgspec.field(default_factory=CallerState)
+    responses: ResponseBookState = msgspec.field(default_factory=ResponseBookState)
+    tools: ToolCallsState = msgspec.field(default_factory=ToolCallsState)
+    conduct: AgentConductState = msgspec.field(default_factory=AgentConductState)
+
+
+class RealtimeBridgeCore:
     def __init__(self, state: BridgeState, settings: CallSettings) -> None:
-        self.s = state
+        self.state = state
         self.settings = settings
-        self.preempt = Preemption(state.preempt)
-        rt = settings.realtime
-        self.link = SessionLink(state.link, rt, state.call_id)
-        self.retry = ResponseRetry(state.retry, rt.response_retry_max)
-        agent = settings.agent
-        self.desk = ToolDesk(state.tools, agent, state.call_id)
-        self.departure = Departure(state.departure, agent.conversation.leave_timeout_s)
-        self.clock = ConversationClock(state.clock, agent.conversation)
+        facts, call_id = BridgeFacts(self), state.call_id
+        self.link = LinkKeeper(state.link, settings, call_id, facts, self.tell)
+        self.caller = CallerTurns(state.caller, self.tell)
+        self.responses = ResponseBook(state.responses, settings, call_id, facts, self.tell)
+        self.tools = ToolCalls(state.tools, settings, call_id, facts, self.tell)
+        self.conduct = AgentConduct(state.conduct, settings, call_id, facts, self.tell)
+        self.parts: dict[Part, object] = {LINK: self.link, CALLER: self.caller, RESPONSES: self.responses, TOOLS: self.tools,
+                                          CONDUCT: self.conduct}
 
     def snapshot(self) -> BridgeState:
-        return self.s
+        return self.state
 
     def handle(self, msg: object, now: float) -> list[object]:
-        return self._emit(self._decide(msg, now))
+        return self.link.gate(self.tell(msg, now))
 
-    def _emit(self, actions: list[object]) -> list[object]:
-        """The one gate for client events: while no session can receive them they are dropped (their
-        session is gone; the restore re-sends what matters), and every response.create is tracked."""
-        if self.link.can_send:
-            for action in actions:
-                if isinstance(action, ToRealtime) and isinstance(action.event, RtResponseCreate):
-                    params = action.event.response
-                    self.retry.sent(params.instructions or "" if params else "")
-            return actions
-        kept = [a for a in actions if not isinstance(a, ToRealtime)]
-        self.s.counters.events_dropped_link_down += len(actions) - len(kept)
-        return kept
-
-    def _decide(self, msg: object, now: float) -> list[object]:
-        if isinstance(msg, Tick):
-            return self._tick(now) + self._agent_tick(now)
-        if isinstance(msg, AGENT_EVENTS):
-            return self._agent_event(msg, now)
-        releasing = isinstance(msg, AnswerRequest) and self.preempt.covers(msg.item_id)
-        if isinstance(msg, AnswerRequest) and self.departure.active and not releasing:
-            return [LogLine("ANSWER_SKIPPED_LEAVING", "info", {"call_sid": self.s.call_id, "item_id": msg.item_id})]
-        return self._decide_session(msg, now) + self._agent_after(msg, now) + self._held_calls(releasing, now)
-
-    def _decide_session(self, msg: object, now: float) -> list[object]:
-        s, c = self.s, self.s.counters
-        if isinstance(msg, (RealtimeConnected, RealtimeConnectFailed, RealtimeLost, RtRateLimits)):
-            return self._link_event(msg, now)
-        if isinstance(msg, PlayoutChanged):
-            s.ai_audible = msg.audible
-            if msg.audible and s.answer_wait_from:  # the caller stopped speaking, now the answer plays
-                s.answer_latency_ms.append(int(round((now - s.answer_wait_from) * 1000)))
-                del s.answer_latency_ms[:-SERIES_KEPT]
-                s.answer_wait_from = 0.0
-            return self._resume(now)
-        if isinstance(msg, RtSpeechStarted):
-            s.caller_speaking = True
-            s.turn_item, s.turn_start_ms = msg.item_id, msg.audio_start_ms
-            return []
-        if isinstance(msg, RtSpeechStopped):
-            s.caller_speaking = False
-            s.answer_wait_from = now if not s.ai_audible else 0.0
-            self.link.turn_started(msg.item_id, "user")
-            return []
-        if isinstance(msg, (RtTranscriptDone, RtTranscriptFailed)):
-            if msg.item_id == s.turn_item:
-                s.turn_item, s.turn_start_ms = "", -1
-            if isinstance(msg, RtTranscriptDone):
-                self.link.turn_text(msg.item_id, "user", msg.transcript)
-            return []
-        if isinstance(msg, ResponseFinished):
-            if msg.item_id and msg.item_id == s.dropped_item:
-                s.dropped_item = ""
-                text = s.spoken.pop(msg.item_id, "")
-                return [Utterance(s.call_id, "assistant", text, "", -1, -1, True, msg.played_ms)]
-            return []
-        if isinstance(msg, StartCall):
-            if s.greeting_requested:
-                return []
-            s.greeting_requested = True
-            c.responses_requested += 1
-            greet = RtResponseCreate(RtResponseParams(instructions=self.settings.greeting))
-            return [self.link.start(now), self._out(session_update(self.settings)), self._out(greet),
-                    LogLine("[GREETING] requested", "info", {"call_sid": s.call_id})]
-        if isinstance(msg, RtSessionUpdated):
-            s.session_ready = True
-            return [LogLine("REALTIME_SESSION_READY", "info", {"call_sid": s.call_id})]
-        if isinstance(msg, RtResponseCreated):
-            s.active_response = msg.response_id
-            c.responses_created += 1
-            self.retry.created()
-            if self.preempt.idle:
-                return []
-            events, internal = self.preempt.created(msg.response_id, now)
-            return [self._out(e) for e in events] + internal
-        if isinstance(msg, RtOutputItemAdded):
-            self.link.turn_started(msg.item_id, "assistant")
-            if msg.response_id == s.active_response:
-                s.active_item = msg.item_id
-            return [self._out(e) for e in self.preempt.item_added(msg.response_id, msg.item_id)]
-        if isinstance(msg, PreemptiveAnswer):
-            if s.active_response or s.awaiting_cut or s.pending_answer or not self.preempt.idle or not self._live:
-                return []
-            self.preempt.requested(msg.item_id)
-            c.responses_requested += 1
-            return [self._out(RtResponseCreate()),
-                    LogLine("PREEMPTIVE_ANSWER started", "info", {"call_sid": s.call_id, "item_id": msg.item_id})]
-        if isinstance(msg, RtResponseDone):
-            if s.active_response == msg.response_id:
-                s.active_response = ""
-            if msg.status == "cancelled":
-                c.responses_cancelled += 1
-            if msg.status == "failed":
-                self.retry.created_then_failed()
-                return self._error(msg.error_code or "response_failed", "", f"response {msg.response_id} failed", now,
-                                   msg.response_id)
-            return self._answer_pending()
-        if isinstance(msg, AnswerRequest):
-            if self.preempt.covers(msg.item_id):
-                return self.preempt.release(now)
-            out_pre: list[object] = [] if self.preempt.idle else self._discard_preempt(now)
-            if msg.after_cut:
-                s.awaiting_cut = True
-            if s.active_response or s.awaiting_cut or not self._live:
-                s.pending_answer = msg.item_id
-                c.answers_deferred += 1
-                return out_pre + [LogLine("ANSWER_DEFERRED", "info", {"call_sid": s.call_id, "item_id": msg.item_id})]
-            c.responses_requested += 1
-            return out_pre + [self._out(RtResponseCreate())]
-        if isinstance(msg, PlayoutCut):
-            out: list[object] = []
-            s.awaiting_cut = False
-            if s.active_response and s.active_response == msg.response_id:
-                out.append(self._out(RtResponseCancel(msg.response_id)))
-            if not msg.item_id:
-                return out + self._answer_pending()
-            end_ms = min(msg.heard_ms, msg.sent_ms)
-            out.append(self._out(RtItemTruncate(msg.item_id, end_ms)))
-            c.truncates_sent += 1
-            s.truncate_audio_end_ms.append(end_ms)
-            s.truncated[msg.item_id] = end_ms
-            if len(s.truncated) > 16:
-                del s.truncated[next(iter(s.truncated))]
-            out.append(LogLine("TRUNCATE", "info", {"call_sid": s.call_id, "item_id": msg.item_id,
-                                                    "audio_end_ms": end_ms, "sent_ms": msg.sent_ms}))
-            so_far = s.spoken.pop(msg.item_id, "")
-            share = end_ms / msg.generated_ms if msg.generated_ms > 0 else 1.0
-            heard_text = so_far[: int(round(len(so_far) * min(1.0, share)))].rstrip()
-            out.append(Utterance(s.call_id, "assistant", heard_text, "", -1, -1, True, end_ms))
-            self.link.turn_text(msg.item_id, "assistant", heard_text)
-            return out + self._answer_pending()
-        if isinstance(msg, (DeleteItem, LetStand)):  # no answer: a filler's item goes, a backchannel's stays
-            self.s.answer_wait_from = 0.0  # nothing to measure: this turn gets no answer
-            discarded = self._discard_preempt(now) if self.preempt.covers(msg.item_id) else []
-            if isinstance(msg, LetStand):
-                c.backchannels_kept += 1
-                return discarded
-            c.items_deleted += 1
-            self.link.forget(msg.item_id)
-            return discarded + [self._out(RtItemDelete(msg.item_id))]
-        if isinstance(msg, RtAssistantTranscriptDelta):
-            if len(s.spoken) > 8 and msg.item_id not in s.spoken:
-                del s.spoken[next(iter(s.spoken))]
-            s.spoken[msg.item_id] = s.spoken.get(msg.item_id, "") + msg.delta
-            return []
-        if isinstance(msg, RtAssistantTranscriptDone):
-            s.spoken.pop(msg.item_id, None)
-            if msg.item_id in s.truncated:  # recorded at the cut, with what was heard
-                return []
-            self.link.turn_text(msg.item_id, "assistant", msg.transcript)
-            return [LogLine("AI_SAID", "info", {"call_sid": s.call_id, "text": msg.transcript}),
-                    Utterance(s.call_id, "assistant", msg.transcript, "", -1, -1, False)]
-        if isinstance(msg, RtError):
-            return self._error(msg.code, msg.type, msg.message, now)
-        if isinstance(msg, WireDecodeError):
-            c.realtime_decode_errors += 1
-            return [LogLine("REALTIME_DECODE_ERROR", "warning", {"call_sid": s.call_id, "reason": msg.reason})]
-        return []
-
-    def _discard_preempt(self, now: float) -> list[object]:
-        events, internal = self.preempt.discard(self.s.active_response, now)
-        return [self._out(e) for e in events] + internal + [
-            LogLine("PREEMPTIVE_ANSWER discarded", "info", {"call_sid": self.s.call_id})]
-
-    def _answer_pending(self) -> list[object]:
-        s = self.s
-        if s.pending_answer and not s.active_response and not s.awaiting_cut and self._live:
-            s.pending_answer = ""
-            s.resume_pending = False  # the caller spoke since: answer them, not the cut sentence
-            s.counters.responses_requested += 1
-            return [self._out(RtResponseCreate())]
-        return []
+    def tell(self, msg: object, now: float) -> list[object]:
+        """Route a message (or a part's note) through its parts, in order; a refusal ends the route."""
+        out: list[object] = []
+        for part, handler in ROUTES.get(type(msg), ()):
+            actions = handler(self.parts[part], msg, now)
+            if actions and actions[-1] is STOP:
+                return out + actions[:-1]
+            out += actions
+        return out
 
     def counters(self) -> dict[str, int]:
-        p = self.s.preempt
-        return {**msgspec.structs.asdict(self.s.counters), "preemptive_requested": p.requested,
-                "preemptive_used": p.used, "preemptive_discarded": p.discarded, **self.link.counters(),
-                "responses_retry_gave_up": self.retry.s.gave_up, **msgspec.structs.asdict(self.s.tools.counters),
-                **self.clock.counters()}
+        return {**self.responses.counters(), **self.link.counters(), **self.tools.counters(), **self.conduct.counters()}
 
     def series(self) -> dict[str, list[int]]:
-        return {"truncate_audio_end_ms": list(self.s.truncate_audio_end_ms),
-                "answer_latency_ms": list(self.s.answer_latency_ms),
-                "reconnect_gap_ms": list(self.link.s.gap_ms), "tool_ms": list(self.s.tools.elapsed_ms)}
+        return {**self.responses.series(), **self.caller.series(), **self.link.series(), **self.tools.series()}
+
+
+class BridgeFacts:
+    """What the parts may read of each other, answered live by the part that owns the answer."""
+
+    def __init__(self, bridge: RealtimeBridgeCore) -> None:
+        self.bridge = bridge
+
+    @property
+    def quiet(self) -> bool:
+        """The one quiet rule: every part at rest — the caller silent and every turn transcribed, the AI
+        inaudible, no response generating, owed, awaiting its cut or preempted, no request in flight or
+        waiting for its retry, no tool running, not leaving, and a session to write to."""
+        bridge = self.bridge
+        return (bridge.link.at_rest and bridge.caller.at_rest and bridge.responses.at_rest and bridge.tools.at_rest
+                and bridge.conduct.at_rest)
+
+    @property
+    def live(self) -> bool:
+        return self.bridge.link.live
+
+    @property
+    def session_open(self) -> bool:
+        return self.bridge.link.session_open
+
+    @property
+    def generation(self) -> int:
+        return self.bridge.link.session.state.generation
+
+    @property
+    def active_response(self) -> str:
+        return self.bridge.responses.state.active_response
+
+    @property
+    def ai_audible(self) -> bool:
+        return self.bridge.caller.state.ai_audible
+
+    @property
+    def awaiting_cut(self) -> bool:
+        return self.bridge.responses.state.awaiting_cut
+
+    @property
+    def answer_owed(self) -> bool:
+        return self.bridge.responses.state.owed is Owed.ANSWER
+
+    @property
+    def untranscribed_turn_from_ms(self) -> int:
+        return self.bridge.caller.untranscribed_turn_from_ms
+
+    @property
+    def leaving(self) -> bool:
+        return self.bridge.conduct.leaving
+
+    def preempt_covers(self, user_item: str) -> bool:
+        return self.bridge.responses.preempt.covers(user_item)
+
+    def preempt_holds(self, response_id: str) -> bool:
+        return self.bridge.responses.preempt.holds(response_id)
+
+    def failed_request(self, response_id: str) -> FailedRequest:
+        return self.bridge.responses.preempt.failed_request(response_id)

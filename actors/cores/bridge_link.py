@@ -1,178 +1,264 @@
-"""The RealtimeBridge's handling of a failing world: the link's lifecycle (lost, restored, rolled over,
-given up), Realtime errors (retry the answer, or give up for the fallback) and the answer a lost
-link cut (finished where its audio ended, continued once the caller heard it). Mixed into
-RealtimeBridgeCore; the theory of operation is in session.py and rt_errors.py.
+"""The RealtimeBridge's link part: the Realtime session's lifecycle and what a failing world does to it.
+
+Theory of operation: LinkKeeper owns the session link (session.py: connect, lose, reconnect, roll
+over, give up — LinkPhase and its LINK_TRANSITIONS) and the retry of a failed response.create
+(rt_errors.py). At call start it opens the first connection and configures the session; a restored
+session is configured again and re-seeded with the conversation so far. It is the one gate for client
+events (`gate`): while no session can receive them they are dropped and counted (their session is
+gone; the restore re-sends what matters), and every response.create that passes is tracked for its
+retry. Realtime errors are classified: a transient one retries the request (unless it was the
+preemptive answer's: its verdict asks again), a fatal one gives the call to the business's fallback
+(RealtimeGaveUp). What a lost or restored session means for the conversation is the turn book's:
+this part tells it (SessionLost, SessionRestored, SessionRolledOver, PreemptFailed) and keeps, for
+the re-seeding, the turns the others tell it (TurnBegan, TurnText, TurnForgotten).
 """
 from __future__ import annotations
 
-from actors.cores.bridge_state import BridgeState, session_update
-from actors.cores.preempt import Preemption, PreemptPhase
-from actors.cores.rt_errors import ErrorClass, ResponseRetry, classify
-from actors.cores.session import LinkPhase, SessionLink
-from actors.lifecycle_messages import LogLine
-from actors.link_messages import (
-    FinishResponse,
-    LinkDown,
-    LinkUp,
-    OpenRealtime,
-    RealtimeConnected,
-    RealtimeConnectFailed,
-    RealtimeGaveUp,
-    RealtimeLost,
-    RtItemCreate,
-    RtMessageItem,
-    RtRateLimits,
-    RtTextContent,
+import msgspec
+
+from actors.agent_messages import RtFunctionTool
+from actors.cores.bridge_notes import (
+    Facts,
+    PreemptFailed,
+    SessionLost,
+    SessionRestored,
+    SessionRolledOver,
+    Tell,
+    TurnBegan,
+    TurnForgotten,
+    TurnText,
 )
-from actors.messages import DiscardAudio
+from actors.cores.preempt import FailedRequest
+from actors.cores.rt_errors import ErrorClass, ResponseRetry, RetryState, classify
+from actors.cores.session import LinkPhase, LinkState, SessionLink
+from actors.ingress_messages import RtError, RtResponseCreated, RtResponseDone, RtSessionUpdated, StartCall, Tick, WireDecodeError
+from actors.lifecycle_messages import LogLine
+from actors.link_messages import LinkDown, LinkUp, OpenRealtime, RealtimeConnected, RealtimeConnectFailed, RealtimeGaveUp, RealtimeLost, RtRateLimits
 from actors.settings import CallSettings
-from actors.wire_messages import RtResponseCreate, RtResponseParams, ToRealtime
+from actors.wire_messages import (
+    RtAudioConfig,
+    RtAudioInput,
+    RtAudioOutput,
+    RtFormat,
+    RtNoiseReduction,
+    RtResponseCreate,
+    RtResponseParams,
+    RtServerVad,
+    RtSession,
+    RtSessionUpdate,
+    RtTranscriptionConfig,
+    ToRealtime,
+)
 
-RESUME_NOTE = ("The line dropped for a moment while you were speaking; your previous message was cut where "
-                       "it ends above. Continue naturally from there in the same language, without repeating "
-                       "what was already said.")
+KEYWORD_MODELS = ("gpt-transcribe", "gpt-live-transcribe")
 
 
-class BridgeLinkMixin:
-    s: BridgeState
-    settings: CallSettings
-    link: SessionLink
-    retry: ResponseRetry
-    preempt: Preemption
+def session_update(settings: CallSettings) -> RtSessionUpdate:
+    rt, vad = settings.realtime, settings.vad
+    noise = RtNoiseReduction(rt.noise_reduction) if rt.noise_reduction else None
+    keyword_model = rt.transcription_model in KEYWORD_MODELS
+    transcription = RtTranscriptionConfig(
+        rt.transcription_model, settings.language,
+        prompt=None if keyword_model else settings.transcription_prompt or None,
+        keywords=settings.vocabulary or None if keyword_model else None)
+    audio_in = RtAudioInput(
+        format=RtFormat(), transcription=transcription,
+        turn_detection=RtServerVad(vad.threshold, vad.prefix_padding_ms, vad.silence_duration_ms),
+        noise_reduction=noise)
+    audio = RtAudioConfig(input=audio_in, output=RtAudioOutput(RtFormat(), rt.voice))
+    tools = tuple(RtFunctionTool(t.name, t.description, t.parameters) for t in settings.agent.tools)
+    return RtSessionUpdate(RtSession(instructions=settings.instructions, audio=audio, tools=tools))
+
+
+class LinkCounters(msgspec.Struct):
+    realtime_errors: int = 0
+    realtime_decode_errors: int = 0
+    events_dropped_link_down: int = 0
+    responses_retried: int = 0
+
+
+class LinkKeeperState(msgspec.Struct):
+    session: LinkState = msgspec.field(default_factory=LinkState)
+    retry: RetryState = msgspec.field(default_factory=RetryState)
+    session_ready: bool = False  # the session confirmed its configuration
+    counters: LinkCounters = msgspec.field(default_factory=LinkCounters)
+
+
+class LinkKeeper:
+    def __init__(self, state: LinkKeeperState, settings: CallSettings, call_id: str, facts: Facts, tell: Tell) -> None:
+        self.state = state
+        self.settings = settings
+        self.call_id = call_id
+        self.facts, self.tell = facts, tell
+        self.session = SessionLink(state.session, settings.realtime, call_id)
+        self.retry = ResponseRetry(state.retry, settings.realtime.response_retry_max)
+
+    # ------------------------------------------------------------------ facts
+    @property
+    def live(self) -> bool:
+        return self.session.can_send
+
+    @property
+    def phase(self) -> LinkPhase:
+        return self.session.phase
+
+    @property
+    def session_open(self) -> bool:
+        return self.session.phase is LinkPhase.LIVE
+
+    @property
+    def at_rest(self) -> bool:
+        """Its share of the quiet rule: a session to write to, no request in flight or waiting for its retry."""
+        return self.live and self.retry.settled
 
     def _out(self, event: object) -> ToRealtime:
-        return ToRealtime(self.s.call_id, event)  # type: ignore[arg-type]
+        return ToRealtime(self.call_id, event)  # type: ignore[arg-type]
 
-    def _answer_pending(self) -> list[object]:
-        raise NotImplementedError
+    def _log(self, event: str, level: str, **fields: object) -> LogLine:
+        return LogLine(event, level, {"call_sid": self.call_id, **fields})
 
-    # ------------------------------------------------------------------ the link and its failures
-    @property
-    def _live(self) -> bool:
-        """Client events reach a session: the live one, or the first one (queued until it is open)."""
-        return self.link.can_send
+    def gate(self, actions: list[object]) -> list[object]:
+        """The one gate for client events: dropped while no session can receive them; every
+        response.create that passes is tracked for its retry."""
+        if not self.live:
+            kept = [a for a in actions if not isinstance(a, ToRealtime)]
+            self.state.counters.events_dropped_link_down += len(actions) - len(kept)
+            return kept
+        for action in actions:
+            if isinstance(action, ToRealtime) and isinstance(action.event, RtResponseCreate):
+                params = action.event.response
+                self.retry.sent(params.instructions or "" if params else "")
+        return actions
 
-    def _tick(self, now: float) -> list[object]:
-        s = self.s
+    # ------------------------------------------------------------------ the session's life
+    def start_call(self, msg: StartCall, now: float) -> list[object]:
+        if self.session.started:
+            return []
+        configure = self._out(session_update(self.settings))
+        return [self.session.start(now), configure]
+
+    def session_updated(self, msg: RtSessionUpdated, now: float) -> list[object]:
+        ready = self._log("REALTIME_SESSION_READY", "info")
+        self.state.session_ready = True
+        return [ready]
+
+    def tick(self, msg: Tick, now: float) -> list[object]:
+        step = self.session.tick(now, self.facts.quiet)
         out: list[object] = []
-        quiet = not (s.ai_audible or s.caller_speaking or s.turn_item or s.active_response or s.pending_answer or s.awaiting_cut
-                     or s.resume_pending or not self.preempt.idle or self.retry.s.in_flight or self.retry.s.due_at >= 0)
-        step = self.link.tick(now, quiet)
         if isinstance(step, OpenRealtime):
             event = "REALTIME_ROLLOVER_STARTED" if step.rollover else "REALTIME_CONNECTING"
-            out += [step, LogLine(event, "info", {"call_sid": s.call_id, "generation": step.generation,
-                                                  "attempt": self.link.s.attempts, "timeout_s": step.timeout_s})]
+            out += [step, self._log(event, "info", generation=step.generation, attempt=self.session.state.attempts,
+                                    timeout_s=step.timeout_s)]
         elif isinstance(step, str):
             out += self._give_up(step)
-        if self._live:
-            instructions = self.retry.due(now)
-            if instructions is not None:
-                s.counters.responses_retried += 1
-                params = RtResponseParams(instructions=instructions) if instructions else None
-                out += [self._out(RtResponseCreate(params)),
-                        LogLine("RESPONSE_RETRIED", "info", {"call_sid": s.call_id, "retried": self.retry.s.retried})]
-        return out
+        return out + self._retry_due(now) if self.live else out
 
-    def _link_event(self, msg: object, now: float) -> list[object]:
-        s = self.s
-        if isinstance(msg, RtRateLimits):
-            self.retry.rate_limits(msg.reset_s, now)
+    def _retry_due(self, now: float) -> list[object]:
+        instructions = self.retry.due(now)
+        if instructions is None:
             return []
-        if isinstance(msg, RealtimeConnectFailed):
-            if not self.link.connect_failed(msg.generation, now):
-                return []
-            return [LogLine("REALTIME_CONNECT_FAILED", "warning", {
-                "call_sid": s.call_id, "generation": msg.generation, "reason": msg.reason,
-                "phase": self.link.phase.value, "failures": self.link.s.connect_failures})]
-        if isinstance(msg, RealtimeLost):
-            return self._lost(msg, now)
-        assert isinstance(msg, RealtimeConnected)
-        before = self.link.connected(msg.generation, now)
+        params = RtResponseParams(instructions=instructions) if instructions else None
+        self.state.counters.responses_retried += 1
+        return [self._out(RtResponseCreate(params)), self._log("RESPONSE_RETRIED", "info", retried=self.retry.state.retried)]
+
+    def connected(self, msg: RealtimeConnected, now: float) -> list[object]:
+        before = self.session.connected(msg.generation, now)
         if before is None:
             return []
         if before is LinkPhase.CONNECTING:
-            return [LogLine("REALTIME_SESSION_OPEN", "info", {"call_sid": s.call_id, "generation": msg.generation})]
-        items = self.link.reseed()
-        out: list[object] = [self._out(session_update(self.settings)), *[self._out(item) for item in items]]
+            return [self._log("REALTIME_SESSION_OPEN", "info", generation=msg.generation)]
+        items = self.session.reseed()
+        out: list[object] = [self._out(session_update(self.settings)), *[self._out(item) for item in items], LinkUp(now)]
+        link = self.session.state
         if before is LinkPhase.ROLLING:
-            s.turn_item, s.turn_start_ms = "", -1  # rolled over at a quiet moment: no turn in flight
-            return out + [LinkUp(now), LogLine("REALTIME_ROLLED_OVER", "info", {
-                "call_sid": s.call_id, "generation": msg.generation, "items_reseeded": len(items),
-                "rollovers": self.link.s.rollovers})]
-        out += [LinkUp(now), LogLine("REALTIME_RESTORED", "warning", {
-            "call_sid": s.call_id, "generation": msg.generation, "gap_ms": self.link.s.gap_ms[-1],
-            "items_reseeded": len(items), "reconnects": self.link.s.reconnects})]
-        return out + self._answer_pending() + self._resume(now)
+            out.append(self._log("REALTIME_ROLLED_OVER", "info", generation=msg.generation, items_reseeded=len(items),
+                                 rollovers=link.rollovers))
+            return out + self.tell(SessionRolledOver(), now)
+        out.append(self._log("REALTIME_RESTORED", "warning", generation=msg.generation, gap_ms=link.gap_ms[-1],
+                             items_reseeded=len(items), reconnects=link.reconnects))
+        return out + self.tell(SessionRestored(), now)
 
-    def _lost(self, msg: RealtimeLost, now: float) -> list[object]:
-        s = self.s
-        if not self.link.lost(msg.generation, now):
+    def connect_failed(self, msg: RealtimeConnectFailed, now: float) -> list[object]:
+        if not self.session.connect_failed(msg.generation, now):
             return []
+        return [self._log("REALTIME_CONNECT_FAILED", "warning", generation=msg.generation, reason=msg.reason,
+                          phase=self.session.phase.value, failures=self.session.state.connect_failures)]
+
+    def lost(self, msg: RealtimeLost, now: float) -> list[object]:
         # a caller turn the lost session heard but never transcribed is heard again by the new one
-        replay_from = s.turn_start_ms if s.turn_item else -1
-        s.turn_item, s.turn_start_ms = "", -1
-        out: list[object] = [LinkDown(msg.unsent_audio, now, replay_from), LogLine("REALTIME_LOST", "warning", {
-            "call_sid": s.call_id, "generation": msg.generation, "code": msg.code, "reason": msg.reason[:200],
-            "unsent_appends": len(msg.unsent_audio), "ai_speaking": bool(s.active_response),
-            "replay_untranscribed_turn_from_ms": replay_from})]
-        held = self.preempt.s.response_id if self.preempt.s.phase is PreemptPhase.HELD else ""
-        if not self.preempt.idle:
-            if held:
-                out.append(DiscardAudio(held, now))
-            self.preempt.s.phase = PreemptPhase.IDLE  # its session is gone; the verdict takes the normal path
-        if s.active_response and s.active_response != held:
-            # the answer in flight gets no more audio: what was received plays to its end, and the model
-            # continues from the re-seeded context once the session is back and the caller heard it all
-            item = s.active_item
-            out.append(FinishResponse(s.active_response, now))
-            s.counters.answers_cut_by_drop += 1
-            s.resume_pending = True
-            if item:
-                s.dropped_item = item
-                self.link.turn_text(item, "assistant", s.spoken.get(item, ""))
-        s.active_response = s.active_item = ""
-        s.caller_speaking = False
-        self.retry.reset()
-        return out
-
-    def _resume(self, now: float) -> list[object]:
-        s = self.s
-        if not (s.resume_pending and self.link.phase is LinkPhase.LIVE and not s.ai_audible and not s.active_response
-                and not s.pending_answer and not s.awaiting_cut and self.preempt.idle):
+        replay_from, ai_speaking = self.facts.untranscribed_turn_from_ms, bool(self.facts.active_response)
+        if not self.session.lost(msg.generation, now):
             return []
-        s.resume_pending = False
-        s.counters.responses_requested += 1
-        note = RtItemCreate(RtMessageItem("system", (RtTextContent("input_text", RESUME_NOTE),)))
-        return [self._out(note), self._out(RtResponseCreate()),
-                LogLine("ANSWER_RESUMED", "info", {"call_sid": s.call_id})]
-
-    def _error(self, code: str, error_type: str, message: str, now: float, response_id: str = "") -> list[object]:
-        s = self.s
-        s.counters.realtime_errors += 1
-        kind = classify(code, error_type)
-        out: list[object] = [LogLine("REALTIME_ERROR", "warning", {"call_sid": s.call_id, "code": code,
-                                                                   "class": kind.value, "message": message[:300]})]
-        if kind is ErrorClass.SESSION_FATAL:
-            return out + self._give_up(f"realtime_{code}")
-        if kind is not ErrorClass.RETRY_RESPONSE or not self.retry.s.in_flight:
-            return out
-        phase = self.preempt.s.phase
-        held_failed = phase is PreemptPhase.HELD and response_id and response_id == self.preempt.s.response_id
-        if phase in (PreemptPhase.REQUESTED, PreemptPhase.DISCARD_ON_CREATE) or held_failed:
-            # the preemptive request failed before its verdict: the verdict will ask for an answer itself
-            self.preempt.s.phase = PreemptPhase.IDLE
-            self.retry.drop()
-            return out
-        if phase is PreemptPhase.RELEASE_ON_CREATE:
-            self.preempt.s.phase = PreemptPhase.IDLE  # the verdict was a turn: retried as a plain answer
-        if self.retry.failed(now):
-            return out + [LogLine("RESPONSE_RETRY_SCHEDULED", "warning", {
-                "call_sid": s.call_id, "code": code, "in_s": round(self.retry.s.due_at - now, 3),
-                "try": self.retry.s.tries})]
-        return out + self._give_up(f"realtime_{code}")
+        out: list[object] = [LinkDown(msg.unsent_audio, now, replay_from), self._log(
+            "REALTIME_LOST", "warning", generation=msg.generation, code=msg.code, reason=msg.reason[:200],
+            unsent_appends=len(msg.unsent_audio), ai_speaking=ai_speaking, replay_untranscribed_turn_from_ms=replay_from)]
+        self.retry.reset()
+        return out + self.tell(SessionLost(), now)
 
     def _give_up(self, reason: str) -> list[object]:
-        if not self.link.give_up(reason):
+        if not self.session.give_up(reason):
             return []
-        return [LinkDown((), 0.0), RealtimeGaveUp(self.s.call_id, reason),
-                LogLine("REALTIME_UNAVAILABLE", "error", {"call_sid": self.s.call_id, "reason": reason})]
+        return [LinkDown((), 0.0), RealtimeGaveUp(self.call_id, reason), self._log("REALTIME_UNAVAILABLE", "error", reason=reason)]
+
+    # ------------------------------------------------------------------ responses and errors
+    def rate_limits(self, msg: RtRateLimits, now: float) -> list[object]:
+        self.retry.rate_limits(msg.reset_s, now)
+        return []
+
+    def response_created(self, msg: RtResponseCreated, now: float) -> list[object]:
+        self.retry.created()
+        return []
+
+    def response_done(self, msg: RtResponseDone, now: float) -> list[object]:
+        if msg.status != "failed":
+            return []
+        self.retry.created_then_failed()
+        return self._error(msg.error_code or "response_failed", "", f"response {msg.response_id} failed", now, msg.response_id)
+
+    def error(self, msg: RtError, now: float) -> list[object]:
+        return self._error(msg.code, msg.type, msg.message, now, "")
+
+    def decode_error(self, msg: WireDecodeError, now: float) -> list[object]:
+        line = self._log("REALTIME_DECODE_ERROR", "warning", reason=msg.reason)
+        self.state.counters.realtime_decode_errors += 1
+        return [line]
+
+    def _error(self, code: str, error_type: str, message: str, now: float, response_id: str) -> list[object]:
+        kind = classify(code, error_type)
+        out: list[object] = [LogLine("REALTIME_ERROR", "warning", {"call_sid": self.call_id, "code": code, "class": kind.value,
+                                                                   "message": message[:300]})]
+        self.state.counters.realtime_errors += 1
+        if kind is ErrorClass.SESSION_FATAL:
+            return out + self._give_up(f"realtime_{code}")
+        if kind is not ErrorClass.RETRY_RESPONSE or not self.retry.state.in_flight:
+            return out
+        failed = self.facts.failed_request(response_id)
+        if failed is FailedRequest.PREEMPTIVE:  # the verdict will ask for an answer itself
+            self.retry.drop()
+            return out + self.tell(PreemptFailed(), now)
+        if failed is FailedRequest.RELEASED:  # the verdict was a turn: retried as a plain answer
+            out += self.tell(PreemptFailed(), now)
+        if not self.retry.failed(now):
+            return out + self._give_up(f"realtime_{code}")
+        return out + [LogLine("RESPONSE_RETRY_SCHEDULED", "warning", {
+            "call_sid": self.call_id, "code": code, "in_s": round(self.retry.state.due_at - now, 3), "try": self.retry.state.tries})]
+
+    # ------------------------------------------------------------------ the conversation, for re-seeding
+    def turn_began(self, note: TurnBegan, now: float) -> list[object]:
+        self.session.turn_started(note.item_id, note.role)
+        return []
+
+    def turn_text(self, note: TurnText, now: float) -> list[object]:
+        self.session.turn_text(note.item_id, note.role, note.text)
+        return []
+
+    def turn_forgotten(self, note: TurnForgotten, now: float) -> list[object]:
+        self.session.forget(note.item_id)
+        return []
+
+    def counters(self) -> dict[str, int]:
+        return {**msgspec.structs.asdict(self.state.counters), **self.session.counters(),
+                "responses_retry_gave_up": self.retry.state.gave_up}
+
+    def series(self) -> dict[str, list[int]]:
+        return {"reconnect_gap_ms": list(self.session.state.gap_ms)}

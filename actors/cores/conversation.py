@@ -46,63 +46,63 @@ class ConversationState(msgspec.Struct):
 
 class ConversationClock:
     def __init__(self, state: ConversationState, settings: ConversationSettings) -> None:
-        self.s = state
+        self.state = state
         self.cfg = settings
 
     def started(self, now: float) -> None:
-        if self.s.started_at < 0:
-            self.s.started_at = now
+        if self.state.started_at < 0:
+            self.state.started_at = now
 
     def arm(self, now: float) -> None:
-        self.s.phase, self.s.armed_at = SilencePhase.ARMED, now
+        self.state.phase, self.state.armed_at = SilencePhase.ARMED, now
 
     def disarm(self) -> None:
-        self.s.phase = SilencePhase.IDLE
+        self.state.phase = SilencePhase.IDLE
 
     def answered(self) -> None:
         """A real turn (or a keypad entry): the caller is here."""
-        self.s.reprompts = 0
+        self.state.reprompts = 0
         self.disarm()
 
     def verdict(self, now: float) -> ClockVerdict:
         """What the time says now (pure: `fired` commits it)."""
-        s, cfg = self.s, self.cfg
-        if not s.time_up and s.started_at >= 0 and now - s.started_at >= cfg.max_call_s:
+        state, cfg = self.state, self.cfg
+        if not state.time_up and state.started_at >= 0 and now - state.started_at >= cfg.max_call_s:
             return ClockVerdict.TIME_UP
-        if s.phase is SilencePhase.ARMED and now - s.armed_at >= cfg.reprompt_after_s:
-            return ClockVerdict.REPROMPT if s.reprompts < cfg.max_reprompts else ClockVerdict.GIVE_UP
+        if state.phase is SilencePhase.ARMED and now - state.armed_at >= cfg.reprompt_after_s:
+            return ClockVerdict.REPROMPT if state.reprompts < cfg.max_reprompts else ClockVerdict.GIVE_UP
         return ClockVerdict.NOTHING
 
     def fired(self, verdict: ClockVerdict) -> None:
-        s = self.s
+        state = self.state
         if verdict is ClockVerdict.TIME_UP:
-            s.time_up = True
+            state.time_up = True
         elif verdict is ClockVerdict.REPROMPT:
-            s.reprompts += 1
-            s.reprompts_total += 1
-        s.phase = SilencePhase.IDLE
+            state.reprompts += 1
+            state.reprompts_total += 1
+        state.phase = SilencePhase.IDLE
 
     # ------------------------------------------------------------------ keypad
     def digit(self, digit: str, now: float) -> str:
         """Collect a digit; returns the entry when "#" ends it at once, else ""."""
-        s = self.s
-        s.dtmf_digits += 1
-        if digit == "#" and s.digits:
-            entry, s.digits = s.digits + "#", ""
-            s.dtmf_entries += 1
+        state = self.state
+        state.dtmf_digits += 1
+        if digit == "#" and state.digits:
+            entry, state.digits = state.digits + "#", ""
+            state.dtmf_entries += 1
             return entry
-        s.digits += digit[:1]
-        s.last_digit_at = now
+        state.digits += digit[:1]
+        state.last_digit_at = now
         return ""
 
     def keypad_entry(self, now: float) -> str:
         """An entry whose last digit is `dtmf_gap_s` old, else ""."""
-        s = self.s
-        if not s.digits or now - s.last_digit_at < self.cfg.dtmf_gap_s:
+        state = self.state
+        if not state.digits or now - state.last_digit_at < self.cfg.dtmf_gap_s:
             return ""
-        entry, s.digits = s.digits, ""
-        s.dtmf_entries += 1
+        entry, state.digits = state.digits, ""
+        state.dtmf_entries += 1
         return entry
 
     def counters(self) -> dict[str, int]:
-        return {"reprompts": self.s.reprompts_total, "dtmf_entries": self.s.dtmf_entries}
+        return {"reprompts": self.state.reprompts_total, "dtmf_entries": self.state.dtmf_entries}

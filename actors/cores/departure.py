@@ -57,52 +57,52 @@ class DepartureState(msgspec.Struct):
 
 class Departure:
     def __init__(self, state: DepartureState, leave_timeout_s: float) -> None:
-        self.s = state
+        self.state = state
         self.leave_timeout_s = leave_timeout_s
 
     @property
     def active(self) -> bool:
-        return self.s.phase is not DeparturePhase.NONE
+        return self.state.phase is not DeparturePhase.NONE
 
     @property
     def leaving(self) -> bool:
-        return self.s.phase is DeparturePhase.LEAVING
+        return self.state.phase is DeparturePhase.LEAVING
 
     @property
     def wants_goodbye(self) -> bool:
-        return self.s.phase is DeparturePhase.SAY
+        return self.state.phase is DeparturePhase.SAY
 
     def _go(self, event: str) -> bool:
-        nxt = TRANSITIONS.get((self.s.phase, event))
+        nxt = TRANSITIONS.get((self.state.phase, event))
         if nxt is None:
             return False
-        self.s.phase = nxt
+        self.state.phase = nxt
         return True
 
     def start(self, leave: LeaveCall, trigger_response: str, directive: str, now: float) -> bool:
         """From a tool (trigger_response = the response that called it) or a limit (""). False if already leaving."""
         if self.active:
             return False
-        s = self.s
-        s.leave, s.directive = leave, directive
-        s.response_id, s.deadline = trigger_response, now + self.leave_timeout_s
+        state = self.state
+        state.leave, state.directive = leave, directive
+        state.response_id, state.deadline = trigger_response, now + self.leave_timeout_s
         self._go("from_tool" if trigger_response else "from_limit")
         return True
 
     def goodbye_requested(self) -> None:
-        self.s.response_id = ""
+        self.state.response_id = ""
         self._go("requested")
 
     def response_created(self, response_id: str) -> None:
-        if self.s.phase is DeparturePhase.AWAIT_GOODBYE and not self.s.response_id:
-            self.s.response_id = response_id
+        if self.state.phase is DeparturePhase.AWAIT_GOODBYE and not self.state.response_id:
+            self.state.response_id = response_id
 
     def response_done(self, response_id: str, spoke: bool) -> bool:
         """The awaited response finished generating. True when it is time to leave."""
-        s = self.s
-        if response_id != s.response_id or s.phase not in (DeparturePhase.AWAIT_TRIGGER, DeparturePhase.AWAIT_GOODBYE):
+        state = self.state
+        if response_id != state.response_id or state.phase not in (DeparturePhase.AWAIT_TRIGGER, DeparturePhase.AWAIT_GOODBYE):
             return False
-        if spoke and response_id in s.played:
+        if spoke and response_id in state.played:
             self._go("spoke")
             return self._go("played")
         self._go("spoke" if spoke else "silent")
@@ -110,12 +110,12 @@ class Departure:
 
     def playout_ended(self, response_id: str) -> bool:
         """ResponseFinished or a cut of `response_id`. True when it is time to leave."""
-        s = self.s
-        if response_id and response_id not in s.played:
-            s.played.append(response_id)
-            del s.played[:-8]
-        return s.phase is DeparturePhase.AWAIT_PLAYOUT and response_id == s.response_id and self._go("played")
+        state = self.state
+        if response_id and response_id not in state.played:
+            state.played.append(response_id)
+            del state.played[:-8]
+        return state.phase is DeparturePhase.AWAIT_PLAYOUT and response_id == state.response_id and self._go("played")
 
     def overdue(self, now: float) -> bool:
-        return self.active and self.s.phase is not DeparturePhase.LEAVING and now >= self.s.deadline \
+        return self.active and self.state.phase is not DeparturePhase.LEAVING and now >= self.state.deadline \
             and self._go("deadline")

@@ -8,8 +8,10 @@ transcript then releases it (a turn) or discards it (a filler: cancel, drop the 
 assistant item) — the caller hears an answer after max(transcript, first audio), never an answer to
 "אממ". A verdict that arrives before `response.created` is remembered and applied when it does.
 
-Phases: IDLE → REQUESTED → HELD → IDLE, with REQUESTED → {RELEASE_ON_CREATE, DISCARD_ON_CREATE} and
-DISCARDING (waiting for the assistant item id to delete it).
+Phases (PREEMPT_TRANSITIONS): IDLE → REQUESTED → HELD → IDLE; a verdict before the response exists
+turns REQUESTED into RELEASE_ON_CREATE or DISCARD_ON_CREATE; a discard whose assistant item is not
+known yet waits in DISCARDING for it (or for the response's end: then no item will come). A lost
+session or a failed request abandons the answer from any phase (the verdict takes the normal path).
 """
 from __future__ import annotations
 
@@ -30,6 +32,31 @@ class PreemptPhase(enum.Enum):
     DISCARDING = "discarding"
 
 
+_BUSY = (PreemptPhase.REQUESTED, PreemptPhase.RELEASE_ON_CREATE, PreemptPhase.DISCARD_ON_CREATE, PreemptPhase.HELD,
+         PreemptPhase.DISCARDING)
+PREEMPT_TRANSITIONS: dict[tuple[PreemptPhase, str], PreemptPhase] = {
+    (PreemptPhase.IDLE, "request"): PreemptPhase.REQUESTED,
+    (PreemptPhase.REQUESTED, "created"): PreemptPhase.HELD,
+    (PreemptPhase.RELEASE_ON_CREATE, "created"): PreemptPhase.IDLE,
+    (PreemptPhase.DISCARD_ON_CREATE, "created"): PreemptPhase.DISCARDING,
+    (PreemptPhase.REQUESTED, "release"): PreemptPhase.RELEASE_ON_CREATE,
+    **{(phase, "release"): PreemptPhase.IDLE for phase in _BUSY if phase is not PreemptPhase.REQUESTED},
+    (PreemptPhase.REQUESTED, "discard"): PreemptPhase.DISCARD_ON_CREATE,
+    **{(phase, "discard"): PreemptPhase.DISCARDING for phase in _BUSY if phase is not PreemptPhase.REQUESTED},
+    (PreemptPhase.DISCARDING, "item_deleted"): PreemptPhase.IDLE,
+    (PreemptPhase.DISCARDING, "response_done"): PreemptPhase.IDLE,
+    **{(phase, "abandon"): PreemptPhase.IDLE for phase in _BUSY},
+}
+
+
+class FailedRequest(enum.Enum):
+    """What a failed response.create was, for the preemptive answer."""
+
+    PLAIN = "plain"  # not the preemptive one: retry it
+    PREEMPTIVE = "preemptive"  # the preemptive one, before its verdict: the verdict asks for an answer itself
+    RELEASED = "released"  # the preemptive one, already released: retried as a plain answer
+
+
 class PreemptState(msgspec.Struct):
     phase: PreemptPhase = PreemptPhase.IDLE
     user_item: str = ""
@@ -42,64 +69,90 @@ class PreemptState(msgspec.Struct):
 
 class Preemption:
     def __init__(self, state: PreemptState) -> None:
-        self.s = state
+        self.state = state
 
+    def _go(self, event: str) -> bool:
+        nxt = PREEMPT_TRANSITIONS.get((self.state.phase, event))
+        if nxt is None:
+            return False
+        self.state.phase = nxt
+        return True
+
+    # ------------------------------------------------------------------ queries
     @property
     def idle(self) -> bool:
-        return self.s.phase is PreemptPhase.IDLE
+        return self.state.phase is PreemptPhase.IDLE
 
     def covers(self, user_item: str) -> bool:
-        return not self.idle and self.s.user_item == user_item
+        return not self.idle and self.state.user_item == user_item
 
+    def holds(self, response_id: str) -> bool:
+        """`response_id` is the preemptive answer, still waiting for its verdict."""
+        return self.state.phase in (PreemptPhase.HELD, PreemptPhase.REQUESTED) and self.state.response_id == response_id
+
+    @property
+    def held_response(self) -> str:
+        return self.state.response_id if self.state.phase is PreemptPhase.HELD else ""
+
+    def failed_request(self, response_id: str) -> FailedRequest:
+        phase = self.state.phase
+        held_failed = phase is PreemptPhase.HELD and bool(response_id) and response_id == self.state.response_id
+        if phase in (PreemptPhase.REQUESTED, PreemptPhase.DISCARD_ON_CREATE) or held_failed:
+            return FailedRequest.PREEMPTIVE
+        if phase is PreemptPhase.RELEASE_ON_CREATE:
+            return FailedRequest.RELEASED
+        return FailedRequest.PLAIN
+
+    # ------------------------------------------------------------------ events
     def requested(self, user_item: str) -> None:
-        self.s.phase, self.s.user_item, self.s.response_id, self.s.assistant_item = \
-            PreemptPhase.REQUESTED, user_item, "", ""
-        self.s.requested += 1
+        self.state.user_item, self.state.response_id, self.state.assistant_item = user_item, "", ""
+        self.state.requested += 1
+        self._go("request")
 
     def created(self, response_id: str, now: float) -> tuple[list[object], list[object]]:
         """(client events, internal messages) when a response is created while one was requested."""
-        phase = self.s.phase
-        if phase is PreemptPhase.REQUESTED:
-            self.s.phase, self.s.response_id = PreemptPhase.HELD, response_id
-            return [], [HoldAudio(response_id, now)]
-        if phase is PreemptPhase.RELEASE_ON_CREATE:
-            self.s.phase = PreemptPhase.IDLE
+        phase = self.state.phase
+        if not self._go("created"):
             return [], []
+        if phase is PreemptPhase.REQUESTED:
+            self.state.response_id = response_id
+            return [], [HoldAudio(response_id, now)]
         if phase is PreemptPhase.DISCARD_ON_CREATE:
-            self.s.phase, self.s.response_id = PreemptPhase.DISCARDING, response_id
+            self.state.response_id = response_id
             return [RtResponseCancel(response_id)], [DiscardAudio(response_id, now)]
         return [], []
 
     def item_added(self, response_id: str, item_id: str) -> list[object]:
-        if response_id != self.s.response_id or self.idle:
+        if response_id != self.state.response_id or self.idle:
             return []
-        self.s.assistant_item = item_id
-        if self.s.phase is PreemptPhase.DISCARDING:
-            self.s.phase = PreemptPhase.IDLE
-            return [RtItemDelete(item_id)]
-        return []
+        self.state.assistant_item = item_id
+        return [RtItemDelete(item_id)] if self._go("item_deleted") else []
+
+    def response_done(self, response_id: str) -> None:
+        """A discarded answer ended before its item was known: no item will come, nothing is left to delete."""
+        if response_id == self.state.response_id:
+            self._go("response_done")
 
     def release(self, now: float) -> list[object]:
         """The transcript was a turn: play the held answer (or let it play when it is created)."""
-        self.s.used += 1
-        if self.s.phase is PreemptPhase.REQUESTED:
-            self.s.phase = PreemptPhase.RELEASE_ON_CREATE
-            return []
-        response_id = self.s.response_id
-        self.s.phase = PreemptPhase.IDLE
-        return [ReleaseAudio(response_id, now)]
+        phase, response_id = self.state.phase, self.state.response_id
+        self.state.used += 1
+        self._go("release")
+        return [] if phase is PreemptPhase.REQUESTED else [ReleaseAudio(response_id, now)]
 
     def discard(self, active_response: str, now: float) -> tuple[list[object], list[object]]:
         """The transcript was a filler (or the caller went on): drop the answer and its item."""
-        self.s.discarded += 1
-        if self.s.phase is PreemptPhase.REQUESTED:
-            self.s.phase = PreemptPhase.DISCARD_ON_CREATE
+        phase, response_id, item = self.state.phase, self.state.response_id, self.state.assistant_item
+        self.state.discarded += 1
+        self._go("discard")
+        if phase is PreemptPhase.REQUESTED:
             return [], []
-        rid, item = self.s.response_id, self.s.assistant_item
-        events: list[object] = [RtResponseCancel(rid)] if active_response == rid else []
+        events: list[object] = [RtResponseCancel(response_id)] if active_response == response_id else []
         if item:
             events.append(RtItemDelete(item))
-            self.s.phase = PreemptPhase.IDLE
-        else:
-            self.s.phase = PreemptPhase.DISCARDING
-        return events, [DiscardAudio(rid, now)]
+            self._go("item_deleted")
+        return events, [DiscardAudio(response_id, now)]
+
+    def abandon(self) -> None:
+        """Its session is gone, or its request failed: the verdict takes the normal path."""
+        self._go("abandon")

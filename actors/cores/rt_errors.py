@@ -54,51 +54,56 @@ class RetryState(msgspec.Struct):
 
 class ResponseRetry:
     def __init__(self, state: RetryState, max_tries: int, base_s: float = 0.5, max_s: float = 4.0) -> None:
-        self.s = state
+        self.state = state
         self.max_tries = max_tries
         self.base_s, self.max_s = base_s, max_s
 
+    @property
+    def settled(self) -> bool:
+        """No request in flight, no retry scheduled."""
+        return not self.state.in_flight and self.state.due_at < 0
+
     def sent(self, instructions: str) -> None:
-        self.s.in_flight, self.s.instructions = True, instructions
+        self.state.in_flight, self.state.instructions = True, instructions
 
     def created_then_failed(self) -> None:
         """A response was created for the request, then ended `failed`: the request is open again."""
-        self.s.in_flight = True
+        self.state.in_flight = True
 
     def created(self) -> None:
-        self.s.in_flight, self.s.tries, self.s.due_at = False, 0, -1.0
+        self.state.in_flight, self.state.tries, self.state.due_at = False, 0, -1.0
 
     def rate_limits(self, reset_s: float, now: float) -> None:
         if reset_s > 0:
-            self.s.rate_reset_at = max(self.s.rate_reset_at, now + reset_s)
+            self.state.rate_reset_at = max(self.state.rate_reset_at, now + reset_s)
 
     def failed(self, now: float) -> bool:
         """The request in flight failed transiently: True if a retry is scheduled, False to give up."""
-        if self.s.tries >= self.max_tries:
-            self.s.in_flight, self.s.tries, self.s.due_at = False, 0, -1.0
-            self.s.gave_up += 1
+        if self.state.tries >= self.max_tries:
+            self.state.in_flight, self.state.tries, self.state.due_at = False, 0, -1.0
+            self.state.gave_up += 1
             return False
-        delay = min(self.max_s, self.base_s * (2 ** self.s.tries))
-        self.s.tries += 1
-        self.s.in_flight = False
-        self.s.due_at = max(now + delay, self.s.rate_reset_at)
+        delay = min(self.max_s, self.base_s * (2 ** self.state.tries))
+        self.state.tries += 1
+        self.state.in_flight = False
+        self.state.due_at = max(now + delay, self.state.rate_reset_at)
         return True
 
     def due(self, now: float) -> str | None:
         """The instructions of a retry that is due now (and marks it sent), or None."""
-        if self.s.due_at < 0 or now < self.s.due_at:
+        if self.state.due_at < 0 or now < self.state.due_at:
             return None
-        self.s.due_at = -1.0
-        self.s.retried += 1
-        self.s.in_flight = True
-        return self.s.instructions
+        self.state.due_at = -1.0
+        self.state.retried += 1
+        self.state.in_flight = True
+        return self.state.instructions
 
     def drop(self) -> None:
         """The request in flight is abandoned (nothing will be retried)."""
-        self.s.in_flight, self.s.tries, self.s.due_at = False, 0, -1.0
+        self.state.in_flight, self.state.tries, self.state.due_at = False, 0, -1.0
 
     def reset(self) -> None:
         """The session is gone: a request in flight or scheduled is sent again, at once, to the next one."""
-        pending = self.s.in_flight or self.s.due_at >= 0
-        self.s.in_flight, self.s.tries = False, 0
-        self.s.due_at = 0.0 if pending else -1.0
+        pending = self.state.in_flight or self.state.due_at >= 0
+        self.state.in_flight, self.state.tries = False, 0
+        self.state.due_at = 0.0 if pending else -1.0

@@ -76,142 +76,147 @@ class LinkState(msgspec.Struct):
 
 class SessionLink:
     def __init__(self, state: LinkState, policy: RealtimeSettings, call_id: str) -> None:
-        self.s = state
+        self.state = state
         self.policy = policy
         self.call_id = call_id
 
     # ------------------------------------------------------------------ phases
     @property
     def phase(self) -> LinkPhase:
-        return self.s.phase
+        return self.state.phase
+
+    @property
+    def started(self) -> bool:
+        """The call's first connection was asked for."""
+        return self.state.generation > 0
 
     @property
     def can_send(self) -> bool:
         """Client events may be written: to the live session, or queued for the first one."""
-        return self.s.phase in (LinkPhase.LIVE, LinkPhase.ROLLING, LinkPhase.CONNECTING)
+        return self.state.phase in (LinkPhase.LIVE, LinkPhase.ROLLING, LinkPhase.CONNECTING)
 
     def _go(self, event: str) -> bool:
-        nxt = LINK_TRANSITIONS.get((self.s.phase, event))
+        nxt = LINK_TRANSITIONS.get((self.state.phase, event))
         if nxt is None:
             return False
-        self.s.phase = nxt
+        self.state.phase = nxt
         return True
 
     def _open(self, now: float, rollover: bool = False) -> OpenRealtime:
-        budget = self.policy.connect_budget_s if self.s.phase is LinkPhase.CONNECTING else self.policy.reconnect_budget_s
-        remaining = budget - (now - self.s.episode_started_at) if not rollover else self.policy.connect_timeout_s
-        self.s.generation += 1
-        self.s.attempts += 1
-        self.s.in_flight = True
-        self.s.next_attempt_at = -1.0
+        budget = self.policy.connect_budget_s if self.state.phase is LinkPhase.CONNECTING else self.policy.reconnect_budget_s
+        remaining = budget - (now - self.state.episode_started_at) if not rollover else self.policy.connect_timeout_s
+        self.state.generation += 1
+        self.state.attempts += 1
+        self.state.in_flight = True
+        self.state.next_attempt_at = -1.0
         timeout = max(0.1, min(self.policy.connect_timeout_s, remaining))
-        return OpenRealtime(self.call_id, self.s.generation, round(timeout, 3), rollover)
+        return OpenRealtime(self.call_id, self.state.generation, round(timeout, 3), rollover)
 
     def start(self, now: float) -> OpenRealtime:
-        self.s.episode_started_at = now
+        self.state.episode_started_at = now
         return self._open(now)
 
     def connected(self, generation: int, now: float) -> LinkPhase | None:
         """The phase the link was in when `generation` came up, or None when that news is stale."""
-        if generation != self.s.generation or not self.s.in_flight:
+        if generation != self.state.generation or not self.state.in_flight:
             return None
-        before = self.s.phase
+        before = self.state.phase
         if not self._go("connected"):
             return None
-        self.s.in_flight = False
-        self.s.attempts = 0
-        self.s.session_started_at = now
+        self.state.in_flight = False
+        self.state.attempts = 0
+        self.state.session_started_at = now
         if before is LinkPhase.RECONNECTING:
-            self.s.reconnects += 1
-            self.s.gap_ms.append(int(round((now - self.s.lost_at) * 1000)))
-            del self.s.gap_ms[:-64]
+            self.state.reconnects += 1
+            self.state.gap_ms.append(int(round((now - self.state.lost_at) * 1000)))
+            del self.state.gap_ms[:-64]
         elif before is LinkPhase.ROLLING:
-            self.s.rollovers += 1
+            self.state.rollovers += 1
         return before
 
     def connect_failed(self, generation: int, now: float) -> bool:
         """Schedule the next try; False if stale. A failed rollover leaves the live session in place."""
-        if generation != self.s.generation or not self.s.in_flight:
+        if generation != self.state.generation or not self.state.in_flight:
             return False
-        self.s.in_flight = False
-        self.s.connect_failures += 1
-        if self.s.phase is LinkPhase.ROLLING:
+        self.state.in_flight = False
+        self.state.connect_failures += 1
+        if self.state.phase is LinkPhase.ROLLING:
             self._go("roll_failed")
-            self.s.session_started_at = now - self.policy.rollover_after_s + 30.0  # try again in 30 s
+            self.state.session_started_at = now - self.policy.rollover_after_s + 30.0  # try again in 30 s
             return True
-        self.s.next_attempt_at = now + self._backoff()
+        self.state.next_attempt_at = now + self._backoff()
         return True
 
     def lost(self, generation: int, now: float) -> bool:
         """The live connection is gone; False if stale (an older generation, or not live)."""
-        if self.s.phase is LinkPhase.ROLLING and generation == self.s.generation - 1:
+        if self.state.phase is LinkPhase.ROLLING and generation == self.state.generation - 1:
             pass  # the old session died while the new one was opening: the new one becomes the restore
-        elif generation != self.s.generation or self.s.phase not in (LinkPhase.LIVE, LinkPhase.ROLLING):
+        elif generation != self.state.generation or self.state.phase not in (LinkPhase.LIVE, LinkPhase.ROLLING):
             return False
-        was_rolling = self.s.phase is LinkPhase.ROLLING
+        was_rolling = self.state.phase is LinkPhase.ROLLING
         self._go("lost")
-        self.s.lost_at = now
-        self.s.episode_started_at = now
-        self.s.attempts = 0
-        if was_rolling and self.s.in_flight:
-            self.s.attempts = 1  # the rollover's attempt counts as the first reconnect
+        self.state.lost_at = now
+        self.state.episode_started_at = now
+        self.state.attempts = 0
+        if was_rolling and self.state.in_flight:
+            self.state.attempts = 1  # the rollover's attempt counts as the first reconnect
         else:
-            self.s.in_flight = False
-            self.s.next_attempt_at = now + self.policy.backoff_initial_s
+            self.state.in_flight = False
+            self.state.next_attempt_at = now + self.policy.backoff_initial_s
         return True
 
     def give_up(self, reason: str) -> bool:
         if not self._go("give_up"):
             return False
-        self.s.give_up_reason = reason
-        self.s.in_flight = False
+        self.state.give_up_reason = reason
+        self.state.in_flight = False
         return True
 
     def _backoff(self) -> float:
-        delay = self.policy.backoff_initial_s * (2 ** max(0, self.s.attempts - 1))
+        delay = self.policy.backoff_initial_s * (2 ** max(0, self.state.attempts - 1))
         return float(min(self.policy.backoff_max_s, delay))
 
     def tick(self, now: float, quiet: bool) -> OpenRealtime | str | None:
         """An OpenRealtime to send, a reason to give up, or None."""
-        phase = self.s.phase
+        phase = self.state.phase
         if phase in (LinkPhase.CONNECTING, LinkPhase.RECONNECTING):
-            if self.s.in_flight or self.s.next_attempt_at < 0:
+            if self.state.in_flight or self.state.next_attempt_at < 0:
                 return None
             budget = self.policy.connect_budget_s if phase is LinkPhase.CONNECTING else self.policy.reconnect_budget_s
-            spent = now - self.s.episode_started_at
-            if spent >= budget or (phase is LinkPhase.RECONNECTING and self.s.attempts >= self.policy.reconnect_max_attempts):
+            spent = now - self.state.episode_started_at
+            if spent >= budget or (phase is LinkPhase.RECONNECTING and self.state.attempts >= self.policy.reconnect_max_attempts):
                 return "realtime_connect_failed" if phase is LinkPhase.CONNECTING else "realtime_reconnect_failed"
-            if now >= self.s.next_attempt_at:
+            if now >= self.state.next_attempt_at:
                 return self._open(now)
             return None
-        if phase is LinkPhase.LIVE and quiet and now - self.s.session_started_at >= self.policy.rollover_after_s:
+        if phase is LinkPhase.LIVE and quiet and now - self.state.session_started_at >= self.policy.rollover_after_s:
             self._go("roll")
             return self._open(now, rollover=True)
         return None
 
     # ------------------------------------------------------------------ conversation history
     def turn_started(self, item_id: str, role: str) -> None:
-        if any(turn.item_id == item_id for turn in self.s.history[-8:]):
+        if any(turn.item_id == item_id for turn in self.state.history[-8:]):
             return
-        self.s.history.append(HistoryTurn(item_id, role))
-        del self.s.history[:-HISTORY_KEPT]
+        self.state.history.append(HistoryTurn(item_id, role))
+        del self.state.history[:-HISTORY_KEPT]
 
     def turn_text(self, item_id: str, role: str, text: str) -> None:
-        for turn in reversed(self.s.history):
+        for turn in reversed(self.state.history):
             if turn.item_id == item_id:
                 turn.text = text
                 return
-        self.s.history.append(HistoryTurn(item_id, role, text))
-        del self.s.history[:-HISTORY_KEPT]
+        self.state.history.append(HistoryTurn(item_id, role, text))
+        del self.state.history[:-HISTORY_KEPT]
 
     def forget(self, item_id: str) -> None:
-        self.s.history = [turn for turn in self.s.history if turn.item_id != item_id]
+        self.state.history = [turn for turn in self.state.history if turn.item_id != item_id]
 
     def reseed(self) -> list[RtItemCreate]:
         """The conversation as text items, most recent last, within the character budget."""
         budget = self.policy.reseed_max_chars
         kept: list[HistoryTurn] = []
-        for turn in reversed(self.s.history):
+        for turn in reversed(self.state.history):
             text = turn.text.strip()
             if not text:
                 continue
@@ -227,6 +232,6 @@ class SessionLink:
         return items
 
     def counters(self) -> dict[str, int]:
-        return {"realtime_reconnects": self.s.reconnects, "realtime_rollovers": self.s.rollovers,
-                "realtime_connect_failures": self.s.connect_failures,
-                "reconnect_gap_ms_max": max(self.s.gap_ms, default=0)}
+        return {"realtime_reconnects": self.state.reconnects, "realtime_rollovers": self.state.rollovers,
+                "realtime_connect_failures": self.state.connect_failures,
+                "reconnect_gap_ms_max": max(self.state.gap_ms, default=0)}

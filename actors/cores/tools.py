@@ -72,7 +72,7 @@ def output_event(tool_call_id: str, payload: dict[str, Any]) -> RtOutputCreate:
 
 class ToolDesk:
     def __init__(self, state: ToolState, agent: AgentSettings, call_id: str) -> None:
-        self.s = state
+        self.state = state
         self.agent = agent
         self.call_id = call_id
         self.tools: dict[str, ToolDef] = {tool.name: tool for tool in agent.tools}
@@ -80,7 +80,7 @@ class ToolDesk:
 
     @property
     def busy(self) -> bool:
-        return bool(self.s.running)
+        return bool(self.state.running)
 
     def _validator(self, tool: ToolDef) -> Draft202012Validator:
         validator = self._validators.get(tool.name)
@@ -98,8 +98,8 @@ class ToolDesk:
 
     def called(self, msg: RtFunctionCall, now: float) -> tuple[list[object], LeaveCall | None]:
         """Client events (outputs) and egress for one function call, and a departure if it asks for one."""
-        s = self.s
-        if msg.tool_call_id in s.seen or msg.tool_call_id in s.running:
+        state = self.state
+        if msg.tool_call_id in state.seen or msg.tool_call_id in state.running:
             return [], None
         tool = self.tools.get(msg.name)
         out: list[object]
@@ -127,16 +127,16 @@ class ToolDesk:
                 assert isinstance(arguments, dict)
                 out, leave, status = self._run(tool, msg, arguments, now)
         # state last
-        s.counters.tool_calls += 1
+        state.counters.tool_calls += 1
         if status == "running":
             assert tool is not None
-            s.running[msg.tool_call_id] = RunningTool(msg.tool_call_id, msg.name, msg.arguments, now,
+            state.running[msg.tool_call_id] = RunningTool(msg.tool_call_id, msg.name, msg.arguments, now,
                                                       now + tool.timeout_s + BACKSTOP_MARGIN_S)
         else:
             self._seen(msg.tool_call_id)
             self._count(status)
         if any(isinstance(a, SaveLead) for a in out):
-            s.counters.leads_saved += 1
+            state.counters.leads_saved += 1
         return out, leave
 
     def _run(self, tool: ToolDef, msg: RtFunctionCall, arguments: dict[str, Any],
@@ -163,9 +163,9 @@ class ToolDesk:
         return self._answer(msg, {"ok": False, "error": f"the tool {tool.name!r} is not available"}, "error"), None, "error"
 
     def done(self, msg: ToolDone, now: float) -> list[object]:
-        running = self.s.running.get(msg.tool_call_id)
+        running = self.state.running.get(msg.tool_call_id)
         if running is None:
-            self.s.counters.tool_late_results += 1
+            self.state.counters.tool_late_results += 1
             return []
         event = RtOutputCreate(RtFunctionOutput(msg.tool_call_id, msg.output))
         out: list[object] = [event, self._record(running, msg.output, msg.status, msg.elapsed_ms)]
@@ -174,13 +174,13 @@ class ToolDesk:
 
     def cancel(self, tool_call_id: str) -> None:
         """A running call whose answer was discarded: its result, if it ever comes, is ignored."""
-        if self.s.running.pop(tool_call_id, None) is not None:
+        if self.state.running.pop(tool_call_id, None) is not None:
             self._seen(tool_call_id)
 
     def tick(self, now: float) -> list[object]:
         """Backstop: a running tool past its deadline is answered with a timeout."""
         out: list[object] = []
-        for running in [r for r in self.s.running.values() if now >= r.deadline]:
+        for running in [r for r in self.state.running.values() if now >= r.deadline]:
             elapsed = int((now - running.started_at) * 1000)
             event = output_event(running.tool_call_id, {"ok": False, "error": "the tool did not answer in time"})
             out += [event, self._record(running, event.item.output, "timeout", elapsed)]
@@ -189,35 +189,35 @@ class ToolDesk:
 
     def holding_due(self, now: float) -> bool:
         slow = self.agent.conversation.slow_tool_s
-        return any(not r.holding and now - r.started_at >= slow for r in self.s.running.values())
+        return any(not r.holding and now - r.started_at >= slow for r in self.state.running.values())
 
     def holding_sent(self) -> None:
-        for running in self.s.running.values():
+        for running in self.state.running.values():
             running.holding = True
-        self.s.counters.tool_holding_lines += 1
+        self.state.counters.tool_holding_lines += 1
 
     def _finish(self, tool_call_id: str, status: str, elapsed_ms: int) -> None:
-        self.s.running.pop(tool_call_id, None)
+        self.state.running.pop(tool_call_id, None)
         self._seen(tool_call_id)
-        self.s.elapsed_ms.append(elapsed_ms)
-        del self.s.elapsed_ms[:-64]
+        self.state.elapsed_ms.append(elapsed_ms)
+        del self.state.elapsed_ms[:-64]
         self._count(status)
 
     def _count(self, status: str) -> None:
         """One counter per finished call, by its status (anything unnamed is an error)."""
-        c = self.s.counters
+        counters = self.state.counters
         if status == "ok":
-            c.tool_ok += 1
+            counters.tool_ok += 1
         elif status == "invalid":
-            c.tool_invalid_arguments += 1
+            counters.tool_invalid_arguments += 1
         elif status == "unknown":
-            c.tool_unknown += 1
+            counters.tool_unknown += 1
         elif status == "timeout":
-            c.tool_timeouts += 1
+            counters.tool_timeouts += 1
         else:
-            c.tool_errors += 1
+            counters.tool_errors += 1
 
     def _seen(self, tool_call_id: str) -> None:
-        self.s.seen.append(tool_call_id)
-        del self.s.seen[:-SEEN_KEPT]
+        self.state.seen.append(tool_call_id)
+        del self.state.seen[:-SEEN_KEPT]
 
