@@ -11,7 +11,7 @@ and reopens with the replacement's address.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import structlog
 from thespian.actors import Actor, ActorExitRequest, ChildActorExited, PoisonMessage
@@ -57,8 +57,8 @@ class CallSupervisor(Actor):  # type: ignore[misc]
         self.reports_pending: set[str] = set()
         self.end_reason = ""
         self.last_at = 0.0
-        # messages already replayed once after a failure, held (not their id(): a freed message's id is
-        # reused, and a later failing frame was taken for one already replayed — and lost)
+        # messages already replayed once after a failure, held by reference: an id() is reused once its
+        # message is freed, so a later failing frame could pass for one already replayed
         self.replayed: list[Any] = []
         self.started_at = 0.0
         self.latest: dict[str, dict[str, int]] = {}  # role → its latest CounterReport (the control plane's row)
@@ -66,59 +66,84 @@ class CallSupervisor(Actor):  # type: ignore[misc]
         self.realtime = ""
 
     def receiveMessage(self, msg: Any, sender: Any) -> None:  # noqa: N802 (thespian API)
-        core = self.core
-        if core is not None:
-            roles = core.route(msg)
-            if roles:
-                for role in roles:
-                    self.send(self.children[role], msg)
-                if isinstance(msg, CounterReport):
-                    self.latest[msg.role] = msg.counters
-                    self._report_received(msg.role)
-                else:
-                    self.last_decision = DECISIONS.get(type(msg), self.last_decision)
-                    self.realtime = REALTIME_STATES.get(type(msg), self.realtime)
-                return
+        if self.core is not None and self._routed(msg):
+            return
         if isinstance(msg, StartCall):
             self._start(msg, sender)
-        elif core is None:
             return
-        elif isinstance(msg, PoisonMessage):
-            self._poisoned(self.roles_by_addr.get(str(sender)), msg.poisonMessage, getattr(msg, "details", ""))
-        elif isinstance(msg, LanePoisoned):
-            self._poisoned(msg.role, msg.message, msg.details)
-        elif isinstance(msg, ChildSnapshot):
-            if core.phase is not CallPhase.ENDED:
-                if core.child_failed(msg.role):  # starts buffering if the child left on its own
-                    self._publish_lanes()
-                core.snapshot_received(msg.role, msg.state)
-        elif isinstance(msg, ChildActorExited):
-            self._child_exited(str(msg.childAddress))
-        elif isinstance(msg, EndCall):
-            self._end(msg.reason, msg.at)
-        elif isinstance(msg, CounterReport):
-            self._report_received(msg.role)  # metrics restarting: buffered by route(), still counted
-        elif isinstance(msg, CallSummary):
-            core.go("summarized")
-            for child in self.children.values():
-                self.send(child, ActorExitRequest())
-            self.send(self.myAddress, ActorExitRequest())
-        elif isinstance(msg, InspectCall):
-            merged: dict[str, int] = {}
-            for counters in self.latest.values():
-                for key, value in counters.items():
-                    merged[key] = merged.get(key, 0) + value
-            self.send(sender, CallInspection(
-                core.call_id, core.phase.value, {r: str(a) for r, a in self.children.items()}, dict(core.restarts),
-                self.settings.business_id if self.settings else "", self.started_at, merged, self.last_decision,
-                self.realtime))
-        elif isinstance(msg, SampleCounters):
-            if core.phase is CallPhase.ACTIVE:
-                for role in REPORTING_ROLES:
-                    self._send_role(role, msg)
-        elif isinstance(msg, InjectFault):
-            if msg.role in self.children:
-                self._send_role(msg.role, msg)
+        if self.core is None:
+            return
+        for kind, handler in LIFECYCLE:
+            if isinstance(msg, kind):
+                handler(self, msg, sender)
+                return
+
+    def _routed(self, msg: Any) -> bool:
+        """A message for the children (SupervisionCore.route): sent on; the live stats row noted."""
+        assert self.core is not None
+        roles = self.core.route(msg)
+        if not roles:
+            return False
+        for role in roles:
+            self.send(self.children[role], msg)
+        if isinstance(msg, CounterReport):
+            self.latest[msg.role] = msg.counters
+            self._report_received(msg.role)
+        else:
+            self.last_decision = DECISIONS.get(type(msg), self.last_decision)
+            self.realtime = REALTIME_STATES.get(type(msg), self.realtime)
+        return True
+
+    # ------------------------------------------------------------------ the tree's own messages
+    def _on_poison(self, msg: PoisonMessage, sender: Any) -> None:
+        self._poisoned(self.roles_by_addr.get(str(sender)), msg.poisonMessage, getattr(msg, "details", ""))
+
+    def _on_lane_poisoned(self, msg: LanePoisoned, sender: Any) -> None:
+        self._poisoned(msg.role, msg.message, msg.details)
+
+    def _on_snapshot(self, msg: ChildSnapshot, sender: Any) -> None:
+        assert self.core is not None
+        if self.core.phase is not CallPhase.ENDED:
+            if self.core.child_failed(msg.role):  # starts buffering if the child left on its own
+                self._publish_lanes()
+            self.core.snapshot_received(msg.role, msg.state)
+
+    def _on_child_exited(self, msg: ChildActorExited, sender: Any) -> None:
+        self._child_exited(str(msg.childAddress))
+
+    def _on_end(self, msg: EndCall, sender: Any) -> None:
+        self._end(msg.reason, msg.at)
+
+    def _on_report(self, msg: CounterReport, sender: Any) -> None:
+        self._report_received(msg.role)  # metrics restarting: buffered by route(), still counted
+
+    def _on_summary(self, msg: CallSummary, sender: Any) -> None:
+        assert self.core is not None
+        self.core.go("summarized")
+        for child in self.children.values():
+            self.send(child, ActorExitRequest())
+        self.send(self.myAddress, ActorExitRequest())
+
+    def _on_inspect(self, msg: InspectCall, sender: Any) -> None:
+        core = self.core
+        assert core is not None
+        merged: dict[str, int] = {}
+        for counters in self.latest.values():
+            for key, value in counters.items():
+                merged[key] = merged.get(key, 0) + value
+        self.send(sender, CallInspection(
+            core.call_id, core.phase.value, {r: str(a) for r, a in self.children.items()}, dict(core.restarts),
+            self.settings.business_id if self.settings else "", self.started_at, merged, self.last_decision,
+            self.realtime))
+
+    def _on_sample(self, msg: SampleCounters, sender: Any) -> None:
+        if self.core is not None and self.core.phase is CallPhase.ACTIVE:
+            for role in REPORTING_ROLES:
+                self._send_role(role, msg)
+
+    def _on_inject(self, msg: InjectFault, sender: Any) -> None:
+        if msg.role in self.children:
+            self._send_role(msg.role, msg)
 
     # ------------------------------------------------------------------ lifecycle
     def _start(self, msg: StartCall, sender: Any) -> None:
@@ -204,3 +229,18 @@ class CallSupervisor(Actor):  # type: ignore[misc]
     def _send_role(self, role: str, msg: Any) -> None:
         if self.core is not None and self.core.deliver_to(role, msg):
             self.send(self.children[role], msg)
+
+
+# the supervisor's own messages (after StartCall), by kind
+LIFECYCLE: tuple[tuple[type, Callable[[CallSupervisor, Any, Any], None]], ...] = (
+    (PoisonMessage, CallSupervisor._on_poison),
+    (LanePoisoned, CallSupervisor._on_lane_poisoned),
+    (ChildSnapshot, CallSupervisor._on_snapshot),
+    (ChildActorExited, CallSupervisor._on_child_exited),
+    (EndCall, CallSupervisor._on_end),
+    (CounterReport, CallSupervisor._on_report),
+    (CallSummary, CallSupervisor._on_summary),
+    (InspectCall, CallSupervisor._on_inspect),
+    (SampleCounters, CallSupervisor._on_sample),
+    (InjectFault, CallSupervisor._on_inject),
+)

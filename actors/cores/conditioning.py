@@ -64,7 +64,7 @@ class InputConditioner:
             zi = zf.ravel().tolist()
         level, gain = s.level_db, s.gain_db
         if self.soft_normalize:
-            power = 10.0 * np.log10(float(np.mean(samples ** 2)) + 1.0)
+            power = float(10.0 * np.log10(float(np.mean(samples ** 2)) + 1.0))  # a float: the state is encoded
             if power >= SPEECH_DB:
                 level += SMOOTH * (power - level)
             target = LOW_DB - level if level < LOW_DB else HIGH_DB - level if level > HIGH_DB else 0.0

@@ -3,9 +3,9 @@
 Theory of operation: Realtime deltas cross the internet and arrive in bursts with gaps, sometimes
 slower than real time. Starting a response with whatever has arrived leaves no slack: under real-time
 delivery the next delta is due exactly when the audio in hand runs out (less, since the re-framer
-holds back a partial frame), so every gap becomes an underrun. This was the diagnosed cause of most
-TX_UNDERRUNs right after a held preemptive answer was released: the verdict came right around its
-first delta, and playback began with ~one delta in hand. Plain responses have the same flaw.
+holds back a partial frame), so every gap becomes an underrun — a held preemptive answer released
+when its verdict comes right around its first delta would begin with about one delta in hand, and so
+would a plain response.
 
 So playback of a response starts once the latest a delta can be, by what this call has shown, has
 passed. For every delta the buffer measures its offset from a real-time schedule anchored at the
@@ -15,18 +15,18 @@ delivery faster than real time never rises. Each response's rise is scaled by (n
 deltas (a short greeting's sample understates the spread). `need_ms` = the largest over the last RESPONSES_KEPT
 responses + the re-framer's carry (one frame) and half a frame for a late tick, within
 [preroll_min_ms, preroll_max_ms]; until RESPONSES_TO_LEARN responses were seen it is at least
-preroll_initial_ms (3 would also cover the second and third answers of a call whose first one
-understated its jitter — 42 → 2 underruns in 40 jittery calls — but would make the first three answers
-of a real-time, jitter-free call wait 300 ms instead of 40: the trade is one answer's learning).
+preroll_initial_ms — one answer's learning: 3 would also cover the second and third answers of a call
+whose first one understated its jitter (2 underruns instead of 42 in tests/test_jitter.py's 40 jittery
+calls) but would make the first three answers of a real-time, jitter-free call wait 300 ms instead of 40.
 A response then starts at `first + min offset seen + need_ms`: every delta seen while waiting that
 turned out early (a smaller offset) moves the start earlier, because later deltas can only rise
 `need_ms` above it. Under ±150 ms of independent jitter per delta no buffer can promise zero underruns
 with less than 150 ms after the response's unjittered schedule (the latest delta is that late); this
-one starts p50 ~280 ms after it (tests/test_jitter.py: 40 calls; 341 ms before this rule). Never earlier
-than `preroll_min_ms` after the first delta, at once if a held answer is released late or the
-response is complete. `need_ms` grows at once after an underrun (a late delta beyond the buffer) and
-shrinks slowly, as older responses leave the window, when deltas run ahead. The same rule re-buffers
-after a mid-response underrun, so a dry queue resumes with slack instead of stuttering frame by frame.
+one starts p50 ~280 ms after it (tests/test_jitter.py, 40 calls). Never earlier than `preroll_min_ms`
+after the first delta, at once if a held answer is released late or the response is complete.
+`need_ms` grows at once after an underrun (a late delta beyond the buffer) and shrinks slowly, as older
+responses leave the window, when deltas run ahead. The same rule re-buffers after a mid-response underrun,
+so a dry queue resumes with slack instead of stuttering frame by frame.
 The pacer's lead (how far ahead Twilio is fed) stays fixed: slack kept in our queue can still be
 ducked and flushed at a barge-in, slack in Twilio's buffer could not.
 Pure and clock-free: every input carries `now`.

@@ -26,6 +26,7 @@ empty transcript of long speech or a failed transcription fails open (answered, 
 from __future__ import annotations
 
 import enum
+from typing import Any, Callable
 
 import msgspec
 
@@ -145,66 +146,84 @@ class BargeInJudgeCore:
         return LogLine(event, "info", {"call_sid": self.s.call_id, **fields})
 
     def handle(self, msg: object, now: float) -> list[object]:
+        handler = JUDGE_HANDLERS.get(type(msg))
+        return [] if handler is None else handler(self, msg, now)
+
+    # ------------------------------------------------------------------ the AI's side
+    def _response_finished(self, msg: ResponseFinished, now: float) -> list[object]:
         s = self.s
-        if isinstance(msg, CallerLevel):
-            return self._level(msg, now)
-        if isinstance(msg, Tick):
-            return self._timeouts(now)
-        if isinstance(msg, ResponseFinished):
-            if s.ending == msg.response_id:
-                s.ending = ""  # that turn is over: its question no longer makes a "כן" an answer mid-sentence
-            if s.phase is JudgePhase.GREETING and self._go("greeting_played"):
-                return [self._log("[GREETING] Barge-in now ENABLED for rest of call")]
-            return []
-        if isinstance(msg, PlayoutChanged):
-            s.silent_since = 0.0 if msg.audible else now
-            if s.phase is JudgePhase.GREETING:
-                return []
-            was_candidate = s.phase is JudgePhase.CANDIDATE
-            self._go("audible" if msg.audible else "silent")
-            s.voiced_ms = 0
-            return [RestorePlayout(now)] if was_candidate and not msg.audible else []
-        if isinstance(msg, RtSpeechStarted):
-            s.counters.speech_started_count += 1
-            started = SpeechSpan(msg.audio_start_ms)
-            # the server's speech began up to its prefix padding before it said so
-            started.voiced = int(now - s.last_voice_at_any <= PREFIX_S) if s.last_voice_at_any else 0
-            started.echoed = int(now - s.last_echo_at <= PREFIX_S) if s.last_echo_at else 0
-            s.speech[msg.item_id] = started
-            if len(s.speech) > 32:
-                del s.speech[next(iter(s.speech))]
-            if s.phase is JudgePhase.CANDIDATE:
-                s.candidate_items.append(msg.item_id)
-            if s.phase is JudgePhase.GREETING:
-                return [self._log("[GREETING PROTECT] caller speech during the greeting: no barge-in",
-                                  item_id=msg.item_id)]
-            return []
-        if isinstance(msg, RtSpeechStopped):
-            span = s.speech.get(msg.item_id)
-            if span is not None:
-                span.end_ms, span.stopped_at = msg.audio_end_ms, now
-            if self.cfg.preemptive_answer and s.phase is JudgePhase.AI_SILENT:
-                return [PreemptiveAnswer(msg.item_id, now)]
-            return []
-        if isinstance(msg, RtAssistantTranscriptDone):
-            s.asked = msg.response_id if msg.transcript.rstrip().endswith(("?", "؟")) else ""
-            return []
-        if isinstance(msg, TurnEnding):
-            s.ending = msg.response_id
-            return []
-        if isinstance(msg, RtTranscriptDone):
-            return self._transcript(msg.item_id, msg.transcript, now, failed=False)
-        if isinstance(msg, RtTranscriptFailed):
-            s.counters.stt_failed_count += 1
-            return self._transcript(msg.item_id, "", now, failed=True)
+        if s.ending == msg.response_id:
+            s.ending = ""  # that turn is over: its question no longer makes a "כן" an answer mid-sentence
+        if s.phase is JudgePhase.GREETING and self._go("greeting_played"):
+            return [self._log("[GREETING] Barge-in now ENABLED for rest of call")]
         return []
+
+    def _playout_changed(self, msg: PlayoutChanged, now: float) -> list[object]:
+        s = self.s
+        s.silent_since = 0.0 if msg.audible else now
+        if s.phase is JudgePhase.GREETING:
+            return []
+        was_candidate = s.phase is JudgePhase.CANDIDATE
+        self._go("audible" if msg.audible else "silent")
+        s.voiced_ms = 0
+        return [RestorePlayout(now)] if was_candidate and not msg.audible else []
+
+    def _assistant_said(self, msg: RtAssistantTranscriptDone, now: float) -> list[object]:
+        self.s.asked = msg.response_id if msg.transcript.rstrip().endswith(("?", "؟")) else ""
+        return []
+
+    def _turn_ending(self, msg: TurnEnding, now: float) -> list[object]:
+        self.s.ending = msg.response_id
+        return []
+
+    # ------------------------------------------------------------------ the caller's speech, as the server hears it
+    def _speech_started(self, msg: RtSpeechStarted, now: float) -> list[object]:
+        s = self.s
+        s.counters.speech_started_count += 1
+        started = SpeechSpan(msg.audio_start_ms)
+        # the server's speech began up to its prefix padding before it said so
+        started.voiced = int(now - s.last_voice_at_any <= PREFIX_S) if s.last_voice_at_any else 0
+        started.echoed = int(now - s.last_echo_at <= PREFIX_S) if s.last_echo_at else 0
+        s.speech[msg.item_id] = started
+        if len(s.speech) > 32:
+            del s.speech[next(iter(s.speech))]
+        if s.phase is JudgePhase.CANDIDATE:
+            s.candidate_items.append(msg.item_id)
+        if s.phase is JudgePhase.GREETING:
+            return [self._log("[GREETING PROTECT] caller speech during the greeting: no barge-in", item_id=msg.item_id)]
+        return []
+
+    def _speech_stopped(self, msg: RtSpeechStopped, now: float) -> list[object]:
+        span = self.s.speech.get(msg.item_id)
+        if span is not None:
+            span.end_ms, span.stopped_at = msg.audio_end_ms, now
+        if self.cfg.preemptive_answer and self.s.phase is JudgePhase.AI_SILENT:
+            return [PreemptiveAnswer(msg.item_id, now)]
+        return []
+
+    def _transcript_done(self, msg: RtTranscriptDone, now: float) -> list[object]:
+        return self._transcript(msg.item_id, msg.transcript, now, failed=False)
+
+    def _transcript_failed(self, msg: RtTranscriptFailed, now: float) -> list[object]:
+        self.s.counters.stt_failed_count += 1
+        return self._transcript(msg.item_id, "", now, failed=True)
 
     # ------------------------------------------------------------------ phase A
     def _level(self, msg: CallerLevel, now: float) -> list[object]:
-        s, cfg = self.s, self.cfg
-        # whatever the phase (the greeting, the echo's tail after the AI stopped): remembered for the transcript
+        own = self._remember(msg, now)
+        if not own or not self.cfg.enabled or self.s.phase not in (JudgePhase.AI_SPEAKING, JudgePhase.CANDIDATE):
+            return []  # our own voice coming back is evidence of nothing
+        self._accumulate(now)
+        if self.s.phase is JudgePhase.AI_SPEAKING and self.s.voiced_ms >= self.cfg.candidate_ms and self._go("energy"):
+            return self._candidate(msg, now)
+        return self._confirm(msg, now)
+
+    def _remember(self, msg: CallerLevel, now: float) -> bool:
+        """Whatever the phase (the greeting, the echo's tail after the AI stopped): remembered for the
+        transcript. True when the frame carries energy of the caller's own."""
+        s = self.s
         open_span = next((sp for sp in reversed(s.speech.values()) if sp.end_ms < 0), None)
-        own = not msg.echo and msg.level_db > msg.floor_db + cfg.energy_delta_db
+        own = not msg.echo and msg.level_db > msg.floor_db + self.cfg.energy_delta_db
         if msg.echo:
             s.last_echo_at = now
         elif own:
@@ -214,26 +233,33 @@ class BargeInJudgeCore:
         if open_span is not None:
             open_span.echoed += msg.echo
             open_span.voiced += own
-        if not own or not cfg.enabled or s.phase not in (JudgePhase.AI_SPEAKING, JudgePhase.CANDIDATE):
-            return []  # our own voice coming back is evidence of nothing
-        # frames in between were quiet (TwilioRx sends only speech-like ones): leak 20 ms for each
+        return own
+
+    def _accumulate(self, now: float) -> None:
+        """Frames in between were quiet (TwilioRx sends only speech-like ones): leak 20 ms for each."""
+        s = self.s
         quiet_frames = int(round((now - s.last_voice_at) / 0.02)) - 1 if s.last_voice_at else 0
         s.voiced_ms = max(0, s.voiced_ms - 20 * max(0, quiet_frames))
         if s.voiced_ms == 0:
             s.onset_at = now
         s.voiced_ms += 20
         s.last_voice_at = now
-        if s.phase is JudgePhase.AI_SPEAKING and s.voiced_ms >= cfg.candidate_ms and self._go("energy"):
-            s.candidate_at, s.candidate_items = now, []
-            s.counters.barge_in_candidates += 1
-            action: list[object] = []
-            if cfg.candidate_action == "duck":
-                action.append(DuckPlayout(cfg.duck_gain_db, now))
-            elif cfg.candidate_action == "pause":
-                action.append(PausePlayout(now))
-            return action + [self._log("[BARGE-IN] candidate", reason="caller energy over the AI",
-                                       voiced_ms=s.voiced_ms, action=cfg.candidate_action,
-                                       level_db=round(msg.level_db, 1), floor_db=round(msg.floor_db, 1))]
+
+    def _candidate(self, msg: CallerLevel, now: float) -> list[object]:
+        s, cfg = self.s, self.cfg
+        s.candidate_at, s.candidate_items = now, []
+        s.counters.barge_in_candidates += 1
+        action: list[object] = []
+        if cfg.candidate_action == "duck":
+            action.append(DuckPlayout(cfg.duck_gain_db, now))
+        elif cfg.candidate_action == "pause":
+            action.append(PausePlayout(now))
+        return action + [self._log("[BARGE-IN] candidate", reason="caller energy over the AI", voiced_ms=s.voiced_ms,
+                                   action=cfg.candidate_action, level_db=round(msg.level_db, 1), floor_db=round(msg.floor_db, 1))]
+
+    def _confirm(self, msg: CallerLevel, now: float) -> list[object]:
+        """A candidate confirmed by the audio alone: clearly articulated, or sustained speech."""
+        s, cfg = self.s, self.cfg
         articulated = cfg.articulation_confirm and msg.syllables >= cfg.articulation_syllables \
             and msg.spectral_hz >= cfg.articulation_spectral_hz
         onset_ms = round((now - s.onset_at) * 1000)
@@ -258,7 +284,7 @@ class BargeInJudgeCore:
             return self._cut(now, "sustained speech", onset_ms=onset_ms)
         return []
 
-    def _timeouts(self, now: float) -> list[object]:
+    def _timeouts(self, msg: Tick, now: float) -> list[object]:
         s, cfg = self.s, self.cfg
         if s.phase is not JudgePhase.CANDIDATE:
             return []
@@ -289,17 +315,30 @@ class BargeInJudgeCore:
         return [CutPlayout(reason, now), self._log("[BARGE-IN] CUT", reason=reason, **fields)]
 
     def _transcript(self, item_id: str, transcript: str, now: float, failed: bool) -> list[object]:
-        s, c = self.s, self.s.counters
         text = transcript.strip()
-        c.stt_utterances_total += 1
+        self.s.counters.stt_utterances_total += 1
         if self._is_echo(item_id):
-            # the server heard our echo (no caller energy of the caller's own the whole time): drop it
-            c.echo_transcripts += 1
-            echo_span = s.speech[item_id]
-            return [self._log("CALLER_SAID", item_id=item_id, text=text, label="echo",
-                              reason="only our own echo was on the line", phase=s.phase.value),
-                    Utterance(s.call_id, "caller", text, "echo", echo_span.start_ms, echo_span.end_ms, False),
-                    DeleteItem(item_id, now)]
+            return self._echo(item_id, text, now)
+        label, reason = self._label(item_id, text, failed)
+        said = self._log("CALLER_SAID", item_id=item_id, text=text, label=label.value, reason=reason, phase=self.s.phase.value)
+        if label is not TurnLabel.TURN:
+            return [said, *self._no_turn(item_id, text, label, now)]
+        return [said, *self._turn(item_id, text, label, now)]
+
+    def _echo(self, item_id: str, text: str, now: float) -> list[object]:
+        """The server heard our echo (no caller energy of the caller's own the whole time): drop it."""
+        s = self.s
+        s.counters.echo_transcripts += 1
+        echo_span = s.speech[item_id]
+        return [self._log("CALLER_SAID", item_id=item_id, text=text, label="echo",
+                          reason="only our own echo was on the line", phase=s.phase.value),
+                Utterance(s.call_id, "caller", text, "echo", echo_span.start_ms, echo_span.end_ms, False),
+                DeleteItem(item_id, now)]
+
+    def _label(self, item_id: str, text: str, failed: bool) -> tuple[TurnLabel, str]:
+        """The transcript's label (the lexicon's, failing open to a turn; a backchannel after the AI's turn or
+        to its question is an answer), and why."""
+        s, c = self.s, self.s.counters
         label = classify(text, self.lexicon)
         reason = "lexicon"
         if not text:
@@ -318,23 +357,29 @@ class BargeInJudgeCore:
             label, reason = TurnLabel.TURN, "backchannel after the AI's turn: an answer"
         elif label is TurnLabel.BACKCHANNEL and s.asked and s.asked == s.ending:
             label, reason = TurnLabel.TURN, "backchannel to the AI's question (its last sentence): an answer"
-        out: list[object] = [self._log("CALLER_SAID", item_id=item_id, text=text, label=label.value, reason=reason,
-                                       phase=s.phase.value)]
-        if label is not TurnLabel.TURN:
-            # a filler is deleted (the model never sees it); a listener's "כן" over the AI stays for the
-            # model (LetStand). Neither cuts nor gets an answer; a candidate is rejected, the AI restored.
-            out.append(self._utterance(item_id, text, label, interrupted=False))
-            if label is TurnLabel.BACKCHANNEL:
-                c.backchannels += 1
-                out.append(LetStand(item_id, now))
-            else:
-                out.append(DeleteItem(item_id, now))
-            if s.phase is JudgePhase.CANDIDATE:
-                self._go("reject")
-                c.barge_in_rejected += 1
-                s.voiced_ms = 0
-                out += [RestorePlayout(now), self._log("[BARGE-IN] rejected", reason=label.value, text=text)]
-            return out
+        return label, reason
+
+    def _no_turn(self, item_id: str, text: str, label: TurnLabel, now: float) -> list[object]:
+        """A filler is deleted (the model never sees it); a listener's "כן" over the AI stays for the model
+        (LetStand). Neither cuts nor gets an answer; a candidate is rejected, the AI restored."""
+        s, c = self.s, self.s.counters
+        out: list[object] = [self._utterance(item_id, text, label, interrupted=False)]
+        if label is TurnLabel.BACKCHANNEL:
+            c.backchannels += 1
+            out.append(LetStand(item_id, now))
+        else:
+            out.append(DeleteItem(item_id, now))
+        if s.phase is JudgePhase.CANDIDATE:
+            self._go("reject")
+            c.barge_in_rejected += 1
+            s.voiced_ms = 0
+            out += [RestorePlayout(now), self._log("[BARGE-IN] rejected", reason=label.value, text=text)]
+        return out
+
+    def _turn(self, item_id: str, text: str, label: TurnLabel, now: float) -> list[object]:
+        """A turn gets an answer — after cutting the AI, if it is still speaking."""
+        s = self.s
+        out: list[object] = []
         cutting = False
         if item_id in s.cut_items:
             s.cut_items.remove(item_id)
@@ -345,7 +390,7 @@ class BargeInJudgeCore:
             out.append(self._utterance(item_id, text, label, interrupted=True))
         else:
             out.append(self._utterance(item_id, text, label, interrupted=False))
-        c.answers_requested += 1
+        s.counters.answers_requested += 1
         out.append(AnswerRequest(item_id, text, now, after_cut=cutting))
         return out
 
@@ -364,3 +409,17 @@ class BargeInJudgeCore:
         span = self.s.speech.get(item_id)
         start, end = (span.start_ms, span.end_ms) if span is not None else (-1, -1)
         return Utterance(self.s.call_id, "caller", text, label.value, start, end, interrupted)
+
+
+JUDGE_HANDLERS: dict[type, Callable[[BargeInJudgeCore, Any, float], list[object]]] = {
+    CallerLevel: BargeInJudgeCore._level,
+    Tick: BargeInJudgeCore._timeouts,
+    ResponseFinished: BargeInJudgeCore._response_finished,
+    PlayoutChanged: BargeInJudgeCore._playout_changed,
+    RtSpeechStarted: BargeInJudgeCore._speech_started,
+    RtSpeechStopped: BargeInJudgeCore._speech_stopped,
+    RtAssistantTranscriptDone: BargeInJudgeCore._assistant_said,
+    TurnEnding: BargeInJudgeCore._turn_ending,
+    RtTranscriptDone: BargeInJudgeCore._transcript_done,
+    RtTranscriptFailed: BargeInJudgeCore._transcript_failed,
+}

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 from collections import deque
+from typing import Any, Callable
 
 import msgspec
 
@@ -133,40 +134,32 @@ class TxPacerCore:
         return out
 
     def _handle(self, msg: object, now: float) -> list[object]:
-        if isinstance(msg, Tick):
-            return self._tick(now)
-        if isinstance(msg, RtAudioDelta):
-            return self._delta(msg)
-        if isinstance(msg, (RtAudioDone, RtResponseDone, FinishResponse)):
-            return self._enqueue(self.reframer.finish(msg.response_id)) if msg.response_id not in self.s.cut_responses else []
-        if isinstance(msg, TwilioMarkIn):
-            return self._mark_echo(msg.name, now)
-        if isinstance(msg, CutPlayout):
-            return self._cut(msg.reason, now)
-        if isinstance(msg, HoldAudio):
-            return self._hold(msg.response_id)
-        if isinstance(msg, ReleaseAudio):
-            return self._release(msg.response_id, keep=True)
-        if isinstance(msg, DiscardAudio):
-            return self._release(msg.response_id, keep=False)
-        if isinstance(msg, DuckPlayout):
-            self.s.duck_gain_db = msg.gain_db
-            self.gain = gain_table(msg.gain_db) if msg.gain_db else None
-            return []
-        if isinstance(msg, PausePlayout):
-            self.s.paused = True
-            return []
-        if isinstance(msg, RestorePlayout):
-            self.s.duck_gain_db, self.gain = 0.0, None
-            if self.s.paused:
-                self.s.paused, self.s.mid_response = False, False  # resuming is not an underrun
-            return []
-        if isinstance(msg, CollectCounters):
-            c = self.s.counters
-            return [LogLine("AUDIO_TX_LOOP exiting", "info", {
-                "call_sid": self.s.call_id, "frames_enqueued": c.frames_enqueued, "frames_sent": c.frames_sent,
-                "frames_flushed": c.frames_flushed, "underruns": c.underruns, "queued": len(self.queue)})]
+        handler = PACER_HANDLERS.get(type(msg))
+        return [] if handler is None else handler(self, msg, now)
+
+    def _finish(self, msg: RtAudioDone | RtResponseDone | FinishResponse, now: float) -> list[object]:
+        return self._enqueue(self.reframer.finish(msg.response_id)) if msg.response_id not in self.s.cut_responses else []
+
+    def _duck(self, msg: DuckPlayout, now: float) -> list[object]:
+        self.s.duck_gain_db = msg.gain_db
+        self.gain = gain_table(msg.gain_db) if msg.gain_db else None
         return []
+
+    def _pause(self, msg: PausePlayout, now: float) -> list[object]:
+        self.s.paused = True
+        return []
+
+    def _restore(self, msg: RestorePlayout, now: float) -> list[object]:
+        self.s.duck_gain_db, self.gain = 0.0, None
+        if self.s.paused:
+            self.s.paused, self.s.mid_response = False, False  # resuming is not an underrun
+        return []
+
+    def _exiting(self, msg: CollectCounters, now: float) -> list[object]:
+        c = self.s.counters
+        return [LogLine("AUDIO_TX_LOOP exiting", "info", {
+            "call_sid": self.s.call_id, "frames_enqueued": c.frames_enqueued, "frames_sent": c.frames_sent,
+            "frames_flushed": c.frames_flushed, "underruns": c.underruns, "queued": len(self.queue)})]
 
     def started(self) -> list[object]:
         return [LogLine("AUDIO_TX_LOOP started", "info", {"call_sid": self.s.call_id,
@@ -249,39 +242,56 @@ class TxPacerCore:
 
     # ------------------------------------------------------------------ the clock
     def _tick(self, now: float) -> list[object]:
-        s = self.s
         out: list[object] = []
         events: list[TwilioOutEvent] = []
-        if self.queue and not s.paused:
-            if not s.in_run or s.anchor + s.run_frames * self.frame_s < now:
-                if s.in_run and s.mid_response and not s.rebuffering:
-                    s.counters.underruns += 1
-                    s.rebuffering = True
-                    self.jitter.underrun()
-                    out.append(LogLine("TX_UNDERRUN", "warning", {"call_sid": s.call_id,
-                                                                  "jitter_need_ms": self.jitter.s.need_ms}))
-                queued_ms, complete = self._head()
-                if not self.jitter.ready(self.queue[0].response_id, queued_ms, complete, now, s.rebuffering):
-                    return out + self._status(now, events)
-                s.anchor, s.run_frames, s.in_run, s.rebuffering = now, 0, True, False
-                self.clock.reanchored(now)
-            # half a frame of tolerance: a frame leaves on the tick nearest its slot whatever the jitter
-            # between this tick and the one that anchored the run; Twilio holds at most `lead` of audio
-            horizon = now + self.lead_s - self.frame_s / 2
-            while self.queue and s.anchor + s.run_frames * self.frame_s < horizon:
-                self._send_one(self.queue.popleft(), events, out, now)
-            if self.queue:
-                s.counters.blocked_ticks += 1
+        if self.queue and not self.s.paused:
+            if not self._run_going(now, out):
+                return out + self._status(now, events)
+            self._send_due(now, events, out)
         if events:
-            out.insert(0, ToTwilio(s.call_id, tuple(events)))
-            if not s.audible:
-                s.audible = True
-                out.append(PlayoutChanged(True, self.clock.state.response_id, now))
-            playing = self.clock.state.response_id
-            if playing != s.ending_told and playing in s.complete and len(self.queue) * self.frame_ms <= TURN_ENDING_MS:
-                s.ending_told = playing  # its last sentence is playing: the judge treats a "כן" to a question as an answer
-                out.append(TurnEnding(playing, now))
+            out = [ToTwilio(self.s.call_id, tuple(events)), *out, *self._playing(now)]
         return out + self._status(now, events)
+
+    def _run_going(self, now: float, out: list[object]) -> bool:
+        """The run goes on, or a new one is anchored at `now` (a response begins, or Twilio's buffer ran dry:
+        an underrun inside a response) once the jitter buffer says enough is queued. False: not yet."""
+        s = self.s
+        if s.in_run and s.anchor + s.run_frames * self.frame_s >= now:
+            return True
+        if s.in_run and s.mid_response and not s.rebuffering:
+            s.counters.underruns += 1
+            s.rebuffering = True
+            self.jitter.underrun()
+            out.append(LogLine("TX_UNDERRUN", "warning", {"call_sid": s.call_id, "jitter_need_ms": self.jitter.s.need_ms}))
+        queued_ms, complete = self._head()
+        if not self.jitter.ready(self.queue[0].response_id, queued_ms, complete, now, s.rebuffering):
+            return False
+        s.anchor, s.run_frames, s.in_run, s.rebuffering = now, 0, True, False
+        self.clock.reanchored(now)
+        return True
+
+    def _send_due(self, now: float, events: list[TwilioOutEvent], out: list[object]) -> None:
+        # half a frame of tolerance: a frame leaves on the tick nearest its slot whatever the jitter
+        # between this tick and the one that anchored the run; Twilio holds at most `lead` of audio
+        s = self.s
+        horizon = now + self.lead_s - self.frame_s / 2
+        while self.queue and s.anchor + s.run_frames * self.frame_s < horizon:
+            self._send_one(self.queue.popleft(), events, out, now)
+        if self.queue:
+            s.counters.blocked_ticks += 1
+
+    def _playing(self, now: float) -> list[object]:
+        """Frames left this tick: the AI is audible, and its last sentence may be playing."""
+        s = self.s
+        out: list[object] = []
+        if not s.audible:
+            s.audible = True
+            out.append(PlayoutChanged(True, self.clock.state.response_id, now))
+        playing = self.clock.state.response_id
+        if playing != s.ending_told and playing in s.complete and len(self.queue) * self.frame_ms <= TURN_ENDING_MS:
+            s.ending_told = playing  # its last sentence is playing: the judge treats a "כן" to a question as an answer
+            out.append(TurnEnding(playing, now))
+        return out
 
     def _status(self, now: float, events: list[TwilioOutEvent]) -> list[object]:
         s = self.s
@@ -373,3 +383,21 @@ class TxPacerCore:
 
     def series(self) -> dict[str, list[int]]:
         return {"truncate_uncertainty_ms": list(self.s.truncate_uncertainty_ms)}
+
+
+PACER_HANDLERS: dict[type, Callable[[TxPacerCore, Any, float], list[object]]] = {
+    Tick: lambda pacer, msg, now: pacer._tick(now),
+    RtAudioDelta: lambda pacer, msg, now: pacer._delta(msg),
+    RtAudioDone: TxPacerCore._finish,
+    RtResponseDone: TxPacerCore._finish,
+    FinishResponse: TxPacerCore._finish,
+    TwilioMarkIn: lambda pacer, msg, now: pacer._mark_echo(msg.name, now),
+    CutPlayout: lambda pacer, msg, now: pacer._cut(msg.reason, now),
+    HoldAudio: lambda pacer, msg, now: pacer._hold(msg.response_id),
+    ReleaseAudio: lambda pacer, msg, now: pacer._release(msg.response_id, keep=True),
+    DiscardAudio: lambda pacer, msg, now: pacer._release(msg.response_id, keep=False),
+    DuckPlayout: TxPacerCore._duck,
+    PausePlayout: TxPacerCore._pause,
+    RestorePlayout: TxPacerCore._restore,
+    CollectCounters: TxPacerCore._exiting,
+}

@@ -26,7 +26,7 @@ import binascii
 import msgspec
 
 from actors.cores.articulation import ArticulationMeter, ArticulationState
-from actors.cores.conditioning import ConditionerState, InputConditioner
+from actors.cores.conditioning import Conditioned, ConditionerState, InputConditioner
 from actors.cores.echo import EchoEstimator, EchoState
 from actors.cores.energy import FloorState, NoiseFloor
 from actors.cores.ulaw import raw_level_db
@@ -135,57 +135,67 @@ class TwilioRxCore:
         return []
 
     def _media(self, msg: TwilioMediaIn, now: float) -> list[object]:
-        s, c = self.s, self.s.counters
+        s = self.s
         over_ai = s.ai_audible or now < s.listen_until
-        measure = over_ai or (c.frames_in + 1) % IDLE_LEVEL_EVERY == 0
+        measure = over_ai or (s.counters.frames_in + 1) % IDLE_LEVEL_EVERY == 0
         # computed first, may raise: nothing has changed yet
-        batching = self.append_frames > 1
-        raw = msg.raw
-        if not raw and (measure or batching or self.conditioner is not None):
-            raw = binascii.a2b_base64(msg.payload)
-        level = raw_level_db(raw) if measure else 0.0
-        conditioned = self.conditioner.process(raw) if self.conditioner is not None else None
-        payload = msg.payload
-        forwarded = raw
-        if conditioned is not None:
-            forwarded = conditioned.frame
-            payload = base64.b64encode(forwarded).decode("ascii")
-        append: str | None = None
-        if s.link_up:
-            if not batching:
-                append = payload
-            elif len(s.pending) + 1 >= self.append_frames:
-                append = encode_batch([*s.pending, forwarded])
+        raw, level, conditioned = self._read(msg, measure)
+        forwarded = conditioned.frame if conditioned is not None else raw
+        payload = base64.b64encode(forwarded).decode("ascii") if conditioned is not None else msg.payload
+        append = self._append(payload, forwarded)
         # what changes the state, from here
         if conditioned is not None and self.conditioner is not None:
             self.conditioner.commit(conditioned)
-            c.frames_conditioned += 1
-        c.frames_in += 1
-        if s.last_seq and msg.seq > s.last_seq + 1:
-            c.seq_gaps += msg.seq - s.last_seq - 1
-        s.last_seq = max(s.last_seq, msg.seq)
-        out: list[object] = []
-        s.ring.append(payload)
-        if len(s.ring) > 2 * self.ring_frames:
-            del s.ring[:len(s.ring) - self.ring_frames]
-        if s.link_up:
-            c.frames_forwarded += 1
-            if append is not None:
-                out.append(ToRealtime(s.call_id, RtAppend(append)))
-                s.pending.clear()
-            else:
-                s.pending.append(forwarded)
-        else:
-            c.frames_buffered_gap += 1
-            if c.frames_in - s.gap_unsent == self.gap_frames + 1:  # from now on the oldest fall out
-                out.append(LogLine("FRAMES_DROPPED_GAP", "warning", {
-                    "call_sid": s.call_id, "kept_ms": self.gap_frames * 20, "reason": "link down longer than the buffer"}))
+            s.counters.frames_conditioned += 1
+        out = self._take(msg, payload, forwarded, append)
         if measure:
             floor = s.floor.floor_db  # the judge compares against the floor before this frame
             speech = self.floor.update(level)
             if over_ai:
                 out += self._over_the_ai(raw, level, floor, speech, now)
         return out
+
+    def _read(self, msg: TwilioMediaIn, measure: bool) -> tuple[bytes, float, Conditioned | None]:
+        """The frame's bytes (decoded only when needed), its level (when measured), and its conditioned form."""
+        raw = msg.raw
+        if not raw and (measure or self.append_frames > 1 or self.conditioner is not None):
+            raw = binascii.a2b_base64(msg.payload)
+        level = raw_level_db(raw) if measure else 0.0
+        conditioned = self.conditioner.process(raw) if self.conditioner is not None else None
+        return raw, level, conditioned
+
+    def _append(self, payload: str, forwarded: bytes) -> str | None:
+        """What this frame writes to the session now: itself, or the batch it completes (None: nothing)."""
+        if not self.s.link_up:
+            return None
+        if self.append_frames <= 1:
+            return payload
+        if len(self.s.pending) + 1 >= self.append_frames:
+            return encode_batch([*self.s.pending, forwarded])
+        return None
+
+    def _take(self, msg: TwilioMediaIn, payload: str, forwarded: bytes, append: str | None) -> list[object]:
+        """Count the frame, keep it in the ring, and write it (or hold it for its batch, or for the link)."""
+        s, c = self.s, self.s.counters
+        c.frames_in += 1
+        if s.last_seq and msg.seq > s.last_seq + 1:
+            c.seq_gaps += msg.seq - s.last_seq - 1
+        s.last_seq = max(s.last_seq, msg.seq)
+        s.ring.append(payload)
+        if len(s.ring) > 2 * self.ring_frames:
+            del s.ring[:len(s.ring) - self.ring_frames]
+        if not s.link_up:
+            c.frames_buffered_gap += 1
+            if c.frames_in - s.gap_unsent == self.gap_frames + 1:  # from now on the oldest fall out
+                return [LogLine("FRAMES_DROPPED_GAP", "warning", {
+                    "call_sid": s.call_id, "kept_ms": self.gap_frames * 20, "reason": "link down longer than the buffer"})]
+            return []
+        c.frames_forwarded += 1
+        if append is None:
+            s.pending.append(forwarded)
+            return []
+        s.pending.clear()
+        return [ToRealtime(s.call_id, RtAppend(append))]
 
     def _over_the_ai(self, raw: bytes, level: float, floor: float, speech: bool, now: float) -> list[object]:
         """A caller frame while the AI is audible: echo check, articulation, barge-in evidence."""
