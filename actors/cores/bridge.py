@@ -26,7 +26,7 @@ import msgspec
 from actors.agent_messages import RtFunctionCall, ToolDone
 from actors.cores.bridge_agent import AgentConduct, AgentConductState
 from actors.cores.bridge_caller import CallerState, CallerTurns
-from actors.cores.bridge_link import LinkKeeper, LinkKeeperState, session_update
+from actors.cores.bridge_link import LinkKeeper, LinkKeeperState
 from actors.cores.bridge_notes import (
     STOP,
     AskResponse,
@@ -44,6 +44,7 @@ from actors.cores.bridge_notes import (
 from actors.cores.bridge_responses import Owed, ResponseBook, ResponseBookState
 from actors.cores.bridge_tools import ToolCalls, ToolCallsState
 from actors.cores.preempt import FailedRequest
+from actors.cores.session_config import session_update
 from actors.ingress_messages import (
     RtAssistantTranscriptDelta,
     RtAssistantTranscriptDone,

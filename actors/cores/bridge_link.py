@@ -8,15 +8,15 @@ events (`gate`): while no session can receive them they are dropped and counted 
 gone; the restore re-sends what matters), and every response.create that passes is tracked for its
 retry. Realtime errors are classified: a transient one retries the request (unless it was the
 preemptive answer's: its verdict asks again), a fatal one gives the call to the business's fallback
-(RealtimeGaveUp). What a lost or restored session means for the conversation is the turn book's:
-this part tells it (SessionLost, SessionRestored, SessionRolledOver, PreemptFailed) and keeps, for
-the re-seeding, the turns the others tell it (TurnBegan, TurnText, TurnForgotten).
+(RealtimeGaveUp). What a lost, restored or replaced session means for the conversation belongs to
+the response book and the caller part: this part tells them (SessionLost, SessionRestored,
+SessionRolledOver, PreemptFailed) and keeps, for the re-seeding, the turns the other parts tell it
+(TurnBegan, TurnText, TurnForgotten).
 """
 from __future__ import annotations
 
 import msgspec
 
-from actors.agent_messages import RtFunctionTool
 from actors.cores.bridge_notes import (
     Facts,
     PreemptFailed,
@@ -31,43 +31,12 @@ from actors.cores.bridge_notes import (
 from actors.cores.preempt import FailedRequest
 from actors.cores.rt_errors import ErrorClass, ResponseRetry, RetryState, classify
 from actors.cores.session import LinkPhase, LinkState, SessionLink
+from actors.cores.session_config import session_update
 from actors.ingress_messages import RtError, RtResponseCreated, RtResponseDone, RtSessionUpdated, StartCall, Tick, WireDecodeError
 from actors.lifecycle_messages import LogLine
 from actors.link_messages import LinkDown, LinkUp, OpenRealtime, RealtimeConnected, RealtimeConnectFailed, RealtimeGaveUp, RealtimeLost, RtRateLimits
 from actors.settings import CallSettings
-from actors.wire_messages import (
-    RtAudioConfig,
-    RtAudioInput,
-    RtAudioOutput,
-    RtFormat,
-    RtNoiseReduction,
-    RtResponseCreate,
-    RtResponseParams,
-    RtServerVad,
-    RtSession,
-    RtSessionUpdate,
-    RtTranscriptionConfig,
-    ToRealtime,
-)
-
-KEYWORD_MODELS = ("gpt-transcribe", "gpt-live-transcribe")
-
-
-def session_update(settings: CallSettings) -> RtSessionUpdate:
-    rt, vad = settings.realtime, settings.vad
-    noise = RtNoiseReduction(rt.noise_reduction) if rt.noise_reduction else None
-    keyword_model = rt.transcription_model in KEYWORD_MODELS
-    transcription = RtTranscriptionConfig(
-        rt.transcription_model, settings.language,
-        prompt=None if keyword_model else settings.transcription_prompt or None,
-        keywords=settings.vocabulary or None if keyword_model else None)
-    audio_in = RtAudioInput(
-        format=RtFormat(), transcription=transcription,
-        turn_detection=RtServerVad(vad.threshold, vad.prefix_padding_ms, vad.silence_duration_ms),
-        noise_reduction=noise)
-    audio = RtAudioConfig(input=audio_in, output=RtAudioOutput(RtFormat(), rt.voice))
-    tools = tuple(RtFunctionTool(t.name, t.description, t.parameters) for t in settings.agent.tools)
-    return RtSessionUpdate(RtSession(instructions=settings.instructions, audio=audio, tools=tools))
+from actors.wire_messages import RtResponseCreate, RtResponseParams, ToRealtime
 
 
 class LinkCounters(msgspec.Struct):

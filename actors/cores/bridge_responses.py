@@ -21,19 +21,7 @@ import enum
 
 import msgspec
 
-from actors.cores.bridge_notes import (
-    AskResponse,
-    Facts,
-    HeldAnswerReleased,
-    OweAnswer,
-    PreemptFailed,
-    SessionLost,
-    SessionRestored,
-    Tell,
-    TurnBegan,
-    TurnForgotten,
-    TurnText,
-)
+from actors.cores import bridge_notes as notes
 from actors.cores.preempt import Preemption, PreemptState
 from actors.cores.spoken import Spoken, SpokenState
 from actors.ingress_messages import RtAssistantTranscriptDelta, RtAssistantTranscriptDone, RtOutputItemAdded, RtResponseCreated, RtResponseDone, StartCall
@@ -89,7 +77,7 @@ class ResponseBookState(msgspec.Struct):
 
 
 class ResponseBook:
-    def __init__(self, state: ResponseBookState, settings: CallSettings, call_id: str, facts: Facts, tell: Tell) -> None:
+    def __init__(self, state: ResponseBookState, settings: CallSettings, call_id: str, facts: notes.Facts, tell: notes.Tell) -> None:
         self.state = state
         self.settings = settings
         self.call_id = call_id
@@ -119,7 +107,7 @@ class ResponseBook:
     def answer_request(self, msg: AnswerRequest, now: float) -> list[object]:
         if self.preempt.covers(msg.item_id):
             released = self.preempt.release(now)
-            return released + self.tell(HeldAnswerReleased(), now)
+            return released + self.tell(notes.HeldAnswerReleased(), now)
         out = [] if self.preempt.idle else self._discard_preempt(now)
         if msg.after_cut:
             self.state.awaiting_cut = True
@@ -142,7 +130,7 @@ class ResponseBook:
         """A filler: its item goes, and so does a preemptive answer to it; the turn gets no answer."""
         out = self._discard_covering(msg.item_id, now) + [self._out(RtItemDelete(msg.item_id))]
         self.state.counters.items_deleted += 1
-        return out + self.tell(TurnForgotten(msg.item_id), now)
+        return out + self.tell(notes.TurnForgotten(msg.item_id), now)
 
     def let_stand(self, msg: LetStand, now: float) -> list[object]:
         """A backchannel: its item stays for the model; a preemptive answer to it goes; no answer."""
@@ -165,10 +153,10 @@ class ResponseBook:
         self.state.greeting_requested = True
         return out
 
-    def ask_response(self, note: AskResponse, now: float) -> list[object]:
+    def ask_response(self, note: notes.AskResponse, now: float) -> list[object]:
         return self._create(note.instructions)
 
-    def owe_answer(self, note: OweAnswer, now: float) -> list[object]:
+    def owe_answer(self, note: notes.OweAnswer, now: float) -> list[object]:
         if self.state.owed is not Owed.ANSWER:
             self._owe("defer", note.reason)
         return self._answer_owed()
@@ -182,7 +170,7 @@ class ResponseBook:
         return [self._out(e) for e in events] + internal
 
     def item_added(self, msg: RtOutputItemAdded, now: float) -> list[object]:
-        out = self.tell(TurnBegan(msg.item_id, "assistant"), now)
+        out = self.tell(notes.TurnBegan(msg.item_id, "assistant"), now)
         if msg.response_id == self.state.active_response:
             self.state.active_item = msg.item_id
         return out + [self._out(e) for e in self.preempt.item_added(msg.response_id, msg.item_id)]
@@ -204,7 +192,7 @@ class ResponseBook:
         if not self.spoken.done(msg.item_id):  # recorded at the cut, with what was heard
             return []
         said = [self._log("AI_SAID", text=msg.transcript), Utterance(self.call_id, "assistant", msg.transcript, "", -1, -1, False)]
-        return self.tell(TurnText(msg.item_id, "assistant", msg.transcript), now) + said
+        return self.tell(notes.TurnText(msg.item_id, "assistant", msg.transcript), now) + said
 
     # ------------------------------------------------------------------ what the caller hears
     def playout_changed(self, msg: PlayoutChanged, now: float) -> list[object]:
@@ -223,7 +211,7 @@ class ResponseBook:
         heard_text = self.spoken.cut(msg.item_id, end_ms, msg.generated_ms)
         self.state.counters.truncates_sent += 1
         out.append(Utterance(self.call_id, "assistant", heard_text, "", -1, -1, True, end_ms))
-        return out + self.tell(TurnText(msg.item_id, "assistant", heard_text), now) + self._answer_owed()
+        return out + self.tell(notes.TurnText(msg.item_id, "assistant", heard_text), now) + self._answer_owed()
 
     def response_finished(self, msg: ResponseFinished, now: float) -> list[object]:
         text = self.spoken.finished(msg.item_id)
@@ -252,7 +240,7 @@ class ResponseBook:
         return [self._out(note)] + self._create() + [self._log("ANSWER_RESUMED")]
 
     # ------------------------------------------------------------------ what the link tells
-    def session_lost(self, note: SessionLost, now: float) -> list[object]:
+    def session_lost(self, note: notes.SessionLost, now: float) -> list[object]:
         book = self.state
         held = self.preempt.held_response
         out: list[object] = [DiscardAudio(held, now)] if held else []
@@ -271,12 +259,12 @@ class ResponseBook:
         self._owe("cut_by_drop")
         if not item:
             return []
-        return self.tell(TurnText(item, "assistant", self.spoken.dropped(item)), now)
+        return self.tell(notes.TurnText(item, "assistant", self.spoken.dropped(item)), now)
 
-    def session_restored(self, note: SessionRestored, now: float) -> list[object]:
+    def session_restored(self, note: notes.SessionRestored, now: float) -> list[object]:
         return self._answer_owed() + self._resume(now)
 
-    def preempt_failed(self, note: PreemptFailed, now: float) -> list[object]:
+    def preempt_failed(self, note: notes.PreemptFailed, now: float) -> list[object]:
         self.preempt.abandon()
         return []
 

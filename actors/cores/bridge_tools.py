@@ -141,7 +141,7 @@ class ToolCalls:
         taken = self.held.take()
         for tool_call_id in taken.speculative:
             self.desk.cancel(tool_call_id)
-        out: list[object] = [self._out(RtItemDelete(item)) for item in [*taken.items, *(c.item_id for c in taken.calls)]]
+        out: list[object] = [self._out(RtItemDelete(item)) for item in [*taken.items, *(call.item_id for call in taken.calls)]]
         return out + [self._log("TOOL_CALL_DISCARDED", count=len(taken.calls) + len(taken.items),
                                 reason="its answer was discarded (the turn was a filler)")]
 

@@ -166,7 +166,7 @@ class TxPacerCore:
                                                           "frame_pacing": f"{self.frame_ms}ms",
                                                           "tx_lead_ms": int(self.lead_s * 1000)})]
 
-    def _delta(self, msg: RtAudioDelta) -> list[object]:
+    def _delta(self, msg: RtAudioDelta, now: float) -> list[object]:
         if msg.response_id in self.s.cut_responses:
             self.s.counters.late_deltas_dropped += 1
             return []
@@ -241,7 +241,7 @@ class TxPacerCore:
             del s.cut_responses[:-16]
 
     # ------------------------------------------------------------------ the clock
-    def _tick(self, now: float) -> list[object]:
+    def _tick(self, msg: Tick, now: float) -> list[object]:
         out: list[object] = []
         events: list[TwilioOutEvent] = []
         if self.queue and not self.s.paused:
@@ -386,8 +386,8 @@ class TxPacerCore:
 
 
 PACER_HANDLERS: dict[type, Callable[[TxPacerCore, Any, float], list[object]]] = {
-    Tick: lambda pacer, msg, now: pacer._tick(now),
-    RtAudioDelta: lambda pacer, msg, now: pacer._delta(msg),
+    Tick: TxPacerCore._tick,
+    RtAudioDelta: TxPacerCore._delta,
     RtAudioDone: TxPacerCore._finish,
     RtResponseDone: TxPacerCore._finish,
     FinishResponse: TxPacerCore._finish,
