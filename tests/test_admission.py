@@ -5,20 +5,20 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
 from prometheus_client import REGISTRY
 
 from gateway.admission import SATURATION_WINDOW, Shed, admit, recent_lateness_ms
 from gateway.config import FileConfig, ServerSettings
 from sim.twilio_emulator import EmulatedCall, Step
 from storage.calls import get_call
+from tests.conftest import VIRTUAL_CLOCK
 from tests.stack import running_stack
 from tests.test_e2e import http
 from tests.test_faults_e2e import _script, ended, wait_until
 
 # whole calls on the virtual clock (tests/virtual_time.py): the loop's time jumps to the next timer when
 # no socket is ready, so the calls take the CPU they cost, not their length in real time
-pytestmark = pytest.mark.looptime
+pytestmark = VIRTUAL_CLOCK
 
 
 def test_the_cap_and_saturation_each_refuse_and_nothing_else_does() -> None:

@@ -22,12 +22,13 @@ from sim.twilio_emulator import EmulatedCall, Step
 from storage.businesses import parse_business, upsert_business
 from storage.calls import get_call, get_utterances
 from storage.db import make_engine, session_factory
+from tests.conftest import VIRTUAL_CLOCK
 from tests.sdk_validate import validate_client_event
 from tests.stack import running_stack
 
 # whole calls on the virtual clock (tests/virtual_time.py): the loop's time jumps to the next timer when
 # no socket is ready, so the calls take the CPU they cost, not their length in real time
-pytestmark = pytest.mark.looptime
+pytestmark = VIRTUAL_CLOCK
 
 
 def padded(audio: bytes) -> bytes:

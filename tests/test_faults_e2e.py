@@ -18,12 +18,13 @@ from sim.fake_realtime import FakeConnection, FakeScript
 from sim.fake_twilio_rest import FakeTwilioRest
 from sim.twilio_emulator import CallReport, EmulatedCall, Step
 from storage.calls import get_call, get_utterances
+from tests.conftest import VIRTUAL_CLOCK
 from tests.sdk_validate import validate_client_event
 from tests.stack import running_stack
 
 # whole calls on the virtual clock (tests/virtual_time.py): the loop's time jumps to the next timer when
 # no socket is ready, so the calls take the CPU they cost, not their length in real time
-pytestmark = pytest.mark.looptime
+pytestmark = VIRTUAL_CLOCK
 
 CALL = "CA" + "f" * 32
 

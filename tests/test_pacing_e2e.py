@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
 from gateway.config import FileConfig
 from sim.audio import clip_text, load_clip
 from sim.fake_realtime import FakeScript
 from sim.twilio_emulator import CallReport, EmulatedCall, Step
+from tests.conftest import VIRTUAL_CLOCK
 from tests.stack import running_stack
 
 # whole calls on the virtual clock (tests/virtual_time.py): the loop's time jumps to the next timer when
 # no socket is ready, so the calls take the CPU they cost, not their length in real time
-pytestmark = pytest.mark.looptime
+pytestmark = VIRTUAL_CLOCK
 
 CALL = "CA" + "c" * 32
 

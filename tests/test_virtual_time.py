@@ -12,7 +12,9 @@ import aiosqlite
 import aiosqlite.core
 import pytest
 
-pytestmark = pytest.mark.looptime
+from tests.conftest import VIRTUAL_CLOCK
+
+pytestmark = VIRTUAL_CLOCK
 
 
 def test_aiosqlite_still_runs_every_statement_through_execute() -> None:
