@@ -71,7 +71,7 @@ async def serve(tmp: Path, fake: FakeRealtime, *extra: str, config_extra: str = 
     port = free_port()
     log = tmp / "serve.log"
     proc = subprocess.Popen([*cli, "serve", "--port", str(port), "--config", str(config), *extra], env=env,
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=tmp)
+                            stdout=log.open("wb"), stderr=subprocess.STDOUT, cwd=tmp, start_new_session=True)
     served = Served(proc, port, env, log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -81,8 +81,18 @@ async def serve(tmp: Path, fake: FakeRealtime, *extra: str, config_extra: str = 
             return served
         except OSError:
             await asyncio.sleep(0.2)
-    proc.kill()
+    kill_tree(proc)
     raise AssertionError("serve did not come up: " + log.read_text()[-2000:])
+
+
+def kill_tree(proc: subprocess.Popen[bytes]) -> None:
+    """serve and everything it started (its workers, in its own session): a failed test leaves no
+    orphan behind to take the CPU from the tests after it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait(10)
 
 
 async def post_voice(port: int, call_sid: str) -> str:
@@ -129,7 +139,7 @@ async def test_sigterm_drains_live_calls_then_ends_them_as_server_shutdown(tmp_p
         assert served.proc.wait(30) == 0
     finally:
         if served.proc.poll() is None:
-            served.proc.kill()
+            kill_tree(served.proc)
     log = served.log.read_text()
     assert "<Say" in twiml and "<Connect" not in twiml and refused == 1013
     assert "DRAINING" in log
@@ -190,7 +200,7 @@ async def test_a_killed_worker_is_replaced_and_its_calls_closed_as_worker_lost(t
         try:
             served.proc.wait(30)
         except subprocess.TimeoutExpired:
-            served.proc.kill()
+            kill_tree(served.proc)
     for sid in lost:
         row = await served.record(sid)
         assert row.end_reason == "worker_lost" and row.metrics.get("frames_in", 0) > 0  # last heartbeat's metrics
