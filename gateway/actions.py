@@ -21,11 +21,9 @@ import structlog
 
 from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord, ToolDone
 from actors.messages import Utterance
-from actors.settings import CallSettings
-from gateway.call_setup import CallProfile
 from gateway.fallback import FallbackSettings, fallback_twiml, hangup_twiml
 from gateway.http_tools import HttpOutcome, Poster, json_text
-from gateway.leaving import Exit, Leaver
+from gateway.leaving import Exit, FallbackCall, Leaver
 from storage.writequeue import CallNoteWrite, LeadWrite, ToolCallWrite, UtteranceWrite, WebhookWrite, Write
 
 log = structlog.get_logger("kolbridge.actions")
@@ -45,15 +43,9 @@ class CallNotes:
     transfer: dict[str, str] | None = None
 
 
-class ActingCall(Protocol):
-    """What an action reads of its call (gateway/call.py's CallIO)."""
+class ActingCall(FallbackCall, Protocol):
+    """What an action reads of its call (gateway/call.py's CallIO): what the fallback reads, and more."""
 
-    @property
-    def call_id(self) -> str: ...
-    @property
-    def settings(self) -> CallSettings: ...
-    @property
-    def profile(self) -> CallProfile: ...
     @property
     def notes(self) -> CallNotes: ...
     @property

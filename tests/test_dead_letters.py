@@ -125,14 +125,19 @@ async def test_a_refused_batch_is_split_so_only_the_refused_write_is_set_aside(d
     await assert_the_call_landed_but_the_poison(db)
 
 
-async def test_retry_lands_a_letter_once_its_cause_is_fixed(db: Database, tmp_path: Path) -> None:
+async def write_a_poisoned_call(db: Database, journal: Path) -> None:
+    """A call with one utterance the added constraint refuses, through a write queue, drained and closed."""
     await db.add_constraint()
-    queue = WriteQueue(lambda write: apply_write(db.sessions, write), tmp_path / "journal", owner="w1")
+    queue = WriteQueue(lambda write: apply_write(db.sessions, write), journal, owner="w1")
     queue.start()
     for write in a_call_with_a_poisoned_utterance():
         queue.put(write)
     assert await queue.drain(10)
     await queue.close(1)
+
+
+async def test_retry_lands_a_letter_once_its_cause_is_fixed(db: Database, tmp_path: Path) -> None:
+    await write_a_poisoned_call(db, tmp_path / "journal")
 
     async def reapply(encoded: str) -> None:
         await apply_write(db.sessions, decode_write(encoded))
@@ -251,13 +256,7 @@ def test_cli_lists_the_dead_letters_and_retry_lands_them_once_the_cause_is_fixed
             await db.engine.dispose()
 
     async def a_poisoned_call(db: Database) -> None:
-        await db.add_constraint()
-        queue = WriteQueue(lambda write: apply_write(db.sessions, write), tmp_path / "journal", owner="w1")
-        queue.start()
-        for write in a_call_with_a_poisoned_utterance():
-            queue.put(write)
-        assert await queue.drain(10)
-        await queue.close(1)
+        await write_a_poisoned_call(db, tmp_path / "journal")
 
     async def texts(db: Database) -> list[str]:
         return [u.text for u in await get_utterances(db.sessions, "CA1")]
