@@ -2,7 +2,11 @@
 
 Theory of operation: normalise, tokenise, look every token up. Normalising strips Hebrew niqqud and
 cantillation, punctuation and dashes, lower-cases Latin letters and collapses letter elongations
-("אמממממ" → "אמ", "ummm" → "um"), and the lexicon's own entries are normalised the same way. A
+("אמממממ" → "אמ", "ummm" → "um"), and the lexicon's own entries are normalised the same way. Arabic
+as Lucene's ArabicNormalizer does it: tashkeel and tatweel removed, hamza/madda alef forms to a bare
+alef, alef maksura to yeh, teh marbuta to heh ("لَا" → "لا", "يـــعني" → "يعني", "أكيد" = "اكيد").
+Russian: "ё" is "е", and a drawl written with hyphens is one elongated word ("ну-у-у" → "ну", "э-э" →
+"э"; "да-да" stays two words). Each of these touches only Arabic or Cyrillic letters. A
 transcript is `filler` only when every token is a filler sound (empty and punctuation-only
 transcripts included); a `backchannel` when its tokens are backchannels ("כן", "נכון", "בסדר") and
 fillers, at least one backchannel; any other meaningful token makes it a `turn`, and a stop word
@@ -26,6 +30,13 @@ LEXICON_DIR = Path(__file__).resolve().parent / "lexicon"
 _HEBREW_MARKS = re.compile("[\u0591-\u05bd\u05bf-\u05c7]")  # niqqud + cantillation (maqaf U+05BE kept as dash)
 _NOT_WORD = re.compile(r"[^\w]+", re.UNICODE)
 _ELONGATION = re.compile(r"(\w)\1+", re.UNICODE)
+# Arabic: Quranic annotation signs, tashkeel (harakat, tanween, shadda, sukun, superscript alef), small high signs, tatweel
+_ARABIC_MARKS = re.compile("[\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06dc\u06df-\u06e8\u06ea-\u06ed\u0640]")
+_LETTER_FORMS = str.maketrans({"\u0623": "\u0627", "\u0625": "\u0627", "\u0622": "\u0627", "\u0671": "\u0627",  # أ إ آ ٱ → ا
+                               "\u0649": "\u064a", "\u0629": "\u0647",  # ى → ي, ة → ه
+                               "\u0451": "\u0435"})  # ё → е
+_CYRILLIC_STRESS = re.compile("(?<=[\u0400-\u04ff])[\u0300\u0301]")  # "за́втра": a stress mark, not a word break
+_CYRILLIC_DRAWL = re.compile("([\u0400-\u04ff])(?:-\\1)+(?![\u0400-\u04ff])")  # "ну-у-у", "да-а", "э-э-э"
 
 
 class TurnLabel(str, enum.Enum):
@@ -58,7 +69,9 @@ class _LexiconFile(msgspec.Struct, forbid_unknown_fields=True):
 
 def normalise(text: str) -> list[str]:
     text = unicodedata.normalize("NFC", text)
-    text = _HEBREW_MARKS.sub("", text).casefold()
+    text = _HEBREW_MARKS.sub("", text)
+    text = _CYRILLIC_STRESS.sub("", _ARABIC_MARKS.sub("", text)).casefold().translate(_LETTER_FORMS)
+    text = _CYRILLIC_DRAWL.sub(r"\1", text)
     text = _NOT_WORD.sub(" ", text.replace("_", " "))
     return [_ELONGATION.sub(r"\1", token) for token in text.split()]
 
