@@ -80,7 +80,7 @@ def test_messages_are_split_by_vocabulary() -> None:
     module; every class name unique across them (thespian routes by class name)."""
     names: list[str] = []
     for module in ("settings", "ingress_messages", "wire_messages", "lifecycle_messages", "messages",
-                   "agent_messages", "link_messages", "lane_messages", "control_messages"):
+                   "agent_messages", "link_messages", "lane_messages", "control_messages", "language_messages"):
         tree = ast.parse((REPO / "actors" / f"{module}.py").read_text(encoding="utf-8"))
         classes = [n.name for n in tree.body if isinstance(n, ast.ClassDef)]
         if module == "settings":
