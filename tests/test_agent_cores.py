@@ -301,3 +301,22 @@ def test_a_result_for_a_call_the_lost_session_made_reaches_the_new_one_as_a_note
     notes = [e.item.content[0].text for e in events(late, RtItemCreate)]
     assert notes == ['[result of the tool call you made before the line dropped: {"slots": []}]']
     assert events(late, RtResponseCreate)
+
+
+def test_the_silence_clock_starts_after_a_filler_whose_preemptive_answer_then_failed() -> None:
+    """A filler's verdict comes while the preemptive answer to it is still requested, then the request fails
+    (a rate limit): nothing reaches the caller, and the silence must still be counted — a reprompt
+    follows, not dead air until the call's time limit (found in review: the clock only started at a
+    fully quiet moment, and nothing started it once the failed request cleared)."""
+    from actors.ingress_messages import RtError
+    core = bridge(reprompt_after_s=8.0, max_reprompts=2)
+    greeting_played(core, at=4.0)
+    core.handle(RtSpeechStarted("u1", 0, 5.0), 5.0)
+    core.handle(RtSpeechStopped("u1", 800, 5.6), 5.6)
+    requested = core.handle(PreemptiveAnswer("u1", 5.6), 5.6)
+    assert events(requested, RtResponseCreate)  # the preemptive answer is asked for
+    core.handle(DeleteItem("u1", 6.0), 6.0)  # "אממ": no answer; the preemptive request is still in flight
+    core.handle(RtError("rate_limit_exceeded", "slow down", "", 6.1, "rate_limit_error"), 6.1)
+    reprompts = [a for t in (10.0, 12.0, 14.0, 16.0, 20.0) for a in events(core.handle(Tick(t), t), RtResponseCreate)
+                 if a.response.instructions == core.settings.agent.directives.reprompt]
+    assert len(reprompts) == 1

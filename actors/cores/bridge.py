@@ -201,6 +201,17 @@ class BridgeFacts:
                 and bridge.conduct.at_rest)
 
     @property
+    def silence_may_start(self) -> bool:
+        """Weaker than `quiet` on purpose: a request in flight, its retry, a preemptive answer or a turn not
+        yet transcribed may still end without anything reaching the caller (an error, a discarded answer),
+        and no message would then start the clock again — the clock starts, and waits at firing time."""
+        bridge = self.bridge
+        book, caller = bridge.responses.state, bridge.caller.state
+        return not (book.active_response or book.owed is Owed.ANSWER or book.awaiting_cut or caller.ai_audible
+                    or caller.speaking or not bridge.tools.at_rest or not bridge.conduct.at_rest
+                    or not bridge.link.live)
+
+    @property
     def live(self) -> bool:
         return self.bridge.link.live
 

@@ -136,7 +136,7 @@ class AgentConduct:
     def response_done(self, msg: RtResponseDone, now: float) -> list[object]:
         if self.departure.response_done(msg.response_id, msg.response_id in self.state.spoke):
             return self._leave_now()
-        if self.facts.quiet:
+        if self.facts.silence_may_start:
             self.clock.arm(now)  # e.g. a discarded answer to a filler: nothing will play, the silence goes on
         return []
 
@@ -146,7 +146,7 @@ class AgentConduct:
     def playout_changed(self, msg: PlayoutChanged, now: float) -> list[object]:
         if msg.audible:
             self.clock.disarm()
-        elif self.facts.quiet:
+        elif self.facts.silence_may_start:
             self.clock.arm(now)
         return []
 
@@ -159,7 +159,7 @@ class AgentConduct:
         return []
 
     def no_answer(self, msg: DeleteItem | LetStand, now: float) -> list[object]:
-        if self.facts.quiet:
+        if self.facts.silence_may_start:
             self.clock.arm(now)  # a filler or a backchannel is not an answer: the silence starts again, the count stands
         return []
 

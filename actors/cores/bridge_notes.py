@@ -116,6 +116,11 @@ class Facts(Protocol):
         """Nothing is said, generated, requested, owed or running: the one rule of a quiet moment."""
 
     @property
+    def silence_may_start(self) -> bool:
+        """The caller has the floor: nobody speaks, nothing generates, no answer or cut is owed, no tool runs,
+        not leaving, a session to write to. The silence clock starts then; it acts only at a quiet moment."""
+
+    @property
     def active_response(self) -> str:
         """The response generating now ("" if none)."""
 
