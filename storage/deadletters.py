@@ -37,7 +37,17 @@ log = structlog.get_logger("kolbridge.storage")
 
 UNREACHABLE = (OSError, asyncio.TimeoutError, OperationalError, InterfaceError, DisconnectionError, PoolTimeout)
 REFUSED = (IntegrityError, DataError, ProgrammingError, NotSupportedError)
+# SQLSTATE classes that refuse the write itself: data exception, integrity constraint violation, syntax
+# error or access rule violation, feature not supported. Others (08 connection, 53 resources, 57 operator
+# intervention, 40 rollback, 58 system error, …) are waited for.
+REFUSED_SQLSTATE_CLASSES = ("22", "23", "42", "0A")
 _dead_write_observers: list[Callable[[str], None]] = []
+
+
+def sqlstate(exc: BaseException) -> str:
+    """The PostgreSQL SQLSTATE behind a SQLAlchemy error ("" when there is none, e.g. on SQLite)."""
+    orig = getattr(exc, "orig", None)
+    return str(getattr(orig, "sqlstate", None) or getattr(getattr(orig, "__cause__", None), "sqlstate", None) or "")
 
 
 def is_unreachable(exc: BaseException) -> bool:
@@ -49,6 +59,11 @@ def is_unreachable(exc: BaseException) -> bool:
         return True  # asyncpg after a migration: the cache is cleared, the next attempt works
     if isinstance(exc, REFUSED):
         return False
+    state = sqlstate(exc)
+    if state[:2] in REFUSED_SQLSTATE_CLASSES:
+        return False  # PostgreSQL refused this write's data or SQL: asyncpg's errors reach us as a plain DBAPIError
+    if type(getattr(getattr(exc, "orig", None), "__cause__", None)).__name__ == "DataError":
+        return False  # asyncpg refused a parameter before sending it (a wrong type: this write's own bug)
     return isinstance(exc, (*UNREACHABLE, DBAPIError))  # any other database error: retried, as before
 
 

@@ -244,6 +244,40 @@ def test_a_write_refused_for_a_reason_of_its_own_is_not(error: BaseException) ->
     assert not is_unreachable(error)
 
 
+@pytest.mark.skipif(not PG_URL, reason="KOLBRIDGE_TEST_PG_URL not set (.ci/run starts PostgreSQL and sets it)")
+async def test_postgresql_refusing_a_writes_data_is_a_dead_letter_not_an_outage(tmp_path: Path) -> None:
+    """asyncpg's data errors reach SQLAlchemy as a plain DBAPIError (SQLSTATE class 22) or, for a parameter
+    of the wrong type, as an InterfaceError: both are this write's own fault, never "the database is down".
+    A SIP caller's From longer than the column, between good writes, must not jam the queue."""
+    db = await open_database("postgresql", tmp_path)
+    try:
+        caught: list[BaseException] = []
+        for statement, params in (("INSERT INTO calls (call_sid, stream_sid, business_id, from_number) "
+                                   "VALUES ('CAx', 'MZx', 'b', :n)", {"n": "sip:" + "9" * 60}),
+                                  ("SELECT 1 WHERE 1 = :n", {"n": "not a number"})):
+            try:
+                async with db.engine.begin() as conn:
+                    await conn.execute(text(statement), params)
+            except Exception as exc:  # noqa: BLE001 — the test classifies whatever PostgreSQL raised
+                caught.append(exc)
+        assert len(caught) == 2 and not any(is_unreachable(exc) for exc in caught), [repr(e)[:200] for e in caught]
+        queue = WriteQueue(lambda write: apply_write(db.sessions, write), tmp_path / "journal", owner="w1")
+        queue.start()
+        long_from = CallStartWrite("CA2", "MZ2", "demo", {}, from_number="sip:" + "9" * 60)
+        writes: list[Write] = [CallStartWrite("CA1", "MZ1", "demo", {}), long_from, utterance(1),
+                               CallEndWrite("CA1", "twilio_stop", {"frames_in": 10}, 0)]
+        for write in writes:
+            queue.put(write)
+        assert await queue.drain(10)
+        await queue.close(1)
+        row = await get_call(db.sessions, "CA1")
+        assert row is not None and row.end_reason == "twilio_stop"
+        letters = await list_dead_letters(db.sessions)
+        assert [(d.kind, d.call_sid) for d in letters] == [("call_start", "CA2")]
+    finally:
+        await db.engine.dispose()
+
+
 def test_cli_lists_the_dead_letters_and_retry_lands_them_once_the_cause_is_fixed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("KOLBRIDGE_DATABASE_URL", f"sqlite+aiosqlite:///{tmp_path / 'kb.db'}")
