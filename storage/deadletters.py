@@ -94,15 +94,15 @@ _decoder = msgspec.json.Decoder(DeadLetterWrite)
 
 
 def take_orphan(path: Path) -> list[bytes] | None:
-    """The lines of a gone worker's journal (its lock is free), the file removed; None while its worker lives."""
+    """The lines of a gone worker's journal (its lock is free); None while its worker lives. The file stays
+    until the caller has its lines safely on disk (`path.unlink()` after its fsync): a worker killed in
+    between leaves the orphan for the next one (adopted twice at worst — every write is idempotent)."""
     with open(path, "rb+") as orphan:
         try:
             fcntl.flock(orphan.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
             return None
-        lines = [line for line in orphan.read().splitlines() if line.strip()]
-    path.unlink()
-    return lines
+        return [line for line in orphan.read().splitlines() if line.strip()]
 
 
 class DeadLetterJournal:
@@ -120,6 +120,8 @@ class DeadLetterJournal:
         if lines:
             self._write(b"\n".join(lines) + b"\n")
             log.warning("DB_DEAD_LETTERS_ADOPTED", path=str(path), letters=len(lines))
+        if lines is not None:
+            path.unlink(missing_ok=True)  # only now that its letters are in our journal, on disk
         return len(lines or ())
 
     def _write(self, data: bytes) -> None:
@@ -146,9 +148,17 @@ class DeadLetterJournal:
         return letters
 
     def keep(self, letters: list[DeadLetterWrite]) -> None:
-        """Only `letters` stay (the others reached the table)."""
-        self.file.truncate(0)
-        self._write(b"".join(_encoder.encode(letter) + b"\n" for letter in letters))
+        """Only `letters` stay (the others reached the table): written beside and renamed over the journal,
+        so a kill at any moment leaves the old list or the new one, never an empty file."""
+        fresh_path = self.path.with_suffix(".jsonl.new")  # not a journal name: never adopted
+        fresh: IO[bytes] = open(fresh_path, "wb+")  # noqa: SIM115 — becomes the journal, held for the worker's life
+        fcntl.flock(fresh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # locked before it bears the journal's name
+        fresh.write(b"".join(_encoder.encode(letter) + b"\n" for letter in letters))
+        fresh.flush()
+        os.fsync(fresh.fileno())
+        os.replace(fresh_path, self.path)
+        stale, self.file = self.file, fresh
+        stale.close()
 
     def close(self) -> None:
         empty = not self.pending

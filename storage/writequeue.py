@@ -213,6 +213,7 @@ class WriteQueue:
                 self.journal.write(b"\n".join(lines) + b"\n")
                 self.journal.flush()
                 os.fsync(self.journal.fileno())
+                path.unlink(missing_ok=True)  # only now that its writes are in our journal, on disk
                 self.counters.adopted += len(lines)
                 log.warning("DB_JOURNAL_ADOPTED", path=str(path), writes=len(lines))
 
