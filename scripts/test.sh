@@ -29,13 +29,14 @@ fi
 
 python3 -m venv .venv
 .venv/bin/pip install -q -e '.[test]'
+.venv/bin/ruff check .
 # mypy (one core, ~1 min from a cold cache) runs beside the tests; its verdict is awaited at the end
 nice -n 10 .venv/bin/mypy > .mypy.out 2>&1 &
 mypy_pid=$!
-.venv/bin/ruff check .
 # Two groups at once (pytest-xdist), so the wall clock is the longer of the two, not their sum:
 # - the tests marked `realtime` (the demo as a user runs it, serve and the control plane as processes,
-#   PostgreSQL stopped, the bench) mostly wait on the wall clock: four at a time, at normal priority;
+#   PostgreSQL stopped, the bench, the stall checks) mostly wait on the wall clock: three at a time, at
+#   normal priority;
 # - everything else (pure cores, the actor tree, whole calls on looptime's virtual clock) is CPU-bound
 #   and indifferent to being slowed down: three workers at `nice 10`, so they only take the CPU the
 #   wall-clock tests leave. Their report follows the wall-clock one.
@@ -43,7 +44,7 @@ mypy_pid=$!
 status=0
 nice -n 10 .venv/bin/pytest -q -rs -p no:cacheprovider -n 3 -m "not realtime" > .test-virtual.log 2>&1 &
 virtual_pid=$!
-.venv/bin/pytest -q -rs -p no:cacheprovider -n 4 -m realtime || status=$?
+.venv/bin/pytest -q -rs -p no:cacheprovider -n 3 -m realtime || status=$?
 wait "$virtual_pid" || status=$?
 cat .test-virtual.log
 if ! wait "$mypy_pid"; then cat .mypy.out; status=1; fi

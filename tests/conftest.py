@@ -24,7 +24,10 @@ def _a_database_per_xdist_worker() -> None:
         conn = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
         try:
             if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", own):
-                await conn.execute(f'CREATE DATABASE "{own}"')
+                try:
+                    await conn.execute(f'CREATE DATABASE "{own}"')
+                except asyncpg.DuplicateDatabaseError:
+                    pass  # the other group's worker of the same name created it first (scripts/test.sh)
         finally:
             await conn.close()
 
