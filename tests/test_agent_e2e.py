@@ -247,7 +247,7 @@ async def test_a_keypad_entry_reaches_the_model_and_is_answered(tmp_path: Path) 
 
 
 @pytest.mark.looptime(False)  # on the wall clock: a stalled event loop must show (the virtual clock would wait)
-@pytest.mark.realtime
+@pytest.mark.stall
 async def test_a_tool_that_hangs_times_out_with_a_holding_line_and_no_stutter(tmp_path: Path) -> None:
     receiver = await BusinessReceiver(secret=SECRET, delay_s={"/slots": 30.0}).start()
     question = clip_text("question")

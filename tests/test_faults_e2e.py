@@ -291,7 +291,7 @@ async def test_a_fatal_error_mid_call_takes_the_fallback(tmp_path: Path) -> None
 
 
 @pytest.mark.looptime(False)  # on the wall clock: a stalled event loop must show (the virtual clock would wait)
-@pytest.mark.realtime
+@pytest.mark.stall
 async def test_idle_sockets_are_closed_after_the_start_timeout_while_a_real_call_is_served(tmp_path: Path) -> None:
     from websockets.asyncio.client import connect
 
