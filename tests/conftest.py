@@ -60,22 +60,10 @@ def _fresh_structlog() -> Iterator[None]:
     structlog.reset_defaults()
 
 
-def on_virtual_time(node: pytest.Item) -> bool:
-    """looptime's own rule: --looptime / --no-looptime, then the closest `looptime` marker's argument."""
-    flag = node.config.getoption("looptime", None)
-    markers = list(node.iter_markers("looptime"))
-    enabled = bool(markers or flag is True) and flag is not False
-    for marker in reversed(markers):
-        enabled = bool(marker.args[0]) if marker.args else enabled
-    return enabled
-
-
-@pytest.fixture(autouse=True)
-def _db_threads_visible_to_virtual_time(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Tests on the virtual clock see aiosqlite's statements as outside work (tests/virtual_time.py)."""
-    if not isinstance(request.node, pytest.Item) or not on_virtual_time(request.node):
-        yield
-        return
+@pytest.fixture(autouse=True, scope="session")
+def _db_threads_visible_to_virtual_time() -> Iterator[None]:
+    """aiosqlite's statements are seen as outside work by a loop on the virtual clock (tests/virtual_time.py);
+    the wrapper asks the running loop, so on the wall clock it changes nothing."""
     from tests.virtual_time import track_aiosqlite
     with track_aiosqlite():
         yield

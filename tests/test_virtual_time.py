@@ -53,7 +53,7 @@ async def test_the_clock_waits_for_a_statement_in_flight(tmp_path: Path) -> None
         assert not timer.done() and [tuple(row) for row in rows] == [(2000000,)]
         assert elapsed < 5.0 * 0.5, elapsed
         timer.cancel()
-        # and without the tracking (the conftest fixture installed it for this test) the clock runs ahead
+        # and without the tracking (the conftest fixture installed it for the session) the clock runs ahead
         tracked = aiosqlite.core.Connection._execute
         aiosqlite.core.Connection._execute = tracked.__wrapped__  # type: ignore[attr-defined,method-assign]
         try:

@@ -5,8 +5,9 @@ looptime moves the loop's clock to the next timer whenever no socket is ready, s
 the CPU time it costs. It waits in real time only while work it knows of runs outside the loop — the
 futures of `loop.run_in_executor`. aiosqlite runs each statement on its own thread and answers through
 `call_soon_threadsafe`, which looptime cannot see: without help, the clock would race ahead of a write in
-flight (a 2 s drain deadline passes before the row is written). `track_aiosqlite` makes each statement
-visible as an executor future that ends when the statement does.
+flight (a 2 s drain deadline passes before the row is written). `track_aiosqlite` (installed for the
+whole session by tests/conftest.py) makes each statement run while the loop's time compaction is on
+(looptime's public `looptime_on`) visible as an executor future that ends when the statement does.
 
 aiosqlite's `Connection._execute` is private: the range is pinned in pyproject.toml's test extras and
 tests/test_virtual_time.py fails loudly when its shape changes.
@@ -26,8 +27,11 @@ import aiosqlite.core
 def _tracked(execute: Any) -> Any:
     @functools.wraps(execute)
     async def run(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        if not getattr(loop, "looptime_on", False):  # the wall clock (or not looptime's loop): nothing to show
+            return await execute(self, fn, *args, **kwargs)
         done = threading.Event()
-        waiter = asyncio.get_running_loop().run_in_executor(None, done.wait)  # looptime sees this one
+        waiter = loop.run_in_executor(None, done.wait)  # looptime sees this one
         try:
             return await execute(self, fn, *args, **kwargs)
         finally:
