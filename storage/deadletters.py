@@ -93,16 +93,28 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(DeadLetterWrite)
 
 
-def take_orphan(path: Path) -> list[bytes] | None:
-    """The lines of a gone worker's journal (its lock is free); None while its worker lives. The file stays
-    until the caller has its lines safely on disk (`path.unlink()` after its fsync): a worker killed in
-    between leaves the orphan for the next one (adopted twice at worst — every write is idempotent)."""
-    with open(path, "rb+") as orphan:
-        try:
-            fcntl.flock(orphan.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            return None
-        return [line for line in orphan.read().splitlines() if line.strip()]
+def adopt_orphans(journal_dir: Path, pattern: str, own: Path, journal: IO[bytes]) -> list[tuple[Path, int]]:
+    """Every gone worker's journal matching `pattern` (its lock is free; `own` excepted) appended to `journal`
+    and fsync'd, and only then removed: a worker killed in between leaves the orphan for the next one
+    (adopted twice at worst — every write is idempotent). Each adopted journal and its number of lines."""
+    adopted: list[tuple[Path, int]] = []
+    for path in sorted(journal_dir.glob(pattern)):
+        if path == own:
+            continue
+        with open(path, "rb+") as orphan:
+            try:
+                fcntl.flock(orphan.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # its worker lives
+            lines = [line for line in orphan.read().splitlines() if line.strip()]
+        if lines:
+            journal.seek(0, os.SEEK_END)
+            journal.write(b"\n".join(lines) + b"\n")
+            journal.flush()
+            os.fsync(journal.fileno())
+            adopted.append((path, len(lines)))
+        path.unlink(missing_ok=True)
+    return adopted
 
 
 class DeadLetterJournal:
@@ -112,17 +124,10 @@ class DeadLetterJournal:
         self.path = journal_dir / f"dead-letters-{owner}.jsonl"
         self.file: IO[bytes] = open(self.path, "ab+")  # noqa: SIM115 — held for the worker's life
         fcntl.flock(self.file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        self.adopted = sum(self._adopt(path) for path in sorted(journal_dir.glob("dead-letters-*.jsonl")))
-
-    def _adopt(self, path: Path) -> int:
-        """A gone worker's letters are appended to ours."""
-        lines = take_orphan(path) if path != self.path else None
-        if lines:
-            self._write(b"\n".join(lines) + b"\n")
-            log.warning("DB_DEAD_LETTERS_ADOPTED", path=str(path), letters=len(lines))
-        if lines is not None:
-            path.unlink(missing_ok=True)  # only now that its letters are in our journal, on disk
-        return len(lines or ())
+        self.adopted = 0  # gone workers' letters, appended to ours
+        for path, letters in adopt_orphans(journal_dir, "dead-letters-*.jsonl", self.path, self.file):
+            log.warning("DB_DEAD_LETTERS_ADOPTED", path=str(path), letters=letters)
+            self.adopted += letters
 
     def _write(self, data: bytes) -> None:
         self.file.seek(0, os.SEEK_END)

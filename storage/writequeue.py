@@ -34,7 +34,7 @@ from typing import IO, Any, Awaitable, Callable, Sequence, Union
 import msgspec
 import structlog
 
-from storage.deadletters import DeadLetters, DeadLetterWrite, error_text, is_unreachable, take_orphan
+from storage.deadletters import DeadLetters, DeadLetterWrite, adopt_orphans, error_text, is_unreachable
 
 log = structlog.get_logger("kolbridge.storage")
 
@@ -206,16 +206,9 @@ class WriteQueue:
 
     def _adopt_orphans(self) -> None:
         """Journals of workers that are gone (their lock is free) are appended to ours, in file order."""
-        for path in sorted(self.journal_dir.glob("writes-*.jsonl")):
-            lines = take_orphan(path) if path != self.journal_path else None  # None: ours, or a live worker's
-            if lines:
-                self.journal.seek(0, os.SEEK_END)
-                self.journal.write(b"\n".join(lines) + b"\n")
-                self.journal.flush()
-                os.fsync(self.journal.fileno())
-                path.unlink(missing_ok=True)  # only now that its writes are in our journal, on disk
-                self.counters.adopted += len(lines)
-                log.warning("DB_JOURNAL_ADOPTED", path=str(path), writes=len(lines))
+        for path, writes in adopt_orphans(self.journal_dir, "writes-*.jsonl", self.journal_path, self.journal):
+            self.counters.adopted += writes
+            log.warning("DB_JOURNAL_ADOPTED", path=str(path), writes=writes)
 
     def _next_journal_line(self) -> tuple[bytes, int] | None:
         self.journal.seek(self.replayed_to)

@@ -111,6 +111,13 @@ async def test_a_live_workers_journal_is_not_adopted(tmp_path: Path) -> None:
     await live.close(0.1)
 
 
+async def test_a_gone_workers_empty_journal_is_removed_not_kept_forever(tmp_path: Path) -> None:
+    (tmp_path / "writes-gone.jsonl").write_bytes(b"")
+    queue = WriteQueue(FlakyDatabase().apply, tmp_path, owner="me")
+    assert queue.counters.adopted == 0 and not (tmp_path / "writes-gone.jsonl").exists()
+    await queue.close(0.1)
+
+
 @pytest.mark.parametrize("bad", [b"{not json\n", b'{"kind":"nope"}\n'])
 async def test_a_corrupt_journal_line_is_counted_and_skipped(tmp_path: Path, bad: bytes) -> None:
     (tmp_path / "writes-gone.jsonl").write_bytes(bad + b'{"type":"utterance","call_sid":"CA1","seq":1,"role":"caller",'
