@@ -180,16 +180,23 @@ class GoesAwayAfterRefusing:
             raise
 
 
-async def test_a_letter_the_table_cannot_take_is_journaled_and_moved_when_the_database_is_back(
-        tmp_path: Path) -> None:
+async def refused_then_down(tmp_path: Path, owner: str) -> tuple[Database, GoesAwayAfterRefusing, WriteQueue]:
+    """A queue whose database refuses the poisoned utterance and then goes away: its letter journaled, the
+    writes after it waiting."""
     db = await open_database("sqlite", tmp_path)
     await db.add_constraint()
     database = GoesAwayAfterRefusing(db)
-    queue = WriteQueue(database.apply, tmp_path / "journal", backoff_max_s=0.05, owner="w1")
+    queue = WriteQueue(database.apply, tmp_path / "journal", backoff_max_s=0.05, owner=owner)
     queue.start()
     for write in a_call_with_a_poisoned_utterance():
         queue.put(write)
-    await asyncio.wait_for(database.refused_while_down.wait(), 10)  # the letter journaled, utterance 3 waiting
+    await asyncio.wait_for(database.refused_while_down.wait(), 10)
+    return db, database, queue
+
+
+async def test_a_letter_the_table_cannot_take_is_journaled_and_moved_when_the_database_is_back(
+        tmp_path: Path) -> None:
+    db, database, queue = await refused_then_down(tmp_path, "w1")  # the letter journaled, utterance 3 waiting
     assert queue.counters.dead_journaled == 1 and queue.dead_letters.journal.pending
     assert await list_dead_letters(db.sessions) == []
     database.down = False
@@ -202,14 +209,7 @@ async def test_a_letter_the_table_cannot_take_is_journaled_and_moved_when_the_da
 
 
 async def test_a_gone_workers_journaled_letters_are_moved_by_the_next_worker(tmp_path: Path) -> None:
-    db = await open_database("sqlite", tmp_path)
-    await db.add_constraint()
-    database = GoesAwayAfterRefusing(db)
-    gone = WriteQueue(database.apply, tmp_path / "journal", backoff_max_s=0.05, owner="gone")
-    gone.start()
-    for write in a_call_with_a_poisoned_utterance():
-        gone.put(write)
-    await asyncio.wait_for(database.refused_while_down.wait(), 10)
+    db, _, gone = await refused_then_down(tmp_path, "gone")
     await gone.close(0)  # the database never came back for this worker: its writes and its letter journaled
     assert (tmp_path / "journal" / "dead-letters-gone.jsonl").stat().st_size > 0
     heir = WriteQueue(lambda write: apply_write(db.sessions, write), tmp_path / "journal", owner="heir")
