@@ -29,6 +29,9 @@ class Business(Base):
     fillers: Mapped[list[str]] = mapped_column(JSON, default=list)
     short_words: Mapped[list[str]] = mapped_column(JSON, default=list)
     backchannels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    languages: Mapped[list[str]] = mapped_column(JSON, default=list)  # the first is the greeting's; [] = [language]
+    greetings: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # language → greeting (optional)
+    lexicons: Mapped[dict[str, dict[str, list[str]]]] = mapped_column(JSON, default=dict)  # language → additions
     overrides: Mapped[dict[str, dict[str, Any]]] = mapped_column(JSON, default=dict)
     vocabulary: Mapped[list[str]] = mapped_column(JSON, default=list)
     industry: Mapped[str] = mapped_column(String(100), default="")
@@ -69,6 +72,8 @@ class CallRecord(Base):
     fallback: Mapped[str] = mapped_column(String(64), default="")  # e.g. "transfer:rest", "apologise:action"
     after_twiml: Mapped[str] = mapped_column(Text, default="")  # what the stream's action URL answers
     transfer_summary: Mapped[str] = mapped_column(Text, default="")  # transfer_to_human: the agent's summary
+    caller_language: Mapped[str] = mapped_column(String(16), default="")  # the language the caller spoke last
+    language_switches: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # {at_ms, from, to, evidence}
 
 
 class UtteranceRecord(Base):

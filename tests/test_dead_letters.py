@@ -154,7 +154,7 @@ async def test_retry_lands_a_letter_once_its_cause_is_fixed(db: Database, tmp_pa
 
 async def test_the_migration_matches_the_model(db: Database) -> None:
     def differences(conn: Connection) -> list[object]:
-        return [d for d in compare_metadata(MigrationContext.configure(conn), Base.metadata) if "dead_letters" in str(d)]
+        return list(compare_metadata(MigrationContext.configure(conn), Base.metadata))  # every table, every column
     async with db.engine.connect() as conn:
         assert await conn.run_sync(differences) == []
 
