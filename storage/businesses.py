@@ -66,6 +66,14 @@ class LeadFieldSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     type: str = "string"  # string | integer | number | boolean
 
 
+class LexiconAdditions(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """A business's own words for one caller language, merged with that language's lexicon (prompts/lexicon/)."""
+
+    fillers: list[str] = []
+    short_words: list[str] = []
+    backchannels: list[str] = []
+
+
 class BusinessSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     id: str
     name: str
@@ -95,6 +103,10 @@ class BusinessSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     webhook: WebhookSpec | None = None
     tools: list[HttpToolSpec] = []
     lead_fields: list[LeadFieldSpec] = []
+    languages: list[str] = []  # caller languages, the first the greeting's ([] = [language]: no switching)
+    greetings: dict[str, str] = {}  # language → greeting for a caller in it (optional; else the first's)
+    lexicons: dict[str, LexiconAdditions] = {}  # language → this business's own words in it
+    retention_days: int = 0  # recordings and transcripts older than this are purged (0 = kept)
 
 
 class BusinessFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -124,6 +136,10 @@ class BusinessView(msgspec.Struct, frozen=True):
     permissions: dict[str, bool] = {}
     agent: dict[str, Any] = {}  # conversation, transfer, webhook, tools, lead_fields (as imported)
     backchannels: list[str] = []
+    languages: list[str] = []  # never empty once read from a row: [language] when the file named none
+    greetings: dict[str, str] = {}
+    lexicons: dict[str, dict[str, list[str]]] = {}
+    retention_days: int = 0
 
 
 def agent_problems(spec: BusinessSpec) -> list[str]:
@@ -168,6 +184,30 @@ def agent_problems(spec: BusinessSpec) -> list[str]:
     return problems
 
 
+def language_problems(spec: BusinessSpec) -> list[str]:
+    """languages: known, unique, led by `language`; greetings and lexicons only for listed languages."""
+    problems = []
+    listed = spec.languages or [spec.language]
+    for i, language in enumerate(spec.languages):
+        if language not in LANGUAGES:
+            problems.append(f"business.languages[{i}]: {language!r} is not one of {sorted(LANGUAGES)}")
+    if len(set(listed)) != len(listed):
+        problems.append("business.languages: duplicates")
+    if listed[0] != spec.language:
+        problems.append(f"business.languages: must begin with business.language ({spec.language!r}), the greeting's")
+    for language, text in spec.greetings.items():
+        if language not in listed:
+            problems.append(f"business.greetings.{language}: {language!r} is not in business.languages")
+        elif not text.strip():
+            problems.append(f"business.greetings.{language}: must not be empty")
+    for language in spec.lexicons:
+        if language not in listed:
+            problems.append(f"business.lexicons.{language}: {language!r} is not in business.languages")
+    if not 0 <= spec.retention_days <= 3650:
+        problems.append(f"business.retention_days: {spec.retention_days} is not within 0-3650 (0 keeps everything)")
+    return problems
+
+
 def parse_business(text: str, source: str = "<business file>") -> BusinessSpec:
     try:
         data = tomllib.loads(text)
@@ -193,10 +233,11 @@ def parse_business(text: str, source: str = "<business file>") -> BusinessSpec:
         problems.append(f"business.purpose: {spec.purpose!r} is not one of {list(PURPOSES)}")
     if len(set(spec.phone_numbers)) != len(spec.phone_numbers):
         problems.append("business.phone_numbers: duplicates")
+    problems += language_problems(spec)
     problems += agent_problems(spec)
     if problems:
         raise BusinessError(f"{source}: " + "; ".join(problems))
-    return spec
+    return spec if spec.languages else msgspec.structs.replace(spec, languages=[spec.language])
 
 
 async def upsert_business(sessions: async_sessionmaker[AsyncSession], spec: BusinessSpec) -> None:
@@ -217,6 +258,9 @@ async def upsert_business(sessions: async_sessionmaker[AsyncSession], spec: Busi
         row.overrides = {k: v for k, v in (("audio", spec.audio), ("barge_in", spec.barge_in), ("vad", spec.vad),
                                            ("realtime", spec.realtime), ("fallback", spec.fallback)) if v}
         row.vocabulary = list(spec.vocabulary)
+        row.languages, row.greetings = list(spec.languages or [spec.language]), dict(spec.greetings)
+        row.lexicons = {language: msgspec.structs.asdict(words) for language, words in spec.lexicons.items()}
+        row.retention_days = spec.retention_days
         row.industry, row.value_proposition, row.tone, row.purpose = (
             spec.industry, spec.value_proposition, spec.tone, spec.purpose)
         row.services, row.permissions = list(spec.services), msgspec.structs.asdict(spec.permissions)
@@ -258,7 +302,8 @@ async def get_business(sessions: async_sessionmaker[AsyncSession], business_id: 
                             dict(row.overrides or {}), list(row.vocabulary or []), row.industry or "",
                             row.value_proposition or "", list(row.services or []), row.tone or "",
                             row.purpose or "support", dict(row.permissions or {}), dict(row.agent or {}),
-                            list(row.backchannels or []))
+                            list(row.backchannels or []), list(row.languages or [row.language]),
+                            dict(row.greetings or {}), dict(row.lexicons or {}), row.retention_days or 0)
 
 
 async def list_businesses(sessions: async_sessionmaker[AsyncSession]) -> list[BusinessView]:

@@ -32,6 +32,7 @@ class Business(Base):
     languages: Mapped[list[str]] = mapped_column(JSON, default=list)  # the first is the greeting's; [] = [language]
     greetings: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)  # language → greeting (optional)
     lexicons: Mapped[dict[str, dict[str, list[str]]]] = mapped_column(JSON, default=dict)  # language → additions
+    retention_days: Mapped[int] = mapped_column(Integer, default=0)  # recordings and transcripts purged after (0: kept)
     overrides: Mapped[dict[str, dict[str, Any]]] = mapped_column(JSON, default=dict)
     vocabulary: Mapped[list[str]] = mapped_column(JSON, default=list)
     industry: Mapped[str] = mapped_column(String(100), default="")

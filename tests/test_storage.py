@@ -6,12 +6,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.businesses import BusinessError, business_for_number, get_business, list_businesses, parse_business, upsert_business
 from storage.calls import apply_write, get_call, get_utterances, list_calls
-from storage.db import create_schema, make_engine, schema_revision, session_factory
+from storage.db import alembic_config, create_schema, make_engine, schema_revision, session_factory
 from storage.writequeue import CallEndWrite, CallStartWrite, HeartbeatWrite, UtteranceWrite
 
 PG_URL = os.environ.get("KOLBRIDGE_TEST_PG_URL", "")
@@ -30,7 +31,7 @@ async def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
             await conn.execute(text("CREATE SCHEMA public"))
     await create_schema(engine)
     await create_schema(engine)  # idempotent
-    assert await schema_revision(engine) == "0005"
+    assert await schema_revision(engine) == ScriptDirectory.from_config(alembic_config()).get_current_head()
     yield session_factory(engine)
     await engine.dispose()
 

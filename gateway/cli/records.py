@@ -119,7 +119,12 @@ def business_toml(view: BusinessView) -> str:
              f"vocabulary = [{', '.join(q(w) for w in view.vocabulary)}]", f"industry = {q(view.industry)}",
              f"value_proposition = {q(view.value_proposition)}",
              f"services = [{', '.join(q(w) for w in view.services)}]", f"tone = {q(view.tone)}",
-             f"purpose = {q(view.purpose)}"]
+             f"purpose = {q(view.purpose)}", f"languages = [{', '.join(q(w) for w in view.languages)}]",
+             f"retention_days = {view.retention_days}"]
+    if view.greetings:
+        lines += ["", "[business.greetings]"] + [f"{k} = {q(v)}" for k, v in sorted(view.greetings.items())]
+    for language, words in sorted(view.lexicons.items()):
+        lines += ["", f"[business.lexicons.{language}]"] + [f"{k} = {toml_value(v)}" for k, v in sorted(words.items())]
     if view.permissions:
         lines += ["", "[business.permissions]"] + [f"{k} = {str(v).lower()}" for k, v in sorted(view.permissions.items())]
     for section, values in sorted(view.overrides.items()):

@@ -1,5 +1,5 @@
 """caller languages: a business's languages (the first is the greeting's), per-language greetings and lexicon
-additions; a call's caller language and the moments it switched
+additions, retention days; a call's caller language and the moments it switched
 
 Revision ID: 0006
 Revises: 0005
@@ -20,6 +20,7 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column('languages', sa.JSON(), nullable=False, server_default='[]'))
         batch_op.add_column(sa.Column('greetings', sa.JSON(), nullable=False, server_default='{}'))
         batch_op.add_column(sa.Column('lexicons', sa.JSON(), nullable=False, server_default='{}'))
+        batch_op.add_column(sa.Column('retention_days', sa.Integer(), nullable=False, server_default='0'))
     with op.batch_alter_table('calls', schema=None) as batch_op:
         batch_op.add_column(sa.Column('caller_language', sa.String(length=16), nullable=False, server_default=''))
         batch_op.add_column(sa.Column('language_switches', sa.JSON(), nullable=False, server_default='[]'))
@@ -30,6 +31,7 @@ def downgrade() -> None:
         batch_op.drop_column('language_switches')
         batch_op.drop_column('caller_language')
     with op.batch_alter_table('businesses', schema=None) as batch_op:
+        batch_op.drop_column('retention_days')
         batch_op.drop_column('lexicons')
         batch_op.drop_column('greetings')
         batch_op.drop_column('languages')
