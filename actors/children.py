@@ -12,7 +12,7 @@ from actors.cores.twilio_rx import RxState, TwilioRxCore
 from actors.lifecycle_messages import ChildBoot
 from actors.settings import CallSettings
 from actors.shell import ChildShell, Core, write_log
-from prompts.classifier import load_lexicon
+from prompts.classifier import Lexicon, load_lexicon
 
 
 def _restore(state_type: type, blob: bytes | None, default: object) -> object:
@@ -47,12 +47,24 @@ def make_judge(settings: CallSettings, blob: bytes | None) -> Core:
                                                        list(settings.barge_in.language_short_words),
                                                        list(settings.barge_in.language_backchannels))
     state = _restore(JudgeState, blob, JudgeState(settings.call_id))
-    return BargeInJudgeCore(state, settings.barge_in, lexicon)  # type: ignore[arg-type]
+    return BargeInJudgeCore(state, settings.barge_in, lexicon, caller_lexicons(settings, lexicon))  # type: ignore[arg-type]
+
+
+def caller_lexicons(settings: CallSettings, first: Lexicon) -> dict[str, Lexicon]:
+    """One lexicon per caller language (none with one language): each language's own, merged with the
+    business's words for it; the first language's is the call's lexicon as it always was."""
+    spoken = settings.caller_languages
+    if not spoken.switching:
+        return {}
+    return {language: first if index == 0 else load_lexicon(language).extended(
+                list(spoken.fillers.get(language, ())), list(spoken.short_words.get(language, ())),
+                list(spoken.backchannels.get(language, ())))
+            for index, language in enumerate(spoken.languages)}
 
 
 def make_metrics(settings: CallSettings, blob: bytes | None) -> Core:
     return MetricsCore(_restore(MetricsState, blob, MetricsState(settings.call_id)),  # type: ignore[arg-type]
-                       settings.audio.simple_mode)
+                       settings.audio.simple_mode, settings.language)
 
 
 class TwilioRx(ChildShell):

@@ -13,6 +13,7 @@ from typing import Any, Callable, Protocol
 
 from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord
 from actors.lane_messages import Lanes, TickWanted
+from actors.language_messages import LanguageSwitched
 from actors.lifecycle_messages import ChildRestarted
 from actors.link_messages import OpenRealtime, RealtimeGaveUp
 from actors.messages import CallSummary, Utterance
@@ -31,6 +32,7 @@ class CallSink(Protocol):
     def run_tool(self, command: RunTool) -> None: ...
     def save_lead(self, command: SaveLead) -> None: ...
     def tool_record(self, record: ToolCallRecord) -> None: ...
+    def language_switched(self, event: LanguageSwitched) -> None: ...
     def leave_call(self, command: LeaveCall) -> None: ...
     def call_ended(self, summary: CallSummary) -> None: ...
 
@@ -47,6 +49,7 @@ TO_SINK: dict[type, Callable[[CallSink, Any], None]] = {
     SaveLead: lambda sink, out: sink.save_lead(out),
     ToolCallRecord: lambda sink, out: sink.tool_record(out),
     LeaveCall: lambda sink, out: sink.leave_call(out),
+    LanguageSwitched: lambda sink, out: sink.language_switched(out),
 }
 
 # what an actor sends straight to the egress address (the call's summary goes there too, handled apart)

@@ -15,3 +15,14 @@ class CallerLanguageChanged(Struct, frozen=True):
     to_language: str
     evidence: str
     at: float
+
+
+class LanguageSwitched(Struct, frozen=True):
+    """RealtimeBridge → the gateway (egress): the session now transcribes and answers in `to_language`;
+    recorded on the call (language_switches, caller_language) and counted."""
+
+    call_id: str
+    from_language: str
+    to_language: str
+    evidence: str
+    at: float

@@ -112,6 +112,7 @@ class CallSummary(Struct, frozen=True):
     reason: str
     metrics: dict[str, int]
     series: dict[str, list[int]] = {}
+    caller_language: str = ""  # the language the caller spoke last (the business's first if never switched)
 
 
 class CutPlayout(Struct, frozen=True):

@@ -94,6 +94,21 @@ class BargeInSettings(Struct, frozen=True, forbid_unknown_fields=True):
     language_backchannels: tuple[str, ...] = ()
 
 
+class LanguageSettings(Struct, frozen=True):
+    """The caller languages a business allows (issue 21): the first is the greeting's and the call's start.
+    One language (or none listed) keeps the call in `CallSettings.language` exactly as before."""
+
+    languages: tuple[str, ...] = ()
+    layers: dict[str, str] = {}  # language → the instruction layer added while the caller speaks it
+    fillers: dict[str, tuple[str, ...]] = {}  # language → the business's own additions to that lexicon
+    short_words: dict[str, tuple[str, ...]] = {}
+    backchannels: dict[str, tuple[str, ...]] = {}
+
+    @property
+    def switching(self) -> bool:
+        return len(self.languages) > 1
+
+
 class CallSettings(Struct, frozen=True):
     """Everything one call needs, resolved once at call start."""
 
@@ -111,3 +126,4 @@ class CallSettings(Struct, frozen=True):
     transcription_prompt: str = ""
     vocabulary: tuple[str, ...] = ()
     agent: AgentSettings = AgentSettings()
+    caller_languages: LanguageSettings = LanguageSettings()

@@ -49,7 +49,7 @@ class RtFormat(Struct, frozen=True):
 
 class RtTranscriptionConfig(Struct, frozen=True, omit_defaults=True):
     model: str
-    language: str
+    language: str | None = None  # ISO-639-1; omitted, the model detects it per utterance
     prompt: str | None = None  # gpt-4o-transcribe: free text that biases recognition
     keywords: tuple[str, ...] | None = None  # gpt-transcribe / gpt-live-transcribe: words to expect
 

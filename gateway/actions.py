@@ -20,11 +20,13 @@ from typing import Any, Protocol
 import structlog
 
 from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord, ToolDone
+from actors.language_messages import LanguageSwitched
 from actors.messages import Utterance
+from gateway.control import prom
 from gateway.fallback import FallbackSettings, fallback_twiml, hangup_twiml
 from gateway.http_tools import HttpOutcome, Poster, json_text
 from gateway.leaving import Exit, FallbackCall, Leaver
-from storage.writequeue import CallNoteWrite, LeadWrite, ToolCallWrite, UtteranceWrite, WebhookWrite, Write
+from storage.writequeue import CallNoteWrite, LanguageSwitchWrite, LeadWrite, ToolCallWrite, UtteranceWrite, WebhookWrite, Write
 
 log = structlog.get_logger("kolbridge.actions")
 
@@ -41,6 +43,7 @@ class CallNotes:
     tool_calls: list[dict[str, object]] = field(default_factory=list)
     lead: dict[str, object] | None = None
     transfer: dict[str, str] | None = None
+    language_switches: list[dict[str, object]] = field(default_factory=list)  # {seq, at_ms, from, to, evidence}
 
 
 class ActingCall(FallbackCall, Protocol):
@@ -87,6 +90,16 @@ class AgentActions:
         if len(call.notes.transcript) < TRANSCRIPT_KEPT:
             call.notes.transcript.append({"role": u.role, "text": u.text, "label": u.label,
                                           "interrupted": u.interrupted})
+
+    def language_switched(self, call: ActingCall, event: LanguageSwitched) -> None:
+        """The caller's language switched: recorded on the call at once (and in its report), counted."""
+        switches = call.notes.language_switches
+        at_ms = max(0, round((event.at - call.opened_at) * 1000))
+        switches.append({"seq": len(switches) + 1, "at_ms": at_ms, "from": event.from_language, "to": event.to_language,
+                         "evidence": event.evidence})
+        self.put(LanguageSwitchWrite(call.call_id, len(switches), at_ms, event.from_language, event.to_language,
+                                     event.evidence))
+        prom.language_switched(call.settings.business_id, event.to_language)
 
     async def run_tool(self, call: ActingCall, command: RunTool) -> None:
         """POST {call_sid, business_id, name, arguments}, signed; the JSON answer (or the failure) goes back."""
@@ -155,4 +168,4 @@ class AgentActions:
             "event": "call.ended", "call_sid": call.call_id, "business_id": call.settings.business_id,
             "end_reason": reason, "duration_s": round(duration, 1), "caller": call.profile.caller,
             "transcript": list(notes.transcript), "tool_calls": list(notes.tool_calls), "lead": notes.lead,
-            "transfer": notes.transfer, "metrics": metrics})
+            "transfer": notes.transfer, "language_switches": list(notes.language_switches), "metrics": metrics})

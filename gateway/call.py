@@ -26,6 +26,7 @@ from websockets.exceptions import ConnectionClosed
 
 from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord
 from actors.ingress_messages import EndCall
+from actors.language_messages import LanguageSwitched
 from actors.lifecycle_messages import ChildRestarted
 from actors.link_messages import (
     OpenRealtime,
@@ -134,6 +135,9 @@ class CallIO:
     def utterance(self, event: Utterance) -> None:
         self.utterances += 1
         self.services.actions.utterance(self, self.utterances, event)
+
+    def language_switched(self, event: LanguageSwitched) -> None:
+        self.services.actions.language_switched(self, event)
 
     def run_tool(self, command: RunTool) -> None:
         task = asyncio.create_task(self.services.actions.run_tool(self, command), name=f"tool-{self.call_id}")

@@ -53,7 +53,7 @@ class WorkerCalls:
             return None
         settings, profile, prompt = prepare_call(start, business, self.config.file)
         log.info("CALL_STARTED", call_sid=start.call_sid, stream_sid=start.stream_sid, business_id=business.id,
-                 language=business.language)
+                 language=business.language, caller_languages=",".join(settings.caller_languages.languages))
         log.info("PROMPT_LAYERS", call_sid=start.call_sid, **prompt.layer_hashes)
         if business.overrides.get("audio"):
             log.warning("AUDIO_MODE_OVERRIDE", call_sid=start.call_sid, business_id=business.id,
@@ -62,7 +62,7 @@ class WorkerCalls:
         call = CallIO(ws, settings, profile, self.services, recorder)
         self.live[call.call_id] = call
         self.writes.put(CallStartWrite(start.call_sid, start.stream_sid, business.id, dict(prompt.layer_hashes),
-                                       profile.caller, start.custom.get("to", ""), self.worker))
+                                       profile.caller, start.custom.get("to", ""), self.worker, business.language))
         self.engine.start_call(settings, call, call.opened_at)
         prom.call_started(business.id)
         if self.observer is not None:
@@ -86,7 +86,8 @@ class WorkerCalls:
                                "restarts": call.restarts, "fallback": fallback})
         self.writes.put(CallEndWrite(call.call_id, reason, metrics, call.restarts, series, fallback, after))
         log.info("CALL_ENDED", call_sid=call.call_id, reason=reason, fallback=fallback)
-        prom.call_ended(call.settings.business_id, reason, {**metrics, "child_restarts": call.restarts}, series)
+        language = call.summary.caller_language if call.summary else call.settings.language
+        prom.call_ended(call.settings.business_id, reason, {**metrics, "child_restarts": call.restarts}, series, language)
         if self.observer is not None:
             self.observer.call_closed(call.call_id, reason, metrics)
         self.services.actions.post_call_report(call, reason, metrics)

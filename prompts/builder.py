@@ -28,6 +28,7 @@ class BusinessFacts(msgspec.Struct, frozen=True):
     tone: str = ""
     purpose: str = "support"
     permissions: dict[str, bool] = {}
+    languages: tuple[str, ...] = ()  # caller languages (the first = language); more than one: detected per call
 
 
 class BuiltPrompt(msgspec.Struct, frozen=True):
@@ -35,6 +36,7 @@ class BuiltPrompt(msgspec.Struct, frozen=True):
     greeting_instructions: str
     layer_hashes: dict[str, str]
     transcription_prompt: str = ""
+    language_layers: dict[str, str] = {}  # caller language → the layer added while the caller speaks it
 
 
 def _layer_dir(language: str) -> Path:
@@ -80,10 +82,34 @@ def build_prompt(business: BusinessFacts) -> BuiltPrompt:
     instructions = "\n\n".join(layers[k] for k in (*LAYER_FILES, "business"))
     greeting = Template(_read(business.language, "greeting")).safe_substitute(greeting=business.greeting.strip())
     hashes = {k: short_hash(v) for k, v in layers.items()}
+    language_layers = caller_language_layers(business.language, business.languages)
+    if language_layers:
+        hashes["caller_language"] = short_hash("\n".join(f"{k}={v}" for k, v in sorted(language_layers.items())))
     words = ", ".join(dict.fromkeys([business.name, *business.vocabulary]))
-    transcription = Template(_read(business.language, "transcription")).safe_substitute(
+    several = len(business.languages) > 1  # transcription detects the language: no prompt may name one
+    transcription = Template(_read(business.language, "transcription_any" if several else "transcription")).safe_substitute(
         name=business.name, vocabulary=words)
-    return BuiltPrompt(instructions, greeting, hashes, transcription)
+    return BuiltPrompt(instructions, greeting, hashes, transcription, language_layers)
+
+
+def _layer_texts(business_language: str) -> dict[str, str]:
+    path = _layer_dir(business_language) / "caller_language.toml"
+    data = tomllib.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+    return {key: value for key, value in data.items() if isinstance(value, str)}
+
+
+def caller_languages_for(business_language: str) -> set[str]:
+    """The languages a business in `business_language` may list for its callers: its own, and each one its
+    prompts have a layer for (prompts/<language>/caller_language.toml) and the lexicons know."""
+    from prompts.classifier import LEXICON_DIR
+    known = {path.stem for path in LEXICON_DIR.glob("*.toml")}
+    return {business_language} | (set(_layer_texts(business_language)) & known)
+
+
+def caller_language_layers(business_language: str, languages: tuple[str, ...]) -> dict[str, str]:
+    """The layer for each caller language but the first (the business's own: its instructions as they are)."""
+    texts = _layer_texts(business_language)
+    return {language: texts[language] for language in languages[1:] if language in texts}
 
 
 def load_directives(language: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ import msgspec
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from prompts.builder import caller_languages_for
 from storage.models import Business, PhoneNumber, utcnow
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
@@ -188,9 +189,11 @@ def language_problems(spec: BusinessSpec) -> list[str]:
     """languages: known, unique, led by `language`; greetings and lexicons only for listed languages."""
     problems = []
     listed = spec.languages or [spec.language]
+    allowed = caller_languages_for(spec.language)
     for i, language in enumerate(spec.languages):
-        if language not in LANGUAGES:
-            problems.append(f"business.languages[{i}]: {language!r} is not one of {sorted(LANGUAGES)}")
+        if language not in allowed:
+            problems.append(f"business.languages[{i}]: {language!r} is not a caller language of a {spec.language!r} "
+                            f"business (one of {sorted(allowed)})")
     if len(set(listed)) != len(listed):
         problems.append("business.languages: duplicates")
     if listed[0] != spec.language:

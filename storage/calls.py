@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from storage.agent_records import AGENT_WRITES, apply_agent_write
 from storage.deadletters import DeadLetterWrite, record_dead_letter
 from storage.models import CallRecord, UtteranceRecord, utcnow
-from storage.writequeue import CallEndWrite, CallNoteWrite, CallStartWrite, HeartbeatWrite, UtteranceWrite, Write
+from storage.writequeue import CallEndWrite, CallNoteWrite, CallStartWrite, HeartbeatWrite, LanguageSwitchWrite, UtteranceWrite, Write
 
 
 async def _call_row(session: AsyncSession, call_sid: str) -> CallRecord:
@@ -89,6 +89,15 @@ async def apply_in(session: AsyncSession, write: Write) -> None:
         row.stream_sid, row.business_id, row.prompt_hashes = write.stream_sid, write.business_id, write.prompt_hashes
         row.from_number, row.to_number, row.worker = write.from_number, write.to_number, write.worker
         row.heartbeat_at = utcnow()
+        row.caller_language = row.caller_language or write.caller_language  # a switch may have been written first
+    elif isinstance(write, LanguageSwitchWrite):
+        switches = list(row.language_switches or [])
+        if all(switch.get("seq") != write.seq for switch in switches):
+            switches.append({"seq": write.seq, "at_ms": write.at_ms, "from": write.from_language,
+                             "to": write.to_language, "evidence": write.evidence})
+            switches.sort(key=lambda switch: int(switch["seq"]))
+            row.language_switches = switches  # a new list: the JSON column sees the change
+            row.caller_language = str(switches[-1]["to"])
     elif isinstance(write, CallNoteWrite):
         row.transfer_summary = write.transfer_summary
     elif isinstance(write, CallEndWrite):

@@ -159,3 +159,46 @@ class DeadLetter(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     retried_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0)  # retries by `kolbridge db dead-letters --retry`
+
+
+class ConsoleUser(Base):
+    """Someone who may open the operator console: an admin (every business) or one business's user."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    role: Mapped[str] = mapped_column(String(16))  # admin | business
+    business_id: Mapped[str | None] = mapped_column(String(64), nullable=True)  # the business user's one business
+    password_hash: Mapped[str] = mapped_column(String(256))  # argon2id
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)  # wrong passwords since the last good one
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditEntry(Base):
+    """One action someone took (a login, a hang-up, a business edit, a purge, a user change)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    user_email: Mapped[str] = mapped_column(String(254), default="")  # "" for the system (the daily purge)
+    action: Mapped[str] = mapped_column(String(64))
+    business_id: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    target: Mapped[str] = mapped_column(String(200), default="")  # a call sid, a business id, an email…
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class BusinessVersion(Base):
+    """A business file as it was saved from the console: who, when, what (the rollback's source)."""
+
+    __tablename__ = "business_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    business_id: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    user_email: Mapped[str] = mapped_column(String(254), default="")
+    toml: Mapped[str] = mapped_column(Text)
+    note: Mapped[str] = mapped_column(Text, default="")

@@ -47,6 +47,18 @@ class CallStartWrite(msgspec.Struct, tag="call_start"):
     from_number: str = ""
     to_number: str = ""
     worker: str = ""
+    caller_language: str = ""  # the business's first language: the call starts in it
+
+
+class LanguageSwitchWrite(msgspec.Struct, tag="language_switch"):
+    """The caller's language switched (issue 21): appended to the call's switches (once per seq)."""
+
+    call_sid: str
+    seq: int  # 1, 2, … within the call
+    at_ms: int  # from the call's start
+    from_language: str
+    to_language: str
+    evidence: str
 
 
 class UtteranceWrite(msgspec.Struct, tag="utterance"):
@@ -109,7 +121,7 @@ class WebhookWrite(msgspec.Struct, tag="webhook"):
 
 
 Write = Union[CallStartWrite, UtteranceWrite, CallEndWrite, HeartbeatWrite, LeadWrite, ToolCallWrite, CallNoteWrite,
-              WebhookWrite, DeadLetterWrite]  # a DeadLetterWrite is made by the queue itself, never put()
+              WebhookWrite, DeadLetterWrite, LanguageSwitchWrite]  # a DeadLetterWrite is made by the queue itself, never put()
 Apply = Callable[[Write], Awaitable[None]]
 ApplyBatch = Callable[[Sequence[Write]], Awaitable[None]]
 BATCH_MAX = 64

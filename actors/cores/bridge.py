@@ -62,6 +62,7 @@ from actors.ingress_messages import (
     TwilioDtmfIn,
     WireDecodeError,
 )
+from actors.language_messages import CallerLanguageChanged
 from actors.link_messages import RealtimeConnected, RealtimeConnectFailed, RealtimeLost, RtRateLimits
 from actors.messages import AnswerRequest, DeleteItem, LetStand, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ResponseFinished
 from actors.settings import CallSettings
@@ -108,6 +109,7 @@ ROUTES: dict[type, Route] = {
                  *SETTLE),
     LetStand: ((CALLER, CallerTurns.not_answered), (RESPONSES, ResponseBook.let_stand), (CONDUCT, AgentConduct.no_answer),
                *SETTLE),
+    CallerLanguageChanged: ((LINK, LinkKeeper.language_changed), (RESPONSES, ResponseBook.language_changed), *SETTLE),
     # the model's responses
     RtResponseCreated: ((LINK, LinkKeeper.response_created), (RESPONSES, ResponseBook.response_created),
                         (CONDUCT, AgentConduct.response_created), *SETTLE),
@@ -199,6 +201,10 @@ class BridgeFacts:
         bridge = self.bridge
         return (bridge.link.at_rest and bridge.caller.at_rest and bridge.responses.at_rest and bridge.tools.at_rest
                 and bridge.conduct.at_rest)
+
+    @property
+    def language_layer(self) -> str:
+        return self.bridge.link.language_layer
 
     @property
     def silence_may_start(self) -> bool:

@@ -33,6 +33,7 @@ from actors.cores.rt_errors import ErrorClass, ResponseRetry, RetryState, classi
 from actors.cores.session import LinkPhase, LinkState, SessionLink
 from actors.cores.session_config import session_update
 from actors.ingress_messages import RtError, RtResponseCreated, RtResponseDone, RtSessionUpdated, StartCall, Tick, WireDecodeError
+from actors.language_messages import CallerLanguageChanged, LanguageSwitched
 from actors.lifecycle_messages import LogLine
 from actors.link_messages import LinkDown, LinkUp, OpenRealtime, RealtimeConnected, RealtimeConnectFailed, RealtimeGaveUp, RealtimeLost, RtRateLimits
 from actors.settings import CallSettings
@@ -50,6 +51,7 @@ class LinkKeeperState(msgspec.Struct):
     session: LinkState = msgspec.field(default_factory=LinkState)
     retry: RetryState = msgspec.field(default_factory=RetryState)
     session_ready: bool = False  # the session confirmed its configuration
+    caller_language: str = ""  # decided by the judge ("" = not yet: the first, transcription detecting)
     counters: LinkCounters = msgspec.field(default_factory=LinkCounters)
 
 
@@ -103,8 +105,21 @@ class LinkKeeper:
     def start_call(self, msg: StartCall, now: float) -> list[object]:
         if self.session.started:
             return []
-        configure = self._out(session_update(self.settings))
+        configure = self._out(session_update(self.settings, self.state.caller_language))
         return [self.session.start(now), configure]
+
+    def language_changed(self, msg: CallerLanguageChanged, now: float) -> list[object]:
+        """The caller speaks another of the business's languages: the session transcribes and answers in it
+        from the caller's next utterance (a restored session is configured the same way)."""
+        update = self._out(session_update(self.settings, msg.to_language))
+        switched = LanguageSwitched(self.call_id, msg.from_language, msg.to_language, msg.evidence, msg.at)
+        line = self._log("SESSION_LANGUAGE", "info", language=msg.to_language, sent=self.live)
+        self.state.caller_language = msg.to_language
+        return [update, switched, line]
+
+    @property
+    def language_layer(self) -> str:
+        return self.settings.caller_languages.layers.get(self.state.caller_language, "")
 
     def session_updated(self, msg: RtSessionUpdated, now: float) -> list[object]:
         ready = self._log("REALTIME_SESSION_READY", "info")
@@ -137,7 +152,8 @@ class LinkKeeper:
         if before is LinkPhase.CONNECTING:
             return [self._log("REALTIME_SESSION_OPEN", "info", generation=msg.generation)]
         items = self.session.reseed()
-        out: list[object] = [self._out(session_update(self.settings)), *[self._out(item) for item in items], LinkUp(now)]
+        configure = self._out(session_update(self.settings, self.state.caller_language))
+        out: list[object] = [configure, *[self._out(item) for item in items], LinkUp(now)]
         link = self.session.state
         if before is LinkPhase.ROLLING:
             out.append(self._log("REALTIME_ROLLED_OVER", "info", generation=msg.generation, items_reseeded=len(items),

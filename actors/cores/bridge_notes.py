@@ -121,6 +121,10 @@ class Facts(Protocol):
         not leaving, a session to write to. The silence clock starts then; it acts only at a quiet moment."""
 
     @property
+    def language_layer(self) -> str:
+        """The instruction layer of the caller's language ("" while it is the business's first)."""
+
+    @property
     def active_response(self) -> str:
         """The response generating now ("" if none)."""
 

@@ -25,6 +25,7 @@ from actors.cores import bridge_notes as notes
 from actors.cores.preempt import Preemption, PreemptState
 from actors.cores.spoken import Spoken, SpokenState
 from actors.ingress_messages import RtAssistantTranscriptDelta, RtAssistantTranscriptDone, RtOutputItemAdded, RtResponseCreated, RtResponseDone, StartCall
+from actors.language_messages import CallerLanguageChanged
 from actors.lifecycle_messages import LogLine
 from actors.link_messages import FinishResponse, RtItemCreate, RtMessageItem, RtTextContent
 from actors.messages import AnswerRequest, DeleteItem, DiscardAudio, LetStand, PlayoutChanged, PlayoutCut, PreemptiveAnswer, ResponseFinished, Utterance
@@ -218,7 +219,14 @@ class ResponseBook:
         return [] if text is None else [Utterance(self.call_id, "assistant", text, "", -1, -1, True, msg.played_ms)]
 
     # ------------------------------------------------------------------ asking for answers
+    def language_changed(self, msg: CallerLanguageChanged, now: float) -> list[object]:
+        """A preemptive answer was asked in the old language: it goes, and the verdict asks again."""
+        return [] if self.preempt.idle else self._discard_preempt(now)
+
     def _create(self, instructions: str | None = None) -> list[object]:
+        layer = self.facts.language_layer  # response-level instructions replace the session's: the layer goes too
+        if instructions is not None and layer:
+            instructions = f"{instructions}\n\n{layer}"
         params = RtResponseParams(instructions=instructions) if instructions is not None else None
         self.state.counters.responses_requested += 1
         return [self._out(RtResponseCreate(params))]

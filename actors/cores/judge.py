@@ -22,15 +22,21 @@ Theory of operation (two phases):
      dropped (label "echo"), never a cut or an answer.
 `turn`s get answers whatever the AI is doing (backchannels once the AI is done, fillers never); an
 empty transcript of long speech or a failed transcription fails open (answered, counted). The greeting is protected: no barge-in until it played.
+The caller's language (a business with several): every transcript that is not our echo is evidence for
+the CallerLanguage core (caller_language.py); the transcript is labelled with the lexicon of the
+language spoken so far, and on a switch (CallerLanguageChanged, sent ahead of that transcript's verdict,
+so the bridge re-configures the session before it asks for the answer) the next one is labelled with
+the new language's lexicon, merged with the business's own words for it.
 """
 from __future__ import annotations
 
 import enum
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import msgspec
 
 from actors.cores.articulation import RUN_END_QUIET_MS
+from actors.cores.caller_language import CallerLanguage, CallerLanguageState, initial_state
 from actors.ingress_messages import RtAssistantTranscriptDone, RtSpeechStarted, RtSpeechStopped, RtTranscriptDone, RtTranscriptFailed, Tick
 from actors.lifecycle_messages import LogLine
 from actors.messages import (
@@ -121,19 +127,36 @@ class JudgeState(msgspec.Struct):
     cut_items: list[str] = msgspec.field(default_factory=list)
     speech: dict[str, SpeechSpan] = msgspec.field(default_factory=dict)
     counters: JudgeCounters = msgspec.field(default_factory=JudgeCounters)
+    caller_language: CallerLanguageState | None = None  # with two or more caller languages
 
 
 class BargeInJudgeCore:
-    def __init__(self, state: JudgeState, settings: BargeInSettings, lexicon: Lexicon) -> None:
+    def __init__(self, state: JudgeState, settings: BargeInSettings, lexicon: Lexicon,
+                 lexicons: Mapping[str, Lexicon] | None = None) -> None:
+        """`lexicons`: one per caller language, the business's first language first (two or more: detected)."""
         self.s = state
         self.cfg = settings
-        self.lexicon = lexicon
+        self.first_lexicon = lexicon
+        self.lexicons = dict(lexicons or {})
+        self.language: CallerLanguage | None = None
+        if len(self.lexicons) > 1:
+            if state.caller_language is None:
+                state.caller_language = initial_state(state.call_id, tuple(self.lexicons))
+            self.language = CallerLanguage(state.caller_language, tuple(self.lexicons))
+
+    @property
+    def lexicon(self) -> Lexicon:
+        """The lexicon of the language the caller speaks."""
+        if self.language is None:
+            return self.first_lexicon
+        return self.lexicons.get(self.language.state.language, self.first_lexicon)
 
     def snapshot(self) -> JudgeState:
         return self.s
 
     def counters(self) -> dict[str, int]:
-        return msgspec.structs.asdict(self.s.counters)
+        language = self.language.counters() if self.language is not None else {}
+        return {**msgspec.structs.asdict(self.s.counters), **language}
 
     def _go(self, event: str) -> bool:
         nxt = TRANSITIONS.get((self.s.phase, event))
@@ -202,7 +225,11 @@ class BargeInJudgeCore:
         return []
 
     def _transcript_done(self, msg: RtTranscriptDone, now: float) -> list[object]:
-        return self._transcript(msg.item_id, msg.transcript, now, failed=False)
+        echo = self._is_echo(msg.item_id)  # our own voice is no evidence of the caller's language
+        verdict = self._transcript(msg.item_id, msg.transcript, now, failed=False)
+        if self.language is None or echo:
+            return verdict
+        return self.language.handle(msg, now) + verdict
 
     def _transcript_failed(self, msg: RtTranscriptFailed, now: float) -> list[object]:
         self.s.counters.stt_failed_count += 1

@@ -4,11 +4,14 @@ Theory of operation: children keep their own counters (they are part of their re
 report them when asked (CollectCounters at call end, or an inspection). The collector keeps the
 latest report per role; the summary is their union plus derived figures. In simple mode any dropped
 caller frame is a defect, so the summary is logged at WARNING when frames_dropped > 0.
+The caller's language is no counter: the collector follows CallerLanguageChanged and the summary
+names the language the caller spoke last (`caller_language`) and the sequence (`caller_languages`).
 """
 from __future__ import annotations
 
 import msgspec
 
+from actors.language_messages import CallerLanguageChanged
 from actors.lifecycle_messages import LogLine, SummarizeCall
 from actors.messages import CallSummary, CounterReport
 
@@ -21,12 +24,15 @@ class MetricsState(msgspec.Struct):
     started_at: float = 0.0
     reports: dict[str, dict[str, int]] = msgspec.field(default_factory=dict)
     series: dict[str, list[int]] = msgspec.field(default_factory=dict)
+    languages: list[str] = msgspec.field(default_factory=list)  # the caller's, in the order spoken (switches)
 
 
 class MetricsCore:
-    def __init__(self, state: MetricsState, simple_mode: bool = True) -> None:
+    def __init__(self, state: MetricsState, simple_mode: bool = True, first_language: str = "") -> None:
         self.s = state
         self.simple_mode = simple_mode
+        if not state.languages and first_language:
+            state.languages.append(first_language)
 
     def snapshot(self) -> MetricsState:
         return self.s
@@ -37,6 +43,8 @@ class MetricsCore:
             self.s.series.update({k: list(v) for k, v in msg.series.items()})
         elif isinstance(msg, SummarizeCall):
             return self.summarize(msg.reason, now)
+        elif isinstance(msg, CallerLanguageChanged):
+            self.s.languages = [*self.s.languages, msg.to_language][-32:]
         return []
 
     def counters(self) -> dict[str, int]:
@@ -61,5 +69,8 @@ class MetricsCore:
         m["call_duration_ms"] = int(round((now - self.s.started_at) * 1000)) if self.s.started_at else 0
         level = "warning" if self.simple_mode and m["frames_dropped"] > 0 else "info"
         fields: dict[str, object] = {k: m.get(k, 0) for k in SUMMARY_KEYS}
-        fields.update({"call_sid": self.s.call_id, "reason": reason, "all": m, "series": self.s.series})
-        return [LogLine("CALL_METRICS", level, fields), CallSummary(self.s.call_id, reason, m, dict(self.s.series))]
+        language = self.s.languages[-1] if self.s.languages else ""
+        fields.update({"call_sid": self.s.call_id, "reason": reason, "caller_language": language,
+                       "caller_languages": ">".join(self.s.languages), "all": m, "series": self.s.series})
+        summary = CallSummary(self.s.call_id, reason, m, dict(self.s.series), language)
+        return [LogLine("CALL_METRICS", level, fields), summary]

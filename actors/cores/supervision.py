@@ -35,6 +35,7 @@ from actors.ingress_messages import (
     TwilioMediaIn,
     WireDecodeError,
 )
+from actors.language_messages import CallerLanguageChanged
 from actors.link_messages import (
     FinishResponse,
     LinkDown,
@@ -103,6 +104,7 @@ ROUTES: dict[type, tuple[str, ...]] = {
     RtSpeechStopped: ("judge", "bridge"),
     RtTranscriptDone: ("judge", "bridge"),
     RtTranscriptFailed: ("judge", "bridge"),
+    CallerLanguageChanged: ("bridge", "metrics"),
     AnswerRequest: ("bridge",),
     PlayoutChanged: ("judge", "rx", "bridge"),
     CallerLevel: ("judge",),

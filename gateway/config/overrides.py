@@ -7,7 +7,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from actors.settings import AudioSettings, BargeInSettings, RealtimeSettings, VadSettings
+from actors.settings import AudioSettings, BargeInSettings, LanguageSettings, RealtimeSettings, VadSettings
 from gateway.fallback import FallbackSettings, check_fallback
 from prompts.builder import BusinessFacts
 from storage.businesses import BusinessSpec, BusinessView
@@ -62,4 +62,17 @@ def facts_for(view: BusinessView) -> BusinessFacts:
     """What the prompt builder needs of a business row."""
     return BusinessFacts(view.name, view.language, view.greeting, view.prompt, tuple(view.vocabulary),
                          view.industry, view.value_proposition, tuple(view.services), view.tone, view.purpose,
-                         dict(view.permissions))
+                         dict(view.permissions), tuple(view.languages or [view.language]))
+
+
+def caller_languages_for(view: BusinessView, layers: dict[str, str]) -> LanguageSettings:
+    """The caller languages of a call: the list, each one's instruction layer and the business's own words
+    for each lexicon (the first language's are the business's top-level lists, as before)."""
+    languages = tuple(view.languages or [view.language])
+    if len(languages) == 1:
+        return LanguageSettings(languages)
+    words = {language: view.lexicons.get(language, {}) for language in languages}
+
+    def lists(kind: str) -> dict[str, tuple[str, ...]]:
+        return {language: tuple(entry.get(kind, [])) for language, entry in words.items() if entry.get(kind)}
+    return LanguageSettings(languages, dict(layers), lists("fillers"), lists("short_words"), lists("backchannels"))

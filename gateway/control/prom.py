@@ -23,7 +23,10 @@ from storage.deadletters import observe_dead_writes
 ENV = "PROMETHEUS_MULTIPROC_DIR"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
-CALLS = Counter("kolbridge_calls", "Calls ended, by end reason", ["business", "end_reason"])
+CALLS = Counter("kolbridge_calls", "Calls ended, by end reason and the language the caller spoke last",
+                ["business", "end_reason", "caller_language"])
+LANGUAGE_SWITCHES = Counter("kolbridge_caller_language_switches", "The caller's language switched, by the language switched to",
+                            ["business", "to"])
 COUNTERS = {key: Counter(f"kolbridge_{name}", f"Sum over ended calls of CALL_METRICS {key}", ["business"])
             for key, name in COUNTED.items()}
 RESTARTS = Counter("kolbridge_child_restarts", "Actor children restarted mid-call", ["business"])
@@ -53,9 +56,14 @@ def call_started(business: str) -> None:
     LIVE.labels(business).inc()
 
 
-def call_ended(business: str, reason: str, metrics: dict[str, int], series: dict[str, list[int]]) -> None:
+def language_switched(business: str, to_language: str) -> None:
+    LANGUAGE_SWITCHES.labels(business, to_language).inc()
+
+
+def call_ended(business: str, reason: str, metrics: dict[str, int], series: dict[str, list[int]],
+               caller_language: str = "") -> None:
     LIVE.labels(business).dec()
-    CALLS.labels(business, reason).inc()
+    CALLS.labels(business, reason, caller_language).inc()
     for key, counter in COUNTERS.items():
         value = metrics.get(key, 0)
         if value > 0:
