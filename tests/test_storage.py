@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,10 +11,11 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from gateway.cli.records import call_show
 from storage.businesses import BusinessError, business_for_number, get_business, list_businesses, parse_business, upsert_business
 from storage.calls import apply_write, get_call, get_utterances, list_calls
 from storage.db import alembic_config, create_schema, make_engine, schema_revision, session_factory
-from storage.writequeue import CallEndWrite, CallStartWrite, HeartbeatWrite, UtteranceWrite
+from storage.writequeue import CallEndWrite, CallStartWrite, HeartbeatWrite, LanguageSwitchWrite, UtteranceWrite
 
 PG_URL = os.environ.get("KOLBRIDGE_TEST_PG_URL", "")
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.skipif(
@@ -122,3 +124,39 @@ parameters = { type = "object", properties = { day = { type = "string", enum = [
     again = parse_business(business_toml(view))
     assert again.tools == spec.tools and again.lead_fields == spec.lead_fields and again.webhook == spec.webhook
     assert again.transfer == spec.transfer and again.conversation == spec.conversation
+
+
+async def test_a_calls_language_switches_are_recorded_once_each_whatever_the_order(
+        sessions: async_sessionmaker[AsyncSession]) -> None:
+    switch = LanguageSwitchWrite("CA7", 1, 4200, "he", "ar", "7 Arabic words: «مرحبا بدي احجز»")
+    await apply_write(sessions, switch)  # before the call's start (writes race)
+    await apply_write(sessions, CallStartWrite("CA7", "MZ7", "demo-garage", {}, "+9725", "+9723", "h:1", "he"))
+    await apply_write(sessions, switch)  # a replay
+    await apply_write(sessions, LanguageSwitchWrite("CA7", 2, 9100, "ar", "he", "2 short utterances: «כן» «לא»"))
+    row = await get_call(sessions, "CA7")
+    assert row is not None and row.caller_language == "he"
+    assert [(s["seq"], s["at_ms"], s["from"], s["to"]) for s in row.language_switches] == [
+        (1, 4200, "he", "ar"), (2, 9100, "ar", "he")]
+    shown = await call_show(sessions, "CA7", as_json=False)
+    assert shown is not None and "caller language: he → ar at 4.2 s (7 Arabic words: «مرحبا بدي احجز») → he at 9.1 s" in shown
+
+
+@pytest.mark.parametrize(("languages", "extra", "problem"), [
+    ('["ar", "he"]', "", "must begin with business.language"),
+    ('["he", "fr"]', "", "'fr' is not a caller language"),
+    ('["he", "ar", "ar"]', "", "business.languages: duplicates"),
+    ('["he", "ar"]', '[business.greetings]\nru = "здравствуйте"\n', "business.greetings.ru: 'ru' is not in business.languages"),
+    ('["he", "ar"]', '[business.lexicons.en]\nfillers = ["um"]\n', "business.lexicons.en: 'en' is not in business.languages"),
+])
+def test_a_business_files_languages_are_checked_by_name(languages: str, extra: str, problem: str) -> None:
+    text = f'[business]\nid="shop"\nname="n"\nlanguage="he"\ngreeting="g"\nlanguages={languages}\n{extra}'
+    with pytest.raises(BusinessError, match=re.escape(problem)):
+        parse_business(text)
+
+
+def test_a_business_with_caller_languages_parses_and_a_single_language_reads_as_a_list_of_one() -> None:
+    spec = parse_business('[business]\nid="shop"\nname="n"\nlanguage="he"\ngreeting="g"\nlanguages=["he", "ar", "ru"]\n'
+                          '[business.greetings]\nar = "أهلا"\n[business.lexicons.ar]\nfillers = ["ووو"]\n')
+    assert spec.languages == ["he", "ar", "ru"] and spec.greetings == {"ar": "أهلا"}
+    assert spec.lexicons["ar"].fillers == ["ووو"]
+    assert parse_business('[business]\nid="shop"\nname="n"\nlanguage="he"\ngreeting="g"\n').languages == ["he"]

@@ -109,10 +109,11 @@ class ResponseBook:
         if self.preempt.covers(msg.item_id):
             released = self.preempt.release(now)
             return released + self.tell(notes.HeldAnswerReleased(), now)
-        out = [] if self.preempt.idle else self._discard_preempt(now)
+        discarding = self.preempt.discarding  # its cancel is under way: the answer follows the response's end
+        out = [] if self.preempt.idle or discarding else self._discard_preempt(now)
         if msg.after_cut:
             self.state.awaiting_cut = True
-        if self.state.active_response or self.state.awaiting_cut or not self.facts.live:
+        if discarding or self.state.active_response or self.state.awaiting_cut or not self.facts.live:
             deferred = self._log("ANSWER_DEFERRED", item_id=msg.item_id)
             self._owe("defer", msg.item_id)
             self.state.counters.answers_deferred += 1
@@ -274,7 +275,7 @@ class ResponseBook:
 
     def preempt_failed(self, note: notes.PreemptFailed, now: float) -> list[object]:
         self.preempt.abandon()
-        return []
+        return self._answer_owed()  # a turn that waited for the discarded answer's end is asked for now
 
     def counters(self) -> dict[str, int]:
         preempt = self.preempt.state

@@ -83,8 +83,14 @@ class Preemption:
     def idle(self) -> bool:
         return self.state.phase is PreemptPhase.IDLE
 
+    @property
+    def discarding(self) -> bool:
+        """A discarded answer still on its way out (its cancel, its item's deletion)."""
+        return self.state.phase in (PreemptPhase.DISCARD_ON_CREATE, PreemptPhase.DISCARDING)
+
     def covers(self, user_item: str) -> bool:
-        return not self.idle and self.state.user_item == user_item
+        """The preemptive answer, still to be released or discarded, is for `user_item`."""
+        return not self.idle and not self.discarding and self.state.user_item == user_item
 
     def holds(self, response_id: str) -> bool:
         """`response_id` is the preemptive answer, still waiting for its verdict."""

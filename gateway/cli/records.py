@@ -23,7 +23,16 @@ def _call_dict(row: CallRecord) -> dict[str, Any]:
             "started_at": row.started_at.isoformat() if row.started_at else None,
             "ended_at": row.ended_at.isoformat() if row.ended_at else None, "end_reason": row.end_reason,
             "prompt_hashes": row.prompt_hashes, "metrics": row.metrics, "series": row.series,
-            "restarts": row.restarts, "fallback": row.fallback, "transfer_summary": row.transfer_summary}
+            "restarts": row.restarts, "fallback": row.fallback, "transfer_summary": row.transfer_summary,
+            "caller_language": row.caller_language, "language_switches": list(row.language_switches or [])}
+
+
+def languages_line(row: CallRecord) -> str:
+    """The caller's languages, with the moment of each switch: "he → ar at 12.3 s (7 Arabic words: «…»)"."""
+    switches = list(row.language_switches or [])
+    first = str(switches[0]["from"]) if switches else row.caller_language or "?"
+    steps = [f"→ {s['to']} at {int(s['at_ms']) / 1000:.1f} s ({s['evidence']})" for s in switches]
+    return "caller language: " + " ".join([first, *steps])
 
 
 async def calls_history(sessions: async_sessionmaker[AsyncSession], business: str | None, as_json: bool) -> str:
@@ -68,7 +77,7 @@ def call_text(row: CallRecord, utterances: list[dict[str, Any]], tool_calls: lis
     """`kolbridge calls show` as text: the record, every utterance, what the agent did, the notices."""
     out = [f"call {row.call_sid}  business {row.business_id}  ended: {row.end_reason or 'live'}",
            "prompt layers: " + " ".join(f"{k}={v}" for k, v in (row.prompt_hashes or {}).items()),
-           "metrics: " + " ".join(f"{k}={v}" for k, v in sorted((row.metrics or {}).items()))]
+           "metrics: " + " ".join(f"{k}={v}" for k, v in sorted((row.metrics or {}).items())), languages_line(row)]
     out += [utterance_line(u) for u in utterances]
     if row.fallback:
         out.append(f"left by: {row.fallback}" + (f"  summary: {row.transfer_summary}" if row.transfer_summary else ""))
