@@ -33,3 +33,17 @@ sox -n -r 8000 -c 1 -t ul breath.ul synth 1.7 pinknoise band -n 1200 1500 fade q
 printf '%s\n' "" > breath.txt
 rm -f /tmp/kolbridge-hmm.wav
 ls -l
+# an Arabic caller on the Hebrew garage (issue 21), and the agent answering in Arabic
+make_ar() {  # name text
+  espeak-ng -v ar -s 150 -w "/tmp/kolbridge-$1.wav" "$2"
+  sox "/tmp/kolbridge-$1.wav" -r 8000 -c 1 -t ul "$1.ul"
+  printf '%s\n' "$2" > "$1.txt"
+  rm -f "/tmp/kolbridge-$1.wav"
+}
+make_ar question_ar "مرحبا، بدي احجز دور لتصليح السيارة بكرا الصبح"
+make_ar answer_ar "أهلا وسهلا. عندنا دور بكرا الساعة تسعة الصبح، أو يوم الأربعاء الساعة وحدة الظهر. شو بناسبك؟"
+make_ar no_ar "لا"
+make_ar alternative_ar "تمام. في كمان دور يوم الخميس الساعة عشرة الصبح. بناسبك؟"
+espeak-ng -v ar -s 60 -w /tmp/kolbridge-hmm_ar.wav "اممممم"  # an elongated Arabic filler
+sox /tmp/kolbridge-hmm_ar.wav -r 8000 -c 1 -t ul hmm_ar.ul && printf '%s\n' "اممم" > hmm_ar.txt
+rm -f /tmp/kolbridge-hmm_ar.wav

@@ -50,3 +50,6 @@ def test_a_non_editable_install_plays_the_demo_from_another_directory(tmp_path: 
     assert (metrics["stt_utterances"], metrics["filler_only"], metrics["short"], metrics["barge_in_events"]) == \
         ("6", "2", "3", "1"), metrics
     assert "transferred" in out  # the stored record: the caller asked for a person and was transferred
+    # the second, Arabic caller: followed into Arabic, the filler ignored, the "لا" answered — and recorded
+    arabic = out[out.index("a second caller, in Arabic"):]
+    assert "caller language: he → ar at" in arabic and "اممم [filler]" in arabic and "لا [turn]" in arabic, arabic[-3000:]

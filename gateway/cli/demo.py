@@ -4,7 +4,9 @@ Composes the product (gateway server, actor engine, SQLite in a temporary direct
 offline peers from `sim/` (fake Realtime service, Twilio call emulator): greeting → caller's
 question → answer (a filler and a real "לא" over it) → the caller asks for a person → the AI says it
 is transferring → the call is redirected to the business's human line through a local fake of Twilio's
-REST API (`<Dial>`); prints a timeline and the call's CALL_METRICS.
+REST API (`<Dial>`); prints a timeline and the call's CALL_METRICS. Then a second, shorter call on the
+same garage from an Arabic speaker: the agent follows the caller into Arabic (transcription, lexicon,
+answers), an Arabic filler over the answer cuts nothing, an Arabic "لا" is answered.
 """
 from __future__ import annotations
 
@@ -63,6 +65,28 @@ def demo_steps() -> list[Step]:
             Step("wait_turns", 5), Step("pause", 5.0), Step("hangup")]
 
 
+ARABIC_CALL = "CA" + "a" * 32
+
+
+def arabic_script() -> FakeScript:
+    """The second caller speaks Arabic; once kolbridge follows them into it, the agent answers in Arabic."""
+    def clip(name: str) -> tuple[bytes, str]:
+        return load_clip(name), clip_text(name)
+
+    return FakeScript(transcripts=[clip_text("question_ar"), clip_text("hmm_ar"), clip_text("no_ar")],
+                      responses=[clip("greeting")],
+                      replies={clip_text("question_ar"): clip("answer_ar"), clip_text("no_ar"): clip("alternative_ar")},
+                      speed=1.5)
+
+
+def arabic_steps() -> list[Step]:
+    """A question in Arabic, an Arabic filler over the answer (ignored), an Arabic "لا" over it (cut, answered)."""
+    return [Step("wait_turns", 1), Step("pause", 0.4), Step("say", load_clip("question_ar"), "question in Arabic"),
+            Step("wait_playing", 1.0), Step("say", load_clip("hmm_ar"), "Arabic filler over the AI"),
+            Step("pause", 1.5), Step("say", load_clip("no_ar"), "لا over the AI"),
+            Step("wait_turns", 3), Step("pause", 1.0), Step("hangup")]
+
+
 class OfflineStack(msgspec.Struct):
     app: App
     fake: FakeRealtime
@@ -101,14 +125,15 @@ async def offline_stack(file_config: FileConfig, workdir: Path, script: FakeScri
 
 async def run_demo_call(file_config: FileConfig, workdir: Path, steps: list[Step] | None = None,
                         script: FakeScript | None = None, business_toml: str = DEMO_BUSINESS,
-                        env: dict[str, str] | None = None) -> tuple[CallReport, App, FakeRealtime]:
+                        env: dict[str, str] | None = None, call_sid: str = "CA" + "d" * 32,
+                        ) -> tuple[CallReport, App, FakeRealtime]:
     rest = await FakeTwilioRest().start()
     rest_env = {"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_API_KEY": "SK" + "0" * 32,
                 "TWILIO_API_SECRET": "offline-demo", "KOLBRIDGE_TWILIO_API_URL": rest.url}
     try:
         async with offline_stack(file_config, workdir, script, business_toml, {**rest_env, **(env or {})}) as stack:
             business_id = parse_business(business_toml).id
-            call = EmulatedCall(stack.stream_url, business_id, "CA" + "d" * 32, steps or demo_steps())
+            call = EmulatedCall(stack.stream_url, business_id, call_sid, steps or demo_steps())
             report = await asyncio.wait_for(call.run(), 120)
             for _ in range(200):
                 if not stack.app.calls:
@@ -129,7 +154,8 @@ DECISIONS = {"[BARGE-IN] candidate": "kolbridge: caller energy over the AI → c
              "[BARGE-IN] CUT": "kolbridge: barge-in confirmed → clear + cancel + truncate",
              "[BARGE-IN] restored": "kolbridge: candidate timed out, AI volume restored",
              "[GREETING] Barge-in now ENABLED for rest of call": "kolbridge: greeting played, barge-in enabled",
-             "LEAVE_CALL": "kolbridge: the handoff sentence played to its end → leave the call"}
+             "LEAVE_CALL": "kolbridge: the handoff sentence played to its end → leave the call",
+             "SESSION_LANGUAGE": "kolbridge: session.update → transcription and answers in the caller's language"}
 
 
 class DecisionRecorder:
@@ -144,6 +170,8 @@ class DecisionRecorder:
             text = f"kolbridge: heard {event.get('text')!r} → {event.get('label')}"
         elif event.get("event") == "TOOL_CALLED":
             text = f"kolbridge: the model calls {event.get('name')}"
+        elif event.get("event") == "CALLER_LANGUAGE":
+            text = f"kolbridge: the caller speaks {event.get('to')} (was {event.get('from')}): {event.get('evidence')}"
         elif event.get("event") == "TRUNCATE":
             text = f"kolbridge: truncate at {event.get('audio_end_ms')} ms heard"
         if text:
@@ -206,11 +234,18 @@ def main_demo(file_config: FileConfig) -> int:
         record = asyncio.run(stored_record(Path(tmp), report.call_sid))
         wait_for_writer()
         saved = copy_recording(Path(tmp) / "recordings", report.call_sid, Path(DEMO_RECORDING))
-    print_report(report, app, fake)
-    print("── the call's record (kolbridge calls show) ─────────────")
-    print(record)
+        print_report(report, app, fake)
+        print("── the call's record (kolbridge calls show) ─────────────")
+        print(record)
+        RECORDER.events.clear()
+        arabic, arabic_app, arabic_fake = asyncio.run(run_demo_call(
+            recorded, Path(tmp), arabic_steps(), arabic_script(), call_sid=ARABIC_CALL))
+        print("\n══ a second caller, in Arabic, on the same Hebrew garage ═══")
+        print_report(arabic, arabic_app, arabic_fake)
+        print("── the call's record (kolbridge calls show) ─────────────")
+        print(asyncio.run(stored_record(Path(tmp), ARABIC_CALL)))
     if saved:
         print(f"── the call as the caller heard it: {Path(DEMO_RECORDING).resolve()} "
               "(stereo WAV: left the caller, right the AI as played)")
-    ok = bool(app.summaries) and report.frames_received > 0
+    ok = bool(app.summaries) and report.frames_received > 0 and bool(arabic_app.summaries)
     return 0 if ok else 1
