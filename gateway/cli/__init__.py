@@ -104,6 +104,17 @@ async def _records(args: argparse.Namespace) -> int:
         return 0
 
 
+async def _console_jobs(args: argparse.Namespace) -> int:
+    """`kolbridge users …`, `calls purge`, `calls erase-number` (gateway/cli/users.py, gateway/cli/console.py)."""
+    from gateway.cli.console import retention_command
+    from gateway.cli.users import users_command
+
+    async with _database(args) as sessions:
+        if args.cmd == "users":
+            return await users_command(args, sessions)
+        return await retention_command(args, load_config(args.config), sessions)
+
+
 def _actors(args: argparse.Namespace) -> int:
     from gateway.cli import control as control_cli
 
@@ -122,6 +133,8 @@ def _calls(args: argparse.Namespace) -> int:
     """`kolbridge calls …`: a recording, the control plane (live, inspect, hangup), or the records."""
     if args.calls_cmd == "audio":
         return _call_audio(args)
+    if args.calls_cmd in ("purge", "erase-number"):
+        return asyncio.run(_console_jobs(args))
     if args.calls_cmd in ("live", "inspect", "hangup"):
         from gateway.cli.control import calls_command
         port = args.admin_port or load_config(args.config).file.control.admin_port
@@ -165,6 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
     arguments.add_prompt(sub)
     arguments.add_audio_check(sub)
     arguments.add_turn_check(sub)
+    arguments.add_users(sub)
+    arguments.add_console(sub)
     return parser
 
 
@@ -202,6 +217,11 @@ def main(argv: list[str] | None = None) -> int:
             return audio_check.main(args, load_config(args.config).file.barge_in)
         if args.cmd == "turn-check":
             return _turn_check(args)
+        if args.cmd == "users":
+            return asyncio.run(_console_jobs(args))
+        if args.cmd == "console":
+            from gateway.cli.console import serve_console
+            return asyncio.run(serve_console(args, load_config(args.config)))
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2

@@ -57,6 +57,7 @@ def add_calls(sub: Subparsers) -> None:
     audio = csub.add_parser("audio", help="a recorded call as a stereo WAV (left the caller, right the AI as played)")
     audio.add_argument("call_sid")
     audio.add_argument("-o", "--output", default=None, help="where to write it (default: CALL_SID.wav)")
+    add_retention(csub)
 
 
 def add_actors(sub: Subparsers) -> None:
@@ -104,3 +105,34 @@ def add_turn_check(sub: Subparsers) -> None:
     check.add_argument("--word", action="append", default=[], help="extra meaningful short word")
     check.add_argument("--backchannel", action="append", default=[], help="extra backchannel (business addition)")
     check.add_argument("texts", nargs="+")
+
+
+def add_users(sub: Subparsers) -> None:
+    users = sub.add_parser("users", help="the operator console's users")
+    users.add_argument("--config", default=None)
+    usub = users.add_subparsers(dest="users_cmd", required=True)
+    add = usub.add_parser("add", help="add a user (the password is asked for, or read from stdin)")
+    add.add_argument("email")
+    add.add_argument("--role", choices=("admin", "business"), required=True)
+    add.add_argument("--business", default=None, help="the business a business user sees (its id)")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from the first line of stdin")
+    usub.add_parser("list", help="every user: email, role, business, state")
+    disable = usub.add_parser("disable", help="disable a user (they are signed out at their next request)")
+    disable.add_argument("email")
+
+
+def add_console(sub: Subparsers) -> None:
+    console = sub.add_parser("console", help="the operator console (a web server of its own, never in a worker)")
+    console.add_argument("--host", default="127.0.0.1")
+    console.add_argument("--port", type=int, default=8090)
+    console.add_argument("--config", default=None)
+    console.add_argument("--admin-port", type=int, default=None, help="the control plane's admin port")
+    console.add_argument("--max-failures", type=int, default=5, help="wrong passwords in a row that lock an account")
+    console.add_argument("--lock-minutes", type=float, default=15.0, help="how long a locked account stays locked")
+
+
+def add_retention(csub: Subparsers) -> None:
+    """`calls purge` and `calls erase-number`, beside the other `calls` subcommands."""
+    csub.add_parser("purge", help="delete recordings and transcripts older than each business's retention_days")
+    erase = csub.add_parser("erase-number", help="erase every call, utterance, lead and recording of one caller")
+    erase.add_argument("e164")

@@ -1,0 +1,74 @@
+"""Live calls: the control plane's rows (as `kolbridge calls live` gets them), refreshed every second by htmx
+polling, within the viewer's scope, the caller masked for a business user; a hang-up (confirmed, a POST with
+the CSRF token, audited) goes the way `kolbridge calls hangup` goes. No control plane: the page says so."""
+from __future__ import annotations
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from actors.control_messages import HangupCall, HangupReply, ListLive, LiveTableReply
+from console.history import shown_caller
+from console.web import Viewer, console_of, not_found, partial, render
+from gateway.control.link import ask_admin
+from storage.audit import record_audit
+from storage.console_queries import Scope, call_in_scope
+
+
+class ControlPlane:
+    """The ControlAdmin on the actor system's admin port; every ask runs on a thread (thespian blocks)."""
+
+    def __init__(self, admin_port: int) -> None:
+        self.admin_port = admin_port
+
+    async def table(self) -> list[dict[str, object]] | None:
+        reply = await run_in_threadpool(ask_admin, self.admin_port, ListLive())
+        return list(reply.rows) if isinstance(reply, LiveTableReply) else None
+
+    async def hangup(self, call_sid: str) -> str:
+        answer = await run_in_threadpool(ask_admin, self.admin_port, HangupCall(call_sid))
+        return answer.sent_to if isinstance(answer, HangupReply) and answer.sent_to else ""
+
+
+def visible(rows: list[dict[str, object]], scope: Scope) -> list[dict[str, object]]:
+    return [row for row in rows if scope.allows(str(row.get("business_id", "")))]
+
+
+async def live_rows(request: Request, viewer: Viewer) -> tuple[list[dict[str, object]] | None, dict[str, str]]:
+    """The rows the viewer may see (None: no control plane) and each call's caller as they may see it."""
+    console = console_of(request)
+    rows = await console.live.table()
+    if rows is None:
+        return None, {}
+    rows = sorted(visible(rows, viewer.scope), key=lambda r: -float(str(r.get("age_s", 0) or 0)))
+    callers: dict[str, str] = {}
+    for row in rows:
+        record = await call_in_scope(console.sessions, viewer.scope, str(row.get("call_sid", "")))
+        callers[str(row.get("call_sid", ""))] = shown_caller(viewer, record.from_number) if record else ""
+    return rows, callers
+
+
+async def live_page(request: Request, viewer: Viewer) -> Response:
+    rows, callers = await live_rows(request, viewer)
+    name = "live_rows.html" if partial(request) else "live.html"
+    return render(request, viewer, name, rows=rows, callers=callers, message=request.query_params.get("sent", ""))
+
+
+async def _live_call(request: Request, viewer: Viewer, call_sid: str) -> dict[str, object]:
+    rows = await console_of(request).live.table() or []
+    row = next((r for r in visible(rows, viewer.scope) if r.get("call_sid") == call_sid), None)
+    if row is None:
+        raise not_found()
+    return row
+
+
+async def live_hangup(request: Request, viewer: Viewer) -> Response:
+    call_sid = request.path_params["call_sid"]
+    row = await _live_call(request, viewer, call_sid)
+    console = console_of(request)
+    sent_to = await console.live.hangup(call_sid)
+    await record_audit(console.sessions, viewer.user.email, "hangup", str(row.get("business_id", "")), call_sid,
+                       {"sent_to": sent_to})
+    rows, callers = await live_rows(request, viewer)
+    return render(request, viewer, "live_rows.html", rows=rows, callers=callers,
+                  message="hangup_sent" if sent_to else "not_found")
