@@ -47,7 +47,8 @@ def make_judge(settings: CallSettings, blob: bytes | None) -> Core:
                                                        list(settings.barge_in.language_short_words),
                                                        list(settings.barge_in.language_backchannels))
     state = _restore(JudgeState, blob, JudgeState(settings.call_id))
-    return BargeInJudgeCore(state, settings.barge_in, lexicon, caller_lexicons(settings, lexicon))  # type: ignore[arg-type]
+    return BargeInJudgeCore(state, settings.barge_in, lexicon, caller_lexicons(settings, lexicon),  # type: ignore[arg-type]
+                            settings.caller_languages.start)
 
 
 def caller_lexicons(settings: CallSettings, first: Lexicon) -> dict[str, Lexicon]:
@@ -64,7 +65,7 @@ def caller_lexicons(settings: CallSettings, first: Lexicon) -> dict[str, Lexicon
 
 def make_metrics(settings: CallSettings, blob: bytes | None) -> Core:
     return MetricsCore(_restore(MetricsState, blob, MetricsState(settings.call_id)),  # type: ignore[arg-type]
-                       settings.audio.simple_mode, settings.language)
+                       settings.audio.simple_mode, settings.caller_languages.start or settings.language)
 
 
 class TwilioRx(ChildShell):

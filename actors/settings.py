@@ -103,6 +103,7 @@ class LanguageSettings(Struct, frozen=True):
     fillers: dict[str, tuple[str, ...]] = {}  # language → the business's own additions to that lexicon
     short_words: dict[str, tuple[str, ...]] = {}
     backchannels: dict[str, tuple[str, ...]] = {}
+    start: str = ""  # a returning caller's last language: the call starts (and is greeted) in it ("" = the first)
 
     @property
     def switching(self) -> bool:

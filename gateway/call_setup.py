@@ -80,9 +80,15 @@ def refused(start: TwilioStart, business: BusinessView | None, live: Container[s
     return False
 
 
-def prepare_call(start: TwilioStart, business: BusinessView, f: FileConfig) -> PreparedCall:
-    """The call's settings (config.toml under the business's overrides), its profile and its prompt."""
-    prompt = build_prompt(facts_for(business))
+def prepare_call(start: TwilioStart, business: BusinessView, f: FileConfig, start_language: str = "") -> PreparedCall:
+    """The call's settings (config.toml under the business's overrides), its profile and its prompt;
+    `start_language`: a returning caller's last language (greeted in it, with its greeting if the business has one)."""
+    languages = business.languages or [business.language]
+    start_language = start_language if start_language in languages[1:] else ""
+    facts = facts_for(business)
+    if start_language:
+        facts = msgspec.structs.replace(facts, greeting=business.greetings.get(start_language, business.greeting))
+    prompt = build_prompt(facts)
     spec = agent_spec(business)
     settings = CallSettings(
         call_id=start.call_sid, stream_sid=start.stream_sid, business_id=business.id,
@@ -90,6 +96,6 @@ def prepare_call(start: TwilioStart, business: BusinessView, f: FileConfig) -> P
         audio=audio_for(f.audio, business), tx=f.tx, vad=vad_for(f.vad, business), realtime=realtime_for(f.realtime, business),
         barge_in=barge_in_for(f.barge_in, business), transcription_prompt=prompt.transcription_prompt,
         vocabulary=tuple(business.vocabulary), agent=agent_for(f.conversation, business, spec),
-        caller_languages=caller_languages_for(business, prompt.language_layers))
+        caller_languages=msgspec.structs.replace(caller_languages_for(business, prompt.language_layers), start=start_language))
     profile = CallProfile(fallback_for(business), spec, start.custom.get("from", ""))
     return PreparedCall(settings, profile, prompt)

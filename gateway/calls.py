@@ -24,6 +24,8 @@ from gateway.paths import recordings_dir
 from gateway.recorder import CallRecorder
 from gateway.runtime.engine import ActorEngine
 from gateway.wire import TwilioStart
+from storage.businesses import BusinessView
+from storage.calls import last_caller_language
 from storage.writequeue import CallEndWrite, CallStartWrite, WriteQueue
 
 log = structlog.get_logger("kolbridge.gateway")
@@ -51,7 +53,8 @@ class WorkerCalls:
         business = await self.businesses.get(business_id) if business_id else None
         if refused(start, business, self.live, self.config.env.twilio_auth_token) or business is None:
             return None
-        settings, profile, prompt = prepare_call(start, business, self.config.file)
+        returning = await self._returning_language(business, start)
+        settings, profile, prompt = prepare_call(start, business, self.config.file, returning)
         log.info("CALL_STARTED", call_sid=start.call_sid, stream_sid=start.stream_sid, business_id=business.id,
                  language=business.language, caller_languages=",".join(settings.caller_languages.languages))
         log.info("PROMPT_LAYERS", call_sid=start.call_sid, **prompt.layer_hashes)
@@ -62,12 +65,28 @@ class WorkerCalls:
         call = CallIO(ws, settings, profile, self.services, recorder)
         self.live[call.call_id] = call
         self.writes.put(CallStartWrite(start.call_sid, start.stream_sid, business.id, dict(prompt.layer_hashes),
-                                       profile.caller, start.custom.get("to", ""), self.worker, business.language))
+                                       profile.caller, start.custom.get("to", ""), self.worker,
+                                       settings.caller_languages.start or business.language))
         self.engine.start_call(settings, call, call.opened_at)
         prom.call_started(business.id)
         if self.observer is not None:
             self.observer.call_opened(call)
         return call
+
+    async def _returning_language(self, business: BusinessView, start: TwilioStart) -> str:
+        """A caller who spoke another of the business's languages last time is greeted in it (a database
+        that cannot answer costs nothing but that: the call starts in the business's first language)."""
+        if len(business.languages) < 2:
+            return ""
+        caller = start.custom.get("from", "")
+        try:
+            language = await asyncio.wait_for(last_caller_language(self.businesses.sessions, business.id, caller), 0.5)
+        except Exception as exc:  # noqa: BLE001 — unreachable, slow: the call goes on in the first language
+            log.warning("CALLER_LANGUAGE_LOOKUP_FAILED", call_sid=start.call_sid, error=repr(exc)[:200])
+            return ""
+        if language and language != business.languages[0]:
+            log.info("CALLER_LANGUAGE_RETURNING", call_sid=start.call_sid, language=language)
+        return language if language in business.languages[1:] else ""
 
     def record_unserved(self, call_sid: str, stream_sid: str, business_id: str, from_number: str, to_number: str,
                         reason: str, fallback: str = "") -> None:

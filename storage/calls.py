@@ -45,6 +45,18 @@ async def list_calls(sessions: async_sessionmaker[AsyncSession], business_id: st
         return list((await session.execute(query)).scalars().all())
 
 
+async def last_caller_language(sessions: async_sessionmaker[AsyncSession], business_id: str, from_number: str) -> str:
+    """The language this caller spoke last on a call to this business ("" if none is known)."""
+    if not from_number:
+        return ""
+    async with sessions() as session:
+        query = (select(CallRecord.caller_language)
+                 .where(CallRecord.business_id == business_id, CallRecord.from_number == from_number,
+                        CallRecord.caller_language != "", CallRecord.ended_at.is_not(None))
+                 .order_by(CallRecord.started_at.desc()).limit(1))
+        return (await session.execute(query)).scalar() or ""
+
+
 async def apply_write(sessions: async_sessionmaker[AsyncSession], write: Write) -> None:
     """Apply one queued write; idempotent, so a replay after a crash or an outage never duplicates."""
     async with sessions.begin() as session:

@@ -90,3 +90,32 @@ async def test_a_hebrew_caller_with_english_words_never_switches(tmp_path: Path)
     assert summary["metrics"]["caller_language_switches"] == 0
     assert [u.classification for u in utterances if u.role == "caller"] == ["turn", "filler", "turn"]
     assert record is not None and record.caller_language == "he" and record.language_switches == []
+
+
+async def test_a_returning_arabic_caller_is_greeted_in_arabic_and_heard_in_it_from_the_start(tmp_path: Path) -> None:
+    question = CALLERS["ar"][0]
+    script = FakeScript(transcripts=[question, "نعم"], responses=[(load_clip("greeting"), clip_text("greeting"))],
+                        replies={question: (load_clip("answer"), clip_text("answer")),
+                                 "نعم": (load_clip("answer"), clip_text("answer"))})
+    steps = [Step("wait_turns", 1), Step("pause", 0.3), Step("say", load_clip("question"), "question"),
+             Step("wait_turns", 2), Step("pause", 0.5), Step("hangup")]
+    caller = {"from": "+972501234567"}
+    async with running_stack(tmp_path, script, file_config=FileConfig()) as stack:
+        for call_sid in ("CA" + "1" * 32, "CA" + "2" * 32):
+            report = await asyncio.wait_for(EmulatedCall(stack.stream_url, "demo-garage", call_sid, steps, custom=caller,
+                                                         wait_timeout_s=40).run(), 120)
+            assert report.waits_timed_out == 0
+            for _ in range(200):  # the first call's record is written before the second starts
+                record = await get_call(stack.app.sessions, call_sid)
+                if record is not None and record.ended_at is not None and record.caller_language:
+                    break
+                await asyncio.sleep(0.01)
+        first, second = stack.fake.connections[0], stack.fake.connections[1]
+        returning = await get_call(stack.app.sessions, "CA" + "2" * 32)
+    assert first.of_type("session.update")[0]["session"]["audio"]["input"]["transcription"].get("language") is None
+    opening = second.of_type("session.update")[0]["session"]
+    assert opening["audio"]["input"]["transcription"]["language"] == "ar" and opening["instructions"].endswith(LAYERS["ar"])
+    assert "أهلا وسهلا، وصلت لكراج التجربة" in second.responses[0]["instructions"]  # the business's Arabic greeting
+    assert LAYERS["ar"] in second.responses[0]["instructions"]
+    assert len(second.of_type("session.update")) == 1  # already in Arabic: nothing to switch
+    assert returning is not None and returning.caller_language == "ar" and returning.language_switches == []

@@ -105,6 +105,7 @@ class LinkKeeper:
     def start_call(self, msg: StartCall, now: float) -> list[object]:
         if self.session.started:
             return []
+        self.state.caller_language = self.state.caller_language or self.settings.caller_languages.start
         configure = self._out(session_update(self.settings, self.state.caller_language))
         return [self.session.start(now), configure]
 

@@ -15,7 +15,8 @@ Hysteresis, the same both ways (a caller who switches back is followed back):
            a shorter one is remembered → PENDING.
   PENDING  a second short one in that language switches; one in the current language → SETTLED; one in
            yet another listed language is remembered instead; no evidence changes nothing.
-The list's first language is the call's start (the greeting's); a one-language list never switches.
+The list's first language is the call's start (the greeting's), unless the caller's last call with the
+business was in another listed one (greeted in it); a one-language list never switches.
 Decisions: CallerLanguageChanged and a CALLER_LANGUAGE log line (from, to, evidence) — each built
 from the transcript first, the state changed last.
 """
@@ -139,8 +140,9 @@ class CallerLanguageState(msgspec.Struct):
     switches: list[CallerLanguageChanged] = msgspec.field(default_factory=list)  # the latest MAX_SWITCHES_KEPT
 
 
-def initial_state(call_id: str, languages: Sequence[str]) -> CallerLanguageState:
-    return CallerLanguageState(call_id, languages[0])
+def initial_state(call_id: str, languages: Sequence[str], start: str = "") -> CallerLanguageState:
+    """The call starts in `start` (a returning caller's last language) if listed, else in the list's first."""
+    return CallerLanguageState(call_id, start if start in languages else languages[0])
 
 
 class CallerLanguage:

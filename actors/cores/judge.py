@@ -132,8 +132,9 @@ class JudgeState(msgspec.Struct):
 
 class BargeInJudgeCore:
     def __init__(self, state: JudgeState, settings: BargeInSettings, lexicon: Lexicon,
-                 lexicons: Mapping[str, Lexicon] | None = None) -> None:
-        """`lexicons`: one per caller language, the business's first language first (two or more: detected)."""
+                 lexicons: Mapping[str, Lexicon] | None = None, start_language: str = "") -> None:
+        """`lexicons`: one per caller language, the business's first language first (two or more: detected);
+        the call starts in `start_language` when it is one of them."""
         self.s = state
         self.cfg = settings
         self.first_lexicon = lexicon
@@ -141,7 +142,7 @@ class BargeInJudgeCore:
         self.language: CallerLanguage | None = None
         if len(self.lexicons) > 1:
             if state.caller_language is None:
-                state.caller_language = initial_state(state.call_id, tuple(self.lexicons))
+                state.caller_language = initial_state(state.call_id, tuple(self.lexicons), start_language)
             self.language = CallerLanguage(state.caller_language, tuple(self.lexicons))
 
     @property
