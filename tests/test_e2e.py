@@ -115,7 +115,7 @@ async def test_a_whole_demo_call(tmp_path: Path, capsys: pytest.CaptureFixture[s
         assert row.fallback == "transfer:rest" and "+97235550999" in row.after_twiml and row.transfer_summary
         assert row.metrics["frames_in"] == report.frames_sent and row.metrics["barge_in_events"] == 1
         assert row.series["truncate_audio_end_ms"] == [truncate["audio_end_ms"]]
-        assert set(row.prompt_hashes) == {"core_role", "telephony", "behaviour", "business"}
+        assert set(row.prompt_hashes) == {"core_role", "telephony", "behaviour", "business", "caller_language"}
         utterances = await get_utterances(session_factory(db), report.call_sid)
     finally:
         await db.dispose()
@@ -227,7 +227,7 @@ async def test_reimporting_a_business_changes_the_next_call(tmp_path: Path) -> N
         changed = (DEMO_BUSINESS.replace('greeting = "שלום, הגעתם למוסך הדגמה. איך אפשר לעזור?"',
                                          'greeting = "Hello, you reached the demo garage."')
                    .replace('language = "he"', 'language = "en"')
-                   .replace('languages = ["he", "ar", "ru", "en"]', 'languages = ["en"]')
+                   .replace('languages = ["he", "ar", "ru", "en"]', 'languages = ["en", "ar", "ru", "he"]')
                    .replace('vocabulary = ["טסט"', 'vocabulary = ["MOT test"'))
         await upsert_business(stack.app.sessions, parse_business(changed))  # as `business import` would
         second = EmulatedCall(stack.stream_url, "demo-garage", "CA" + "2" * 32, steps)
@@ -239,8 +239,8 @@ async def test_reimporting_a_business_changes_the_next_call(tmp_path: Path) -> N
     sessions = [conn.of_type("session.update")[0]["session"] for conn in stack.fake.connections]
     greetings = [conn.responses[0]["instructions"] for conn in stack.fake.connections]
     assert "שלום, הגעתם למוסך הדגמה" in greetings[0] and "Hello, you reached the demo garage." in greetings[1]
-    # the garage takes four caller languages: detected per utterance until one is decided; the clinic one
-    assert [s["audio"]["input"]["transcription"].get("language") for s in sessions] == [None, "en"]
+    # the garage takes four caller languages either way: detected per utterance until one is decided
+    assert [s["audio"]["input"]["transcription"].get("language") for s in sessions] == [None, None]
     assert "טסט" in sessions[0]["audio"]["input"]["transcription"]["prompt"]
     assert "MOT test" in sessions[1]["audio"]["input"]["transcription"]["prompt"]
     assert sessions[0]["audio"]["input"]["noise_reduction"] == {"type": "near_field"}
