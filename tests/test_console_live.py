@@ -1,0 +1,61 @@
+"""The live calls page: the control plane's rows (polled every second by htmx), the hang-up (confirmed, with
+the CSRF token, audited), and a page that says so when no control plane runs."""
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from markupsafe import escape
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from console.i18n import STRINGS
+from console.live import ControlPlane
+from storage.audit import list_audit
+from tests.test_console_support import (
+    MemoryControlPlane,
+    add_call,
+    console_settings,
+    page_token,
+    sessions,
+    signed_in,
+    two_businesses,
+)
+
+__all__ = ["sessions"]
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def test_without_a_control_plane_the_page_says_so(sessions: async_sessionmaker[AsyncSession],
+                                                        tmp_path: Path) -> None:
+    await two_businesses(sessions)
+    nobody = ControlPlane(closed_port())
+    assert await nobody.table() is None and await nobody.hangup("CA1") == ""
+    async with signed_in(console_settings(sessions, tmp_path, live=nobody), "admin@example.com") as client:
+        page = await client.get("/live")
+    assert page.status_code == 200 and str(escape(STRINGS["he"]["no_control_plane"])) in page.text
+
+
+async def test_live_rows_refresh_and_a_hangup_is_sent_and_audited(sessions: async_sessionmaker[AsyncSession],
+                                                                   tmp_path: Path) -> None:
+    await two_businesses(sessions)
+    await add_call(sessions, "CA-LIVE", "biz-a", seconds=None, caller="+972501112233")
+    live = MemoryControlPlane([{"call_sid": "CA-LIVE", "business_id": "biz-a", "phase": "talking", "age_s": 12.4,
+                                "barge_in_events": 2, "realtime": "connected", "last_decision": "turn", "worker": "h:1"}])
+    async with signed_in(console_settings(sessions, tmp_path, live=live), "admin@example.com") as client:
+        page = (await client.get("/live")).text
+        assert 'hx-trigger="every 1s"' in page and "+972501112233" in page and "connected" in page
+        rows = await client.get("/live", headers={"HX-Request": "true"})
+        assert "<html" not in rows.text and 'hx-post="/live/CA-LIVE/hangup"' in rows.text and "hx-confirm" in rows.text
+        token = await page_token(client, "/live")
+        answer = await client.post("/live/CA-LIVE/hangup", data={"csrf": token}, headers={"HX-Request": "true"})
+        assert answer.status_code == 200 and str(escape(STRINGS["he"]["hangup_sent"])) in answer.text
+        assert (await client.post("/live/CA-GONE/hangup", data={"csrf": token})).status_code == 404
+    assert live.hung_up == ["CA-LIVE"]
+    entry = (await list_audit(sessions, "biz-a"))[0]
+    assert (entry.action, entry.target, entry.user_email, entry.detail) == (
+        "hangup", "CA-LIVE", "admin@example.com", {"sent_to": "host:1"})
