@@ -12,7 +12,7 @@ from console.history import shown_caller
 from console.web import Viewer, console_of, not_found, partial, render
 from gateway.control.link import ask_admin
 from storage.audit import record_audit
-from storage.console_queries import Scope, call_in_scope
+from storage.console_queries import Scope, caller_numbers
 
 
 class ControlPlane:
@@ -41,10 +41,8 @@ async def live_rows(request: Request, viewer: Viewer) -> tuple[list[dict[str, ob
     if rows is None:
         return None, {}
     rows = sorted(visible(rows, viewer.scope), key=lambda r: -float(str(r.get("age_s", 0) or 0)))
-    callers: dict[str, str] = {}
-    for row in rows:
-        record = await call_in_scope(console.sessions, viewer.scope, str(row.get("call_sid", "")))
-        callers[str(row.get("call_sid", ""))] = shown_caller(viewer, record.from_number) if record else ""
+    numbers = await caller_numbers(console.sessions, viewer.scope, [str(row.get("call_sid", "")) for row in rows])
+    callers = {sid: shown_caller(viewer, number) for sid, number in numbers.items()}
     return rows, callers
 
 

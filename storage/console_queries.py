@@ -169,6 +169,17 @@ async def business_ids(sessions: async_sessionmaker[AsyncSession], scope: Scope)
         return list((await session.execute(query)).scalars().all())
 
 
+async def caller_numbers(sessions: async_sessionmaker[AsyncSession], scope: Scope,
+                         call_sids: Sequence[str]) -> dict[str, str]:
+    """call sid → the caller's number, for those of `call_sids` within the scope (one query for a live table)."""
+    if not call_sids:
+        return {}
+    async with sessions() as session:
+        query = select(CallRecord.call_sid, CallRecord.from_number).where(
+            CallRecord.call_sid.in_(list(call_sids)), *scoped_calls(scope))
+        return {sid: number for sid, number in (await session.execute(query)).all()}
+
+
 async def calls_of_number(sessions: async_sessionmaker[AsyncSession], scope: Scope, e164: str) -> list[tuple[str, str]]:
     """(call sid, business id) of every call from `e164` within the scope."""
     async with sessions() as session:
