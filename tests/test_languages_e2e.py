@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from gateway.config import FileConfig
 from prompts.builder import caller_language_layers
@@ -78,6 +79,10 @@ async def test_a_caller_in_another_language_is_followed_and_their_filler_and_no_
     assert metrics["caller_language_switches"] == 1 and metrics["barge_in_events"] == 1
     assert record is not None and record.caller_language == language
     assert [(s["from"], s["to"]) for s in record.language_switches] == [("he", language)]
+    labels = {"business": "demo-garage", "end_reason": "twilio_stop", "caller_language": language}
+    assert (REGISTRY.get_sample_value("kolbridge_calls_total", labels) or 0) >= 1
+    assert (REGISTRY.get_sample_value("kolbridge_caller_language_switches_total",
+                                      {"business": "demo-garage", "to": language}) or 0) >= 1
 
 
 async def test_a_hebrew_caller_with_english_words_never_switches(tmp_path: Path) -> None:
