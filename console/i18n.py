@@ -37,7 +37,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "erase": "מחיקה", "erased": "נמחקו שיחות", "purge_now": "הרצת ניקוי לפי מדיניות השמירה",
         "purged": "נוקו שיחות", "retention_days": "ימי שמירה", "keep_forever": "נשמר לתמיד",
         "action": "פעולה", "target": "יעד", "detail": "פרטים", "not_found": "לא נמצא", "forbidden": "אסור",
-        "back": "חזרה",
+        "back": "חזרה", "call_ended": "השיחה הסתיימה",
     },
     "en": {
         "title": "kolbridge — operator console", "login": "Sign in", "logout": "Sign out", "email": "Email",
@@ -72,7 +72,7 @@ STRINGS: dict[str, dict[str, str]] = {
         "erase": "Erase", "erased": "calls erased", "purge_now": "Run the retention purge now",
         "purged": "calls purged", "retention_days": "Retention days", "keep_forever": "kept",
         "action": "Action", "target": "Target", "detail": "Detail", "not_found": "Not found", "forbidden": "Forbidden",
-        "back": "Back",
+        "back": "Back", "call_ended": "The call has ended",
     },
 }
 

@@ -12,7 +12,7 @@ from console.history import shown_caller
 from console.web import Viewer, console_of, not_found, partial, render
 from gateway.control.link import ask_admin
 from storage.audit import record_audit
-from storage.console_queries import Scope, caller_numbers
+from storage.console_queries import Scope, call_detail, caller_numbers
 
 
 class ControlPlane:
@@ -67,6 +67,24 @@ async def live_hangup(request: Request, viewer: Viewer) -> Response:
     sent_to = await console.live.hangup(call_sid)
     await record_audit(console.sessions, viewer.user.email, "hangup", str(row.get("business_id", "")), call_sid,
                        {"sent_to": sent_to})
+    if request.headers.get("hx-target") == "live-call":
+        return await live_call_page(request, viewer)
     rows, callers = await live_rows(request, viewer)
     return render(request, viewer, "live_rows.html", rows=rows, callers=callers,
                   message="hangup_sent" if sent_to else "not_found")
+
+
+async def live_call_page(request: Request, viewer: Viewer) -> Response:
+    """One live call: its control-plane row and its transcript as the database has it so far (the worker writes
+    each decided utterance as it goes), refreshed every second; after it ends, a link to its detail page."""
+    call_sid = request.path_params["call_sid"]
+    console = console_of(request)
+    rows = await console.live.table()
+    row = next((r for r in visible(rows or [], viewer.scope) if r.get("call_sid") == call_sid), None)
+    detail = await call_detail(console.sessions, viewer.scope, call_sid)
+    if row is None and detail is None:
+        raise not_found()
+    caller = shown_caller(viewer, detail.call.from_number) if detail is not None else ""
+    name = "live_call_body.html" if partial(request) else "live_call.html"
+    return render(request, viewer, name, call_sid=call_sid, row=row, detail=detail, caller=caller,
+                  control_plane=rows is not None)

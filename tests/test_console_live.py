@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from console.i18n import STRINGS
 from console.live import ControlPlane
 from storage.audit import list_audit
+from storage.models import UtteranceRecord
 from tests.test_console_support import (
     MemoryControlPlane,
     add_call,
@@ -59,3 +60,22 @@ async def test_live_rows_refresh_and_a_hangup_is_sent_and_audited(sessions: asyn
     entry = (await list_audit(sessions, "biz-a"))[0]
     assert (entry.action, entry.target, entry.user_email, entry.detail) == (
         "hangup", "CA-LIVE", "admin@example.com", {"sent_to": "host:1"})
+
+
+async def test_one_live_call_shows_its_transcript_as_it_grows(sessions: async_sessionmaker[AsyncSession],
+                                                              tmp_path: Path) -> None:
+    await two_businesses(sessions)
+    await add_call(sessions, "CA-LIVE", "biz-a", seconds=None, utterances=(("caller", "שלום"),))
+    live = MemoryControlPlane([{"call_sid": "CA-LIVE", "business_id": "biz-a", "phase": "talking", "age_s": 4.0},
+                               {"call_sid": "CB-LIVE", "business_id": "biz-b", "phase": "talking", "age_s": 2.0}])
+    async with signed_in(console_settings(sessions, tmp_path, live=live), "a@example.com") as client:
+        page = (await client.get("/live/CA-LIVE")).text
+        assert 'hx-trigger="every 1s"' in page and "שלום" in page and "אני צריך תור למחר" not in page
+        async with sessions.begin() as session:  # the worker writes the next decided utterance
+            session.add(UtteranceRecord(call_sid="CA-LIVE", seq=2, role="caller", text="אני צריך תור למחר",
+                                        classification="turn", start_ms=3000, end_ms=4200))
+        body = (await client.get("/live/CA-LIVE", headers={"HX-Request": "true"})).text
+        assert "<html" not in body and "אני צריך תור למחר" in body
+        assert (await client.get("/live/CB-LIVE")).status_code == 404  # another business's live call
+        live.rows = []  # the call ended
+        assert str(escape(STRINGS["he"]["call_ended"])) in (await client.get("/live/CA-LIVE")).text
