@@ -7,12 +7,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from actors.control_messages import HangupCall, HangupReply, ListLive, LiveTableReply
+from actors.control_messages import HangupCall, HangupReply, InspectLive, InspectReply, ListLive, LiveTableReply
 from console.history import shown_caller
 from console.web import Viewer, console_of, not_found, partial, render
 from gateway.control.link import ask_admin
 from storage.audit import record_audit
-from storage.console_queries import Scope, call_detail, caller_numbers
+from storage.console_queries import CallDetail, Scope, call_detail, caller_numbers
 
 
 class ControlPlane:
@@ -24,6 +24,10 @@ class ControlPlane:
     async def table(self) -> list[dict[str, object]] | None:
         reply = await run_in_threadpool(ask_admin, self.admin_port, ListLive())
         return list(reply.rows) if isinstance(reply, LiveTableReply) else None
+
+    async def inspect(self, call_sid: str) -> dict[str, object] | None:
+        answer = await run_in_threadpool(ask_admin, self.admin_port, InspectLive(call_sid))
+        return dict(answer.detail) if isinstance(answer, InspectReply) and answer.found else None
 
     async def hangup(self, call_sid: str) -> str:
         answer = await run_in_threadpool(ask_admin, self.admin_port, HangupCall(call_sid))
@@ -42,6 +46,7 @@ async def live_rows(request: Request, viewer: Viewer) -> tuple[list[dict[str, ob
         return None, {}
     rows = sorted(visible(rows, viewer.scope), key=lambda r: -float(str(r.get("age_s", 0) or 0)))
     numbers = await caller_numbers(console.sessions, viewer.scope, [str(row.get("call_sid", "")) for row in rows])
+    numbers = {**{str(r.get("call_sid", "")): str(r.get("caller", "")) for r in rows if r.get("caller")}, **numbers}
     callers = {sid: shown_caller(viewer, number) for sid, number in numbers.items()}
     return rows, callers
 
@@ -74,9 +79,21 @@ async def live_hangup(request: Request, viewer: Viewer) -> Response:
                   message="hangup_sent" if sent_to else "not_found")
 
 
+def transcript_lines(inspected: dict[str, object] | None, detail: CallDetail | None) -> list[dict[str, object]]:
+    """The live call's decided utterances: as the control plane has them when its workers report them (within
+    a second of each decision), else as the database has them (written through the worker's write queue)."""
+    reported = inspected.get("transcript") if inspected is not None else None
+    if isinstance(reported, list) and reported:
+        return [{"role": u.get("role", ""), "text": u.get("text", ""), "label": u.get("label", ""),
+                 "interrupted": bool(u.get("interrupted")), "heard_ms": u.get("heard_ms", -1)}
+                for u in reported if isinstance(u, dict)]
+    return [{"role": u.role, "text": u.text, "label": u.classification, "interrupted": u.interrupted,
+             "heard_ms": u.heard_ms} for u in (detail.utterances if detail is not None else [])]
+
+
 async def live_call_page(request: Request, viewer: Viewer) -> Response:
-    """One live call: its control-plane row and its transcript as the database has it so far (the worker writes
-    each decided utterance as it goes), refreshed every second; after it ends, a link to its detail page."""
+    """One live call: its control-plane row and its transcript so far, refreshed every second; after it ends,
+    a link to its detail page."""
     call_sid = request.path_params["call_sid"]
     console = console_of(request)
     rows = await console.live.table()
@@ -84,7 +101,8 @@ async def live_call_page(request: Request, viewer: Viewer) -> Response:
     detail = await call_detail(console.sessions, viewer.scope, call_sid)
     if row is None and detail is None:
         raise not_found()
-    caller = shown_caller(viewer, detail.call.from_number) if detail is not None else ""
+    inspected = await console.live.inspect(call_sid) if row is not None else None
+    number = detail.call.from_number if detail is not None else str((row or {}).get("caller", ""))
     name = "live_call_body.html" if partial(request) else "live_call.html"
-    return render(request, viewer, name, call_sid=call_sid, row=row, detail=detail, caller=caller,
-                  control_plane=rows is not None)
+    return render(request, viewer, name, call_sid=call_sid, row=row, detail=detail, caller=shown_caller(viewer, number),
+                  control_plane=rows is not None, transcript=transcript_lines(inspected, detail))

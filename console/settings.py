@@ -19,6 +19,10 @@ class LiveSource(Protocol):
     async def table(self) -> list[dict[str, object]] | None:
         """Every live call's row, or None when no control plane answers."""
 
+    async def inspect(self, call_sid: str) -> dict[str, object] | None:
+        """Everything the control plane knows of one live call (with its decided utterances, "transcript",
+        when the workers report them), or None."""
+
     async def hangup(self, call_sid: str) -> str:
         """Ask the call's worker to hang up; the worker it was sent to ("" when no live call has that sid)."""
 

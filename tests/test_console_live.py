@@ -79,3 +79,20 @@ async def test_one_live_call_shows_its_transcript_as_it_grows(sessions: async_se
         assert (await client.get("/live/CB-LIVE")).status_code == 404  # another business's live call
         live.rows = []  # the call ended
         assert str(escape(STRINGS["he"]["call_ended"])) in (await client.get("/live/CA-LIVE")).text
+
+
+async def test_the_control_planes_transcript_comes_first(sessions: async_sessionmaker[AsyncSession],
+                                                         tmp_path: Path) -> None:
+    """Workers that report decided utterances: the page shows them before the database has them, and a
+    business user sees the reported caller's number masked when the database has no record yet."""
+    await two_businesses(sessions)
+    live = MemoryControlPlane([{"call_sid": "CA-NEW", "business_id": "biz-a", "phase": "talking", "age_s": 1.0,
+                                "caller": "+972501239876", "speaking": "caller"}])
+    live.transcripts["CA-NEW"] = [
+        {"seq": 1, "role": "caller", "text": "אממ", "label": "filler", "interrupted": False, "heard_ms": -1},
+        {"seq": 2, "role": "assistant", "text": "שלום, איך", "label": "", "interrupted": True, "heard_ms": 900}]
+    async with signed_in(console_settings(sessions, tmp_path, live=live), "a@example.com") as client:
+        page = (await client.get("/live/CA-NEW")).text
+        table = (await client.get("/live")).text
+    assert '<li class="caller filler">' in page and "שלום, איך" in page and "900 ms" in page
+    assert "+972••••••876" in page and "+972••••••876" in table and "+972501239876" not in table + page

@@ -115,9 +115,14 @@ class MemoryControlPlane:
 
     rows: list[dict[str, object]] | None = None
     hung_up: list[str] = field(default_factory=list)
+    transcripts: dict[str, list[dict[str, object]]] = field(default_factory=dict)  # as the workers report them
 
     async def table(self) -> list[dict[str, object]] | None:
         return None if self.rows is None else list(self.rows)
+
+    async def inspect(self, call_sid: str) -> dict[str, object] | None:
+        row = next((r for r in self.rows or [] if r.get("call_sid") == call_sid), None)
+        return None if row is None else {**row, "transcript": list(self.transcripts.get(call_sid, []))}
 
     async def hangup(self, call_sid: str) -> str:
         if not any(row.get("call_sid") == call_sid for row in self.rows or []):
