@@ -58,5 +58,18 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { setUpWaveform(); setUpCharts(); });
+  // the playheads: on the waveform (the recording's length) and on the timeline (the call's length)
+  function setUpPlayheads() {
+    var audio = player();
+    if (!audio) { return; }
+    audio.addEventListener("timeupdate", function () {
+      document.querySelectorAll(".playhead").forEach(function (head) {
+        var span = parseInt(head.getAttribute("data-span-ms"), 10) / 1000 || audio.duration;
+        var box = head.parentElement.querySelector(".lane") || head.parentElement;
+        if (span > 0) { head.style.left = Math.min(1, audio.currentTime / span) * box.clientWidth + "px"; }
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () { setUpWaveform(); setUpCharts(); setUpPlayheads(); });
 })();
