@@ -55,7 +55,7 @@ class ControlAdmin(Actor):  # type: ignore[misc]
                                              tuple(self.table.ended.values()) if msg.include_ended else (),
                                              tuple(self.table.worker_rows(now)), now))
         elif isinstance(msg, InspectLive):
-            detail = self.table.detail(msg.call_sid, now)
+            detail = self.table.detail(msg.call_sid, now, msg.after_seq)
             self.send(sender, InspectReply(msg.call_sid, detail is not None, detail or {}))
         elif isinstance(msg, HangupCall):
             owner = self.table.owner(msg.call_sid)

@@ -35,6 +35,13 @@ class CallRow(Struct, frozen=True):
     realtime: str = ""  # connected / reconnecting / fallback
     children: dict[str, str] = field(default_factory=dict)  # role → actor address (in its worker)
     restarts: dict[str, int] = field(default_factory=dict)
+    # for the operator console: the utterances decided since the worker's previous report (bounded per
+    # report; {seq, role, text, label, start_ms, end_ms, interrupted, heard_ms}), the caller's number,
+    # the caller's language and who is speaking ("ai", "caller", "both" or "")
+    utterances: tuple[dict[str, object], ...] = ()
+    caller: str = ""
+    caller_language: str = ""
+    speaking: str = ""
 
 
 class WorkerStats(Struct, frozen=True):
@@ -79,6 +86,7 @@ class LiveTableReply(Struct, frozen=True):
 
 class InspectLive(Struct, frozen=True):
     call_sid: str
+    after_seq: int = 0  # the transcript's utterances after this one (the console polls for what is new)
 
 
 class InspectReply(Struct, frozen=True):

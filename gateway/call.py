@@ -17,6 +17,7 @@ RealtimeGaveUp to the business's fallback (gateway/leaving.py).
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
@@ -47,6 +48,7 @@ from gateway.wire import decode_realtime, encode_realtime, encode_twilio, unsent
 from gateway.wswrite import OrderedWriter
 
 log = structlog.get_logger("kolbridge.call")
+DECIDED_KEPT = 64  # a live call's latest decided utterances, read by the control reporter each second
 
 
 def realtime_socket(conn: Any) -> Any:
@@ -106,6 +108,8 @@ class CallIO:
         self.twilio_events_out = 0
         self.opened_at = asyncio.get_running_loop().time()
         self.notes = CallNotes()  # for the business's post-call report
+        self.decided: deque[dict[str, object]] = deque(maxlen=DECIDED_KEPT)  # the latest utterances, for the console
+        self.caller_language = settings.caller_languages.start or settings.language
         self.tw_out.attach(ws)
 
     # ------------------------------------------------------------------ CallSink
@@ -135,9 +139,17 @@ class CallIO:
     def utterance(self, event: Utterance) -> None:
         self.utterances += 1
         self.services.actions.utterance(self, self.utterances, event)
+        self.decided.append({"seq": self.utterances, "role": event.role, "text": event.text, "label": event.label,
+                             "start_ms": event.start_ms, "end_ms": event.end_ms, "interrupted": event.interrupted,
+                             "heard_ms": event.heard_ms})
 
     def language_switched(self, event: LanguageSwitched) -> None:
+        self.caller_language = event.to_language
         self.services.actions.language_switched(self, event)
+
+    @property
+    def caller(self) -> str:
+        return self.profile.caller
 
     def run_tool(self, command: RunTool) -> None:
         task = asyncio.create_task(self.services.actions.run_tool(self, command), name=f"tool-{self.call_id}")

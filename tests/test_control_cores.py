@@ -1,8 +1,12 @@
 """The control plane's LiveTable on a virtual (wall) clock: reports from two workers on two hosts."""
 from __future__ import annotations
 
+import msgspec
+
 from actors.control_messages import CallClosed, CallOpened, CallRow, WorkerId, WorkerStats
 from actors.cores.live_table import LiveTable
+from gateway.control.reporter import UTTERANCES_PER_REPORT, ControlReporter
+from tests.conftest import settings
 
 A = WorkerId("host-a:101", "host-a", 101)
 B = WorkerId("host-b:202", "host-b", 202)
@@ -57,3 +61,52 @@ def test_ended_summaries_are_bounded() -> None:
     for k in range(5):
         table.handle(CallClosed(A, f"CA{k}", "twilio_stop", {}, 10.0 + k), 10.0 + k)
     assert list(table.ended) == ["CA2", "CA3", "CA4"]
+
+
+def said(seq: int, text: str, label: str = "turn", role: str = "caller") -> dict[str, object]:
+    return {"seq": seq, "role": role, "text": text, "label": label, "start_ms": 1000 * seq, "end_ms": 1000 * seq + 500,
+            "interrupted": False, "heard_ms": -1}
+
+
+def test_a_live_calls_decided_utterances_build_its_transcript_once_each_in_order() -> None:
+    table = LiveTable()
+    table.handle(CallOpened(A, "CA1", "garage", 1000.0), 1000.0)
+    first = msgspec.structs.replace(row("CA1", 1.0), utterances=(said(1, "שלום", role="assistant"), said(2, "אממ", "filler")),
+                                    caller="+972501234567", caller_language="he", speaking="caller")
+    table.handle(WorkerStats(A, (first,), 0, 1001.0), 1001.0)
+    table.handle(WorkerStats(A, (first,), 0, 1001.5), 1001.5)  # the same report twice adds nothing
+    later = msgspec.structs.replace(first, utterances=(said(3, "לא"),), speaking="ai")
+    table.handle(WorkerStats(A, (later,), 0, 1002.0), 1002.0)
+    live = table.live(1002.0)[0]
+    assert (live["caller"], live["caller_language"], live["speaking"], live["utterances"]) == ("+972501234567", "he", "ai", 3)
+    detail = table.detail("CA1", 1002.0)
+    assert detail is not None and [u["text"] for u in detail["transcript"]] == ["שלום", "אממ", "לא"]  # type: ignore[attr-defined]
+    newer = table.detail("CA1", 1002.0, after_seq=2)
+    assert newer is not None and newer["transcript"] == [said(3, "לא")]
+
+
+async def test_the_reporter_sends_each_utterance_once_and_a_burst_over_several_reports() -> None:
+    calls = {"CA1": FakeLiveCall([said(k, f"utterance {k}") for k in range(1, 31)])}
+    reporter = ControlReporter(calls, FakeEngine(), lambda coro: coro.close(), lambda sid: None, port=1)
+    base = CallRow("CA1", "garage", "active", 1.0)
+    first, second, third = (reporter._with_utterances(base) for _ in range(3))
+    assert [u["seq"] for u in first.utterances] == list(range(1, UTTERANCES_PER_REPORT + 1))
+    assert [u["seq"] for u in second.utterances] == list(range(UTTERANCES_PER_REPORT + 1, 31))
+    assert third.utterances == () and third.caller == "+972501234567" and third.caller_language == "ar"
+
+
+class FakeLiveCall:
+    def __init__(self, decided: list[dict[str, object]]) -> None:
+        self.call_id, self.opened_at, self.frames_in = "CA1", 0.0, 0
+        self.settings = settings("CA1")
+        self.decided = decided
+        self.caller_language = "ar"
+        self.caller = "+972501234567"
+
+
+class FakeEngine:
+    def tell(self, call_id: str, msg: object) -> bool:
+        return True
+
+    def inspect(self, call_id: str) -> None:
+        return None

@@ -15,6 +15,8 @@ import msgspec
 
 from actors.control_messages import CallClosed, CallOpened, CallRow, WorkerId, WorkerStats
 
+TRANSCRIPT_KEPT = 300  # utterances of a live call the table keeps (the console's live transcript)
+
 
 class LiveCall(msgspec.Struct):
     call_sid: str
@@ -23,6 +25,7 @@ class LiveCall(msgspec.Struct):
     opened_at: float
     row: CallRow | None = None
     seen_at: float = 0.0
+    transcript: list[dict[str, object]] = msgspec.field(default_factory=list)  # decided utterances, by seq
 
 
 class WorkerSeen(msgspec.Struct):
@@ -55,6 +58,7 @@ class LiveTable:
                 if sid not in self.calls:  # the admin (re)started mid-call: the worker's rows bring it back
                     self.calls[sid] = LiveCall(sid, row.business_id, msg.source, now - row.age_s)
                 self.calls[sid].row, self.calls[sid].seen_at = row, now
+                self._transcribe(self.calls[sid], row)
         elif isinstance(msg, CallClosed):
             self._seen(msg.source, now)
             closed = self.calls.pop(msg.call_sid, None)
@@ -64,6 +68,14 @@ class LiveTable:
             while len(self.ended) > self.ended_kept:
                 self.ended.popitem(last=False)
         self._forget(now)
+
+    @staticmethod
+    def _transcribe(call: LiveCall, row: CallRow) -> None:
+        """A report's new utterances, appended once each (a report sent twice adds nothing)."""
+        last = int(str(call.transcript[-1].get("seq", 0))) if call.transcript else 0
+        fresh = [u for u in row.utterances if int(str(u.get("seq", 0))) > last]
+        if fresh:
+            call.transcript = (call.transcript + fresh)[-TRANSCRIPT_KEPT:]
 
     def _seen(self, source: WorkerId, now: float, dropped: int | None = None) -> None:
         seen = self.workers.setdefault(source.worker, WorkerSeen(source, now))
@@ -91,18 +103,21 @@ class LiveTable:
                                   "age_s": round(now - call.opened_at, 1), "stale": stale}
         if row is not None:
             out.update({"phase": row.phase, "realtime": row.realtime, "last_decision": row.last_decision,
-                        **row.counters})
+                        "caller": row.caller, "caller_language": row.caller_language, "speaking": row.speaking,
+                        "utterances": len(call.transcript), **row.counters})
         return out
 
     def live(self, now: float) -> list[dict[str, object]]:
         """One row a call, oldest first."""
         return [self.row(call, now) for call in sorted(self.calls.values(), key=lambda c: c.opened_at)]
 
-    def detail(self, call_sid: str, now: float) -> dict[str, object] | None:
+    def detail(self, call_sid: str, now: float, after_seq: int = 0) -> dict[str, object] | None:
+        """One call's row, its actors and its transcript (the utterances after `after_seq`)."""
         call = self.calls.get(call_sid)
         if call is None:
             return None
         out = self.row(call, now)
+        out["transcript"] = [u for u in call.transcript if int(str(u.get("seq", 0))) > after_seq]
         if call.row is not None:
             out.update({"children": dict(call.row.children), "restarts": dict(call.row.restarts),
                         "counters": dict(call.row.counters)})

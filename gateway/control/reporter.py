@@ -13,9 +13,10 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Protocol
 
+import msgspec
 import structlog
 
 from actors.control_messages import CallClosed, CallOpened, CallRow, WorkerId, WorkerStats
@@ -30,6 +31,9 @@ log = structlog.get_logger("kolbridge.control")
 SLICES = 10
 
 
+UTTERANCES_PER_REPORT = 20  # a call's decided utterances per report, at most (the rest follow in the next)
+
+
 class LiveCall(Protocol):
     """What the reporter reads of a live call (gateway/call.py's CallIO)."""
 
@@ -37,6 +41,14 @@ class LiveCall(Protocol):
     settings: CallSettings
     opened_at: float
     frames_in: int
+    caller_language: str
+
+    @property
+    def decided(self) -> Sequence[dict[str, object]]:
+        """The latest decided utterances, each with its seq."""
+
+    @property
+    def caller(self) -> str: ...
 
 
 class Engine(Protocol):
@@ -56,6 +68,8 @@ class ControlReporter:
         self.link = ControlLink(port, self.source, asyncio.get_running_loop(), self.hangup)
         self.stats_every_s = stats_every_s
         self.rows: dict[str, CallRow] = {}
+        self.reported_seq: dict[str, int] = {}  # a call's last utterance sent to the control plane
+        self.frames_sent: dict[str, int] = {}  # a call's frames sent at its previous sample: is the AI speaking
 
     def start(self) -> None:
         self.link.start()
@@ -69,6 +83,8 @@ class ControlReporter:
 
     def call_closed(self, call_sid: str, reason: str, metrics: dict[str, int]) -> None:
         self.rows.pop(call_sid, None)
+        self.reported_seq.pop(call_sid, None)
+        self.frames_sent.pop(call_sid, None)
         self.link.report(CallClosed(self.source, call_sid, reason, metrics, time.time()))
 
     def hangup(self, call_sid: str) -> None:
@@ -95,8 +111,19 @@ class ControlReporter:
                 next_report = time.monotonic() + self.stats_every_s
                 # every live call is in every report (a call missing from it has ended): one not sampled yet
                 # goes with what the gateway knows of it
-                live = tuple(self.rows.get(sid) or self._placeholder(sid) for sid in sids if sid in self.calls)
+                live = tuple(self._with_utterances(self.rows.get(sid) or self._placeholder(sid))
+                             for sid in sids if sid in self.calls)
                 self.link.report(WorkerStats(self.source, live, self.link.dropped, time.time()))
+
+    def _with_utterances(self, row: CallRow) -> CallRow:
+        """The row as reported: with the utterances decided since the call's previous report (at most
+        UTTERANCES_PER_REPORT: a burst goes out over the next seconds), its caller and language."""
+        call = self.calls[row.call_sid]
+        after = self.reported_seq.get(row.call_sid, 0)
+        fresh = tuple(u for u in call.decided if int(str(u["seq"])) > after)[:UTTERANCES_PER_REPORT]
+        if fresh:
+            self.reported_seq[row.call_sid] = int(str(fresh[-1]["seq"]))
+        return msgspec.structs.replace(row, utterances=fresh, caller=call.caller, caller_language=call.caller_language)
 
     def _placeholder(self, call_sid: str) -> CallRow:
         call = self.calls[call_sid]
@@ -113,4 +140,14 @@ class ControlReporter:
         counters = {key: seen.counters.get(key, 0) for key in ROW_KEYS}
         counters[RESTARTS] = sum(seen.restarts.values())
         return CallRow(call_sid, seen.business_id, seen.phase, round(now - seen.started_at, 1), counters,
-                       seen.last_decision, seen.realtime, dict(seen.children), dict(seen.restarts))
+                       seen.last_decision, seen.realtime, dict(seen.children), dict(seen.restarts),
+                       speaking=self._speaking(call_sid, seen.counters))
+
+    def _speaking(self, call_sid: str, counters: Mapping[str, int]) -> str:
+        """The AI speaks if frames went out since the previous sample; the caller, if the server heard speech
+        start that no transcript has ended yet."""
+        sent = counters.get("frames_sent", 0)
+        ai = sent > self.frames_sent.get(call_sid, sent)
+        self.frames_sent[call_sid] = sent
+        caller = counters.get("speech_started_count", 0) > counters.get("stt_utterances_total", 0)
+        return {(True, True): "both", (True, False): "ai", (False, True): "caller"}.get((ai, caller), "")
