@@ -5,11 +5,18 @@
 set -eu
 cd "$(dirname "$0")/.."
 
+# Debian packages the tests use: PostgreSQL (the storage tests), Chromium and its driver (the console's
+# browser tests drive /usr/bin/chromium through /usr/bin/chromedriver; no browser is downloaded)
+missing=""
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing="$missing postgresql"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+[ -x /usr/bin/chromedriver ] || missing="$missing chromium-driver"
+if [ -n "$missing" ]; then
+  echo "== installing Debian packages:$missing"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $missing >/dev/null
+fi
+
 if [ -z "${KOLBRIDGE_TEST_PG_URL:-}" ]; then
-  if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
-    echo "== installing PostgreSQL (Debian packages)"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
-  fi
   version=$(ls /usr/lib/postgresql | sort -V | tail -1)
   if ! pg_lsclusters -h 2>/dev/null | grep -q "^$version main"; then
     pg_createcluster "$version" main >/dev/null
