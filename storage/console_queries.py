@@ -252,6 +252,13 @@ def _metric_sum(key: str) -> Any:
     return func.coalesce(func.sum(CallRecord.metrics[key].as_integer()), 0)
 
 
+def utc_day(session: AsyncSession, column: Any) -> Any:
+    """The UTC day of a timestamp: SQLite keeps UTC already; PostgreSQL's date() would use the session's zone."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.date(func.timezone("UTC", column))
+    return func.date(column)
+
+
 def _day(value: Any) -> str:
     """func.date gives a string on SQLite and a date on PostgreSQL."""
     return value.isoformat() if isinstance(value, date) else str(value)
@@ -269,7 +276,7 @@ def percentile(values: Sequence[float], share: float) -> float | None:
 
 
 async def _daily_calls(session: AsyncSession, terms: list[ColumnElement[bool]]) -> list[DayFigures]:
-    day = func.date(CallRecord.started_at)
+    day = utc_day(session, CallRecord.started_at)
     query = (select(day, func.count(), _counted(answered_term()), _counted(transferred_term()),
                     _counted(fallback_term()), _counted(shed_term()), _metric_sum("barge_in_events"),
                     _metric_sum("stt_utterances"), _metric_sum("filler_only"), _metric_sum("underruns"))
@@ -279,7 +286,7 @@ async def _daily_calls(session: AsyncSession, terms: list[ColumnElement[bool]]) 
 
 async def _daily_leads(session: AsyncSession, scope: Scope, business_id: str, date_from: date | None,
                        date_to: date | None) -> dict[str, int]:
-    day = func.date(LeadRecord.created_at)
+    day = utc_day(session, LeadRecord.created_at)
     terms = in_dates(LeadRecord.created_at, date_from, date_to)
     terms += [LeadRecord.business_id == b for b in (scope.business_id, business_id or None) if b is not None]
     rows = (await session.execute(select(day, func.count()).where(*terms).group_by(day))).all()

@@ -11,10 +11,22 @@ from typing import Any
 
 import msgspec
 import numpy as np
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from storage.console_queries import Scope, dashboard
-from tests.test_console_support import NOW, add_call, add_lead, console_settings, sessions, signed_in, two_businesses
+from storage.db import session_factory
+from tests.test_console_support import (
+    NOW,
+    PG_URL,
+    add_call,
+    add_lead,
+    console_settings,
+    open_database,
+    sessions,
+    signed_in,
+    two_businesses,
+)
 
 __all__ = ["sessions"]
 
@@ -101,3 +113,19 @@ async def test_the_dashboard_page_shows_the_viewers_figures(sessions: async_sess
     assert shown["totals"]["calls"] == len(mine) and f'id="total-calls">{len(mine)}<' in page
     assert shown["totals"]["leads"] == sum("lead_day" in c for c in mine)
     assert 'id="dashboard-data"' in page and "uPlot.iife.min.js" in page
+
+
+@pytest.mark.skipif(not PG_URL, reason="KOLBRIDGE_TEST_PG_URL not set (.ci/run starts PostgreSQL and sets it)")
+async def test_days_are_utc_days_in_any_session_zone(tmp_path: Path) -> None:
+    """12:00 UTC is already tomorrow at UTC+14: PostgreSQL's date() would say so; the dashboard counts UTC days."""
+    engine = await open_database("postgresql", tmp_path)
+    await engine.dispose()
+    engine = create_async_engine(PG_URL, connect_args={"server_settings": {"timezone": "Pacific/Kiritimati"}})
+    sessions = session_factory(engine)
+    try:
+        await add_call(sessions, "CA1", "biz-a", NOW)
+        await add_lead(sessions, "CA1", "biz-a", NOW)
+        shown = await dashboard(sessions, Scope(None))
+        assert [(d.day, d.calls, d.leads) for d in shown.days] == [(NOW.date().isoformat(), 1, 1)]
+    finally:
+        await engine.dispose()
