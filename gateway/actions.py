@@ -23,15 +23,13 @@ from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord, 
 from actors.language_messages import LanguageSwitched
 from actors.messages import Utterance
 from gateway.control import prom
-from gateway.fallback import FallbackSettings, fallback_twiml, hangup_twiml
+from gateway.fallback import NO_ANSWER, FallbackSettings, fallback_twiml, hangup_twiml
 from gateway.http_tools import HttpOutcome, Poster, json_text
 from gateway.leaving import Exit, FallbackCall, Leaver
 from storage.writequeue import CallNoteWrite, LanguageSwitchWrite, LeadWrite, ToolCallWrite, UtteranceWrite, WebhookWrite, Write
 
 log = structlog.get_logger("kolbridge.actions")
 
-NO_ANSWER = {"he": "מצטערים, אין כרגע נציג פנוי. נחזור אליך בהקדם. תודה ולהתראות.",
-             "en": "Sorry, no one is available right now. We will call you back soon. Goodbye."}
 TRANSCRIPT_KEPT = 400
 
 
@@ -57,12 +55,12 @@ class ActingCall(FallbackCall, Protocol):
     def opened_at(self) -> float: ...
 
 
-def transfer_twiml(number: str, caller_id: str, timeout_s: int, language: str) -> str:
-    """Dial the human line; if nobody answers, an apology and a hang-up (never dead air) — the fallback's
-    transfer TwiML with the no-answer message."""
+def transfer_twiml(number: str, caller_id: str, timeout_s: int, language: str, dial_action: str = "") -> str:
+    """Dial the human line; its action URL (POST /dial-done) answers an apology and a hang-up if nobody
+    answers, a hang-up if the human did — the fallback's transfer TwiML."""
     settings = FallbackSettings(mode="transfer", transfer_number=number, caller_id=caller_id, dial_timeout_s=timeout_s,
                                 message=NO_ANSWER.get(language, NO_ANSWER["en"]))
-    return fallback_twiml(settings, language)
+    return fallback_twiml(settings, language, "", dial_action)
 
 
 def tool_answer(outcome: HttpOutcome) -> tuple[str, str]:
@@ -150,7 +148,8 @@ class AgentActions:
             return
         if command.kind == "transfer":
             transfer = call.profile.agent.transfer
-            twiml = transfer_twiml(command.number, transfer.caller_id, transfer.timeout_s, call.settings.language)
+            twiml = transfer_twiml(command.number, transfer.caller_id, transfer.timeout_s, call.settings.language,
+                                   call.profile.dial_action("agent"))
             call.notes.transfer = {"number": command.number, "reason": command.reason, "summary": command.summary}
             self.put(CallNoteWrite(call.call_id, command.summary))
             self.notify(call, "transfer", {"event": "call.transferred", "call_sid": call.call_id,

@@ -22,7 +22,7 @@ from actors.settings import CallSettings
 from gateway.agent import AgentSpec, agent_for, agent_spec
 from gateway.config import FileConfig
 from gateway.config.overrides import audio_for, barge_in_for, caller_languages_for, facts_for, fallback_for, realtime_for, vad_for
-from gateway.fallback import FallbackSettings
+from gateway.fallback import FallbackSettings, dial_action_url
 from gateway.prewarm import route_is_valid
 from gateway.wire import TwilioStart
 from prompts.builder import BuiltPrompt, build_prompt
@@ -38,6 +38,12 @@ class CallProfile(msgspec.Struct, frozen=True):
     fallback: FallbackSettings = FallbackSettings()  # the business's, when the AI cannot take the call
     agent: AgentSpec = AgentSpec()  # its HTTP tools, webhook and transfer line
     caller: str = ""  # the caller's number (customParameters.from)
+    action_base: str = ""  # the public base URL of /voice (customParameters.action_base; "" if unknown)
+    business_id: str = ""
+
+    def dial_action(self, kind: str) -> str:
+        """A transfer's <Dial action>: `kind` "agent" (transfer_to_human) or "fallback" ("" if no base is known)."""
+        return dial_action_url(self.action_base, self.business_id, kind)
 
 
 class PreparedCall(NamedTuple):
@@ -97,5 +103,6 @@ def prepare_call(start: TwilioStart, business: BusinessView, f: FileConfig, star
         barge_in=barge_in_for(f.barge_in, business), transcription_prompt=prompt.transcription_prompt,
         vocabulary=tuple(business.vocabulary), agent=agent_for(f.conversation, business, spec),
         caller_languages=msgspec.structs.replace(caller_languages_for(business, prompt.language_layers), start=start_language))
-    profile = CallProfile(fallback_for(business), spec, start.custom.get("from", ""))
+    profile = CallProfile(fallback_for(business), spec, start.custom.get("from", ""),
+                          start.custom.get("action_base", ""), business.id)
     return PreparedCall(settings, profile, prompt)

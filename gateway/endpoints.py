@@ -30,10 +30,10 @@ from gateway.app import App
 from gateway.config.overrides import fallback_for, realtime_for
 from gateway.control import prom
 from gateway.control.link import ask_admin
-from gateway.fallback import fallback_twiml, hangup_twiml
+from gateway.fallback import DIAL_ANSWERED, NO_ANSWER, FallbackSettings, apology_twiml, dial_action_url, dial_done_twiml, fallback_twiml, hangup_twiml
 from gateway.http_shim import FORM_HEADER, METHOD_HEADER
 from gateway.prewarm import route_signature
-from storage.businesses import business_for_number
+from storage.businesses import business_for_number, get_business
 
 log = structlog.get_logger("kolbridge.gateway")
 STREAM_PATH = "/media-stream"
@@ -71,7 +71,7 @@ async def process_request(app: App, conn: ServerConnection, request: Request) ->
         if path == "/metrics":
             return plain(conn, HTTPStatus.OK, prom.scrape().decode(), prom.CONTENT_TYPE)
         return await admin_calls(app, conn)
-    if path in ("/voice", "/stream-ended") and method == "POST":
+    if path in ("/voice", "/stream-ended", "/dial-done") and method == "POST":
         return await twilio_webhook(app, conn, request, path)
     if path == STREAM_PATH:
         return stream_upgrade(app, conn, request)
@@ -83,16 +83,36 @@ async def twilio_webhook(app: App, conn: ServerConnection, request: Request, pat
     form = dict(parse_qsl(request.headers.get(FORM_HEADER, ""), keep_blank_values=True))
     stream_url, voice_url = public_urls(app, request.headers.get("Host"))
     http_base = voice_url.rsplit("/", 1)[0]
-    url = voice_url if path == "/voice" else f"{http_base}/stream-ended"
+    query = urlsplit(request.path).query  # Twilio signs the whole URL, its query included
+    url = voice_url if path == "/voice" else f"{http_base}{path}" + (f"?{query}" if query else "")
     token = app.config.env.twilio_auth_token
     if token and not RequestValidator(token).validate(url, form, request.headers.get("X-Twilio-Signature", "")):
         log.warning("WEBHOOK_SIGNATURE_INVALID", path=path, call_sid=form.get("CallSid", ""))
         return plain(conn, HTTPStatus.FORBIDDEN, "invalid signature")
+    if path == "/dial-done":
+        return plain(conn, HTTPStatus.OK, await dial_done(app, form, dict(parse_qsl(query))), "text/xml")
     if path == "/stream-ended":
         twiml = await app.stream_ended_twiml(form.get("CallSid", ""))
         log.info("STREAM_ENDED_ACTION", call_sid=form.get("CallSid", ""), hangup_only=twiml == hangup_twiml())
         return plain(conn, HTTPStatus.OK, twiml, "text/xml")
     return plain(conn, HTTPStatus.OK, await voice_twiml(app, form, stream_url, http_base), "text/xml")
+
+
+async def dial_done(app: App, form: dict[str, str], query: dict[str, str]) -> str:
+    """A transfer's <Dial> ended (its action URL): the human answered → hang up; nobody did → the apology
+    (the agent's "nobody is available" or the business's fallback message), in the business's language."""
+    status, call_sid = form.get("DialCallStatus", ""), form.get("CallSid", "")
+    business = await get_business(app.sessions, query["business"]) if query.get("business") else None
+    kind = query.get("kind", "fallback")
+    prom.transfer_ended(business.id if business else "", kind, status or "unknown")
+    log.info("DIAL_DONE", call_sid=call_sid, business_id=business.id if business else "", kind=kind, status=status,
+             duration_s=form.get("DialCallDuration", ""))
+    if business is None:
+        return hangup_twiml() if status in DIAL_ANSWERED else apology_twiml(FallbackSettings(), "en")
+    settings = fallback_for(business)
+    if kind == "agent":
+        settings = FallbackSettings(message=NO_ANSWER.get(business.language, NO_ANSWER["en"]))
+    return dial_done_twiml(settings, business.language, status)
 
 
 def stream_upgrade(app: App, conn: ServerConnection, request: Request) -> Response | None:
@@ -149,12 +169,14 @@ async def voice_twiml(app: App, form: dict[str, str], stream_url: str, http_base
         return str(response)
     if app.draining:
         log.warning("VOICE_WHILE_DRAINING", call_sid=call_sid, business_id=business.id)
-        return fallback_twiml(fallback_for(business), business.language, form.get("From", ""))
+        return fallback_twiml(fallback_for(business), business.language, form.get("From", ""),
+                              dial_action_url(http_base, business.id, "fallback"))
     shed, lateness = app.admission()
     if shed is not Shed.NO:  # this worker is full: the business's fallback now, not a degraded call
         fallback = fallback_for(business)
         app.record_shed(call_sid, business.id, form, shed, lateness, fallback.mode)
-        return fallback_twiml(fallback, business.language, form.get("From", ""))
+        return fallback_twiml(fallback, business.language, form.get("From", ""),
+                              dial_action_url(http_base, business.id, "fallback"))
     # when the stream ends with the call still up, Twilio asks this URL what next (the fallback, or hang up)
     connect = Connect(action=f"{http_base}/stream-ended") if http_base else Connect()
     stream = connect.stream(url=stream_url)
@@ -162,6 +184,8 @@ async def voice_twiml(app: App, form: dict[str, str], stream_url: str, http_base
     stream.parameter(name="call_sid", value=call_sid)
     stream.parameter(name="from", value=form.get("From", ""))
     stream.parameter(name="to", value=to)
+    if http_base:
+        stream.parameter(name="action_base", value=http_base)  # a transfer's <Dial action> is built on it
     token = app.config.env.twilio_auth_token
     if token:
         stream.parameter(name="route_sig", value=route_signature(token, call_sid, business.id))

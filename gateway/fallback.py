@@ -1,8 +1,11 @@
 """What the caller gets when the AI cannot take the call: the business's fallback, as TwiML.
 
 Modes (per business, `[business.fallback]`): `transfer` dials the business's human line
-(`<Dial callerId timeout>`; an apology if nobody answers), `apologise` says a short sorry in the
-business's language (`<Say voice language>`) and hangs up. Delivery (gateway/leaving.py, the one
+(`<Dial callerId timeout action>`), `apologise` says a short sorry in the business's language
+(`<Say voice language>`) and hangs up. A `<Dial>` is never followed by an apology: Twilio runs the
+next verb after any `<Dial>` that ends, so a caller who talked to the human would hear "nobody is
+available" once the human hung up. The Dial's `action` (POST /dial-done?business=ID) decides with
+Twilio's DialCallStatus: answered → hang up; busy, no answer, failed or cancelled → the apology. Delivery (gateway/leaving.py, the one
 way every call leaves), in order of preference:
   1. Twilio's REST API (`Calls/{CallSid}` update with the TwiML, through TwilioRest below) when
      TWILIO_ACCOUNT_SID with TWILIO_AUTH_TOKEN (or an API key pair) are set: the live stream is
@@ -28,6 +31,9 @@ DEFAULT_MESSAGES = {
     "he": "מצטערים, יש לנו תקלה זמנית ואיננו יכולים לענות כרגע. אנא נסו שוב בעוד כמה דקות.",
     "en": "Sorry, we're having a temporary problem and can't take your call right now. Please try again in a few minutes.",
 }
+# transfer_to_human when nobody answers: the agent promised a person, so the apology says who will call
+NO_ANSWER = {"he": "מצטערים, אין כרגע נציג פנוי. נחזור אליך בהקדם. תודה ולהתראות.",
+             "en": "Sorry, no one is available right now. We will call you back soon. Goodbye."}
 # Twilio <Say>: an invalid voice/language pair fails the verb, so both are configurable per business.
 DEFAULT_VOICES = {"he": ("Google.he-IL-Standard-A", "he-IL"), "en": ("Polly.Joanna", "en-US")}
 
@@ -52,17 +58,40 @@ def check_fallback(values: dict[str, object]) -> list[str]:
     return []
 
 
-def fallback_twiml(settings: FallbackSettings, language: str, caller: str = "") -> str:
+DIAL_ANSWERED = ("completed", "answered")  # DialCallStatus of a <Dial> the human picked up
+
+
+def fallback_twiml(settings: FallbackSettings, language: str, caller: str = "", dial_action: str = "") -> str:
+    """The fallback's TwiML. A transfer's `<Dial>` ends the document: with `dial_action` Twilio asks that URL
+    what next (the apology only if nobody answered); without one (no public URL known) the call ends."""
+    response = VoiceResponse()
+    if settings.mode == "transfer" and settings.transfer_number:
+        dial = Dial(caller_id=settings.caller_id or caller or None, timeout=settings.dial_timeout_s,
+                    action=dial_action or None, method="POST" if dial_action else None)
+        dial.number(settings.transfer_number)
+        response.append(dial)
+        return str(response)
+    return apology_twiml(settings, language)
+
+
+def apology_twiml(settings: FallbackSettings, language: str) -> str:
     voice, say_language = DEFAULT_VOICES.get(language, DEFAULT_VOICES["en"])
     message = settings.message or DEFAULT_MESSAGES.get(language, DEFAULT_MESSAGES["en"])
     response = VoiceResponse()
-    if settings.mode == "transfer" and settings.transfer_number:
-        dial = Dial(caller_id=settings.caller_id or caller or None, timeout=settings.dial_timeout_s)
-        dial.number(settings.transfer_number)
-        response.append(dial)
     response.say(message, voice=settings.say_voice or voice, language=settings.say_language or say_language)
     response.hangup()
     return str(response)
+
+
+def dial_done_twiml(settings: FallbackSettings, language: str, dial_status: str) -> str:
+    """What follows a transfer's `<Dial>`: nothing if the human answered, else the apology."""
+    return hangup_twiml() if dial_status in DIAL_ANSWERED else apology_twiml(settings, language)
+
+
+def dial_action_url(base: str, business_id: str, kind: str) -> str:
+    """A transfer's `<Dial action>` ("" when no public base URL is known); `kind` picks the apology:
+    "agent" (transfer_to_human: nobody answered) or "fallback" (the business's fallback message)."""
+    return f"{base}/dial-done?business={business_id}&kind={kind}" if base else ""
 
 
 def hangup_twiml() -> str:

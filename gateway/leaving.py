@@ -105,6 +105,7 @@ class Leaver:
     async def fallback(self, call: FallbackCall, reason: str, end_reason: str = "realtime_unavailable") -> None:
         """The AI cannot take this call: the business's fallback (transfer or apology) takes it."""
         settings = call.profile.fallback
-        twiml = fallback_twiml(settings, call.settings.language, call.profile.caller)
+        twiml = fallback_twiml(settings, call.settings.language, call.profile.caller,
+                              call.profile.dial_action("fallback"))
         await self.leave(call.call_id, Exit(twiml, settings.mode, end_reason, False, "FALLBACK_TAKEN",
                                             "FALLBACK_REST_FAILED", {"reason": reason, "mode": settings.mode}))

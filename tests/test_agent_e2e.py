@@ -91,7 +91,9 @@ async def test_transfer_redirects_to_the_business_line_after_the_handoff_played(
     try:
         async with running_stack(tmp_path, script, env=rest_env(rest), file_config=config(),
                                  business_toml=business(receiver)) as stack:
-            report = await asyncio.wait_for(EmulatedCall(stack.stream_url, "demo-garage", CALL, steps).run(), 40)
+            call = EmulatedCall(stack.stream_url, "demo-garage", CALL, steps,
+                                custom={"action_base": "https://bridge.example.com"})  # as /voice sets it
+            report = await asyncio.wait_for(call.run(), 40)
             assert await wait_until(lambda: not stack.app.calls, 5)
             assert await stack.app.writes.drain(10)
             row = await get_call(stack.app.sessions, CALL)
@@ -104,6 +106,9 @@ async def test_transfer_redirects_to_the_business_line_after_the_handoff_played(
     assert len(updates) == 1, updates
     twiml = updates[0]["Twiml"]
     assert "<Dial" in twiml and "+97235550999" in twiml and 'callerId="+97235550123"' in twiml and 'timeout="25"' in twiml
+    # the Dial ends the document: what follows it is the action's (an apology only if nobody answered)
+    assert twiml.endswith("</Dial></Response>") and "<Say" not in twiml
+    assert 'action="https://bridge.example.com/dial-done?business=demo-garage&amp;kind=agent"' in twiml
     # the caller heard the whole handoff sentence before the redirect
     handoff_ms = len(load_clip("handoff")) // 8
     assert report.turns[-1][2] * 20 >= handoff_ms - 40, report.turns

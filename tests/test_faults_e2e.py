@@ -279,6 +279,7 @@ async def test_transfer_fallback_dials_the_business_line(tmp_path: Path) -> None
         await rest.stop()
     twiml = rest.updates(CALL)[0]["Twiml"]
     assert "<Dial" in twiml and "+97235550999" in twiml and row.fallback == "transfer:rest"
+    assert twiml.endswith("</Dial></Response>") and "<Say" not in twiml  # no apology after a Dial that was answered
 
 
 async def test_a_fatal_error_mid_call_takes_the_fallback(tmp_path: Path) -> None:

@@ -25,6 +25,8 @@ CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 CALLS = Counter("kolbridge_calls", "Calls ended, by end reason and the language the caller spoke last",
                 ["business", "end_reason", "caller_language"])
+TRANSFERS = Counter("kolbridge_transfers_ended", "Transfers' <Dial> outcomes (DialCallStatus), by kind: agent or fallback",
+                    ["business", "kind", "status"])
 LANGUAGE_SWITCHES = Counter("kolbridge_caller_language_switches", "The caller's language switched, by the language switched to",
                             ["business", "to"])
 COUNTERS = {key: Counter(f"kolbridge_{name}", f"Sum over ended calls of CALL_METRICS {key}", ["business"])
@@ -54,6 +56,10 @@ def worker_died(pid: int) -> None:
 
 def call_started(business: str) -> None:
     LIVE.labels(business).inc()
+
+
+def transfer_ended(business: str, kind: str, status: str) -> None:
+    TRANSFERS.labels(business, kind, status).inc()
 
 
 def language_switched(business: str, to_language: str) -> None:

@@ -1,0 +1,65 @@
+"""A transfer's <Dial> is never followed by an apology (issue 23's defect): Twilio runs the next verb after
+any <Dial> that ends, so a caller who talked to the human heard "nobody is available" once the human hung
+up. The Dial's action (POST /dial-done, signed) decides with DialCallStatus."""
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+from prometheus_client import REGISTRY
+from twilio.request_validator import RequestValidator
+
+from gateway.fallback import NO_ANSWER, FallbackSettings, dial_action_url, dial_done_twiml, fallback_twiml
+from sim.fake_realtime import FakeScript
+from tests.stack import running_stack
+from tests.test_e2e import http
+
+TRANSFER = FallbackSettings(mode="transfer", transfer_number="+97235550999", message="סליחה")
+ACTION = "https://bridge.example.com/dial-done?business=demo-garage&kind=fallback"
+
+
+def test_a_transfer_dial_ends_the_document_and_names_its_action() -> None:
+    twiml = fallback_twiml(TRANSFER, "he", "+972501234567", ACTION)
+    assert twiml.endswith("</Dial></Response>") and "<Say" not in twiml
+    assert 'action="https://bridge.example.com/dial-done?business=demo-garage&amp;kind=fallback"' in twiml
+    assert 'method="POST"' in twiml and 'callerId="+972501234567"' in twiml
+    # no public URL known: still no apology after the Dial (the call ends when the Dial does)
+    assert "<Say" not in fallback_twiml(TRANSFER, "he") and "action=" not in fallback_twiml(TRANSFER, "he")
+    assert "<Say" in fallback_twiml(FallbackSettings(), "he")  # the apologise mode is unchanged
+    assert dial_action_url("", "demo-garage", "agent") == ""
+
+
+@pytest.mark.parametrize(("status", "apology"), [("completed", False), ("answered", False), ("busy", True),
+                                                 ("no-answer", True), ("failed", True), ("canceled", True)])
+def test_after_the_dial_only_an_unanswered_caller_hears_the_apology(status: str, apology: bool) -> None:
+    twiml = dial_done_twiml(TRANSFER, "he", status)
+    assert ("סליחה" in twiml) is apology and twiml.endswith("<Hangup /></Response>")
+
+
+def dial_done_post(query: str, form: dict[str, str], signature: str) -> bytes:
+    body = urlencode(form).encode()
+    return (f"POST /dial-done?{query} HTTP/1.1\r\nHost: bridge.example.com\r\n"
+            "Content-Type: application/x-www-form-urlencoded\r\n"
+            f"X-Twilio-Signature: {signature}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def test_the_dial_done_callback_is_signed_and_answers_by_the_dial_status(tmp_path: Path) -> None:
+    token, public = "tok", "https://bridge.example.com"
+    validator = RequestValidator(token)
+    query = "business=demo-garage&kind=agent"
+    async with running_stack(tmp_path, script=FakeScript(),
+                             env={"TWILIO_AUTH_TOKEN": token, "KOLBRIDGE_PUBLIC_URL": public}) as stack:
+        outcomes = {}
+        for status in ("completed", "no-answer"):
+            form = {"CallSid": "CA" + "7" * 32, "DialCallStatus": status, "DialCallDuration": "42"}
+            signature = validator.compute_signature(f"{public}/dial-done?{query}", form)
+            outcomes[status] = await http(stack.port, dial_done_post(query, form, signature))
+        forged = {"CallSid": "CA" + "7" * 32, "DialCallStatus": "no-answer"}
+        refused = await http(stack.port, dial_done_post(query, forged, "bad"))
+    assert outcomes["completed"] == (200, '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>')
+    status, twiml = outcomes["no-answer"]
+    assert status == 200 and NO_ANSWER["he"] in twiml and twiml.endswith("<Hangup /></Response>")
+    assert refused[0] == 403
+    labels = {"business": "demo-garage", "kind": "agent", "status": "no-answer"}
+    assert REGISTRY.get_sample_value("kolbridge_transfers_ended_total", labels) == 1
