@@ -4,8 +4,8 @@
 # Texts carry no niqqud: espeak-ng 1.51 (Debian 12) reads the points aloud by their Unicode names.
 set -eu
 cd "$(dirname "$0")/clips"
-make() {  # name text
-  espeak-ng -v he -s 150 -w "/tmp/kolbridge-$1.wav" "$2"
+make() {  # name text [voice]
+  espeak-ng -v "${3:-he}" -s 150 -w "/tmp/kolbridge-$1.wav" "$2"
   sox "/tmp/kolbridge-$1.wav" -r 8000 -c 1 -t ul "$1.ul"
   printf '%s\n' "$2" > "$1.txt"
   rm -f "/tmp/kolbridge-$1.wav"
@@ -34,16 +34,10 @@ printf '%s\n' "" > breath.txt
 rm -f /tmp/kolbridge-hmm.wav
 ls -l
 # an Arabic caller on the Hebrew garage (issue 21), and the agent answering in Arabic
-make_ar() {  # name text
-  espeak-ng -v ar -s 150 -w "/tmp/kolbridge-$1.wav" "$2"
-  sox "/tmp/kolbridge-$1.wav" -r 8000 -c 1 -t ul "$1.ul"
-  printf '%s\n' "$2" > "$1.txt"
-  rm -f "/tmp/kolbridge-$1.wav"
-}
-make_ar question_ar "مرحبا، بدي احجز دور لتصليح السيارة بكرا الصبح"
-make_ar answer_ar "أهلا وسهلا. عندنا دور بكرا الساعة تسعة الصبح، أو يوم الأربعاء الساعة وحدة الظهر. شو بناسبك؟"
-make_ar no_ar "لا"
-make_ar alternative_ar "تمام. في كمان دور يوم الخميس الساعة عشرة الصبح. بناسبك؟"
+make question_ar "مرحبا، بدي احجز دور لتصليح السيارة بكرا الصبح" ar
+make answer_ar "أهلا وسهلا. عندنا دور بكرا الساعة تسعة الصبح، أو يوم الأربعاء الساعة وحدة الظهر. شو بناسبك؟" ar
+make no_ar "لا" ar
+make alternative_ar "تمام. في كمان دور يوم الخميس الساعة عشرة الصبح. بناسبك؟" ar
 espeak-ng -v ar -s 60 -w /tmp/kolbridge-hmm_ar.wav "اممممم"  # an elongated Arabic filler
 sox /tmp/kolbridge-hmm_ar.wav -r 8000 -c 1 -t ul hmm_ar.ul && printf '%s\n' "اممم" > hmm_ar.txt
 rm -f /tmp/kolbridge-hmm_ar.wav
