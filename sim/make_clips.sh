@@ -32,7 +32,6 @@ printf '%s\n' "ממממ" > hum.txt
 sox -n -r 8000 -c 1 -t ul breath.ul synth 1.7 pinknoise band -n 1200 1500 fade q 0.6 1.7 0.7 gain -6
 printf '%s\n' "" > breath.txt
 rm -f /tmp/kolbridge-hmm.wav
-ls -l
 # an Arabic caller on the Hebrew garage (issue 21), and the agent answering in Arabic
 make question_ar "مرحبا، بدي احجز دور لتصليح السيارة بكرا الصبح" ar
 make answer_ar "أهلا وسهلا. عندنا دور بكرا الساعة تسعة الصبح، أو يوم الأربعاء الساعة وحدة الظهر. شو بناسبك؟" ar
@@ -41,3 +40,4 @@ make alternative_ar "تمام. في كمان دور يوم الخميس السا
 espeak-ng -v ar -s 60 -w /tmp/kolbridge-hmm_ar.wav "اممممم"  # an elongated Arabic filler
 sox /tmp/kolbridge-hmm_ar.wav -r 8000 -c 1 -t ul hmm_ar.ul && printf '%s\n' "اممم" > hmm_ar.txt
 rm -f /tmp/kolbridge-hmm_ar.wav
+ls -l
