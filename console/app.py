@@ -10,6 +10,7 @@ from pathlib import Path
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -79,7 +80,8 @@ def build_app(settings: ConsoleSettings) -> Starlette:
                     await purging
 
     app = Starlette(routes=routes(), lifespan=lifespan, exception_handlers={HTTPException: error_page},
-                    middleware=[Middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie=SESSION_COOKIE,
+                    middleware=[Middleware(GZipMiddleware, minimum_size=1000),
+                                Middleware(SessionMiddleware, secret_key=settings.secret_key, session_cookie=SESSION_COOKIE,
                                            max_age=settings.session_max_age_s, same_site="lax",
                                            https_only=settings.secure_cookie)])
     app.state.console = settings

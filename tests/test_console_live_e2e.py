@@ -1,0 +1,113 @@
+"""The live page against the real thing: `kolbridge serve` with its control plane, three emulated calls, and
+`kolbridge console` on the same config, in a headless Chromium — the calls appear on the live page, and one
+hung up from the console closes its stream, ends as admin_hangup, and leaves an audit row."""
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sim.fake_realtime import FakeRealtime
+from sim.twilio_emulator import EmulatedCall, Step
+from storage.audit import list_audit
+from storage.db import make_engine, session_factory
+from tests.test_console_browser import CHROMIUM, DRIVER, sign_in, wait_for
+from tests.test_console_support import PASSWORD
+from tests.test_control_plane import stop_system
+from tests.test_serve_process import _until, fake, free_port, kill_tree, serve
+
+webdriver = pytest.importorskip("selenium.webdriver")
+pytestmark = [pytest.mark.realtime, pytest.mark.skipif(not CHROMIUM.exists() or DRIVER is None,
+                                                       reason="needs Debian's chromium and chromium-driver")]
+__all__ = ["fake"]
+CLI = [sys.executable, "-m", "gateway.cli"]
+
+
+def start_console(config: Path, env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    subprocess.run([*CLI, "users", "--config", str(config), "add", "ops@example.com", "--role", "admin",
+                    "--password-stdin"], input=f"{PASSWORD}\n".encode(), env=env, check=True, capture_output=True)
+    return subprocess.Popen([*CLI, "console", "--config", str(config), "--port", str(port)],
+                            env={**env, "KOLBRIDGE_CONSOLE_SECRET": "e2e"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+
+
+def open_browser() -> Any:
+    from selenium.webdriver.chrome.service import Service
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,900"):
+        options.add_argument(argument)
+    return webdriver.Chrome(service=Service(DRIVER), options=options)
+
+
+def watch_and_hang_up(base: str, sids: list[str], victim: str, ready: threading.Event) -> float:
+    """In the browser: sign in, open the live page (then `ready`), wait for every call on it (the moment they
+    all show), and hang up `victim` (confirming)."""
+    from selenium.webdriver.common.by import By
+    browser = open_browser()
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # the console starts beside the calls
+            try:
+                sign_in(browser, base, "ops@example.com", PASSWORD)
+                break
+            except Exception:  # noqa: BLE001 — not listening yet
+                time.sleep(0.2)
+        browser.get(f"{base}/live")
+        wait_for(browser, lambda d: d.find_elements(By.ID, "live-rows"))
+        ready.set()
+        for sid in sids:
+            wait_for(browser, lambda d, sid=sid: d.find_elements(By.XPATH, f"//a[@href='/live/{sid}']"), 20)
+        all_shown = time.monotonic()
+        browser.find_element(By.XPATH, f"//button[@hx-post='/live/{victim}/hangup']").click()
+        wait_for(browser, lambda d: d.switch_to.alert).accept()  # the confirmation
+        wait_for(browser, lambda d: not d.find_elements(By.XPATH, f"//a[@href='/live/{victim}']"), 20)
+        return all_shown
+    finally:
+        browser.quit()
+
+
+async def test_live_calls_and_a_hangup_from_the_console(tmp_path: Path, fake: FakeRealtime) -> None:
+    admin_port = free_port()
+    served = await serve(tmp_path, fake, admin_port=admin_port)
+    config = tmp_path / "config.toml"
+    console_port = free_port()
+    console = start_console(config, served.env, console_port)
+    sids = [f"CA{k:032d}" for k in range(1, 4)]
+    try:
+        ready = threading.Event()
+        watching = asyncio.create_task(asyncio.to_thread(
+            watch_and_hang_up, f"http://127.0.0.1:{console_port}", sids, sids[0], ready))
+        assert await asyncio.to_thread(ready.wait, 60)  # the live page is open
+        calls = {sid: EmulatedCall(served.stream_url, "demo-garage", sid, [Step("pause", 30.0), Step("hangup")],
+                                   wait_timeout_s=15) for sid in sids}
+        started = time.monotonic()
+        tasks = {sid: asyncio.create_task(c.run()) for sid, c in calls.items()}
+        assert await _until(lambda: len(fake.connections) == 3, 20)
+        connected_after = time.monotonic() - started
+        shown_after = await watching - started
+        report = await asyncio.wait_for(tasks[sids[0]], 15)  # its stream closed
+        for sid in sids[1:]:
+            tasks[sid].cancel()
+    finally:
+        console.send_signal(signal.SIGTERM)
+        console.wait(10)
+        kill_tree(served.proc)
+        stop_system(config, admin_port)
+    assert report.close_code is not None and (await served.record(sids[0])).end_reason == "admin_hangup"
+    engine = make_engine(served.env["KOLBRIDGE_DATABASE_URL"])
+    try:
+        audit = [(e.action, e.target, e.user_email) for e in await list_audit(session_factory(engine), None)]
+    finally:
+        await engine.dispose()
+    assert ("hangup", sids[0], "ops@example.com") in audit
+    assert shown_after <= 2.0, f"the calls showed {shown_after:.2f} s after they started"
+    print(f"\nconsole live page: 3 calls connected to Realtime {connected_after:.2f} s and shown {shown_after:.2f} s "
+          "after they started; hang-up → admin_hangup")
