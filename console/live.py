@@ -1,4 +1,4 @@
-"""Live calls: the control plane's rows (as `kolbridge calls live` gets them), refreshed every second by htmx
+"""Live calls: the control plane's rows (as `kolbridge calls live` gets them), refreshed twice a second by htmx
 polling, within the viewer's scope, the caller masked for a business user; a hang-up (confirmed, a POST with
 the CSRF token, audited) goes the way `kolbridge calls hangup` goes. No control plane: the page says so."""
 from __future__ import annotations
