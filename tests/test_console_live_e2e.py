@@ -1,9 +1,11 @@
 """The live page against the real thing: `kolbridge serve` with its control plane, three emulated calls, and
 `kolbridge console` on the same config, in a headless Chromium — the calls appear on the live page, and one
-hung up from the console closes its stream, ends as admin_hangup, and leaves an audit row."""
+hung up from the console closes its stream, ends as admin_hangup, and leaves an audit row; a greeting edited
+in the console is the next call's greeting, and rolled back, the old one is again."""
 from __future__ import annotations
 
 import asyncio
+import html
 import signal
 import subprocess
 import sys
@@ -12,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from sim.fake_realtime import FakeRealtime
@@ -19,9 +22,9 @@ from sim.twilio_emulator import EmulatedCall, Step
 from storage.audit import list_audit
 from storage.db import make_engine, session_factory
 from tests.test_console_browser import CHROMIUM, DRIVER, sign_in, wait_for
-from tests.test_console_support import PASSWORD
+from tests.test_console_support import PASSWORD, csrf_of
 from tests.test_control_plane import stop_system
-from tests.test_serve_process import _until, fake, free_port, kill_tree, serve
+from tests.test_serve_process import _until, _until_async, fake, free_port, kill_tree, serve
 
 webdriver = pytest.importorskip("selenium.webdriver")
 pytestmark = [pytest.mark.realtime, pytest.mark.skipif(not CHROMIUM.exists() or DRIVER is None,
@@ -111,3 +114,46 @@ async def test_live_calls_and_a_hangup_from_the_console(tmp_path: Path, fake: Fa
     assert shown_after <= 2.0, f"the calls showed {shown_after:.2f} s after they started"
     print(f"\nconsole live page: 3 calls connected to Realtime {connected_after:.2f} s and shown {shown_after:.2f} s "
           "after they started; hang-up → admin_hangup")
+
+
+async def greeting_of_next_call(served: Any, fake: FakeRealtime, sid: str) -> str:
+    """The greeting instruction the next call's Realtime session was given."""
+    before = len(fake.connections)
+    await EmulatedCall(served.stream_url, "demo-garage", sid, [Step("pause", 2.0), Step("hangup")], wait_timeout_s=15).run()
+    assert await _until(lambda: len(fake.connections) > before and fake.connections[before].responses, 10)
+    return str(fake.connections[before].responses[0]["instructions"])
+
+
+async def test_a_greeting_edited_in_the_console_reaches_the_next_call(tmp_path: Path, fake: FakeRealtime) -> None:
+    served = await serve(tmp_path, fake)
+    config = tmp_path / "config.toml"
+    port = free_port()
+    console = start_console(config, served.env, port)
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+            assert await _until_async(lambda: console_answers(client), 30)
+            await client.post("/login", data={"email": "ops@example.com", "password": PASSWORD,
+                                              "csrf": csrf_of(await client.get("/login"))})
+            page = await client.get("/businesses/demo-garage")
+            saved_file = html.unescape(page.text.split('spellcheck="false">')[1].split("</textarea>")[0])
+            assert "שלום, הגעתם למוסך הדגמה" in await greeting_of_next_call(served, fake, "CA" + "1" * 32)
+            edited = saved_file.replace("שלום, הגעתם למוסך הדגמה.", "ערב טוב, כאן מוסך הדגמה.")
+            saved = await client.post("/businesses/demo-garage/save", data={"toml": edited, "csrf": csrf_of(page)})
+            assert saved.status_code == 303
+            assert "ערב טוב, כאן מוסך הדגמה" in await greeting_of_next_call(served, fake, "CA" + "2" * 32)
+            page = await client.get("/businesses/demo-garage")
+            first = page.text.split('action="/businesses/demo-garage/rollback/')[-1].split('"')[0]  # the oldest
+            rolled = await client.post(f"/businesses/demo-garage/rollback/{first}", data={"csrf": csrf_of(page)})
+            assert rolled.status_code == 303
+            assert "שלום, הגעתם למוסך הדגמה" in await greeting_of_next_call(served, fake, "CA" + "3" * 32)
+    finally:
+        console.send_signal(signal.SIGTERM)
+        console.wait(10)
+        kill_tree(served.proc)
+
+
+async def console_answers(client: httpx.AsyncClient) -> bool:
+    try:
+        return (await client.get("/login")).status_code == 200
+    except httpx.TransportError:
+        return False
