@@ -48,7 +48,7 @@ async def login_form(request: Request) -> Response:
     return with_language(request, render(request, None, "login.html", error=""))
 
 
-async def _attempt(request: Request, email: str, password: str, address: str) -> tuple[LoginOutcome, str | None]:
+async def _attempt(request: Request, email: str, password: str, address: str) -> tuple[LoginOutcome, UserView | None]:
     """The outcome of one attempt, counting it against the address (and the email, when it is unknown)."""
     console = console_of(request)
     now = console.clock()
@@ -64,7 +64,7 @@ async def _attempt(request: Request, email: str, password: str, address: str) ->
         # an unknown email locks at the same attempt a known one would
         if limits.fail(f"email:{email}", now, console.lock_s) >= console.max_failures:
             return LoginOutcome.LOCKED, None
-    return outcome, (user.email if user is not None else None)
+    return outcome, user
 
 
 async def login(request: Request) -> Response:
@@ -73,21 +73,15 @@ async def login(request: Request) -> Response:
     form = await request.form()
     email = normalised_email(str(form.get("email", "")))
     address = client_address(request)
-    outcome, signed_in = await _attempt(request, email, str(form.get("password", "")), address)
-    console = console_of(request)
-    user = await current_user_by_email(request, signed_in)
-    await record_audit(console.sessions, email, f"login_{outcome.value}", user.business_id if user else None,
+    outcome, user = await _attempt(request, email, str(form.get("password", "")), address)
+    await record_audit(console_of(request).sessions, email, f"login_{outcome.value}", user.business_id if user else None,
                        email, {"address": address})
-    if outcome is LoginOutcome.OK:
+    if outcome is LoginOutcome.OK and user is not None:
         request.session.clear()  # a new session: a new CSRF token
-        request.session["email"] = signed_in
+        request.session["email"] = user.email
         return RedirectResponse("/", status_code=303)
     error = "login_locked" if outcome is LoginOutcome.LOCKED else "login_wrong"
     return render(request, None, "login.html", status_code=429 if outcome is LoginOutcome.LOCKED else 401, error=error)
-
-
-async def current_user_by_email(request: Request, email: str | None) -> UserView | None:
-    return await get_user(console_of(request).sessions, email) if email is not None else None
 
 
 async def logout(request: Request) -> Response:
