@@ -77,6 +77,22 @@ STRINGS: dict[str, dict[str, str]] = {
 }
 
 
+# how calls end (calls.end_reason), shown in words; an unlisted reason is shown as it is stored
+END_REASONS: dict[str, dict[str, str]] = {
+    "he": {"twilio_stop": "המתקשר ניתק", "agent_hangup": "הבינה המלאכותית סיימה", "transferred": "הועברה לנציג",
+           "admin_hangup": "נותקה מהמסוף", "silence_timeout": "שקט ממושך", "max_duration": "הגבלת זמן",
+           "realtime_unavailable": "הבינה המלאכותית לא זמינה", "server_shutdown": "השרת נסגר",
+           "worker_lost": "התהליך אבד"},
+    "en": {"twilio_stop": "caller hung up", "agent_hangup": "AI ended it", "transferred": "transferred",
+           "admin_hangup": "hung up from the console", "silence_timeout": "long silence", "max_duration": "time limit",
+           "realtime_unavailable": "AI unavailable", "server_shutdown": "server shut down", "worker_lost": "worker lost"},
+}
+
+
+def end_reason(lang: str, code: str) -> str:
+    return END_REASONS.get(lang, {}).get(code, code)
+
+
 def strings(lang: str) -> dict[str, str]:
     return STRINGS.get(lang, STRINGS["he"])
 

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from console.i18n import LANGUAGES, direction, strings
+from console.i18n import LANGUAGES, direction, end_reason, strings
 from console.settings import ConsoleSettings
 from storage.console_queries import Scope
 from storage.users import UserView, get_user
@@ -111,8 +111,9 @@ def page(handler: Handler, admin_only: bool = False) -> Callable[[Request], Awai
 
 def render(request: Request, viewer: Viewer | None, name: str, status_code: int = 200, **context: Any) -> Response:
     lang = viewer.lang if viewer is not None else language(request)
-    frame = {"t": strings(lang), "lang": lang, "dir": direction(lang), "viewer": viewer, "csrf": csrf_token(request),
-             "path": request.url.path, "other_lang": "en" if lang == "he" else "he"}
+    frame = {"t": strings(lang), "reason": lambda code: end_reason(lang, code), "lang": lang, "dir": direction(lang),
+             "viewer": viewer, "csrf": csrf_token(request), "path": request.url.path,
+             "other_lang": "en" if lang == "he" else "he"}
     return templates.TemplateResponse(request, name, {**frame, **context}, status_code=status_code)
 
 

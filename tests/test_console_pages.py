@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from console.i18n import STRINGS
+from console.i18n import END_REASONS, STRINGS, end_reason
 from tests.test_console_support import add_call, add_lead, console_settings, sessions, signed_in, two_businesses
 
 __all__ = ["sessions"]
@@ -55,3 +55,8 @@ def test_the_assets_are_vendored_installed_and_local() -> None:
         assert path.is_dir() or any(fnmatch.fnmatch(str(path.relative_to(CONSOLE)), p) for p in patterns), path
     for path in (CONSOLE / "templates").glob("*.html"):
         assert not re.search(r'(src|href)="(https?:)?//', path.read_text(encoding="utf-8")), path.name
+
+
+def test_end_reasons_are_shown_in_both_languages() -> None:
+    assert set(END_REASONS["he"]) == set(END_REASONS["en"])
+    assert end_reason("he", "admin_hangup") == "נותקה מהמסוף" and end_reason("en", "shed_capacity") == "shed_capacity"
