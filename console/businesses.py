@@ -13,15 +13,14 @@ from console.web import Viewer, console_of, not_found, render
 from gateway.cli.records import business_toml, prompt_show
 from prompts.classifier import Lexicon, classify, load_lexicon
 from storage.audit import get_version, list_versions, save_version
-from storage.businesses import BusinessError, BusinessSpec, BusinessView, get_business, parse_business, upsert_business
-from storage.console_queries import business_ids
+from storage.businesses import BusinessError, BusinessSpec, BusinessView, parse_business, upsert_business
+from storage.console_queries import scoped_business, scoped_businesses
 
 FIRST_VERSION_NOTE = "as it was before the first edit in the console"
 
 
 async def _business(request: Request, viewer: Viewer) -> BusinessView:
-    business_id = request.path_params["business_id"]
-    view = await get_business(console_of(request).sessions, business_id) if viewer.scope.allows(business_id) else None
+    view = await scoped_business(console_of(request).sessions, viewer.scope, request.path_params["business_id"])
     if view is None:
         raise not_found()
     return view
@@ -49,9 +48,8 @@ def lexicon_of(view: BusinessView, language: str) -> Lexicon:
 
 
 async def businesses_page(request: Request, viewer: Viewer) -> Response:
-    sessions = console_of(request).sessions
-    views = [await get_business(sessions, business_id) for business_id in await business_ids(sessions, viewer.scope)]
-    return render(request, viewer, "businesses.html", businesses=[v for v in views if v is not None])
+    businesses = await scoped_businesses(console_of(request).sessions, viewer.scope)
+    return render(request, viewer, "businesses.html", businesses=businesses)
 
 
 async def business_page(request: Request, viewer: Viewer, text: str | None = None, error: str = "",

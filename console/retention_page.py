@@ -7,15 +7,13 @@ from starlette.responses import Response
 from console.retention import erase_number, purge_expired
 from console.web import Viewer, console_of, render
 from storage.audit import list_audit
-from storage.businesses import E164, get_business
-from storage.console_queries import business_ids
+from storage.businesses import E164
+from storage.console_queries import scoped_businesses
 
 
 async def retention_page(request: Request, viewer: Viewer, message: str = "", count: int = 0) -> Response:
-    sessions = console_of(request).sessions
-    views = [await get_business(sessions, business_id) for business_id in await business_ids(sessions, viewer.scope)]
-    return render(request, viewer, "retention.html", businesses=[v for v in views if v is not None],
-                  message=message, count=count)
+    businesses = await scoped_businesses(console_of(request).sessions, viewer.scope)
+    return render(request, viewer, "retention.html", businesses=businesses, message=message, count=count)
 
 
 async def retention_view(request: Request, viewer: Viewer) -> Response:

@@ -11,6 +11,7 @@ import msgspec
 from sqlalchemy import ColumnElement, Select, and_, case, delete, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.businesses import BusinessView, get_business
 from storage.models import Business, CallRecord, LeadRecord, ToolCallRow, UtteranceRecord, WebhookDelivery
 
 PAGE_SIZE = 50
@@ -167,6 +168,17 @@ async def business_ids(sessions: async_sessionmaker[AsyncSession], scope: Scope)
         if scope.business_id is not None:
             query = query.where(Business.id == scope.business_id)
         return list((await session.execute(query)).scalars().all())
+
+
+async def scoped_business(sessions: async_sessionmaker[AsyncSession], scope: Scope,
+                          business_id: str) -> BusinessView | None:
+    """A business, or None when there is none of that id within the scope."""
+    return await get_business(sessions, business_id) if scope.allows(business_id) else None
+
+
+async def scoped_businesses(sessions: async_sessionmaker[AsyncSession], scope: Scope) -> list[BusinessView]:
+    views = [await get_business(sessions, business_id) for business_id in await business_ids(sessions, scope)]
+    return [view for view in views if view is not None]
 
 
 async def caller_numbers(sessions: async_sessionmaker[AsyncSession], scope: Scope,

@@ -6,7 +6,15 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.console_queries import CallFilter, Scope, call_history, scoped_leads
+from storage.console_queries import (
+    CallFilter,
+    Scope,
+    call_history,
+    caller_numbers,
+    scoped_business,
+    scoped_businesses,
+    scoped_leads,
+)
 from tests.test_console_support import (
     MemoryControlPlane,
     add_call,
@@ -74,3 +82,7 @@ async def test_the_storage_functions_apply_the_scope(sessions: async_sessionmake
     assert (calls, total) == ([], 0)  # asking for B within A's scope finds nothing
     assert [lead.business_id for lead in await scoped_leads(sessions, Scope("biz-a"), "biz-b")] == []
     assert {lead.business_id for lead in await scoped_leads(sessions, Scope(None))} == {"biz-a", "biz-b"}
+    assert await scoped_business(sessions, Scope("biz-a"), "biz-b") is None
+    assert [b.id for b in await scoped_businesses(sessions, Scope("biz-a"))] == ["biz-a"]
+    assert [b.id for b in await scoped_businesses(sessions, Scope(None))] == ["biz-a", "biz-b"]
+    assert await caller_numbers(sessions, Scope("biz-a"), ["CA-A1", "CA-B1"]) == {"CA-A1": "+972501110001"}
