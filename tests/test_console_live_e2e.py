@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from sim.audio import clip_text
 from sim.fake_realtime import FakeRealtime
 from sim.twilio_emulator import EmulatedCall, Step
 from storage.audit import list_audit
@@ -50,9 +51,9 @@ def open_browser() -> Any:
     return webdriver.Chrome(service=Service(DRIVER), options=options)
 
 
-def watch_and_hang_up(base: str, sids: list[str], victim: str, ready: threading.Event) -> float:
+def watch_and_hang_up(base: str, sids: list[str], victim: str, ready: threading.Event, greeting: str) -> float:
     """In the browser: sign in, open the live page (then `ready`), wait for every call on it (the moment they
-    all show), and hang up `victim` (confirming)."""
+    all show), hang up `victim` (confirming), then open another call and wait for its greeting in its transcript."""
     from selenium.webdriver.common.by import By
     browser = open_browser()
     try:
@@ -72,6 +73,8 @@ def watch_and_hang_up(base: str, sids: list[str], victim: str, ready: threading.
         browser.find_element(By.XPATH, f"//button[@hx-post='/live/{victim}/hangup']").click()
         wait_for(browser, lambda d: d.switch_to.alert).accept()  # the confirmation
         wait_for(browser, lambda d: not d.find_elements(By.XPATH, f"//a[@href='/live/{victim}']"), 20)
+        browser.get(f"{base}/live/{sids[1]}")  # another call opened: its transcript as the worker decides it
+        wait_for(browser, lambda d: greeting in d.find_element(By.ID, "live-call").text, 20)
         return all_shown
     finally:
         browser.quit()
@@ -87,7 +90,7 @@ async def test_live_calls_and_a_hangup_from_the_console(tmp_path: Path, fake: Fa
     try:
         ready = threading.Event()
         watching = asyncio.create_task(asyncio.to_thread(
-            watch_and_hang_up, f"http://127.0.0.1:{console_port}", sids, sids[0], ready))
+            watch_and_hang_up, f"http://127.0.0.1:{console_port}", sids, sids[0], ready, clip_text("greeting")))
         assert await asyncio.to_thread(ready.wait, 60)  # the live page is open
         calls = {sid: EmulatedCall(served.stream_url, "demo-garage", sid, [Step("pause", 30.0), Step("hangup")],
                                    wait_timeout_s=15) for sid in sids}
