@@ -37,7 +37,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "erase": "מחיקה", "erased": "נמחקו שיחות", "purge_now": "הרצת ניקוי לפי מדיניות השמירה",
         "purged": "נוקו שיחות", "retention_days": "ימי שמירה", "keep_forever": "נשמר לתמיד",
         "action": "פעולה", "target": "יעד", "detail": "פרטים", "not_found": "לא נמצא", "forbidden": "אסור",
-        "back": "חזרה", "call_ended": "השיחה הסתיימה",
+        "back": "חזרה", "call_ended": "השיחה הסתיימה", "speaking_ai": "הבינה המלאכותית", "speaking_caller": "המתקשר",
+        "speaking_both": "שניהם", "caller_language": "שפת המתקשר",
     },
     "en": {
         "title": "kolbridge — operator console", "login": "Sign in", "logout": "Sign out", "email": "Email",
@@ -72,7 +73,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "erase": "Erase", "erased": "calls erased", "purge_now": "Run the retention purge now",
         "purged": "calls purged", "retention_days": "Retention days", "keep_forever": "kept",
         "action": "Action", "target": "Target", "detail": "Detail", "not_found": "Not found", "forbidden": "Forbidden",
-        "back": "Back", "call_ended": "The call has ended",
+        "back": "Back", "call_ended": "The call has ended", "speaking_ai": "the AI", "speaking_caller": "the caller",
+        "speaking_both": "both", "caller_language": "Caller's language",
     },
 }
 

@@ -95,6 +95,7 @@ async def test_the_control_planes_transcript_comes_first(sessions: async_session
         page = (await client.get("/live/CA-NEW")).text
         table = (await client.get("/live")).text
     assert '<li class="caller filler">' in page and "שלום, איך" in page and "900 ms" in page
+    assert "<dd>המתקשר</dd>" in page  # who is speaking, in words
     assert "+972••••••876" in page and "+972••••••876" in table and "+972501239876" not in table + page
 
 
