@@ -182,8 +182,10 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
     admin_port = 0
     if system.startswith("kolbridge"):
         # "kolbridge": config.toml as shipped, the control plane on (its own actor system on a free admin port,
-        # stopped after the run, its CPU counted); "kolbridge-nocp": the same with the control plane off
-        admin_port = free_port() if system == "kolbridge" else 0
+        # stopped after the run, its CPU counted); "kolbridge-nocp": the same with the control plane off;
+        # "kolbridge-console": as "kolbridge", with the operator console and a scripted viewer of its live page
+        # (their CPU is reported apart: a viewer must cost the workers nothing)
+        admin_port = free_port() if system in ("kolbridge", "kolbridge-console") else 0
         control = f"enabled = true\nadmin_port = {admin_port}" if admin_port else "enabled = false\nadmin_port = 1900"
         config = work / "config.toml"
         text = (ROOT / "config.toml").read_text(encoding="utf-8").replace("enabled = true\nadmin_port = 1900", control)
@@ -205,6 +207,7 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
     wait_port(fake_port)
     wait_port(port)
     time.sleep(1.0)
+    viewer = start_viewer(work, env, config, admin_port, args) if system == "kolbridge-console" else None
     spids, fpids = family(server.pid), [fake.pid]
     cpids = control_pids(admin_port) if admin_port else []
     c0_server, c0_fake, c0_control, t0 = cpu_s(spids), cpu_s(fpids), cpu_s(cpids), time.monotonic()
@@ -233,6 +236,7 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
     server_cpu, fake_cpu = cpu_s(family(server.pid)) - c0_server, cpu_s(fpids) - c0_fake
     control_cpu = cpu_s(cpids) - c0_control  # the actor system's processes: the control plane's own cost
     server_cpu += control_cpu
+    console_cpu = stop_viewer(viewer) if viewer is not None else 0.0
     for proc in (server, fake):
         proc.send_signal(signal.SIGTERM)
     for proc in (server, fake):
@@ -275,8 +279,48 @@ def run_one(system: str, k: int, args: argparse.Namespace, work: Path, jitter_ms
         "odd_sized": sum(c["odd_sized"] for c in calls), "frames_sent": sent, "frames_reached": reached,
         "frames_lost": sent - reached, "fwd_p99_ms": pct(delays, 0.99), "gen_cpu_core": gen_data["cpu_s"] / wall,
         "fake_cpu_core": fake_cpu / wall, "server_cpu_core": server_cpu / wall, "control_cpu_core": control_cpu / wall,
-        "drain_s": drain_s, "rss_samples": rss_samples, **logged,
+        "drain_s": drain_s, "rss_samples": rss_samples, **logged, **viewed(work, console_cpu, wall),
     }
+
+
+def start_viewer(work: Path, env: dict[str, str], config: Path, admin_port: int,
+                 args: argparse.Namespace) -> tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], float]:
+    """The console (own process, reading the control plane) and a viewer of its live page for the whole run."""
+    py, port = sys.executable, free_port()
+    subprocess.run([py, "-m", "gateway.cli", "users", "--config", str(config), "add", "viewer@bench.example",
+                    "--role", "admin", "--password-stdin"], input=b"bench-viewer-password\n", cwd=ROOT, env=env,
+                   check=True, stdout=subprocess.DEVNULL)
+    console = subprocess.Popen([py, "-m", "gateway.cli", "console", "--port", str(port), "--config", str(config),
+                                "--admin-port", str(admin_port)], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=open(work / "console.log", "w"))
+    wait_port(port)
+    seconds = args.duration + args.ramp
+    viewer = subprocess.Popen([py, "-m", "bench.console_viewer", "--url", f"http://127.0.0.1:{port}", "--email",
+                               "viewer@bench.example", "--password", "bench-viewer-password", "--seconds", str(seconds),
+                               "--out", str(work / "viewer.json")], cwd=ROOT, env=env)
+    return console, viewer, cpu_s(family(console.pid))
+
+
+def stop_viewer(started: tuple[subprocess.Popen[bytes], subprocess.Popen[bytes], float]) -> float:
+    """The console's CPU seconds over the run (the viewer's own is the browser's, not ours)."""
+    console, viewer, cpu0 = started
+    viewer.wait(timeout=120)
+    used = cpu_s(family(console.pid)) - cpu0
+    console.send_signal(signal.SIGTERM)
+    try:
+        console.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        console.kill()
+    return used
+
+
+def viewed(work: Path, console_cpu: float, wall: float) -> dict[str, Any]:
+    path = work / "viewer.json"
+    if not path.exists():
+        return {}
+    seen = json.loads(path.read_text())
+    return {"viewer_kb_per_s": seen["bytes_per_s"] / 1024, "viewer_requests": seen["requests"],
+            "viewer_errors": seen["errors"], "viewer_rows_max": seen["rows_seen_max"], "console_cpu_core": console_cpu / wall}
 
 
 COLUMNS = [("system", "{}"), ("k", "{}"), ("jitter_ms", "{:g}"), ("calls_ok", "{}"), ("cpu_ms_per_call_s", "{:.2f}"),
@@ -391,6 +435,7 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
                      f"| {spread([r['fallbacks'] for r in runs], '{:.0f}')} "
                      f"| {spread([r['ticker_p99_ms'] for r in runs])} "
                      f"| {spread([r['gen_cpu_core'] + r['fake_cpu_core'] for r in runs])} | {met} |")
+    lines += viewer_lines(groups)
     passing = [k for (system, k, jitter), runs in groups.items() if system == "kolbridge" and not jitter
                and all(meets(r) for r in runs)]
     failing = sorted(k for (system, k, jitter), runs in groups.items() if system == "kolbridge" and not jitter
@@ -410,6 +455,24 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace) -> str:
 
 
 BEGIN, END = "<!-- calls:begin -->", "<!-- calls:end -->"
+
+
+def viewer_lines(groups: dict[tuple[str, int, float], list[dict[str, Any]]]) -> list[str]:
+    """With the console's live page open: the viewer's traffic, the console's CPU, the workers' CPU beside
+    the same K without it."""
+    lines = []
+    for (system, k, jitter), runs in groups.items():
+        if system != "kolbridge-console":
+            continue
+        alone = groups.get(("kolbridge", k, jitter), [])
+        without = f"{spread([r['cpu_ms_per_call_s'] for r in alone])} without" if alone else "no run without"
+        lines.append(f"\nK={k}, the live page open: workers {spread([r['cpu_ms_per_call_s'] for r in runs])} ms CPU per "
+                     f"call-second ({without}); the viewer {spread([r.get('viewer_kb_per_s', 0.0) for r in runs], '{:.1f}')} "
+                     f"KB/s over {spread([r.get('viewer_requests', 0) for r in runs], '{:.0f}')} requests "
+                     f"({spread([r.get('viewer_errors', 0) for r in runs], '{:.0f}')} failed, up to "
+                     f"{spread([r.get('viewer_rows_max', 0) for r in runs], '{:.0f}')} calls listed); the console "
+                     f"{spread([r.get('console_cpu_core', 0.0) for r in runs], '{:.3f}')} of a core")
+    return lines
 
 
 def write_section(path: Path, text: str) -> None:
