@@ -3,6 +3,8 @@ underruns, bursty / jittery / stalled / slow delivery, and a clean resume after 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import pytest
 
@@ -10,6 +12,169 @@ from tests.pacing_sim import Delivery, chunked, clairvoyant_start, real_time, si
 
 GREETING = bytes([0x11]) * 16000  # 2 s
 ANSWER = bytes([0x22]) * 40000  # 5 s
+FRAME_MS = 20
+LEAD_MS = 20.0  # the jitter buffer keeps each delta in hand a tick before its frame is due
+TICK_PHASE = 0.0007  # tests/pacing_sim.py ticks at k·20 ms + this
+BURST_S = 0.002  # deltas this close to the previous one came in the same burst
+
+
+def offsets(delivery: Delivery) -> list[tuple[float, float, float]]:
+    """Per delta: (arrival, offset from the real-time schedule anchored at the first delta, carry) in ms —
+    offset = arrival − first arrival − audio before it; carry = the part of a frame already in hand that
+    waits for this delta (audio before it mod a frame). Delta k is needed `offset + carry` after the first
+    delta's arrival on a playback started then: its need offset."""
+    out, before = [], 0
+    first = delivery.arrivals[0]
+    for chunk, at in zip(chunked(delivery.audio), delivery.arrivals):
+        audio_ms = before / 8
+        out.append((at, (at - first) * 1000 - audio_ms, audio_ms % FRAME_MS))
+        before += len(chunk)
+    return out
+
+
+def hindsight_rise(delivery: Delivery) -> float:
+    """What the whole of a delivery shows, once it is over: the largest need offset of a delta above the
+    running minimum offset up to it. A start `first + min offset + rise` covers every delta of a delivery
+    that rises no more."""
+    rise, low = 0.0, 0.0
+    for _, offset, carry in offsets(delivery)[1:]:
+        low = min(low, offset)
+        rise = max(rise, offset - low + carry)
+    return rise
+
+
+def hindsight_first_need(delivery: Delivery) -> float:
+    """The other thing a whole delivery shows: its largest need offset against the first delta's schedule,
+    plus the spread of its bursts around its own line (least squares of arrival on audio) — how far the
+    first delta of the next one may fall early in that spread. A start `first + this` covers every delta
+    of a delivery that is no later against its line and no more spread."""
+    steps = offsets(delivery)
+    points, last, before = [], -1.0, 0
+    for chunk, at in zip(chunked(delivery.audio), delivery.arrivals):
+        if at - last > BURST_S:
+            points.append((before / 8, (at - delivery.arrivals[0]) * 1000))
+        last, before = at, before + len(chunk)
+    if len(points) < 3:
+        return 1e6
+    mean_a = sum(a for a, _ in points) / len(points)
+    mean_t = sum(t for _, t in points) / len(points)
+    slope = sum((a - mean_a) * (t - mean_t) for a, t in points) / sum((a - mean_a) ** 2 for a, _ in points)
+    residuals = [t - mean_t - slope * (a - mean_a) for a, t in points]
+    return max(offset + carry for _, offset, carry in steps[1:]) + max(residuals) - min(residuals)
+
+
+def learned_start(delivery: Delivery, rise_ms: float, first_need_ms: float, lead_ms: float = 0.0) -> float:
+    """The earliest `t` at which every delta not yet arrived — rising no more than `rise_ms` above the lowest
+    offset seen by `t`, or needed no later than `first_need_ms` after the first delta (what the call's
+    earlier deliveries showed, hindsight_rise and hindsight_first_need) — is in hand `lead_ms` before its
+    frame is due: `t − first ≥ min(first_need_ms, min offset by t + rise_ms) + lead_ms`. A rule knowing
+    only the past that starts earlier can be made to run dry by a future no worse than the past."""
+    first = delivery.arrivals[0]
+    steps = offsets(delivery)
+    low, start = 0.0, first
+    for k, (at, offset, _) in enumerate(steps):
+        low = min(low, offset)
+        start = max(at, first + (min(first_need_ms, low + rise_ms) + lead_ms) / 1000)
+        if k + 1 == len(steps) or start < steps[k + 1][0]:
+            break
+    return start
+
+
+def clairvoyant_lead_start(delivery: Delivery, lead_ms: float) -> float:
+    """clairvoyant_start with every delta but the first in hand `lead_ms` before its first frame is due: the
+    largest need offset is the clairvoyant start (checked against pacing_sim's, frame by frame, below)."""
+    needs = [offset + carry for _, offset, carry in offsets(delivery)[1:]]
+    return delivery.arrivals[0] + max([0.0, *(n + lead_ms for n in needs)]) / 1000
+
+
+def causal_start(earlier: list[Delivery], delivery: Delivery, lead_ms: float = 0.0) -> float:
+    """The best any causal rule can do on `delivery` after the call's `earlier` deliveries: the learned
+    start, or — when this delivery was worse than all of them, so that start would have run dry (or lost
+    its lead) — the clairvoyant start (+ the lead), below which nothing avoids it."""
+    rise = max(hindsight_rise(d) for d in earlier)
+    first_need = max(hindsight_first_need(d) for d in earlier)
+    return max(learned_start(delivery, rise, first_need, lead_ms), clairvoyant_lead_start(delivery, lead_ms))
+
+
+def causal_misses(earlier: list[Delivery], delivery: Delivery) -> bool:
+    """Would the learned start (no lead) have run dry: was `delivery` worse than every earlier one?"""
+    rise = max(hindsight_rise(d) for d in earlier)
+    first_need = max(hindsight_first_need(d) for d in earlier)
+    return learned_start(delivery, rise, first_need) < clairvoyant_start(delivery) - 1e-9
+
+
+def on_tick(t: float) -> float:
+    """The first tick of tests/pacing_sim.py at or after `t`: where a pacer that starts on ticks can start."""
+    k = -(-round((t - TICK_PHASE) * 1e9) // 20_000_000)
+    return k * 0.02 + TICK_PHASE
+
+
+def jittered(seed: int, spread: float, n: int = 64) -> list[float]:
+    rng = random.Random(seed)
+    return [rng.uniform(-spread, spread) for _ in range(n)]
+
+
+def bursts(start: float, audio: bytes, speed: float, size: int = 4) -> list[float]:
+    """`size` deltas at once, each burst when its first byte is due at `speed`× real time."""
+    times, before, at = [], 0, start
+    for i, chunk in enumerate(chunked(audio)):
+        if i % size == 0:
+            at = start + before / 8000 / speed
+        times.append(at)
+        before += len(chunk)
+    return times
+
+
+Schedule = Callable[[float, int], list[float]]  # (start, seed) → arrivals of ANSWER's deltas
+
+
+def smooth(speed: float, spread_s: float) -> Schedule:
+    return lambda start, seed: real_time(start, ANSWER, speed=speed,
+                                         jitter=jittered(seed, spread_s) if spread_s else None)
+
+
+def bursty(speed: float) -> Schedule:
+    return lambda start, seed: bursts(start, ANSWER, speed)
+
+
+def slowing(speed: float, from_answer: int) -> Schedule:
+    """`speed`× real time, then real time from answer `from_answer` on (compare seeds answer k with 10·s + k)."""
+    return lambda start, seed: real_time(start, ANSWER, speed=speed if seed % 10 < from_answer else 1.0)
+
+
+@dataclass
+class Compared:
+    """One answer (after the call's first answer was learned from), ms after its first delta."""
+    ours: float
+    clairvoyant: float  # on the tick at or after clairvoyant_start
+    causal: float  # on the tick at or after causal_start (no lead)
+    causal_lead: float  # … keeping each delta in hand a tick before its frame
+    causal_missed: bool  # the learned start would have run dry
+    ran_dry: bool  # ours did
+
+
+def compare(schedule: Schedule, seed: int) -> tuple[list[Compared], int]:
+    """A call: a 4× greeting, six 5 s answers 8 s apart on `schedule`, each shifted by a random part of a tick
+    (the tick phase against the first delta is uniform, as live). Returns answers 2–6 compared, and the
+    underruns after the greeting."""
+    rng = random.Random(seed)
+    deliveries = [Delivery("g", GREETING, real_time(0.1 + rng.uniform(0.0, 0.02), GREETING, speed=4.0))]
+    for k in range(6):
+        deliveries.append(Delivery(f"a{k}", ANSWER, schedule(3.0 + 8.0 * k + rng.uniform(0.0, 0.02), seed * 10 + k)))
+    outcome = simulate(deliveries, until=3.0 + 8.0 * 6 + 2.0)
+    compared = []
+    for k in range(2, 7):
+        d, earlier = deliveries[k], deliveries[:k]
+        first = d.arrivals[0]
+        compared.append(Compared(
+            1000 * (outcome.first_sent[d.response_id] - first), 1000 * (on_tick(clairvoyant_start(d)) - first),
+            1000 * (on_tick(causal_start(earlier, d)) - first), 1000 * (on_tick(causal_start(earlier, d, LEAD_MS)) - first),
+            causal_misses(earlier, d), any(first <= t < first + 8.0 for t in outcome.underrun_at)))
+    return compared, len(outcome.underrun_at)
+
+
+def p50(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
 
 
 def greeting() -> Delivery:
@@ -39,12 +204,7 @@ def test_without_a_hold_real_time_delivery_never_runs_dry() -> None:
     outcome = simulate([greeting(), answer], until=11.0)
     assert outcome.underruns == 0
     added = outcome.first_sent["b"] - 4.0
-    assert added <= 0.061, added  # the 40 ms floor, quantised to the next tick
-
-
-def jittered(seed: int, spread: float, n: int = 64) -> list[float]:
-    rng = random.Random(seed)
-    return [rng.uniform(-spread, spread) for _ in range(n)]
+    assert added <= 0.061, added  # the 40 ms floor kept while GUARDED (one response learned), to the next tick
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -88,11 +248,12 @@ def test_faster_than_real_time_delivery_with_150ms_jitter_starts_sooner_and_stay
     """Realtime usually generates faster than real time: ±150 ms of independent jitter per delta on delivery
     at 1.2–2×. A clairvoyant buffer starts far sooner here (later deltas run ahead), but no buffer that only
     knows the past can: the next delta may still be the whole spread later than the first one was, so the
-    start stays bounded by the spread less what the delivery runs ahead meanwhile. A rule that knew each
-    call's speed (a least-squares drift per answer, the spread around it) was tried on this fixture: p50
-    221 → 218, 181 → 181, 148 → 147 ms at 1.2/1.5/2× — the risk sits in the next few deltas, where running
-    ahead has not yet helped — and not kept. Figures printed; the assertions keep underruns after the
-    learning answer and the distance to the clairvoyant bound."""
+    start stays bounded by the spread less what the delivery runs ahead meanwhile. Knowing each call's
+    speed (a least-squares line per answer, the spread around it) was tried here first: p50 221 → 218,
+    181 → 181, 148 → 147 ms at 1.2/1.5/2× — the risk sits in the next few deltas, where running ahead has
+    not yet helped. The buffer's running-ahead bound (first_need_ms) is that line; under this jitter its
+    spread keeps it above the rise bound, so these figures are the rise bound's. Figures printed; the
+    assertions keep underruns after the learning answer and the distance to the clairvoyant bound."""
     after_first, over_clairvoyant, clairvoyant, underruns_later = [], [], [], 0
     for seed in range(40):
         responses, start = [greeting()], 3.0
@@ -173,3 +334,94 @@ def test_a_400ms_stall_runs_dry_once_then_resumes_with_whole_frames_and_the_buff
     assert all(len(p) == 160 for p in outcome.payloads)  # no partial frame, ever
     assert b"".join(outcome.payloads).count(b"\x22") == len(ANSWER)
     assert outcome.need_ms >= 400  # learned: the next answers start with 400 ms in hand (preroll_max)
+
+
+SCHEDULES: dict[str, Schedule] = {
+    "1× clean": smooth(1.0, 0.0), "1× ±10 ms": smooth(1.0, 0.010), "1.5× clean": smooth(1.5, 0.0),
+    "1.5× ±10 ms": smooth(1.5, 0.010), "bursts of 4, 1.5×": bursty(1.5), "bursts of 4, 1×": bursty(1.0),
+    "1× ±150 ms": smooth(1.0, 0.150), "1.5× ±150 ms": smooth(1.5, 0.150),
+    "1.5×, then 1× from the 4th answer": slowing(1.5, 3),
+}
+
+
+@pytest.mark.parametrize("name", list(SCHEDULES))
+def test_the_clairvoyant_start_is_the_largest_need_offset(name: str) -> None:
+    for seed in range(5):
+        d = Delivery("a", ANSWER, SCHEDULES[name](3.0 + seed * 0.003, seed))
+        assert clairvoyant_lead_start(d, 0.0) == pytest.approx(clairvoyant_start(d), abs=1e-9)
+
+
+@pytest.mark.parametrize("name", list(SCHEDULES))
+def test_ours_starts_no_sooner_than_the_causal_bound_and_that_no_sooner_than_the_clairvoyant(name: str) -> None:
+    """Per answer after the first: the causal bound (what the past justifies) is never below the clairvoyant
+    start, and the jitter buffer never starts below the causal bound — where it did not run dry (starting
+    below the clairvoyant start is running dry). It keeps a tick of lead where the past says it can."""
+    answers = [a for seed in range(12) for a in compare(SCHEDULES[name], 500 + seed)[0]]
+    for a in answers:
+        assert a.causal >= a.clairvoyant - 1e-6 and a.causal_lead >= a.causal - 1e-6
+        if not a.ran_dry:
+            assert a.ours >= a.causal - 1e-6, a
+        if not a.causal_missed:
+            assert a.ours >= a.causal_lead - 1e-6, a
+
+
+@pytest.mark.parametrize("name", ["1.5× clean", "bursts of 4, 1.5×"])
+def test_deltas_running_ahead_start_at_once_once_two_responses_showed_it(name: str) -> None:
+    """Issue 22's target at 1.5× real time: added first-audio latency p50 ≤ 15 ms, 0 underruns. The answers
+    start on the first tick after their first delta (the tick phase is all that is left: p50 ~10 ms)."""
+    answers, underruns = [], 0
+    for seed in range(20):
+        compared, after_greeting = compare(SCHEDULES[name], seed)
+        answers += compared
+        underruns += after_greeting
+    ours = [a.ours for a in answers]
+    print(f"\n{name}: first audio after the first delta p50 {p50(ours):.0f} / max {max(ours):.0f} ms, "
+          f"clairvoyant p50 {p50([a.clairvoyant for a in answers]):.0f} ms, underruns after the greeting {underruns}")
+    assert p50(ours) <= 15 and max(ours) <= 20 + 1e-6 and underruns == 0
+
+
+def test_clean_real_time_waits_the_largest_carry_and_a_tick_of_lead_which_no_buffer_can_halve() -> None:
+    """Issue 22's target at clean real-time delivery (p50 ≤ 15 ms) is below what any buffer starting on a
+    tick can do with these deltas: at exactly 1×, a delta that completes a frame begun by the one before is
+    due the moment it arrives (up to 19.5 ms after the frame's slot would have been, with the fake service's
+    chunk sizes), so even the clairvoyant start is p50 ~30 ms after the first delta. Ours waits that and a
+    tick of lead (so that no frame leaves at its very slot): the lead-keeping causal bound."""
+    answers, underruns = [], 0
+    for seed in range(20):
+        compared, after_greeting = compare(SCHEDULES["1× clean"], seed)
+        answers += compared
+        underruns += after_greeting
+    print(f"\n1× clean: first audio after the first delta p50 {p50([a.ours for a in answers]):.0f} ms; clairvoyant "
+          f"p50 {p50([a.clairvoyant for a in answers]):.0f}, causal {p50([a.causal for a in answers]):.0f}, "
+          f"with a tick of lead {p50([a.causal_lead for a in answers]):.0f} ms")
+    assert p50([a.clairvoyant for a in answers]) > 15  # the target is out of reach of any start on a tick
+    over = [a.ours - a.causal_lead for a in answers]  # a tick more where the bound falls inside the ms ours rounds up
+    assert abs(p50(over)) < 1e-6 and max(over) <= 20 + 1e-6 and min(over) > -1e-6 and underruns == 0
+
+
+@pytest.mark.parametrize("speed", [1.0, 1.5])
+def test_under_150ms_jitter_ours_is_within_a_tick_of_the_causal_bound(speed: float) -> None:
+    """Issue 22's target under ±150 ms: within 20 ms of the causal bound the test computes, 0 underruns after
+    the first answer. Within 20 ms of the lead-keeping bound at p50 (the scaled rise and the lateness + half
+    a frame cost up to a tick more); the causal rule itself, trusting the largest rise of the earlier
+    answers, would have run dry on more answers than ours does — 0 is not promised by the past."""
+    answers = [a for seed in range(20) for a in compare(SCHEDULES[f"{speed:g}× ±150 ms"], seed)[0]]
+    over = [a.ours - a.causal_lead for a in answers]
+    dry, missed = sum(a.ran_dry for a in answers), sum(a.causal_missed for a in answers)
+    print(f"\n{speed:g}× ±150 ms: ours above the causal bound p50 {p50([a.ours - a.causal for a in answers]):.0f} ms, "
+          f"above the lead-keeping one p50 {p50(over):.0f} ms; answers run dry: ours {dry}, the causal rule {missed} "
+          f"of {len(answers)}")
+    assert p50(over) <= 20 + 1e-6
+    assert dry <= max(1, missed // 3)
+
+
+def test_a_real_time_answer_after_answers_that_ran_ahead_runs_dry_once_then_the_buffer_holds() -> None:
+    """The price of starting at once: an answer slower than every one learned from cannot be told from them
+    by its first delta. The first real-time answer after fast ones runs dry (at most twice, re-buffered;
+    its first frames leave before the second delta shows the slowdown), grows the buffer and ends the
+    trust: the answers after it wait and play whole."""
+    for seed in range(12):
+        compared, underruns = compare(SCHEDULES["1.5×, then 1× from the 4th answer"], seed)
+        assert [a.ran_dry for a in compared] == [False, False, True, False, False], (seed, compared)
+        assert underruns <= 2
+        assert all(a.ours >= a.causal_lead - 1e-6 for a in compared[3:])
