@@ -45,8 +45,8 @@ There is no fixed floor once the call has evidence, and the floor stays where it
     when the jitter learned has passed.
 A resume after running dry inside a response (or a head-of-queue response the buffer has no arrivals
 for) waits for max(preroll_min_ms, need_ms) of queue or of time: the stream is stalling, the floor stays.
-An underrun grows both bounds at once (UNDERRUN_PENALTY_MS above need_ms; it also ends running-ahead
-trust) and they shrink only as older responses leave the window.
+An underrun grows both bounds at once (need_ms by UNDERRUN_PENALTY_MS and a tick; first_need_ms to the
+same, which ends the running-ahead start) and they shrink only as older responses leave the window.
 
 The pacer's lead (how far ahead Twilio is fed) stays fixed: slack kept in our queue can still be ducked
 and flushed at a barge-in, slack in Twilio's buffer could not. Measured on virtual schedules against the
@@ -185,8 +185,9 @@ class JitterBuffer:
         """need_ms and first_need_ms from what was learned and what the current response shows so far, each
         + a tick of lead; first_need_ms only once LEARNED (before, preroll_max_ms: it lowers no start)."""
         s, track = self.s, self.s.track
-        rise = max([track.rise(self.frame_ms, scaled=False) if track is not None else UNKNOWN, *s.recent_rise_ms])
-        need = max([track.max_need_ms if track is not None else UNKNOWN, *s.recent_need_ms])
+        rise = max(track.rise(self.frame_ms, scaled=False) if track is not None else UNKNOWN,
+                   max(s.recent_rise_ms, default=UNKNOWN))
+        need = max(track.max_need_ms if track is not None else UNKNOWN, max(s.recent_need_ms, default=UNKNOWN))
         floor = self.initial_ms if s.phase == "learning" else 0
         need_ms = min(self.max_ms, max(floor, math.ceil(rise) + self.frame_ms))
         first_need_ms = min(self.max_ms, math.ceil(need) + self.frame_ms) if s.phase == "learned" else self.max_ms
@@ -194,7 +195,7 @@ class JitterBuffer:
 
     def underrun(self) -> None:
         """The queue ran dry inside a response: the buffer was too small — grow it at once."""
-        grown = min(self.max_ms, self.s.need_ms + UNDERRUN_PENALTY_MS) - self.frame_ms
+        grown = min(self.max_ms, self.s.need_ms + UNDERRUN_PENALTY_MS)  # learned as a rise: + the tick of lead
         self._learn(grown, grown)
         self._update_need()
 
