@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
             return serve_command(args)
         if args.cmd == "demo":
             from gateway.cli.demo import main_demo
-            return main_demo(load_config(args.config).file)
+            return main_demo(load_config(args.config).file, keep=args.keep)
         if args.cmd == "business":
             return asyncio.run(_business(args))
         if args.cmd == "db":

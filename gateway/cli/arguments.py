@@ -20,6 +20,8 @@ def add_serve(sub: Subparsers) -> None:
 def add_demo(sub: Subparsers) -> None:
     demo = sub.add_parser("demo", help="play a whole Hebrew call offline and print its metrics")
     demo.add_argument("--config", default=None)
+    demo.add_argument("--keep", action="store_true",
+                      help="keep the demo's calls in ./kolbridge.db (recordings beside it) for `kolbridge console`")
 
 
 def add_business(sub: Subparsers) -> None:

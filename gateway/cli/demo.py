@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, MutableMapping
 from importlib import resources
 from pathlib import Path
@@ -126,12 +127,13 @@ async def offline_stack(file_config: FileConfig, workdir: Path, script: FakeScri
 async def run_demo_call(file_config: FileConfig, workdir: Path, steps: list[Step] | None = None,
                         script: FakeScript | None = None, business_toml: str = DEMO_BUSINESS,
                         env: dict[str, str] | None = None, call_sid: str = "CA" + "d" * 32,
-                        ) -> tuple[CallReport, App, FakeRealtime]:
+                        db_name: str = "demo.db") -> tuple[CallReport, App, FakeRealtime]:
     rest = await FakeTwilioRest().start()
     rest_env = {"TWILIO_ACCOUNT_SID": "AC" + "0" * 32, "TWILIO_API_KEY": "SK" + "0" * 32,
                 "TWILIO_API_SECRET": "offline-demo", "KOLBRIDGE_TWILIO_API_URL": rest.url}
     try:
-        async with offline_stack(file_config, workdir, script, business_toml, {**rest_env, **(env or {})}) as stack:
+        async with offline_stack(file_config, workdir, script, business_toml, {**rest_env, **(env or {})},
+                                 db_name) as stack:
             business_id = parse_business(business_toml).id
             call = EmulatedCall(stack.stream_url, business_id, call_sid, steps or demo_steps())
             report = await asyncio.wait_for(call.run(), 120)
@@ -212,40 +214,47 @@ def print_report(report: CallReport, app: App, fake: FakeRealtime) -> None:
         print("CALL_METRICS " + " ".join(f"{k}={m.get(k, 0)}" for k in keys))
 
 
-async def stored_record(workdir: Path, call_sid: str) -> str:
+async def stored_record(workdir: Path, call_sid: str, db_name: str = "demo.db") -> str:
     from gateway.cli.records import call_show
 
-    db = make_engine(f"sqlite+aiosqlite:///{workdir / 'demo.db'}")
+    db = make_engine(f"sqlite+aiosqlite:///{workdir / db_name}")
     try:
         return await call_show(session_factory(db), call_sid, as_json=False) or "(no record)"
     finally:
         await db.dispose()
 
 
-def main_demo(file_config: FileConfig) -> int:
+def main_demo(file_config: FileConfig, keep: bool = False) -> int:
+    """`keep`: the calls go to ./kolbridge.db and ./recordings (the defaults `kolbridge console` reads)."""
     log_audio_mode(file_config.audio, "demo", file_config.realtime.append_ms)
     processors = list(structlog.get_config()["processors"])
     structlog.configure(processors=[RECORDER, *processors])
+    db_name = "kolbridge.db" if keep else "demo.db"
     with tempfile.TemporaryDirectory(prefix="kolbridge-demo-") as tmp:
+        where = Path.cwd() if keep else Path(tmp)
         recorded = msgspec.structs.replace(
             file_config, audio=msgspec.structs.replace(file_config.audio, record=True),
-            server=msgspec.structs.replace(file_config.server, recordings_dir=str(Path(tmp) / "recordings")))
-        report, app, fake = asyncio.run(run_demo_call(recorded, Path(tmp)))
-        record = asyncio.run(stored_record(Path(tmp), report.call_sid))
+            server=msgspec.structs.replace(file_config.server, recordings_dir=str(where / "recordings")))
+        sids = (f"CA{uuid.uuid4().hex}", f"CA{uuid.uuid4().hex}") if keep else ("CA" + "d" * 32, ARABIC_CALL)
+        report, app, fake = asyncio.run(run_demo_call(recorded, where, call_sid=sids[0], db_name=db_name))
+        record = asyncio.run(stored_record(where, report.call_sid, db_name))
         wait_for_writer()
-        saved = copy_recording(Path(tmp) / "recordings", report.call_sid, Path(DEMO_RECORDING))
+        saved = copy_recording(where / "recordings", report.call_sid, Path(DEMO_RECORDING))
         print_report(report, app, fake)
         print("── the call's record (kolbridge calls show) ─────────────")
         print(record)
         RECORDER.events.clear()
         arabic, arabic_app, arabic_fake = asyncio.run(run_demo_call(
-            recorded, Path(tmp), arabic_steps(), arabic_script(), call_sid=ARABIC_CALL))
+            recorded, where, arabic_steps(), arabic_script(), call_sid=sids[1], db_name=db_name))
         print("\n══ a second caller, in Arabic, on the same Hebrew garage ═══")
         print_report(arabic, arabic_app, arabic_fake)
         print("── the call's record (kolbridge calls show) ─────────────")
-        print(asyncio.run(stored_record(Path(tmp), ARABIC_CALL)))
+        print(asyncio.run(stored_record(where, sids[1], db_name)))
     if saved:
         print(f"── the call as the caller heard it: {Path(DEMO_RECORDING).resolve()} "
               "(stereo WAV: left the caller, right the AI as played)")
+    if keep:
+        print(f"── both calls are kept in {Path('kolbridge.db').resolve()}: `kolbridge users add you@example.com "
+              "--role admin` then `kolbridge console` and open http://127.0.0.1:8090")
     ok = bool(app.summaries) and report.frames_received > 0 and bool(arabic_app.summaries)
     return 0 if ok else 1
