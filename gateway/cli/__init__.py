@@ -34,15 +34,11 @@ async def _database(args: argparse.Namespace) -> AsyncIterator[Any]:
 
 
 async def _business(args: argparse.Namespace) -> int:
-    from gateway.agent import check_agent
+    from gateway.cli.console import business_check
     from gateway.cli.records import business_toml
-    from gateway.config.overrides import check_business
     from storage.businesses import BusinessError, get_business, import_business_file, list_businesses
 
-    policy = load_config(args.config).file.tools
-
-    def check(spec: Any) -> list[str]:
-        return check_business(spec) + check_agent(spec, policy)
+    check = business_check(load_config(args.config))  # the console's business editor checks the same
 
     async with _database(args) as sessions:
         if args.business_cmd == "import":
