@@ -46,7 +46,9 @@ There is no fixed floor once the call has evidence, and the floor stays where it
 A resume after running dry inside a response (or a head-of-queue response the buffer has no arrivals
 for) waits for max(preroll_min_ms, need_ms) of queue or of time: the stream is stalling, the floor stays.
 An underrun grows both bounds at once (need_ms by UNDERRUN_PENALTY_MS and a tick; first_need_ms to the
-same, which ends the running-ahead start) and they shrink only as older responses leave the window.
+same, which ends the running-ahead start) and they shrink only as older responses leave the window — but
+after a start on first_need_ms alone (`ahead_start`) it is that trust that failed: the response did not
+run ahead as the earlier ones had. Then only the trust ends (for the window); need_ms stays.
 
 The pacer's lead (how far ahead Twilio is fed) stays fixed: slack kept in our queue can still be ducked
 and flushed at a barge-in, slack in Twilio's buffer could not. Measured on virtual schedules against the
@@ -122,6 +124,7 @@ class JitterState(msgspec.Struct):
     first_need_ms: int = 100  # starting this long after the first delta covers every need offset learned
     track: ArrivalTrack | None = None
     waiting_since: float = -1.0  # a start (or resume) is pending since then
+    ahead_start: bool = False  # the current run started on first_need_ms alone (need_ms would have waited)
     waits: int = 0
     waited_ms_total: int = 0
     waited_ms_max: int = 0
@@ -194,9 +197,16 @@ class JitterBuffer:
         s.need_ms, s.first_need_ms = need_ms, first_need_ms
 
     def underrun(self) -> None:
-        """The queue ran dry inside a response: the buffer was too small — grow it at once."""
-        grown = min(self.max_ms, self.s.need_ms + UNDERRUN_PENALTY_MS)  # learned as a rise: + the tick of lead
-        self._learn(grown, grown)
+        """The queue ran dry inside a response. After a start on first_need_ms alone, the response did not
+        run ahead as the earlier ones had: that trust ends (for the window), need_ms stays. Otherwise the
+        buffer was too small: grow it at once."""
+        s = self.s
+        if s.ahead_start:
+            rise, need = s.need_ms - self.frame_ms, math.ceil(UNTRUSTED)
+        else:
+            rise = need = min(self.max_ms, s.need_ms + UNDERRUN_PENALTY_MS)  # learned as a rise: + the tick of lead
+        self._learn(rise, need)
+        s.ahead_start = False
         self._update_need()
 
     def ready(self, response_id: str, queued_ms: int, complete: bool, now: float, resuming: bool) -> bool:
@@ -209,10 +219,11 @@ class JitterBuffer:
         s = self.s
         since = s.waiting_since if s.waiting_since >= 0 else now
         waited = (now - since) * 1000.0
-        go = self._go(response_id, queued_ms, complete, now, resuming, waited)
+        go, ahead = self._go(response_id, queued_ms, complete, now, resuming, waited)
         if not go:
             s.waiting_since = since
             return False
+        s.ahead_start = ahead
         waited_ms = int(round(waited))
         s.waits += 1
         s.waited_ms_total += waited_ms
@@ -221,16 +232,18 @@ class JitterBuffer:
         return True
 
     def _go(self, response_id: str, queued_ms: int, complete: bool, now: float, resuming: bool,
-            waited: float) -> bool:
+            waited: float) -> tuple[bool, bool]:
+        """(may it start, and only because of first_need_ms)."""
         s, track = self.s, self.s.track
         if complete:
-            return True
+            return True, False
         if resuming or track is None or track.response_id != response_id:  # a stalling stream: the floor stays
             need = max(self.min_ms, s.need_ms)
-            return queued_ms >= need or waited >= need
+            return queued_ms >= need or waited >= need, False
         floor = self.min_ms if s.phase != "learned" else 0  # too little evidence yet to start sooner
-        latest = min(s.first_need_ms, s.need_ms + track.min_offset_ms)
-        return (now - track.first_at) * 1000.0 >= max(floor, latest)
+        elapsed, by_rise = (now - track.first_at) * 1000.0, s.need_ms + track.min_offset_ms
+        go = elapsed >= max(floor, min(s.first_need_ms, by_rise))
+        return go, go and elapsed < max(floor, by_rise)
 
     def reset(self) -> None:
         """A cut or discard: whatever was pending is gone."""
