@@ -1,5 +1,7 @@
 """The TxPacer's jitter buffer on a virtual clock (tests/pacing_sim.py): the diagnosed hold/release
-underruns, bursty / jittery / stalled / slow delivery, and a clean resume after running dry."""
+underruns, bursty / jittery / stalled / slow delivery, and a clean resume after running dry; and the
+bounds it is measured against (issue 22) — the clairvoyant start (every arrival known) and the causal
+bound (the best a rule knowing only the past can do), both computed here from the schedules alone."""
 from __future__ import annotations
 
 import random
