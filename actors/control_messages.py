@@ -96,10 +96,12 @@ class InspectReply(Struct, frozen=True):
 
 
 class HangupCall(Struct, frozen=True):
-    """CLI → admin → the owning worker: end this call cleanly (as a Twilio stop)."""
+    """CLI/console → admin → the owning worker: end this call cleanly (as a Twilio stop), or with
+    `action="transfer"` move it to the business's human line now (the operator's "transfer now")."""
 
     call_sid: str
     reason: str = "admin_hangup"
+    action: str = "hangup"  # hangup | transfer
 
 
 class HangupReply(Struct, frozen=True):

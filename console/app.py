@@ -38,6 +38,7 @@ def routes() -> list[BaseRoute]:
         Route("/logout", auth.logout, methods=post),
         Route("/live", page(live.live_page)), Route("/live/{call_sid}", page(live.live_call_page)),
         Route("/live/{call_sid}/hangup", page(live.live_hangup), methods=post),
+        Route("/live/{call_sid}/transfer", page(live.live_transfer), methods=post),
         Route("/history", page(history.history_page)),
         Route("/calls/{call_sid}", page(call_page.call_page)),
         Route("/calls/{call_sid}/call.json", page(call_page.call_json)),

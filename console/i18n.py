@@ -32,6 +32,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "no_control_plane": "מישור הבקרה אינו פועל — אין מידע על שיחות חיות (kolbridge actors start)",
         "phase": "שלב", "speaking": "מי מדבר", "barge_ins": "התפרצויות", "realtime_link": "חיבור Realtime",
         "hangup": "ניתוק", "hangup_confirm": "לנתק את השיחה?", "hangup_sent": "בקשת הניתוק נשלחה לעובד",
+        "transfer_now": "העברה לנציג עכשיו", "transfer_confirm": "להעביר את השיחה לקו הנציגים עכשיו?",
+        "transfer_sent": "בקשת ההעברה נשלחה לעובד", "no_transfer_line": "לעסק אין קו נציגים מוגדר",
         "no_live_calls": "אין שיחות חיות", "worker": "עובד",
         "erase_number": "מחיקת כל המידע של מספר מתקשר", "erase_confirm": "למחוק לצמיתות את כל השיחות של המספר?",
         "erase": "מחיקה", "erased": "נמחקו שיחות", "purge_now": "הרצת ניקוי לפי מדיניות השמירה",
@@ -68,6 +70,8 @@ STRINGS: dict[str, dict[str, str]] = {
         "no_control_plane": "The control plane is not running — no live call information (kolbridge actors start)",
         "phase": "Phase", "speaking": "Speaking", "barge_ins": "Barge-ins", "realtime_link": "Realtime link",
         "hangup": "Hang up", "hangup_confirm": "Hang up this call?", "hangup_sent": "Hang-up sent to the worker",
+        "transfer_now": "Transfer now", "transfer_confirm": "Transfer this call to the human line now?",
+        "transfer_sent": "Transfer sent to the worker", "no_transfer_line": "The business has no human line configured",
         "no_live_calls": "No live calls", "worker": "Worker",
         "erase_number": "Erase everything of one caller number", "erase_confirm": "Erase every call of this number for good?",
         "erase": "Erase", "erased": "calls erased", "purge_now": "Run the retention purge now",
@@ -82,11 +86,13 @@ STRINGS: dict[str, dict[str, str]] = {
 # how calls end (calls.end_reason), shown in words; an unlisted reason is shown as it is stored
 END_REASONS: dict[str, dict[str, str]] = {
     "he": {"twilio_stop": "המתקשר ניתק", "agent_hangup": "הבינה המלאכותית סיימה", "transferred": "הועברה לנציג",
-           "admin_hangup": "נותקה מהמסוף", "silence_timeout": "שקט ממושך", "max_duration": "הגבלת זמן",
+           "admin_hangup": "נותקה מהמסוף", "admin_transfer": "הועברה לנציג מהמסוף", "silence_timeout": "שקט ממושך",
+           "max_duration": "הגבלת זמן",
            "realtime_unavailable": "הבינה המלאכותית לא זמינה", "server_shutdown": "השרת נסגר",
            "worker_lost": "התהליך אבד"},
     "en": {"twilio_stop": "caller hung up", "agent_hangup": "AI ended it", "transferred": "transferred",
-           "admin_hangup": "hung up from the console", "silence_timeout": "long silence", "max_duration": "time limit",
+           "admin_hangup": "hung up from the console", "admin_transfer": "transferred from the console",
+           "silence_timeout": "long silence", "max_duration": "time limit",
            "realtime_unavailable": "AI unavailable", "server_shutdown": "server shut down", "worker_lost": "worker lost"},
 }
 

@@ -12,7 +12,7 @@ from console.history import shown_caller
 from console.web import Viewer, console_of, not_found, partial, render
 from gateway.control.link import ask_admin
 from storage.audit import record_audit
-from storage.console_queries import CallDetail, Scope, call_detail, caller_numbers
+from storage.console_queries import CallDetail, Scope, call_detail, caller_numbers, scoped_business
 
 
 class ControlPlane:
@@ -29,8 +29,10 @@ class ControlPlane:
         answer = await run_in_threadpool(ask_admin, self.admin_port, InspectLive(call_sid))
         return dict(answer.detail) if isinstance(answer, InspectReply) and answer.found else None
 
-    async def hangup(self, call_sid: str) -> str:
-        answer = await run_in_threadpool(ask_admin, self.admin_port, HangupCall(call_sid))
+    async def hangup(self, call_sid: str, action: str = "hangup") -> str:
+        """Hang up (or, with action "transfer", transfer now): the worker it was sent to ("" if none)."""
+        command = HangupCall(call_sid, "admin_transfer" if action == "transfer" else "admin_hangup", action)
+        answer = await run_in_threadpool(ask_admin, self.admin_port, command)
         return answer.sent_to if isinstance(answer, HangupReply) and answer.sent_to else ""
 
 
@@ -66,17 +68,35 @@ async def _live_call(request: Request, viewer: Viewer, call_sid: str) -> dict[st
 
 
 async def live_hangup(request: Request, viewer: Viewer) -> Response:
+    return await _operator_action(request, viewer, "hangup")
+
+
+async def live_transfer(request: Request, viewer: Viewer) -> Response:
+    """Transfer now, to the business's human line (refused, 409, when it has none)."""
+    return await _operator_action(request, viewer, "transfer")
+
+
+async def transfer_line(request: Request, viewer: Viewer, business_id: str) -> str:
+    business = await scoped_business(console_of(request).sessions, viewer.scope, business_id)
+    transfer = (business.agent or {}).get("transfer") or {} if business is not None else {}
+    return str(transfer.get("number", "")) if isinstance(transfer, dict) else ""
+
+
+async def _operator_action(request: Request, viewer: Viewer, action: str) -> Response:
     call_sid = request.path_params["call_sid"]
     row = await _live_call(request, viewer, call_sid)
     console = console_of(request)
-    sent_to = await console.live.hangup(call_sid)
-    await record_audit(console.sessions, viewer.user.email, "hangup", str(row.get("business_id", "")), call_sid,
-                       {"sent_to": sent_to})
+    business_id = str(row.get("business_id", ""))
+    if action == "transfer" and not await transfer_line(request, viewer, business_id):
+        return render(request, viewer, "live_call_body.html", status_code=409, call_sid=call_sid, row=row, detail=None,
+                      caller="", control_plane=True, transcript=[], can_transfer=False, message="no_transfer_line")
+    sent_to = await console.live.hangup(call_sid, action)
+    await record_audit(console.sessions, viewer.user.email, action, business_id, call_sid, {"sent_to": sent_to})
     if request.headers.get("hx-target") == "live-call":
         return await live_call_page(request, viewer)
     rows, callers = await live_rows(request, viewer)
     return render(request, viewer, "live_rows.html", rows=rows, callers=callers,
-                  message="hangup_sent" if sent_to else "not_found")
+                  message=f"{action}_sent" if sent_to else "not_found")
 
 
 def transcript_lines(inspected: dict[str, object] | None, detail: CallDetail | None) -> list[dict[str, object]]:
@@ -104,5 +124,6 @@ async def live_call_page(request: Request, viewer: Viewer) -> Response:
     inspected = await console.live.inspect(call_sid) if row is not None else None
     number = detail.call.from_number if detail is not None else str((row or {}).get("caller", ""))
     name = "live_call_body.html" if partial(request) else "live_call.html"
+    can_transfer = row is not None and bool(await transfer_line(request, viewer, str(row.get("business_id", ""))))
     return render(request, viewer, name, call_sid=call_sid, row=row, detail=detail, caller=shown_caller(viewer, number),
-                  control_plane=rows is not None, transcript=transcript_lines(inspected, detail))
+                  control_plane=rows is not None, transcript=transcript_lines(inspected, detail), can_transfer=can_transfer)

@@ -23,8 +23,9 @@ class LiveSource(Protocol):
         """Everything the control plane knows of one live call (with its decided utterances, "transcript",
         when the workers report them), or None."""
 
-    async def hangup(self, call_sid: str) -> str:
-        """Ask the call's worker to hang up; the worker it was sent to ("" when no live call has that sid)."""
+    async def hangup(self, call_sid: str, action: str = "hangup") -> str:
+        """Ask the call's worker to hang up (action "transfer": to transfer it to the business's human line now);
+        the worker it was sent to ("" when no live call has that sid)."""
 
 
 BusinessCheck = Callable[[BusinessSpec], list[str]]

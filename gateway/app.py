@@ -133,12 +133,20 @@ class App:
                         allow_http=policy.allow_http, detail="business tools and webhooks may reach local/plain-http "
                         "addresses: for tests and the offline demo only")
 
-    def _admin_hangup(self, call_sid: str) -> None:
-        """`kolbridge calls hangup`: hang up as the agent's end_call does (REST or the action URL)."""
+    def _admin_hangup(self, call_sid: str, action: str = "hangup") -> None:
+        """An operator (`kolbridge calls hangup`, the console): hang up as the agent's end_call does, or transfer
+        to the business's human line now as transfer_to_human does (REST or the action URL)."""
         call = self.calls.get(call_sid)
-        if call is not None:
-            self.background(self.actions.leave(call, LeaveCall(
-                call_sid, "hangup", "admin_hangup", "an operator hung up (kolbridge calls hangup)")))
+        if call is None:
+            return
+        number = call.profile.agent.transfer.number
+        if action == "transfer" and not number:
+            log.warning("CONTROL_TRANSFER_REFUSED", call_sid=call_sid, reason="the business has no transfer line")
+            return
+        leave = LeaveCall(call_sid, "hangup", "admin_hangup", "an operator hung up") if action != "transfer" else \
+            LeaveCall(call_sid, "transfer", "admin_transfer", "an operator transferred the call",
+                      "transferred by an operator from the console", number)
+        self.background(self.actions.leave(call, leave))
 
     async def connect_realtime(self, model: str) -> Any:
         """The one way a Realtime connection is opened (the pre-opener and every call attempt); the

@@ -11,10 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from console.i18n import STRINGS
 from console.live import ControlPlane
 from storage.audit import list_audit
+from storage.businesses import parse_business, upsert_business
 from storage.models import UtteranceRecord
 from tests.test_console_support import (
     MemoryControlPlane,
     add_call,
+    business_file,
     console_settings,
     page_token,
     sessions,
@@ -113,3 +115,29 @@ async def test_the_live_tables_traffic_at_a_hundred_calls(sessions: async_sessio
     per_second = 2 * polled.num_bytes_downloaded
     assert per_second <= 20_000, per_second
     print(f"\nlive page at 100 calls: {polled.num_bytes_downloaded} bytes a poll, {per_second} bytes/s per viewer")
+
+
+async def test_transfer_now_goes_to_the_businesses_human_line_and_is_audited(
+        sessions: async_sessionmaker[AsyncSession], tmp_path: Path) -> None:
+    await two_businesses(sessions)
+    with_line = business_file("biz-a", number="+97230000001") + '\n[business.transfer]\nnumber = "+97235550999"\n'
+    await upsert_business(sessions, parse_business(with_line))
+    await add_call(sessions, "CA-LIVE", "biz-a", seconds=None)
+    await add_call(sessions, "CB-LIVE", "biz-b", seconds=None)
+    live = MemoryControlPlane([{"call_sid": "CA-LIVE", "business_id": "biz-a", "phase": "talking", "age_s": 4.0},
+                               {"call_sid": "CB-LIVE", "business_id": "biz-b", "phase": "talking", "age_s": 2.0}])
+    async with signed_in(console_settings(sessions, tmp_path, live=live), "admin@example.com") as client:
+        with_button = (await client.get("/live/CA-LIVE")).text
+        without_button = (await client.get("/live/CB-LIVE")).text
+        token = await page_token(client, "/live")
+        sent = await client.post("/live/CA-LIVE/transfer", data={"csrf": token}, headers={"HX-Target": "live-call",
+                                                                                         "HX-Request": "true"})
+        refused = await client.post("/live/CB-LIVE/transfer", data={"csrf": token}, headers={"HX-Request": "true"})
+        forged = await client.post("/live/CA-LIVE/transfer", data={}, headers={"HX-Request": "true"})
+    assert 'hx-post="/live/CA-LIVE/transfer"' in with_button and "/transfer" not in without_button
+    assert sent.status_code == 200 and refused.status_code == 409 and forged.status_code == 403
+    assert str(escape(STRINGS["he"]["no_transfer_line"])) in refused.text
+    assert live.transferred == ["CA-LIVE"] and live.hung_up == []
+    entry = (await list_audit(sessions, "biz-a"))[0]
+    assert (entry.action, entry.target, entry.detail) == ("transfer", "CA-LIVE", {"sent_to": "host:1"})
+    assert [e.action for e in await list_audit(sessions, "biz-b")] == []  # a refused transfer did nothing

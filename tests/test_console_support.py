@@ -115,6 +115,7 @@ class MemoryControlPlane:
 
     rows: list[dict[str, object]] | None = None
     hung_up: list[str] = field(default_factory=list)
+    transferred: list[str] = field(default_factory=list)
     transcripts: dict[str, list[dict[str, object]]] = field(default_factory=dict)  # as the workers report them
 
     async def table(self) -> list[dict[str, object]] | None:
@@ -124,10 +125,10 @@ class MemoryControlPlane:
         row = next((r for r in self.rows or [] if r.get("call_sid") == call_sid), None)
         return None if row is None else {**row, "transcript": list(self.transcripts.get(call_sid, []))}
 
-    async def hangup(self, call_sid: str) -> str:
+    async def hangup(self, call_sid: str, action: str = "hangup") -> str:
         if not any(row.get("call_sid") == call_sid for row in self.rows or []):
             return ""
-        self.hung_up.append(call_sid)
+        (self.hung_up if action == "hangup" else self.transferred).append(call_sid)
         return "host:1"
 
 

@@ -3,6 +3,7 @@ any <Dial> that ends, so a caller who talked to the human heard "nobody is avail
 up. The Dial's action (POST /dial-done, signed) decides with DialCallStatus."""
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -11,8 +12,14 @@ from prometheus_client import REGISTRY
 from twilio.request_validator import RequestValidator
 
 from gateway.fallback import NO_ANSWER, FallbackSettings, dial_action_url, dial_done_twiml, fallback_twiml
+from sim.audio import clip_text, load_clip
 from sim.fake_realtime import FakeScript
+from sim.fake_twilio_rest import FakeTwilioRest
+from sim.twilio_emulator import EmulatedCall, Step
+from storage.calls import get_call
+from tests.conftest import VIRTUAL_CLOCK
 from tests.stack import running_stack
+from tests.test_agent_e2e import rest_env, wait_until
 from tests.test_e2e import http
 
 TRANSFER = FallbackSettings(mode="transfer", transfer_number="+97235550999", message="סליחה")
@@ -63,3 +70,29 @@ async def test_the_dial_done_callback_is_signed_and_answers_by_the_dial_status(t
     assert refused[0] == 403
     labels = {"business": "demo-garage", "kind": "agent", "status": "no-answer"}
     assert REGISTRY.get_sample_value("kolbridge_transfers_ended_total", labels) == 1
+
+
+@VIRTUAL_CLOCK
+async def test_an_operators_transfer_now_dials_the_human_line_at_once(tmp_path: Path) -> None:
+    """The console's "transfer now" reaches the worker as HangupCall(action="transfer") → the app leaves the
+    call to the business's human line as transfer_to_human would, with the Dial's action; recorded."""
+    rest = await FakeTwilioRest().start()
+    call_sid = "CA" + "t" * 32
+    steps = [Step("wait_turns", 1), Step("pause", 3.0)]
+    try:
+        async with running_stack(tmp_path, FakeScript(responses=[(load_clip("greeting"), clip_text("greeting"))]),
+                                 env=rest_env(rest)) as stack:
+            call = asyncio.create_task(EmulatedCall(stack.stream_url, "demo-garage", call_sid, steps,
+                                                    custom={"action_base": "https://bridge.example.com"}).run())
+            assert await wait_until(lambda: call_sid in stack.app.calls, 5)
+            await asyncio.sleep(1.0)
+            stack.app._admin_hangup(call_sid, "transfer")
+            assert await wait_until(lambda: call_sid not in stack.app.calls, 5)
+            await asyncio.wait_for(call, 30)
+            assert await stack.app.writes.drain(10)
+            row = await get_call(stack.app.sessions, call_sid)
+    finally:
+        await rest.stop()
+    twiml = rest.updates(call_sid)[0]["Twiml"]
+    assert "<Number>+97235550999</Number>" in twiml and "kind=agent" in twiml and "<Say" not in twiml
+    assert row is not None and row.end_reason == "admin_transfer" and row.fallback == "transfer:rest"

@@ -47,7 +47,7 @@ def connect(port: int) -> tuple[Any, Any]:
 
 class ControlLink:
     def __init__(self, port: int, source: WorkerId, loop: asyncio.AbstractEventLoop,
-                 on_hangup: Callable[[str], None], ping_s: float = 2.0, retry_s: float = 2.0) -> None:
+                 on_hangup: Callable[[str, str], None], ping_s: float = 2.0, retry_s: float = 2.0) -> None:
         self.port, self.source, self.loop, self.on_hangup = port, source, loop, on_hangup
         self.ping_s, self.retry_s = ping_s, retry_s
         self.queue: queue.Queue[object] = queue.Queue(QUEUE_MAX)
@@ -127,8 +127,8 @@ class ControlLink:
 
     def _command(self, command: object) -> None:
         if isinstance(command, HangupCall):
-            log.info("CONTROL_HANGUP", call_sid=command.call_sid)
-            self.loop.call_soon_threadsafe(self.on_hangup, command.call_sid)
+            log.info("CONTROL_HANGUP", call_sid=command.call_sid, action=command.action)
+            self.loop.call_soon_threadsafe(self.on_hangup, command.call_sid, command.action)
 
     def _down(self, exc: Exception) -> None:
         if self.up:

@@ -58,10 +58,10 @@ class Engine(Protocol):
 
 class ControlReporter:
     def __init__(self, calls: Mapping[str, LiveCall], engine: Engine,
-                 background: Callable[[Coroutine[Any, Any, None]], None], on_hangup: Callable[[str], None],
+                 background: Callable[[Coroutine[Any, Any, None]], None], on_hangup: Callable[[str, str], None],
                  port: int, stats_every_s: float = 1.0) -> None:
-        """`calls` and `engine` are the worker's own; `background` runs a task; `on_hangup(call_sid)` ends a call
-        as the agent's end_call would (the app knows how)."""
+        """`calls` and `engine` are the worker's own; `background` runs a task; `on_hangup(call_sid, action)` ends a
+        call as the agent's end_call would, or transfers it as transfer_to_human would (the app knows how)."""
         self.calls, self.engine, self.background, self.on_hangup = calls, engine, background, on_hangup
         host = socket.gethostname()
         self.source = WorkerId(f"{host}:{os.getpid()}", host, os.getpid())
@@ -87,12 +87,12 @@ class ControlReporter:
         self.frames_sent.pop(call_sid, None)
         self.link.report(CallClosed(self.source, call_sid, reason, metrics, time.time()))
 
-    def hangup(self, call_sid: str) -> None:
+    def hangup(self, call_sid: str, action: str = "hangup") -> None:
         """On the event loop (the link hands it over)."""
         if call_sid not in self.calls:
-            log.warning("CONTROL_HANGUP_UNKNOWN", call_sid=call_sid)
+            log.warning("CONTROL_HANGUP_UNKNOWN", call_sid=call_sid, action=action)
             return
-        self.on_hangup(call_sid)
+        self.on_hangup(call_sid, action)
 
     async def _stats(self) -> None:
         tick = 0
