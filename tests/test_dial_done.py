@@ -57,11 +57,11 @@ async def test_the_dial_done_callback_is_signed_and_answers_by_the_dial_status(t
     query = "business=demo-garage&kind=agent"
     async with running_stack(tmp_path, script=FakeScript(),
                              env={"TWILIO_AUTH_TOKEN": token, "KOLBRIDGE_PUBLIC_URL": public}) as stack:
-        outcomes = {}
-        for status in ("completed", "no-answer"):
-            form = {"CallSid": "CA" + "7" * 32, "DialCallStatus": status, "DialCallDuration": "42"}
+        outcomes: dict[str, tuple[int, str]] = {}
+        for dial_status in ("completed", "no-answer"):
+            form = {"CallSid": "CA" + "7" * 32, "DialCallStatus": dial_status, "DialCallDuration": "42"}
             signature = validator.compute_signature(f"{public}/dial-done?{query}", form)
-            outcomes[status] = await http(stack.port, dial_done_post(query, form, signature))
+            outcomes[dial_status] = await http(stack.port, dial_done_post(query, form, signature))
         forged = {"CallSid": "CA" + "7" * 32, "DialCallStatus": "no-answer"}
         refused = await http(stack.port, dial_done_post(query, forged, "bad"))
     assert outcomes["completed"] == (200, '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>')
