@@ -103,7 +103,8 @@ def transcript_lines(inspected: dict[str, object] | None, detail: CallDetail | N
     """The live call's decided utterances: as the control plane has them when its workers report them (within
     a second of each decision), else as the database has them (written through the worker's write queue)."""
     reported = inspected.get("transcript") if inspected is not None else None
-    if isinstance(reported, list) and reported:
+    whole = isinstance(reported, list) and bool(reported) and isinstance(reported[0], dict) and reported[0].get("seq", 1) == 1
+    if isinstance(reported, list) and whole:  # else its beginning was never reported (an admin restarted): the database
         return [{"role": u.get("role", ""), "text": u.get("text", ""), "label": u.get("label", ""),
                  "interrupted": bool(u.get("interrupted")), "heard_ms": u.get("heard_ms", -1)}
                 for u in reported if isinstance(u, dict)]

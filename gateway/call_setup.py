@@ -79,7 +79,8 @@ def refused(start: TwilioStart, business: BusinessView | None, live: Container[s
     if start.call_sid in live:
         log.warning("CALL_REJECTED", call_sid=start.call_sid, reason="duplicate call sid")
         return True
-    if auth_token and not route_is_valid(auth_token, start.call_sid, business_id, start.custom.get("route_sig", "")):
+    if auth_token and not route_is_valid(auth_token, start.call_sid, business_id, start.custom.get("route_sig", ""),
+                                         start.custom.get("action_base", "")):
         log.warning("CALL_REJECTED", call_sid=start.call_sid, business_id=business_id,
                     reason="business not routed by the signed /voice webhook")
         return True

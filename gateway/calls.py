@@ -24,7 +24,7 @@ from gateway.paths import recordings_dir
 from gateway.recorder import CallRecorder
 from gateway.runtime.engine import ActorEngine
 from gateway.wire import TwilioStart
-from storage.businesses import BusinessView
+from storage.businesses import E164, BusinessView
 from storage.calls import last_caller_language
 from storage.writequeue import CallEndWrite, CallStartWrite, WriteQueue
 
@@ -79,6 +79,8 @@ class WorkerCalls:
         if len(business.languages) < 2:
             return ""
         caller = start.custom.get("from", "")
+        if not E164.match(caller):  # a withheld number ("anonymous", a placeholder) is nobody's in particular
+            return ""
         try:
             language = await asyncio.wait_for(last_caller_language(self.businesses.sessions, business.id, caller), 0.5)
         except Exception as exc:  # noqa: BLE001 — unreachable, slow: the call goes on in the first language

@@ -188,7 +188,7 @@ async def voice_twiml(app: App, form: dict[str, str], stream_url: str, http_base
         stream.parameter(name="action_base", value=http_base)  # a transfer's <Dial action> is built on it
     token = app.config.env.twilio_auth_token
     if token:
-        stream.parameter(name="route_sig", value=route_signature(token, call_sid, business.id))
+        stream.parameter(name="route_sig", value=route_signature(token, call_sid, business.id, http_base))
     response.append(connect)
     app.prewarmer.start(call_sid, realtime_for(app.config.file.realtime, business).model)
     log.info("VOICE_ROUTED", call_sid=call_sid, to=to, business_id=business.id)

@@ -22,12 +22,14 @@ import structlog
 log = structlog.get_logger("kolbridge.prewarm")
 
 
-def route_signature(token: str, call_sid: str, business_id: str) -> str:
-    return hmac.new(token.encode(), f"{call_sid}:{business_id}".encode(), hashlib.sha256).hexdigest()
+def route_signature(token: str, call_sid: str, business_id: str, action_base: str = "") -> str:
+    """/voice signs what the stream's start message will claim: the call, its business and the base URL of
+    Twilio's callbacks (a transfer's <Dial action> is built on it: it must not be the sender's choice)."""
+    return hmac.new(token.encode(), f"{call_sid}:{business_id}:{action_base}".encode(), hashlib.sha256).hexdigest()
 
 
-def route_is_valid(token: str, call_sid: str, business_id: str, signature: str) -> bool:
-    return hmac.compare_digest(route_signature(token, call_sid, business_id), signature)
+def route_is_valid(token: str, call_sid: str, business_id: str, signature: str, action_base: str = "") -> bool:
+    return hmac.compare_digest(route_signature(token, call_sid, business_id, action_base), signature)
 
 
 class Prewarmer:

@@ -223,13 +223,18 @@ async def calls_past_retention(sessions: async_sessionmaker[AsyncSession], now: 
 
 
 async def purge_transcripts(sessions: async_sessionmaker[AsyncSession], call_sids: Sequence[str]) -> dict[str, int]:
-    """Delete these calls' utterances (their records stay); call sid → utterances deleted, for those that had any."""
+    """Delete these calls' utterances and the caller's words kept as evidence of a language switch (their
+    records stay: languages and moments, without the words); call sid → utterances deleted, for those that had any."""
     if not call_sids:
         return {}
     async with sessions.begin() as session:
         counted = (await session.execute(select(UtteranceRecord.call_sid, func.count()).where(
             UtteranceRecord.call_sid.in_(list(call_sids))).group_by(UtteranceRecord.call_sid))).all()
         await session.execute(delete(UtteranceRecord).where(UtteranceRecord.call_sid.in_(list(call_sids))))
+        calls = (await session.execute(select(CallRecord).where(CallRecord.call_sid.in_(list(call_sids))))).scalars().all()
+        for row in calls:
+            if row.language_switches:
+                row.language_switches = [{**switch, "evidence": ""} for switch in row.language_switches]
         return {sid: int(count) for sid, count in counted}
 
 

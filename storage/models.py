@@ -55,6 +55,7 @@ class PhoneNumber(Base):
 
 class CallRecord(Base):
     __tablename__ = "calls"
+    __table_args__ = (Index("ix_calls_business_caller", "business_id", "from_number", "started_at"),)
 
     call_sid: Mapped[str] = mapped_column(String(64), primary_key=True)
     stream_sid: Mapped[str] = mapped_column(String(64), default="")

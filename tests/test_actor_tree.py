@@ -19,6 +19,7 @@ from actors.agent_messages import (
     ToolDone,
 )
 from actors.ingress_messages import EndCall, RtAudioDelta, RtAudioDone, RtResponseCreated, RtResponseDone, RtTranscriptDone, Tick, TwilioMarkIn, TwilioMediaIn
+from actors.language_messages import LanguageSwitched
 from actors.lifecycle_messages import ChildRestarted, InjectFault
 from actors.link_messages import OpenRealtime, RealtimeGaveUp
 from actors.messages import CallSummary, Utterance
@@ -72,6 +73,9 @@ class RecordingSink:
 
     def leave_call(self, command: LeaveCall) -> None:
         self.agent.append(command)
+
+    def language_switched(self, event: LanguageSwitched) -> None:
+        self.agent.append(event)
 
     def media_bytes(self) -> bytes:
         return b"".join(base64.b64decode(e.media.payload) for e in self.twilio if isinstance(e, TwMedia))

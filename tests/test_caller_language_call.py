@@ -27,6 +27,8 @@ from actors.messages import (
     CallSummary,
     CutPlayout,
     DeleteItem,
+    DiscardAudio,
+    LetStand,
     PlayoutChanged,
     PreemptiveAnswer,
     ResponseFinished,
@@ -43,8 +45,8 @@ from tests.conftest import settings
 LAYERS = caller_language_layers("he", ("he", "ar", "ru", "en"))
 
 
-def multilingual(**kw: object) -> CallSettings:
-    return settings(caller_languages=LanguageSettings(("he", "ar", "ru", "en"), LAYERS, {"ar": ("ووو",)}), **kw)
+def multilingual() -> CallSettings:
+    return settings(caller_languages=LanguageSettings(("he", "ar", "ru", "en"), LAYERS, {"ar": ("ووو",)}))
 
 
 def judge() -> BargeInJudgeCore:
@@ -198,3 +200,25 @@ def test_a_business_view_becomes_the_calls_language_settings() -> None:
     spoken = caller_languages_for(view, {"ar": "layer"})
     assert spoken == LanguageSettings(("he", "ar"), {"ar": "layer"}, {"ar": ("ووو",)}, {}, {"ar": ("ايوا",)})
     assert caller_languages_for(BusinessView("g", "n", "he", "g", "", "", True, []), {}) == LanguageSettings(("he",))
+
+
+def test_a_switch_while_a_discarded_preemptive_answer_awaits_its_creation_leaves_nothing_stuck() -> None:
+    bridge = live_bridge()
+    assert events(bridge.handle(PreemptiveAnswer("u1", 4.0), 4.0)) == [RtResponseCreate()]
+    assert events(bridge.handle(LetStand("u1", 4.1), 4.1)) == []  # a backchannel: discard once it is created
+    assert isinstance(events(bridge.handle(CallerLanguageChanged("CA1", "he", "ar", "…", 4.2), 4.2))[0], RtSessionUpdate)
+    created = bridge.handle(RtResponseCreated("r1", 4.3), 4.3)
+    assert RtResponseCancel("r1") in events(created) and DiscardAudio("r1", 4.3) in created
+    bridge.handle(RtResponseDone("r1", "cancelled", "", 4.4), 4.4)
+    assert bridge.responses.preempt.idle
+    assert events(bridge.handle(AnswerRequest("u2", "لا", 5.0), 5.0)) == [RtResponseCreate()]
+    assert bridge.counters()["preemptive_discarded"] == 1
+
+
+def test_an_arabic_filler_before_the_call_switched_is_judged_as_the_arabic_filler_it_is() -> None:
+    core = judge()
+    assert kinds(over_the_ai(core, "u1", "يعني", 8.0)) == [DeleteItem, RestorePlayout]  # no cut, no answer
+    assert core.lexicon.language == "he"  # one short Arabic utterance: pending, not switched
+    # a second short one switches (the rule), and is itself judged in Arabic: a listener's "طيب", no cut, no answer
+    assert kinds(over_the_ai(core, "u2", "طيب", 11.0)) == [CallerLanguageChanged, LetStand, RestorePlayout]
+    assert kinds(over_the_ai(core, "u3", "לא", 14.0)) == [CutPlayout, AnswerRequest]  # Hebrew judged in Hebrew

@@ -40,12 +40,16 @@ T = TypeVar("T")
 SAID = (("caller", "שלום"), ("assistant", "שלום לך"))
 
 
+SWITCH = {"seq": 1, "at_ms": 4200, "from": "he", "to": "ar", "evidence": "3 Arabic words: «مرحبا بدي دور»"}
+
+
 async def aged_calls(sessions: async_sessionmaker[AsyncSession], recordings: Path, now: datetime = NOW) -> None:
     """biz-a keeps 30 days; biz-b keeps everything: calls of each, 40 and 10 days old."""
     await two_businesses(sessions)
     await upsert_business(sessions, parse_business(business_file("biz-a", number="+97230000001", retention_days=30)))
     for call_sid, business, age in (("CA-OLD", "biz-a", 40), ("CA-NEW", "biz-a", 10), ("CB-OLD", "biz-b", 40)):
-        await add_call(sessions, call_sid, business, now - timedelta(days=age), utterances=SAID)
+        await add_call(sessions, call_sid, business, now - timedelta(days=age), utterances=SAID,
+                       language_switches=[SWITCH], caller_language="ar")
         write_recording(recordings, call_sid)
 
 
@@ -56,7 +60,10 @@ async def test_purge_removes_what_is_past_retention_only(sessions: async_session
     purged = await purge_expired(sessions, recordings, NOW, "ops@example.com")
     assert [(p.call_sid, p.utterances, p.recording) for p in purged] == [("CA-OLD", 2, True)]
     assert not (recordings / "CA-OLD.wav").exists() and await get_utterances(sessions, "CA-OLD") == []
-    assert await get_call(sessions, "CA-OLD") is not None  # the record stays
+    old, new = await get_call(sessions, "CA-OLD"), await get_call(sessions, "CA-NEW")
+    assert old is not None and new is not None  # the record stays: its languages and moments, not the caller's words
+    assert old.language_switches == [{**SWITCH, "evidence": ""}] and old.caller_language == "ar"
+    assert new.language_switches == [SWITCH]
     for kept in ("CA-NEW", "CB-OLD"):
         assert (recordings / f"{kept}.wav").exists() and len(await get_utterances(sessions, kept)) == 2
     assert [(e.action, e.target, e.business_id) for e in await list_audit(sessions, None)][0] == ("purged", "CA-OLD", "biz-a")

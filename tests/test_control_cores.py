@@ -87,7 +87,7 @@ def test_a_live_calls_decided_utterances_build_its_transcript_once_each_in_order
 
 async def test_the_reporter_sends_each_utterance_once_and_a_burst_over_several_reports() -> None:
     calls = {"CA1": FakeLiveCall([said(k, f"utterance {k}") for k in range(1, 31)])}
-    reporter = ControlReporter(calls, FakeEngine(), lambda coro: coro.close(), lambda sid: None, port=1)
+    reporter = ControlReporter(calls, FakeEngine(), lambda coro: coro.close(), lambda sid, action: None, port=1)
     base = CallRow("CA1", "garage", "active", 1.0)
     first, second, third = (reporter._with_utterances(base) for _ in range(3))
     assert [u["seq"] for u in first.utterances] == list(range(1, UTTERANCES_PER_REPORT + 1))
@@ -110,3 +110,20 @@ class FakeEngine:
 
     def inspect(self, call_id: str) -> None:
         return None
+
+
+async def test_after_a_lost_report_the_utterances_are_sent_again_and_the_table_has_no_hole() -> None:
+    calls = {"CA1": FakeLiveCall([said(k, f"utterance {k}") for k in range(1, 4)])}
+    reporter = ControlReporter(calls, FakeEngine(), lambda coro: coro.close(), lambda sid, action: None, port=1)
+    reporter.rows["CA1"] = CallRow("CA1", "garage", "active", 1.0)
+    table = LiveTable()
+    lost = reporter._report(["CA1"])  # carries 1–3; the link's queue was full: dropped
+    assert [u["seq"] for u in lost.rows[0].utterances] == [1, 2, 3]
+    reporter.link.dropped += 1
+    calls["CA1"].decided.append(said(4, "utterance 4"))
+    again = reporter._report(["CA1"])
+    assert [u["seq"] for u in again.rows[0].utterances] == [1, 2, 3, 4]
+    table.handle(again, 1000.0)
+    detail = table.detail("CA1", 1000.0)
+    assert detail is not None and [u["seq"] for u in detail["transcript"]] == [1, 2, 3, 4]  # type: ignore[attr-defined]
+    assert reporter._report(["CA1"]).rows[0].utterances == ()  # nothing new, nothing lost: nothing sent

@@ -309,9 +309,15 @@ async def test_signed_routing_refuses_a_business_voice_did_not_route(tmp_path: P
         status, twiml = await http(stack.port, voice_post(sid, signature=signature))
         assert status == 200
         route_sig = twiml.split('name="route_sig" value="')[1].split('"')[0]
+        action_base = twiml.split('name="action_base" value="')[1].split('"')[0]
+        assert action_base == public
         ok = await EmulatedCall(stack.stream_url, "demo-garage", sid, steps, headers=headers,
-                                custom={"route_sig": route_sig}).run()
+                                custom={"route_sig": route_sig, "action_base": action_base}).run()
         assert ok.frames_received > 0
+        # the base of Twilio's callbacks (a transfer's Dial action) is signed too: another one is refused
+        elsewhere = await EmulatedCall(stack.stream_url, "demo-garage", sid, steps, headers=headers, wait_timeout_s=2,
+                                       custom={"route_sig": route_sig, "action_base": "https://evil.example"}).run()
+        assert elsewhere.close_code == 1008 and elsewhere.frames_received == 0
         forged = await EmulatedCall(stack.stream_url, "demo-garage", "CA" + "9" * 32, steps, headers=headers,
                                     custom={"route_sig": route_sig}, wait_timeout_s=2).run()
         assert forged.close_code == 1008 and forged.frames_received == 0

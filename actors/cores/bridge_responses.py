@@ -222,7 +222,7 @@ class ResponseBook:
     # ------------------------------------------------------------------ asking for answers
     def language_changed(self, msg: CallerLanguageChanged, now: float) -> list[object]:
         """A preemptive answer was asked in the old language: it goes, and the verdict asks again."""
-        return [] if self.preempt.idle else self._discard_preempt(now)
+        return [] if self.preempt.idle or self.preempt.discarding else self._discard_preempt(now)
 
     def _create(self, instructions: str | None = None) -> list[object]:
         layer = self.facts.language_layer  # response-level instructions replace the session's: the layer goes too

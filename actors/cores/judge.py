@@ -23,8 +23,9 @@ Theory of operation (two phases):
 `turn`s get answers whatever the AI is doing (backchannels once the AI is done, fillers never); an
 empty transcript of long speech or a failed transcription fails open (answered, counted). The greeting is protected: no barge-in until it played.
 The caller's language (a business with several): every transcript that is not our echo is evidence for
-the CallerLanguage core (caller_language.py); the transcript is labelled with the lexicon of the
-language spoken so far, and on a switch (CallerLanguageChanged, sent ahead of that transcript's verdict,
+the CallerLanguage core (caller_language.py); the transcript is labelled with the lexicon of the listed
+language it is in (an Arabic "يعني" is a filler before the call has switched), else of the language
+spoken so far, and on a switch (CallerLanguageChanged, sent ahead of that transcript's verdict,
 so the bridge re-configures the session before it asks for the answer) the next one is labelled with
 the new language's lexicon, merged with the business's own words for it.
 """
@@ -363,11 +364,19 @@ class BargeInJudgeCore:
                 Utterance(s.call_id, "caller", text, "echo", echo_span.start_ms, echo_span.end_ms, False),
                 DeleteItem(item_id, now)]
 
+    def _lexicon_of(self, text: str) -> Lexicon:
+        """The lexicon of the listed language the transcript is in ("يعني" is an Arabic filler before the call
+        has switched to Arabic), else of the language the caller speaks."""
+        if self.language is None:
+            return self.first_lexicon
+        spoken = self.language.read(text).language
+        return self.lexicons.get(spoken, self.lexicon) if spoken else self.lexicon
+
     def _label(self, item_id: str, text: str, failed: bool) -> tuple[TurnLabel, str]:
         """The transcript's label (the lexicon's, failing open to a turn; a backchannel after the AI's turn or
         to its question is an answer), and why."""
         s, c = self.s, self.s.counters
-        label = classify(text, self.lexicon)
+        label = classify(text, self._lexicon_of(text))
         reason = "lexicon"
         if not text:
             c.stt_empty_count += 1

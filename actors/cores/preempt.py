@@ -147,7 +147,10 @@ class Preemption:
         return [] if phase is PreemptPhase.REQUESTED else [ReleaseAudio(response_id, now)]
 
     def discard(self, active_response: str, now: float) -> tuple[list[object], list[object]]:
-        """The transcript was a filler (or the caller went on): drop the answer and its item."""
+        """The transcript was a filler (or the caller went on): drop the answer and its item. One already
+        being discarded is left to finish (its cancel and deletion are under way, or wait for its creation)."""
+        if self.discarding or self.idle:
+            return [], []
         phase, response_id, item = self.state.phase, self.state.response_id, self.state.assistant_item
         self.state.discarded += 1
         self._go("discard")

@@ -69,6 +69,7 @@ class ControlReporter:
         self.stats_every_s = stats_every_s
         self.rows: dict[str, CallRow] = {}
         self.reported_seq: dict[str, int] = {}  # a call's last utterance sent to the control plane
+        self.dropped_seen = 0  # the link's dropped reports when utterances were last sent
         self.frames_sent: dict[str, int] = {}  # a call's frames sent at its previous sample: is the AI speaking
 
     def start(self) -> None:
@@ -109,11 +110,17 @@ class ControlReporter:
             tick += 1
             if time.monotonic() >= next_report:
                 next_report = time.monotonic() + self.stats_every_s
-                # every live call is in every report (a call missing from it has ended): one not sampled yet
-                # goes with what the gateway knows of it
-                live = tuple(self._with_utterances(self.rows.get(sid) or self._placeholder(sid))
-                             for sid in sids if sid in self.calls)
-                self.link.report(WorkerStats(self.source, live, self.link.dropped, time.time()))
+                self.link.report(self._report(sids))
+
+    def _report(self, sids: list[str]) -> WorkerStats:
+        """Every live call is in every report (a call missing from it has ended): one not sampled yet goes with
+        what the gateway knows of it. After a lost report its utterances are sent again (the table keeps
+        each once)."""
+        if self.link.dropped != self.dropped_seen:
+            self.dropped_seen = self.link.dropped
+            self.reported_seq.clear()
+        live = tuple(self._with_utterances(self.rows.get(sid) or self._placeholder(sid)) for sid in sids if sid in self.calls)
+        return WorkerStats(self.source, live, self.link.dropped, time.time())
 
     def _with_utterances(self, row: CallRow) -> CallRow:
         """The row as reported: with the utterances decided since the call's previous report (at most

@@ -24,10 +24,12 @@ def upgrade() -> None:
     with op.batch_alter_table('calls', schema=None) as batch_op:
         batch_op.add_column(sa.Column('caller_language', sa.String(length=16), nullable=False, server_default=''))
         batch_op.add_column(sa.Column('language_switches', sa.JSON(), nullable=False, server_default='[]'))
+        batch_op.create_index('ix_calls_business_caller', ['business_id', 'from_number', 'started_at'])
 
 
 def downgrade() -> None:
     with op.batch_alter_table('calls', schema=None) as batch_op:
+        batch_op.drop_index('ix_calls_business_caller')
         batch_op.drop_column('language_switches')
         batch_op.drop_column('caller_language')
     with op.batch_alter_table('businesses', schema=None) as batch_op:
