@@ -124,7 +124,12 @@ def sign_in(driver: Any, base: str, email: str, password: str) -> None:
     driver.get(f"{base}/login")
     driver.find_element(By.NAME, "email").send_keys(email)
     driver.find_element(By.NAME, "password").send_keys(password)
-    driver.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+    button = driver.find_element(By.CSS_SELECTOR, "form button[type=submit]")
+    button.click()
+    # the answer is a new page: wait for it, so the next step does not race the POST (3 tries must be 3)
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+    WebDriverWait(driver, 15).until(expected_conditions.staleness_of(button))
 
 
 def test_the_console_in_a_browser(console_url: str, browser: Any, tmp_path: Path) -> None:

@@ -357,29 +357,12 @@ def test_the_clairvoyant_start_is_the_largest_need_offset(name: str) -> None:
 def test_ours_starts_no_sooner_than_the_causal_bound_and_that_no_sooner_than_the_clairvoyant(name: str) -> None:
     """Per answer after the first: the causal bound (what the past justifies) is never below the clairvoyant
     start, and the jitter buffer never starts below the causal bound — where it did not run dry (starting
-    below the clairvoyant start is running dry). It keeps a tick of lead where the past says it can."""
+    below the clairvoyant start is running dry)."""
     answers = [a for seed in range(12) for a in compare(SCHEDULES[name], 500 + seed)[0]]
     for a in answers:
         assert a.causal >= a.clairvoyant - 1e-6 and a.causal_lead >= a.causal - 1e-6
         if not a.ran_dry:
             assert a.ours >= a.causal - 1e-6, a
-        if not a.causal_missed:
-            assert a.ours >= a.causal_lead - 1e-6, a
-
-
-@pytest.mark.parametrize("name", ["1.5× clean", "bursts of 4, 1.5×"])
-def test_deltas_running_ahead_start_at_once_once_two_responses_showed_it(name: str) -> None:
-    """Issue 22's target at 1.5× real time: added first-audio latency p50 ≤ 15 ms, 0 underruns. The answers
-    start on the first tick after their first delta (the tick phase is all that is left: p50 ~10 ms)."""
-    answers, underruns = [], 0
-    for seed in range(20):
-        compared, after_greeting = compare(SCHEDULES[name], seed)
-        answers += compared
-        underruns += after_greeting
-    ours = [a.ours for a in answers]
-    print(f"\n{name}: first audio after the first delta p50 {p50(ours):.0f} / max {max(ours):.0f} ms, "
-          f"clairvoyant p50 {p50([a.clairvoyant for a in answers]):.0f} ms, underruns after the greeting {underruns}")
-    assert p50(ours) <= 15 and max(ours) <= 20 + 1e-6 and underruns == 0
 
 
 def test_clean_real_time_waits_the_largest_carry_and_a_tick_of_lead_which_no_buffer_can_halve() -> None:
@@ -417,13 +400,10 @@ def test_under_150ms_jitter_ours_is_within_a_tick_of_the_causal_bound(speed: flo
     assert dry <= max(1, missed // 3)
 
 
-def test_a_real_time_answer_after_answers_that_ran_ahead_runs_dry_once_then_the_buffer_holds() -> None:
-    """The price of starting at once: an answer slower than every one learned from cannot be told from them
-    by its first delta. The first real-time answer after fast ones runs dry (at most twice, re-buffered;
-    its first frames leave before the second delta shows the slowdown), grows the buffer and ends the
-    trust: the answers after it wait and play whole."""
+def test_a_real_time_answer_after_answers_that_ran_ahead_never_runs_dry() -> None:
+    """The guarantee the 40 ms floor keeps (and a rule that starts learned answers at once lost: measured in
+    bench/RESULTS.md, every such call ran dry once): an answer slower than every one learned from cannot be
+    told from them by its first delta, so the floor is kept for every answer."""
     for seed in range(12):
         compared, underruns = compare(SCHEDULES["1.5×, then 1× from the 4th answer"], seed)
-        assert [a.ran_dry for a in compared] == [False, False, True, False, False], (seed, compared)
-        assert underruns <= 2
-        assert all(a.ours >= a.causal_lead - 1e-6 for a in compared[3:])
+        assert not any(a.ran_dry for a in compared) and underruns == 0, (seed, compared)
