@@ -40,7 +40,7 @@ class TxSettings(Struct, frozen=True, forbid_unknown_fields=True):
     mark_every_ms: Annotated[int, Meta(ge=20, le=1000)] = 100
     status_every_ms: Annotated[int, Meta(ge=100, le=600000)] = 5000
     # jitter buffer (actors/cores/jitter.py): a response starts once this much of it is queued (learned per call)
-    preroll_min_ms: Annotated[int, Meta(ge=0, le=1000)] = 40  # the first answers' and a resume's floor; learned answers start at once
+    preroll_min_ms: Annotated[int, Meta(ge=0, le=1000)] = 40  # the re-framer's carry + a tick: real-time delivery never underruns
     preroll_max_ms: Annotated[int, Meta(ge=20, le=2000)] = 400
     preroll_initial_ms: Annotated[int, Meta(ge=0, le=2000)] = 300  # a call's first response; fast delivery starts it at once
 
