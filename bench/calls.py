@@ -320,7 +320,8 @@ def viewed(work: Path, console_cpu: float, wall: float) -> dict[str, Any]:
         return {}
     seen = json.loads(path.read_text())
     return {"viewer_kb_per_s": seen["bytes_per_s"] / 1024, "viewer_requests": seen["requests"],
-            "viewer_errors": seen["errors"], "viewer_rows_max": seen["rows_seen_max"], "console_cpu_core": console_cpu / wall}
+            "viewer_errors": seen["errors"], "viewer_statuses": seen.get("statuses", {}), "viewer_rows_max": seen["rows_seen_max"],
+            "console_cpu_core": console_cpu / wall}
 
 
 COLUMNS = [("system", "{}"), ("k", "{}"), ("jitter_ms", "{:g}"), ("calls_ok", "{}"), ("cpu_ms_per_call_s", "{:.2f}"),

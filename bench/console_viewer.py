@@ -28,6 +28,7 @@ class Traffic:
         self.requests = 0
         self.bytes = 0
         self.errors = 0
+        self.statuses: dict[str, int] = {}  # the failed ones, by status ("404": the opened call had just ended)
         self.rows_seen_max = 0
 
     async def get(self, session: aiohttp.ClientSession, url: str, headers: dict[str, str]) -> str:
@@ -37,6 +38,7 @@ class Traffic:
             self.bytes += len(raw) + sum(len(k) + len(v) + 4 for k, v in response.raw_headers)
             if response.status != 200:
                 self.errors += 1
+                self.statuses[str(response.status)] = self.statuses.get(str(response.status), 0) + 1
                 return ""
             encoding = response.headers.get("Content-Encoding", "")
             if encoding == "gzip":
@@ -56,7 +58,7 @@ async def sign_in(session: aiohttp.ClientSession, base: str, email: str, passwor
             raise RuntimeError(f"login refused: {response.status}")
 
 
-async def watch(base: str, email: str, password: str, seconds: float, rows_every: float) -> dict[str, float]:
+async def watch(base: str, email: str, password: str, seconds: float, rows_every: float) -> dict[str, object]:
     traffic = Traffic()
     partial = {"HX-Request": "true", "Accept-Encoding": "gzip"}
     async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
@@ -76,7 +78,7 @@ async def watch(base: str, email: str, password: str, seconds: float, rows_every
             await asyncio.sleep(max(0.0, min(next_rows, next_call if opened else next_rows) - time.monotonic()))
         elapsed = time.monotonic() - start
     return {"seconds": round(elapsed, 1), "requests": traffic.requests, "bytes": traffic.bytes,
-            "bytes_per_s": round(traffic.bytes / elapsed), "errors": traffic.errors,
+            "bytes_per_s": round(traffic.bytes / elapsed), "errors": traffic.errors, "statuses": traffic.statuses,
             "rows_seen_max": traffic.rows_seen_max}
 
 

@@ -141,3 +141,18 @@ async def test_transfer_now_goes_to_the_businesses_human_line_and_is_audited(
     entry = (await list_audit(sessions, "biz-a"))[0]
     assert (entry.action, entry.target, entry.detail) == ("transfer", "CA-LIVE", {"sent_to": "host:1"})
     assert [e.action for e in await list_audit(sessions, "biz-b")] == []  # a refused transfer did nothing
+
+
+async def test_a_call_its_worker_has_not_sampled_yet_is_listed_not_an_error(
+        sessions: async_sessionmaker[AsyncSession], tmp_path: Path) -> None:
+    """The control plane lists a call from its CallOpened before its worker's first row (no phase, no
+    counters yet): the page shows it (found by the console's bench: 500s at 50 calls)."""
+    await two_businesses(sessions)
+    await add_call(sessions, "CA-NEW", "biz-a", seconds=None)
+    live = MemoryControlPlane([{"call_sid": "CA-NEW", "business_id": "biz-a", "age_s": 0.3, "worker": "h:1",
+                                "stale": False}])
+    async with signed_in(console_settings(sessions, tmp_path, live=live), "admin@example.com") as client:
+        rows = await client.get("/live", headers={"HX-Request": "true"})
+        one = await client.get("/live/CA-NEW", headers={"HX-Request": "true"})
+    assert rows.status_code == 200 and "/live/CA-NEW" in rows.text
+    assert one.status_code == 200
