@@ -8,7 +8,9 @@ import pytest
 
 from bench.calls import BEGIN, END, meets, report, run_one, table, write_section
 
-pytestmark = pytest.mark.realtime
+# it measures (0 server underruns at 5 calls): beside the console's Chromium and serve processes the box
+# is too loaded for that to mean anything, so scripts/test.sh runs it last, alone
+pytestmark = pytest.mark.bench
 
 
 def test_bench_smoke(tmp_path: Path) -> None:
