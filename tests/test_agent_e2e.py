@@ -20,6 +20,7 @@ from sim.fake_realtime import FakeScript
 from sim.fake_twilio_rest import FakeTwilioRest
 from sim.twilio_emulator import EmulatedCall, Step
 from sim.webhook_receiver import BusinessReceiver
+from storage.agent_records import call_actions
 from storage.calls import get_call
 from tests.conftest import VIRTUAL_CLOCK
 from tests.sdk_validate import validate_client_event
@@ -63,6 +64,17 @@ def config(**conversation: Any) -> FileConfig:
 def rest_env(rest: FakeTwilioRest) -> dict[str, str]:
     return {"TWILIO_ACCOUNT_SID": "AC" + "1" * 32, "TWILIO_API_KEY": "SK" + "2" * 32, "TWILIO_API_SECRET": "secret",
             "KOLBRIDGE_TWILIO_API_URL": rest.url}
+
+
+async def hooks_delivered(sessions: Any, count: int, timeout: float = 5.0) -> bool:
+    """The call's webhook rows are `count`, all delivered (the deliverer marks a row once its POST answered)."""
+    end = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < end:
+        _, _, hooks = await call_actions(sessions, CALL)
+        if len(hooks) == count and all(h.state == "delivered" for h in hooks):
+            return True
+        await asyncio.sleep(0.02)
+    return False
 
 
 async def wait_until(predicate: Any, timeout: float, step: float = 0.02) -> bool:
@@ -145,6 +157,7 @@ async def test_tools_answer_refuse_bad_arguments_and_save_a_lead(tmp_path: Path,
             assert await wait_until(lambda: not stack.app.calls, 5)
             assert await stack.app.writes.drain(10)
             assert await wait_until(lambda: len(receiver.at("/hook")) >= 2, 5)  # the lead notice and the report
+            assert await hooks_delivered(stack.app.sessions, 2)  # …and their rows say so (written after the POST)
             conn = stack.fake.connections[0]
             metrics = stack.app.summaries[-1]["metrics"]
     finally:
