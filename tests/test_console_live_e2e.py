@@ -6,18 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import html
+import json
 import signal
 import subprocess
 import sys
 import threading
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from sim.audio import clip_text
+from sim.audio import clip_text, load_clip
 from sim.fake_realtime import FakeRealtime
 from sim.twilio_emulator import EmulatedCall, Step
 from storage.audit import list_audit
@@ -51,9 +53,11 @@ def open_browser() -> Any:
     return webdriver.Chrome(service=Service(DRIVER), options=options)
 
 
-def watch_and_hang_up(base: str, sids: list[str], victim: str, ready: threading.Event, greeting: str) -> float:
+def watch_and_hang_up(base: str, sids: list[str], victim: str, ready: threading.Event, greeting: str,
+                      said: str) -> tuple[float, float]:
     """In the browser: sign in, open the live page (then `ready`), wait for every call on it (the moment they
-    all show), hang up `victim` (confirming), then open another call and wait for its greeting in its transcript."""
+    all show), hang up `victim` (confirming), then open another call, wait for its greeting in its transcript
+    and then for what its caller says later (the wall-clock moment it shows)."""
     from selenium.webdriver.common.by import By
     browser = open_browser()
     try:
@@ -75,7 +79,8 @@ def watch_and_hang_up(base: str, sids: list[str], victim: str, ready: threading.
         wait_for(browser, lambda d: not d.find_elements(By.XPATH, f"//a[@href='/live/{victim}']"), 20)
         browser.get(f"{base}/live/{sids[1]}")  # another call opened: its transcript as the worker decides it
         wait_for(browser, lambda d: greeting in d.find_element(By.ID, "live-call").text, 20)
-        return all_shown
+        wait_for(browser, lambda d: said in d.find_element(By.ID, "live-call").text, 30)
+        return all_shown, time.time()
     finally:
         browser.quit()
 
@@ -90,15 +95,20 @@ async def test_live_calls_and_a_hangup_from_the_console(tmp_path: Path, fake: Fa
     try:
         ready = threading.Event()
         watching = asyncio.create_task(asyncio.to_thread(
-            watch_and_hang_up, f"http://127.0.0.1:{console_port}", sids, sids[0], ready, clip_text("greeting")))
+            watch_and_hang_up, f"http://127.0.0.1:{console_port}", sids, sids[0], ready, clip_text("greeting"),
+            clip_text("question")))
         assert await asyncio.to_thread(ready.wait, 60)  # the live page is open
-        calls = {sid: EmulatedCall(served.stream_url, "demo-garage", sid, [Step("pause", 30.0), Step("hangup")],
+        # the second caller speaks once the console has its page open (the judge's decision is then timed)
+        speaks = [Step("pause", 8.0), Step("say", load_clip("question"), "question"), Step("pause", 20.0), Step("hangup")]
+        calls = {sid: EmulatedCall(served.stream_url, "demo-garage", sid,
+                                   speaks if sid == sids[1] else [Step("pause", 30.0), Step("hangup")],
                                    wait_timeout_s=15) for sid in sids}
         started = time.monotonic()
         tasks = {sid: asyncio.create_task(c.run()) for sid, c in calls.items()}
         assert await _until(lambda: len(fake.connections) == 3, 20)
         connected_after = time.monotonic() - started
-        shown_after = await watching - started
+        all_shown, said_seen = await watching
+        shown_after = all_shown - started
         report = await asyncio.wait_for(tasks[sids[0]], 15)  # its stream closed
         for sid in sids[1:]:
             tasks[sid].cancel()
@@ -115,8 +125,21 @@ async def test_live_calls_and_a_hangup_from_the_console(tmp_path: Path, fake: Fa
         await engine.dispose()
     assert ("hangup", sids[0], "ops@example.com") in audit
     assert shown_after <= 2.0, f"the calls showed {shown_after:.2f} s after they started"
+    decided = decided_at(served.log, sids[1], clip_text("question"))  # the worker's CALLER_SAID (UTC, µs)
+    assert said_seen - decided <= 2.0, f"the caller's words showed {said_seen - decided:.2f} s after the judge decided"
     print(f"\nconsole live page: 3 calls connected to Realtime {connected_after:.2f} s and shown {shown_after:.2f} s "
-          "after they started; hang-up → admin_hangup")
+          f"after they started; a decided utterance shown {said_seen - decided:.2f} s after the decision; hang-up → admin_hangup")
+
+
+def decided_at(log: Path, call_sid: str, text: str) -> float:
+    """When the worker's judge decided the caller's `text` (its CALLER_SAID line's ISO timestamp: the worker
+    logs JSON to a file), as a wall-clock time."""
+    for line in log.read_text(encoding="utf-8").splitlines():
+        if '"CALLER_SAID"' in line and call_sid in line:
+            event = json.loads(line)
+            if event.get("text") == text:
+                return datetime.fromisoformat(str(event["timestamp"]).replace("Z", "+00:00")).timestamp()
+    raise AssertionError(f"no CALLER_SAID for {call_sid} in the worker's log")
 
 
 async def greeting_of_next_call(served: Any, fake: FakeRealtime, sid: str) -> str:
