@@ -199,7 +199,8 @@ def test_a_drop_mid_answer_finishes_it_buffers_audio_restores_and_continues() ->
     assert isinstance(events[-1], RtResponseCreate)  # the caller's pending turn is answered first
     assert bridge.responses.state.owed is not Owed.RESUME
     finished = bridge.handle(ResponseFinished("r1", "a1", 900, 2.5), 2.5)
-    assert finished == [Utterance("CA1", "assistant", "מחר בעשר", "", -1, -1, True, 900)]
+    # placed in time: its audio began to play 1.6 s into the call and played 900 ms
+    assert finished == [Utterance("CA1", "assistant", "מחר בעשר", "", 1600, 2500, True, 900)]
     assert bridge.counters()["realtime_reconnects"] == 1 and bridge.series()["reconnect_gap_ms"] == [400]
 
 

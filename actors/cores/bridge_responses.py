@@ -37,6 +37,9 @@ RESUME_NOTE = ("The line dropped for a moment while you were speaking; your prev
                "what was already said.")
 
 
+PLAYING_KEPT = 16  # responses whose first play is remembered (an utterance is decided within seconds of it)
+
+
 class Owed(enum.Enum):
     NOTHING = "nothing"
     ANSWER = "answer"
@@ -75,6 +78,8 @@ class ResponseBookState(msgspec.Struct):
     spoken: SpokenState = msgspec.field(default_factory=SpokenState)  # what the AI said, what was heard of it
     preempt: PreemptState = msgspec.field(default_factory=PreemptState)
     counters: ResponseCounters = msgspec.field(default_factory=ResponseCounters)
+    call_started_at: float = -1.0  # StartCall: the AI's utterances are placed in time from it, as the caller's are
+    playing_since_ms: dict[str, int] = msgspec.field(default_factory=dict)  # response → its audio's first play
 
 
 class ResponseBook:
@@ -153,6 +158,7 @@ class ResponseBook:
             return []
         out = self._create(self.settings.greeting) + [self._log("[GREETING] requested")]
         self.state.greeting_requested = True
+        self.state.call_started_at = now
         return out
 
     def ask_response(self, note: notes.AskResponse, now: float) -> list[object]:
@@ -193,12 +199,24 @@ class ResponseBook:
     def assistant_said(self, msg: RtAssistantTranscriptDone, now: float) -> list[object]:
         if not self.spoken.done(msg.item_id):  # recorded at the cut, with what was heard
             return []
-        said = [self._log("AI_SAID", text=msg.transcript), Utterance(self.call_id, "assistant", msg.transcript, "", -1, -1, False)]
+        said = [self._log("AI_SAID", text=msg.transcript), self._placed(msg.response_id, msg.transcript, -1, False)]
         return self.tell(notes.TurnText(msg.item_id, "assistant", msg.transcript), now) + said
 
     # ------------------------------------------------------------------ what the caller hears
     def playout_changed(self, msg: PlayoutChanged, now: float) -> list[object]:
-        return self._resume(now)
+        out = self._resume(now)
+        book = self.state
+        if msg.audible and msg.response_id and msg.response_id not in book.playing_since_ms and book.call_started_at >= 0:
+            book.playing_since_ms[msg.response_id] = int(round((msg.at - book.call_started_at) * 1000))
+            for old in list(book.playing_since_ms)[:-PLAYING_KEPT]:
+                del book.playing_since_ms[old]
+        return out
+
+    def _placed(self, response_id: str, text: str, played_ms: int, interrupted: bool, heard_ms: int = -1) -> Utterance:
+        """The AI's utterance placed in time: from when its audio began to play, for `played_ms` (-1: unknown)."""
+        start = self.state.playing_since_ms.get(response_id, -1)
+        end = start + played_ms if start >= 0 and played_ms >= 0 else -1
+        return Utterance(self.call_id, "assistant", text, "", start, end, interrupted, heard_ms)
 
     def playout_cut(self, msg: PlayoutCut, now: float) -> list[object]:
         out: list[object] = []
@@ -212,12 +230,12 @@ class ResponseBook:
                 self._log("TRUNCATE", item_id=msg.item_id, audio_end_ms=end_ms, sent_ms=msg.sent_ms)]
         heard_text = self.spoken.cut(msg.item_id, end_ms, msg.generated_ms)
         self.state.counters.truncates_sent += 1
-        out.append(Utterance(self.call_id, "assistant", heard_text, "", -1, -1, True, end_ms))
+        out.append(self._placed(msg.response_id, heard_text, end_ms, True, end_ms))
         return out + self.tell(notes.TurnText(msg.item_id, "assistant", heard_text), now) + self._answer_owed()
 
     def response_finished(self, msg: ResponseFinished, now: float) -> list[object]:
         text = self.spoken.finished(msg.item_id)
-        return [] if text is None else [Utterance(self.call_id, "assistant", text, "", -1, -1, True, msg.played_ms)]
+        return [] if text is None else [self._placed(msg.response_id, text, msg.played_ms, True, msg.played_ms)]
 
     # ------------------------------------------------------------------ asking for answers
     def language_changed(self, msg: CallerLanguageChanged, now: float) -> list[object]:
