@@ -65,7 +65,7 @@ def caller_lexicons(settings: CallSettings, first: Lexicon) -> dict[str, Lexicon
 
 def make_metrics(settings: CallSettings, blob: bytes | None) -> Core:
     return MetricsCore(_restore(MetricsState, blob, MetricsState(settings.call_id)),  # type: ignore[arg-type]
-                       settings.audio.simple_mode, settings.caller_languages.start or settings.language)
+                       settings.audio.simple_mode, settings.first_caller_language)
 
 
 class TwilioRx(ChildShell):

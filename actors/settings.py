@@ -128,3 +128,8 @@ class CallSettings(Struct, frozen=True):
     vocabulary: tuple[str, ...] = ()
     agent: AgentSettings = AgentSettings()
     caller_languages: LanguageSettings = LanguageSettings()
+
+    @property
+    def first_caller_language(self) -> str:
+        """The language the call starts in: a returning caller's last one, else the business's."""
+        return self.caller_languages.start or self.language

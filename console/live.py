@@ -10,6 +10,7 @@ from starlette.responses import Response
 from actors.control_messages import HangupCall, HangupReply, InspectLive, InspectReply, ListLive, LiveTableReply
 from console.history import shown_caller
 from console.web import Viewer, console_of, not_found, partial, render
+from gateway.agent import agent_spec
 from gateway.control.link import ask_admin
 from storage.audit import record_audit
 from storage.console_queries import CallDetail, Scope, call_detail, caller_numbers, scoped_business
@@ -78,8 +79,7 @@ async def live_transfer(request: Request, viewer: Viewer) -> Response:
 
 async def transfer_line(request: Request, viewer: Viewer, business_id: str) -> str:
     business = await scoped_business(console_of(request).sessions, viewer.scope, business_id)
-    transfer = (business.agent or {}).get("transfer") or {} if business is not None else {}
-    return str(transfer.get("number", "")) if isinstance(transfer, dict) else ""
+    return agent_spec(business).transfer.number if business is not None else ""
 
 
 async def _operator_action(request: Request, viewer: Viewer, action: str) -> Response:

@@ -23,7 +23,7 @@ from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord, 
 from actors.language_messages import LanguageSwitched
 from actors.messages import Utterance
 from gateway.control import prom
-from gateway.fallback import NO_ANSWER, FallbackSettings, fallback_twiml, hangup_twiml
+from gateway.fallback import FallbackSettings, fallback_twiml, hangup_twiml, no_answer_message
 from gateway.http_tools import HttpOutcome, Poster, json_text
 from gateway.leaving import Exit, FallbackCall, Leaver
 from storage.writequeue import CallNoteWrite, LanguageSwitchWrite, LeadWrite, ToolCallWrite, UtteranceWrite, WebhookWrite, Write
@@ -59,7 +59,7 @@ def transfer_twiml(number: str, caller_id: str, timeout_s: int, language: str, d
     """Dial the human line; its action URL (POST /dial-done) answers an apology and a hang-up if nobody
     answers, a hang-up if the human did — the fallback's transfer TwiML."""
     settings = FallbackSettings(mode="transfer", transfer_number=number, caller_id=caller_id, dial_timeout_s=timeout_s,
-                                message=NO_ANSWER.get(language, NO_ANSWER["en"]))
+                                message=no_answer_message(language))
     return fallback_twiml(settings, language, "", dial_action)
 
 

@@ -109,7 +109,7 @@ class CallIO:
         self.opened_at = asyncio.get_running_loop().time()
         self.notes = CallNotes()  # for the business's post-call report
         self.decided: deque[dict[str, object]] = deque(maxlen=DECIDED_KEPT)  # the latest utterances, for the console
-        self.caller_language = settings.caller_languages.start or settings.language
+        self.caller_language = settings.first_caller_language
         self.tw_out.attach(ws)
 
     # ------------------------------------------------------------------ CallSink

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from actors.settings import CallSettings
 from gateway.agent import AgentSpec, agent_for, agent_spec
 from gateway.config import FileConfig
-from gateway.config.overrides import audio_for, barge_in_for, caller_languages_for, facts_for, fallback_for, realtime_for, vad_for
+from gateway.config.overrides import audio_for, barge_in_for, facts_for, fallback_for, language_settings_for, realtime_for, vad_for
 from gateway.fallback import FallbackSettings, dial_action_url
 from gateway.prewarm import route_is_valid
 from gateway.wire import TwilioStart
@@ -103,7 +103,7 @@ def prepare_call(start: TwilioStart, business: BusinessView, f: FileConfig, star
         audio=audio_for(f.audio, business), tx=f.tx, vad=vad_for(f.vad, business), realtime=realtime_for(f.realtime, business),
         barge_in=barge_in_for(f.barge_in, business), transcription_prompt=prompt.transcription_prompt,
         vocabulary=tuple(business.vocabulary), agent=agent_for(f.conversation, business, spec),
-        caller_languages=msgspec.structs.replace(caller_languages_for(business, prompt.language_layers), start=start_language))
+        caller_languages=msgspec.structs.replace(language_settings_for(business, prompt.language_layers), start=start_language))
     profile = CallProfile(fallback_for(business), spec, start.custom.get("from", ""),
                           start.custom.get("action_base", ""), business.id)
     return PreparedCall(settings, profile, prompt)

@@ -66,7 +66,7 @@ class WorkerCalls:
         self.live[call.call_id] = call
         self.writes.put(CallStartWrite(start.call_sid, start.stream_sid, business.id, dict(prompt.layer_hashes),
                                        profile.caller, start.custom.get("to", ""), self.worker,
-                                       settings.caller_languages.start or business.language))
+                                       settings.first_caller_language))
         self.engine.start_call(settings, call, call.opened_at)
         prom.call_started(business.id)
         if self.observer is not None:

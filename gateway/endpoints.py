@@ -30,7 +30,7 @@ from gateway.app import App
 from gateway.config.overrides import fallback_for, realtime_for
 from gateway.control import prom
 from gateway.control.link import ask_admin
-from gateway.fallback import DIAL_ANSWERED, NO_ANSWER, FallbackSettings, apology_twiml, dial_action_url, dial_done_twiml, fallback_twiml, hangup_twiml
+from gateway.fallback import DIAL_ANSWERED, FallbackSettings, apology_twiml, dial_action_url, dial_done_twiml, fallback_twiml, hangup_twiml, no_answer_message
 from gateway.http_shim import FORM_HEADER, METHOD_HEADER
 from gateway.prewarm import route_signature
 from storage.businesses import business_for_number, get_business
@@ -111,7 +111,7 @@ async def dial_done(app: App, form: dict[str, str], query: dict[str, str]) -> st
         return hangup_twiml() if status in DIAL_ANSWERED else apology_twiml(FallbackSettings(), "en")
     settings = fallback_for(business)
     if kind == "agent":
-        settings = FallbackSettings(message=NO_ANSWER.get(business.language, NO_ANSWER["en"]))
+        settings = FallbackSettings(message=no_answer_message(business.language))
     return dial_done_twiml(settings, business.language, status)
 
 

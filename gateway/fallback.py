@@ -58,6 +58,11 @@ def check_fallback(values: dict[str, object]) -> list[str]:
     return []
 
 
+def no_answer_message(language: str) -> str:
+    """transfer_to_human's apology when nobody answered, in the business's language."""
+    return NO_ANSWER.get(language, NO_ANSWER["en"])
+
+
 DIAL_ANSWERED = ("completed", "answered")  # DialCallStatus of a <Dial> the human picked up
 
 

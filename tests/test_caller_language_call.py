@@ -37,7 +37,7 @@ from actors.messages import (
 )
 from actors.settings import CallSettings, LanguageSettings
 from actors.wire_messages import RtResponseCancel, RtResponseCreate, RtSessionUpdate, ToRealtime
-from gateway.config.overrides import caller_languages_for
+from gateway.config.overrides import language_settings_for
 from prompts.builder import caller_language_layers
 from storage.businesses import BusinessView
 from tests.conftest import settings
@@ -197,9 +197,9 @@ def test_the_summary_names_the_language_the_caller_spoke_last() -> None:
 def test_a_business_view_becomes_the_calls_language_settings() -> None:
     view = BusinessView("garage", "n", "he", "g", "", "", True, [], languages=["he", "ar"],
                         lexicons={"ar": {"fillers": ["ووو"], "short_words": [], "backchannels": ["ايوا"]}})
-    spoken = caller_languages_for(view, {"ar": "layer"})
+    spoken = language_settings_for(view, {"ar": "layer"})
     assert spoken == LanguageSettings(("he", "ar"), {"ar": "layer"}, {"ar": ("ووو",)}, {}, {"ar": ("ايوا",)})
-    assert caller_languages_for(BusinessView("g", "n", "he", "g", "", "", True, []), {}) == LanguageSettings(("he",))
+    assert language_settings_for(BusinessView("g", "n", "he", "g", "", "", True, []), {}) == LanguageSettings(("he",))
 
 
 def test_a_switch_while_a_discarded_preemptive_answer_awaits_its_creation_leaves_nothing_stuck() -> None:

@@ -137,10 +137,15 @@ async def test_transfer_now_goes_to_the_businesses_human_line_and_is_audited(
     assert 'hx-post="/live/CA-LIVE/transfer"' in with_button and "/transfer" not in without_button
     assert sent.status_code == 200 and refused.status_code == 409 and forged.status_code == 403
     assert str(escape(STRINGS["he"]["no_transfer_line"])) in refused.text
+    async with signed_in(console_settings(sessions, tmp_path, live=live), "b@example.com") as other:
+        token = await page_token(other, "/live")
+        foreign = await other.post("/live/CA-LIVE/transfer", data={"csrf": token}, headers={"HX-Request": "true"})
+    assert foreign.status_code == 404  # a user of biz-b: biz-a's live call does not exist for them
     assert live.transferred == ["CA-LIVE"] and live.hung_up == []
     entry = (await list_audit(sessions, "biz-a"))[0]
     assert (entry.action, entry.target, entry.detail) == ("transfer", "CA-LIVE", {"sent_to": "host:1"})
-    assert [e.action for e in await list_audit(sessions, "biz-b")] == []  # a refused transfer did nothing
+    # a refused transfer did nothing (biz-b's user signing in is its only row)
+    assert [e.action for e in await list_audit(sessions, "biz-b")] == ["login_ok"]
 
 
 async def test_a_call_its_worker_has_not_sampled_yet_is_listed_not_an_error(

@@ -10,12 +10,18 @@ worker_lost sweep; the admin only shows). Time is wall-clock seconds, passed in.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 
 import msgspec
 
 from actors.control_messages import CallClosed, CallOpened, CallRow, WorkerId, WorkerStats
 
 TRANSCRIPT_KEPT = 300  # utterances of a live call the table keeps (the console's live transcript)
+
+
+def seq_of(utterance: Mapping[str, object]) -> int:
+    """An utterance's number within its call (as the worker reports it; 0 if missing)."""
+    return int(str(utterance.get("seq", 0)))
 
 
 class LiveCall(msgspec.Struct):
@@ -72,8 +78,8 @@ class LiveTable:
     @staticmethod
     def _transcribe(call: LiveCall, row: CallRow) -> None:
         """A report's new utterances, appended once each (a report sent twice adds nothing)."""
-        last = int(str(call.transcript[-1].get("seq", 0))) if call.transcript else 0
-        fresh = [u for u in row.utterances if int(str(u.get("seq", 0))) > last]
+        last = seq_of(call.transcript[-1]) if call.transcript else 0
+        fresh = [u for u in row.utterances if seq_of(u) > last]
         if fresh:
             call.transcript = (call.transcript + fresh)[-TRANSCRIPT_KEPT:]
 
@@ -117,7 +123,7 @@ class LiveTable:
         if call is None:
             return None
         out = self.row(call, now)
-        out["transcript"] = [u for u in call.transcript if int(str(u.get("seq", 0))) > after_seq]
+        out["transcript"] = [u for u in call.transcript if seq_of(u) > after_seq]
         if call.row is not None:
             out.update({"children": dict(call.row.children), "restarts": dict(call.row.restarts),
                         "counters": dict(call.row.counters)})

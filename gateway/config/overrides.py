@@ -65,7 +65,7 @@ def facts_for(view: BusinessView) -> BusinessFacts:
                          dict(view.permissions), tuple(view.languages or [view.language]))
 
 
-def caller_languages_for(view: BusinessView, layers: dict[str, str]) -> LanguageSettings:
+def language_settings_for(view: BusinessView, layers: dict[str, str]) -> LanguageSettings:
     """The caller languages of a call: the list, each one's instruction layer and the business's own words
     for each lexicon (the first language's are the business's top-level lists, as before)."""
     languages = tuple(view.languages or [view.language])

@@ -20,6 +20,7 @@ import msgspec
 import structlog
 
 from actors.control_messages import CallClosed, CallOpened, CallRow, WorkerId, WorkerStats
+from actors.cores.live_table import seq_of
 from actors.lifecycle_messages import CallInspection
 from actors.messages import SampleCounters
 from actors.settings import CallSettings
@@ -127,9 +128,9 @@ class ControlReporter:
         UTTERANCES_PER_REPORT: a burst goes out over the next seconds), its caller and language."""
         call = self.calls[row.call_sid]
         after = self.reported_seq.get(row.call_sid, 0)
-        fresh = tuple(u for u in call.decided if int(str(u["seq"])) > after)[:UTTERANCES_PER_REPORT]
+        fresh = tuple(u for u in call.decided if seq_of(u) > after)[:UTTERANCES_PER_REPORT]
         if fresh:
-            self.reported_seq[row.call_sid] = int(str(fresh[-1]["seq"]))
+            self.reported_seq[row.call_sid] = seq_of(fresh[-1])
         return msgspec.structs.replace(row, utterances=fresh, caller=call.caller, caller_language=call.caller_language)
 
     def _placeholder(self, call_sid: str) -> CallRow:
