@@ -74,7 +74,9 @@ def watch_and_hang_up(base: str, sids: list[str], victim: str, ready: threading.
         for sid in sids:
             wait_for(browser, lambda d, sid=sid: d.find_elements(By.XPATH, f"//a[@href='/live/{sid}']"), 20)
         all_shown = time.monotonic()
-        browser.find_element(By.XPATH, f"//button[@hx-post='/live/{victim}/hangup']").click()
+        # the rows are swapped every 0.5 s: a button found just before a swap is stale by the click, so find and
+        # click again until one click lands
+        wait_for(browser, lambda d: d.find_element(By.XPATH, f"//button[@hx-post='/live/{victim}/hangup']").click() or True)
         wait_for(browser, lambda d: d.switch_to.alert).accept()  # the confirmation
         wait_for(browser, lambda d: not d.find_elements(By.XPATH, f"//a[@href='/live/{victim}']"), 20)
         browser.get(f"{base}/live/{sids[1]}")  # another call opened: its transcript as the worker decides it
