@@ -4,7 +4,7 @@
 
 It signs in as a browser does (the login form's CSRF token, the session cookie), then does what the live
 page's htmx does: fetches the live table's rows (`/live` with HX-Request, every `--rows-every` s) and, once
-a call is listed, that call's live transcript (`/live/CALL_SID`, every second). Bytes are counted as they
+a call is listed, that call's live transcript (`/live/CALL_SID`, as often). Bytes are counted as they
 cross the wire (compressed, if the console compresses) plus the response headers, so the figure is a
 viewer's traffic per second. Writes {seconds, requests, bytes, bytes_per_s, errors, rows_seen_max}.
 """
@@ -74,7 +74,7 @@ async def watch(base: str, email: str, password: str, seconds: float, rows_every
                 next_rows += rows_every
             if opened and now >= next_call:
                 await traffic.get(session, f"{base}/live/{opened}", partial)
-                next_call += 1.0
+                next_call += rows_every  # the live call page polls as often as the rows
             await asyncio.sleep(max(0.0, min(next_rows, next_call if opened else next_rows) - time.monotonic()))
         elapsed = time.monotonic() - start
     return {"seconds": round(elapsed, 1), "requests": traffic.requests, "bytes": traffic.bytes,

@@ -72,7 +72,7 @@ async def test_one_live_call_shows_its_transcript_as_it_grows(sessions: async_se
                                {"call_sid": "CB-LIVE", "business_id": "biz-b", "phase": "talking", "age_s": 2.0}])
     async with signed_in(console_settings(sessions, tmp_path, live=live), "a@example.com") as client:
         page = (await client.get("/live/CA-LIVE")).text
-        assert 'hx-trigger="every 1s"' in page and "שלום" in page and "אני צריך תור למחר" not in page
+        assert 'hx-trigger="every 500ms"' in page and "שלום" in page and "אני צריך תור למחר" not in page
         async with sessions.begin() as session:  # the worker writes the next decided utterance
             session.add(UtteranceRecord(call_sid="CA-LIVE", seq=2, role="caller", text="אני צריך תור למחר",
                                         classification="turn", start_ms=3000, end_ms=4200))
