@@ -47,16 +47,19 @@ mypy_pid=$!
 #   and indifferent to being slowed down: three workers at `nice 10`, so they only take the CPU the
 #   wall-clock tests leave. Their report follows the wall-clock one.
 # Hypothesis fuzzers take 300 examples each; KOLBRIDGE_FUZZ_FULL=1 runs the full 10,000.
+# Each pytest run has a hard limit besides pytest-timeout's 240 s per test (pyproject.toml), so no hang can
+# hold CI to its own limit with nothing printed.
+limit="timeout -k 15 1200"
 status=0
-nice -n 10 .venv/bin/pytest -q -rs -p no:cacheprovider -n 3 -m "not realtime and not stall and not bench" > .test-virtual.log 2>&1 &
+nice -n 10 $limit .venv/bin/pytest -q -rs -p no:cacheprovider -n 3 -m "not realtime and not stall and not bench" > .test-virtual.log 2>&1 &
 virtual_pid=$!
-.venv/bin/pytest -q -rs -p no:cacheprovider -n 3 -m realtime || status=$?
+$limit .venv/bin/pytest -q -rs -p no:cacheprovider -n 3 -m realtime || status=$?
 wait "$virtual_pid" || status=$?
 cat .test-virtual.log
 # last, alone: the two tests that measure event-loop stalls on the wall clock (`stall`), then the bench smoke
 # (`bench`: 5 calls through the capacity bench, whose server must not underrun)
-.venv/bin/pytest -q -rs -p no:cacheprovider -n 2 -m stall || status=$?
-.venv/bin/pytest -q -rs -p no:cacheprovider -m bench || status=$?
+$limit .venv/bin/pytest -q -rs -p no:cacheprovider -n 2 -m stall || status=$?
+$limit .venv/bin/pytest -q -rs -p no:cacheprovider -m bench || status=$?
 if ! wait "$mypy_pid"; then cat .mypy.out; status=1; fi
 tail -1 .mypy.out
 exit "$status"
