@@ -76,6 +76,15 @@ class CallRecord(Base):
     transfer_summary: Mapped[str] = mapped_column(Text, default="")  # transfer_to_human: the agent's summary
     caller_language: Mapped[str] = mapped_column(String(16), default="")  # the language the caller spoke last
     language_switches: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)  # {at_ms, from, to, evidence}
+    # handoffs (issue 23): the call's parts with the agent ({n, started_at, ended_at, end_reason, seq_from, offset_ms,
+    # note}) and its transfer ({mode, number, legs: [{sid, status, answered_at, ended_at}], answered_by, outcome})
+    segments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    transfer: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # outbound calls: "inbound" | "outbound"; Twilio's AnsweredBy (human, machine_end_beep, …); the lead called back
+    direction: Mapped[str] = mapped_column(String(16), default="inbound")
+    answered_by: Mapped[str] = mapped_column(String(32), default="")
+    lead_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    purpose: Mapped[str] = mapped_column(Text, default="")
 
 
 class UtteranceRecord(Base):
@@ -98,7 +107,8 @@ class LeadRecord(Base):
     """A lead the agent collected (save_lead): the fields the business's lead form declares."""
 
     __tablename__ = "leads"
-    __table_args__ = (Index("ux_leads_call_tool", "call_sid", "tool_call_id", unique=True),)
+    __table_args__ = (Index("ux_leads_call_tool", "call_sid", "tool_call_id", unique=True),
+                      Index("ix_leads_callback_due", "callback_status", "callback_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     call_sid: Mapped[str] = mapped_column(String(64), index=True)
@@ -106,6 +116,11 @@ class LeadRecord(Base):
     business_id: Mapped[str] = mapped_column(String(64), index=True)
     fields: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # a scheduled callback (issue 23): when, its state ("" none, scheduled, dialing, done, failed, dnc), tries
+    callback_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    callback_status: Mapped[str] = mapped_column(String(16), default="")
+    callback_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    callback_call_sid: Mapped[str] = mapped_column(String(64), default="")
 
 
 class ToolCallRow(Base):
@@ -203,3 +218,24 @@ class BusinessVersion(Base):
     user_email: Mapped[str] = mapped_column(String(254), default="")
     toml: Mapped[str] = mapped_column(Text)
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+class DoNotCall(Base):
+    """A number a business must never dial (outbound calls and callbacks)."""
+
+    __tablename__ = "do_not_call"
+
+    business_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    added_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class SchedulerLease(Base):
+    """One leader across workers and hosts for the callback scheduler: whoever holds an unexpired lease."""
+
+    __tablename__ = "scheduler_lease"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
