@@ -80,7 +80,7 @@ def refused(start: TwilioStart, business: BusinessView | None, live: Container[s
         log.warning("CALL_REJECTED", call_sid=start.call_sid, reason="duplicate call sid")
         return True
     if auth_token and not route_is_valid(auth_token, start.call_sid, business_id, start.custom.get("route_sig", ""),
-                                         start.custom.get("action_base", "")):
+                                         start.custom.get("action_base", ""), start.custom):
         log.warning("CALL_REJECTED", call_sid=start.call_sid, business_id=business_id,
                     reason="business not routed by the signed /voice webhook")
         return True

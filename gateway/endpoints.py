@@ -32,7 +32,7 @@ from gateway.control import prom
 from gateway.control.link import ask_admin
 from gateway.fallback import DIAL_ANSWERED, FallbackSettings, apology_twiml, dial_action_url, dial_done_twiml, fallback_twiml, hangup_twiml, no_answer_message
 from gateway.http_shim import FORM_HEADER, METHOD_HEADER
-from gateway.prewarm import route_signature
+from gateway.prewarm import stream_parameters
 from storage.businesses import business_for_number, get_business
 
 log = structlog.get_logger("kolbridge.gateway")
@@ -180,15 +180,9 @@ async def voice_twiml(app: App, form: dict[str, str], stream_url: str, http_base
     # when the stream ends with the call still up, Twilio asks this URL what next (the fallback, or hang up)
     connect = Connect(action=f"{http_base}/stream-ended") if http_base else Connect()
     stream = connect.stream(url=stream_url)
-    stream.parameter(name="business_id", value=business.id)
-    stream.parameter(name="call_sid", value=call_sid)
-    stream.parameter(name="from", value=form.get("From", ""))
-    stream.parameter(name="to", value=to)
-    if http_base:
-        stream.parameter(name="action_base", value=http_base)  # a transfer's <Dial action> is built on it
-    token = app.config.env.twilio_auth_token
-    if token:
-        stream.parameter(name="route_sig", value=route_signature(token, call_sid, business.id, http_base))
+    for name, value in stream_parameters(app.config.env.twilio_auth_token, call_sid, business.id, http_base,
+                                         form.get("From", ""), to):
+        stream.parameter(name=name, value=value)
     response.append(connect)
     app.prewarmer.start(call_sid, realtime_for(app.config.file.realtime, business).model)
     log.info("VOICE_ROUTED", call_sid=call_sid, to=to, business_id=business.id)

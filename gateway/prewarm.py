@@ -1,7 +1,7 @@
 """Routing proof and Realtime pre-warming, both started by the signed `POST /voice` webhook.
 
 Routing proof: with a Twilio auth token configured, the TwiML's `<Parameter>`s carry
-`route_sig = HMAC-SHA256(token, call_sid + ":" + business_id)`; a stream whose business_id the
+`route_sig = HMAC-SHA256(token, call_sid:business_id:action_base + every other parameter it sets)`; a stream whose business_id the
 webhook did not route (no or wrong signature) is refused. Stateless, so it holds across workers.
 
 Pre-warming: the webhook starts opening the call's Realtime connection at once, keyed by CallSid; the
@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+from collections.abc import Mapping
 from typing import Any, Callable, Coroutine
 
 import structlog
@@ -22,14 +23,39 @@ import structlog
 log = structlog.get_logger("kolbridge.prewarm")
 
 
-def route_signature(token: str, call_sid: str, business_id: str, action_base: str = "") -> str:
-    """/voice signs what the stream's start message will claim: the call, its business and the base URL of
-    Twilio's callbacks (a transfer's <Dial action> is built on it: it must not be the sender's choice)."""
-    return hmac.new(token.encode(), f"{call_sid}:{business_id}:{action_base}".encode(), hashlib.sha256).hexdigest()
+# The stream parameters /voice sets that are not signed (the caller's numbers, informational) or are the
+# signature itself; every other `<Parameter>` beyond business_id and action_base — a returning segment, an
+# outbound call's purpose — is signed, so a stream cannot claim what no signed webhook gave it.
+UNSIGNED_PARAMETERS = frozenset({"business_id", "call_sid", "from", "to", "action_base", "route_sig"})
 
 
-def route_is_valid(token: str, call_sid: str, business_id: str, signature: str, action_base: str = "") -> bool:
-    return hmac.compare_digest(route_signature(token, call_sid, business_id, action_base), signature)
+def route_signature(token: str, call_sid: str, business_id: str, action_base: str = "",
+                    signed: Mapping[str, str] | None = None) -> str:
+    """/voice signs what the stream's start message will claim: the call, its business, the base URL of
+    Twilio's callbacks (a transfer's <Dial action> is built on it: it must not be the sender's choice) and
+    the other parameters it sets (`signed`: every parameter not in UNSIGNED_PARAMETERS)."""
+    payload = f"{call_sid}:{business_id}:{action_base}" + "".join(f"\n{key}={value}" for key, value in sorted((signed or {}).items()))
+    return hmac.new(token.encode(), payload.encode(), hashlib.sha256).hexdigest()
+
+
+def route_is_valid(token: str, call_sid: str, business_id: str, signature: str, action_base: str = "",
+                   parameters: Mapping[str, str] | None = None) -> bool:
+    """`parameters`: the stream's whole customParameters (those not in UNSIGNED_PARAMETERS are checked)."""
+    signed = {key: value for key, value in (parameters or {}).items() if key not in UNSIGNED_PARAMETERS}
+    return hmac.compare_digest(route_signature(token, call_sid, business_id, action_base, signed), signature)
+
+
+def stream_parameters(token: str, call_sid: str, business_id: str, action_base: str, caller: str, callee: str,
+                      extra: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
+    """The `<Parameter>`s of a call's `<Stream>` (inbound, outbound or back from a transfer), signed when a
+    Twilio auth token is set."""
+    parameters = [("business_id", business_id), ("call_sid", call_sid), ("from", caller), ("to", callee)]
+    if action_base:
+        parameters.append(("action_base", action_base))  # a transfer's <Dial action> is built on it
+    parameters += list((extra or {}).items())
+    if token:
+        parameters.append(("route_sig", route_signature(token, call_sid, business_id, action_base, extra)))
+    return parameters
 
 
 class Prewarmer:
