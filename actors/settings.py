@@ -110,6 +110,21 @@ class LanguageSettings(Struct, frozen=True):
         return len(self.languages) > 1
 
 
+class SeedTurn(Struct, frozen=True):
+    role: str  # "user" | "assistant"
+    text: str
+
+
+class ResumeSettings(Struct, frozen=True):
+    """A call back with the agent after a transfer nobody took (issue 23): its segment (1: the call's first
+    part, nothing to resume), the conversation so far as the record holds it, and the note the model is
+    given (why it has the caller back). The session is seeded with both before the first answer."""
+
+    segment: int = 1
+    turns: tuple[SeedTurn, ...] = ()
+    note: str = ""
+
+
 class CallSettings(Struct, frozen=True):
     """Everything one call needs, resolved once at call start."""
 
@@ -128,6 +143,7 @@ class CallSettings(Struct, frozen=True):
     vocabulary: tuple[str, ...] = ()
     agent: AgentSettings = AgentSettings()
     caller_languages: LanguageSettings = LanguageSettings()
+    resume: ResumeSettings = ResumeSettings()
 
     @property
     def first_caller_language(self) -> str:

@@ -10,8 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.agent_records import AGENT_WRITES, apply_agent_write
 from storage.deadletters import DeadLetterWrite, record_dead_letter
+from storage.handoffs import close_segment, merge_transfer, open_segment
 from storage.models import CallRecord, UtteranceRecord, utcnow
-from storage.writequeue import CallEndWrite, CallNoteWrite, CallStartWrite, HeartbeatWrite, LanguageSwitchWrite, UtteranceWrite, Write
+from storage.writequeue import CallEndWrite, CallNoteWrite, CallStartWrite, HeartbeatWrite, LanguageSwitchWrite, TransferWrite, UtteranceWrite, Write
 
 
 async def _call_row(session: AsyncSession, call_sid: str) -> CallRecord:
@@ -102,6 +103,7 @@ async def apply_in(session: AsyncSession, write: Write) -> None:
         row.from_number, row.to_number, row.worker = write.from_number, write.to_number, write.worker
         row.heartbeat_at = utcnow()
         row.caller_language = row.caller_language or write.caller_language  # a switch may have been written first
+        open_segment(row, write)
     elif isinstance(write, LanguageSwitchWrite):
         switches = list(row.language_switches or [])
         if all(switch.get("seq") != write.seq for switch in switches):
@@ -112,9 +114,12 @@ async def apply_in(session: AsyncSession, write: Write) -> None:
             row.caller_language = str(switches[-1]["to"])
     elif isinstance(write, CallNoteWrite):
         row.transfer_summary = write.transfer_summary
+    elif isinstance(write, TransferWrite):
+        merge_transfer(row, write)
     elif isinstance(write, CallEndWrite):
         row.ended_at, row.end_reason, row.metrics, row.restarts = utcnow(), write.reason, dict(write.metrics), write.restarts
         row.series, row.fallback, row.after_twiml = dict(write.series), write.fallback, write.after_twiml
+        close_segment(row, write)
 
 
 async def close_lost_calls(sessions: async_sessionmaker[AsyncSession], stale_before: datetime,

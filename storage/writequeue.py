@@ -48,6 +48,8 @@ class CallStartWrite(msgspec.Struct, tag="call_start"):
     to_number: str = ""
     worker: str = ""
     caller_language: str = ""  # the business's first language: the call starts in it
+    segment: int = 1  # 2, 3…: the caller is back with the agent after a transfer nobody took (one record)
+    segment_note: str = ""  # why (e.g. "busy"), kept with the segment
 
 
 class LanguageSwitchWrite(msgspec.Struct, tag="language_switch"):
@@ -110,6 +112,20 @@ class CallNoteWrite(msgspec.Struct, tag="call_note"):
     transfer_summary: str
 
 
+class TransferWrite(msgspec.Struct, tag="transfer"):
+    """A transfer attempt's progress (issue 23), merged into the call's `transfer` by attempt: placed (the
+    human's leg or <Dial>), its status as Twilio reports it, who answered and when, the outcome."""
+
+    call_sid: str
+    attempt: int  # 1, 2…: the segment whose transfer_to_human placed it
+    mode: str = ""  # cold | warm
+    number: str = ""
+    leg_sid: str = ""
+    status: str = ""  # Twilio's: queued ringing in-progress completed busy no-answer failed canceled
+    answered: bool = False
+    outcome: str = ""  # connected | back_to_agent | gave_up | fell_back_to_cold
+
+
 class WebhookWrite(msgspec.Struct, tag="webhook"):
     """Enqueue one webhook delivery (the URL and secret are read from the business at delivery time)."""
 
@@ -121,7 +137,7 @@ class WebhookWrite(msgspec.Struct, tag="webhook"):
 
 
 Write = Union[CallStartWrite, UtteranceWrite, CallEndWrite, HeartbeatWrite, LeadWrite, ToolCallWrite, CallNoteWrite,
-              WebhookWrite, DeadLetterWrite, LanguageSwitchWrite]  # a DeadLetterWrite is made by the queue itself, never put()
+              WebhookWrite, DeadLetterWrite, LanguageSwitchWrite, TransferWrite]  # a DeadLetterWrite is made by the queue itself, never put()
 Apply = Callable[[Write], Awaitable[None]]
 ApplyBatch = Callable[[Sequence[Write]], Awaitable[None]]
 BATCH_MAX = 64

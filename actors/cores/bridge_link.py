@@ -107,7 +107,21 @@ class LinkKeeper:
             return []
         self.state.caller_language = self.state.caller_language or self.settings.caller_languages.start
         configure = self._out(session_update(self.settings, self.state.caller_language))
-        return [self.session.start(now), configure]
+        return [self.session.start(now), configure, *self._seed_resumed()]
+
+    def _seed_resumed(self) -> list[object]:
+        """A call back from a transfer nobody took: the conversation so far and the note, as items queued for
+        the first session (and kept for re-seeding any later one), ahead of the first answer."""
+        resume = self.settings.resume
+        if resume.segment < 2:
+            return []
+        for index, turn in enumerate(resume.turns):
+            self.session.turn_text(f"seed-{index}", turn.role, turn.text)
+        if resume.note:
+            self.session.turn_text("seed-note", "system", resume.note)
+        items = self.session.reseed()
+        return [*[self._out(item) for item in items],
+                self._log("SESSION_RESUMED", "info", segment=resume.segment, items_seeded=len(items))]
 
     def language_changed(self, msg: CallerLanguageChanged, now: float) -> list[object]:
         """The caller speaks another of the business's languages: the session transcribes and answers in it

@@ -1,0 +1,90 @@
+"""A call's handoffs on its one record (issue 23): the segments it spent with the agent and its transfer.
+
+A call that a transfer returned to the agent (nobody answered the human line) comes back on a new media
+stream with the same CallSid: the record is reopened, not duplicated. `segments` lists each part with the
+agent — {n, started_at, ended_at, end_reason, note, metrics} — and the row's own ended_at/end_reason/metrics
+are the last part's; a later segment's utterances carry seqs from SEGMENT_SEQ_STRIDE × (n − 1), so none
+of the first part's is overwritten and the transcript reads in order. `transfer` holds the transfer's
+attempts by number: {mode, number, attempts: {n: {leg_sid, status, answered_at, outcome}}, answered_by,
+answered_at, outcome}. Every merge is idempotent (a replayed write changes nothing).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.models import CallRecord, UtteranceRecord, utcnow
+from storage.writequeue import CallEndWrite, CallStartWrite, TransferWrite
+
+SEGMENT_SEQ_STRIDE = 100_000  # segment n's utterances are numbered from (n − 1) × this
+
+
+def segment_seq_base(segment: int) -> int:
+    return (max(segment, 1) - 1) * SEGMENT_SEQ_STRIDE
+
+
+def _stamp(at: datetime) -> str:
+    return at.isoformat(timespec="milliseconds")
+
+
+def open_segment(row: CallRecord, write: CallStartWrite) -> None:
+    """A stream started on this call: its segment is appended once; a later one reopens the record."""
+    segments = list(row.segments or [])
+    if any(int(part.get("n", 0)) == write.segment for part in segments):
+        return
+    segments.append({"n": write.segment, "started_at": _stamp(utcnow()), "ended_at": "", "end_reason": "",
+                     "note": write.segment_note, "metrics": {}})
+    row.segments = sorted(segments, key=lambda part: int(part["n"]))
+    if write.segment > 1:  # back with the agent: live again until this segment ends
+        row.ended_at, row.end_reason = None, ""
+
+
+def close_segment(row: CallRecord, write: CallEndWrite) -> None:
+    """Our side of the call ended: the open segment (the last without an end) keeps its end and metrics."""
+    segments = [dict(part) for part in row.segments or []]
+    for part in reversed(segments):
+        if not part.get("end_reason"):
+            part.update(ended_at=_stamp(utcnow()), end_reason=write.reason, metrics=dict(write.metrics))
+            break
+    row.segments = segments
+
+
+def merge_transfer(row: CallRecord, write: TransferWrite) -> None:
+    transfer: dict[str, Any] = {**(row.transfer or {})}
+    attempts = {str(key): dict(value) for key, value in (transfer.get("attempts") or {}).items()}
+    attempt = attempts.setdefault(str(write.attempt), {"leg_sid": "", "status": "", "answered_at": "", "outcome": ""})
+    for key, value in (("leg_sid", write.leg_sid), ("status", write.status), ("outcome", write.outcome)):
+        if value:
+            attempt[key] = value
+    if write.mode:
+        transfer["mode"] = write.mode
+    if write.number:
+        transfer["number"] = write.number
+    if write.answered and not attempt["answered_at"]:
+        attempt["answered_at"] = _stamp(utcnow())
+        transfer["answered_by"], transfer["answered_at"] = transfer.get("number", write.number), attempt["answered_at"]
+    if write.outcome:
+        transfer["outcome"] = write.outcome
+    transfer["attempts"] = attempts
+    row.transfer = transfer  # a new dict: the JSON column sees the change
+
+
+async def conversation_so_far(sessions: async_sessionmaker[AsyncSession], call_sid: str,
+                              limit: int = 200) -> list[tuple[str, str]]:
+    """(role, text) of the call's recorded utterances in order — what a segment back with the agent is
+    seeded with. Fillers and backchannels are left out: the model never answered them."""
+    async with sessions() as session:
+        rows = (await session.execute(
+            select(UtteranceRecord.role, UtteranceRecord.text, UtteranceRecord.classification)
+            .where(UtteranceRecord.call_sid == call_sid).order_by(UtteranceRecord.seq.desc()).limit(limit))).all()
+    return [(role, text) for role, text, label in reversed(rows) if text.strip() and label in ("", "turn")]
+
+
+async def transfer_of(sessions: async_sessionmaker[AsyncSession], call_sid: str) -> tuple[dict[str, Any], str]:
+    """The call's transfer record and the summary the agent gave for the human (whisper)."""
+    async with sessions() as session:
+        row = await session.get(CallRecord, call_sid)
+        return (dict(row.transfer or {}), row.transfer_summary) if row is not None else ({}, "")
