@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import msgspec
 import structlog
 
 from actors.agent_messages import LeaveCall, RunTool, SaveLead, ToolCallRecord, ToolDone
@@ -24,9 +25,11 @@ from actors.language_messages import LanguageSwitched
 from actors.messages import Utterance
 from gateway.control import prom
 from gateway.fallback import FallbackSettings, fallback_twiml, hangup_twiml, no_answer_message
+from gateway.handoff.warm import place_warm
 from gateway.http_tools import HttpOutcome, Poster, json_text
 from gateway.leaving import Exit, FallbackCall, Leaver
-from storage.writequeue import CallNoteWrite, LanguageSwitchWrite, LeadWrite, ToolCallWrite, UtteranceWrite, WebhookWrite, Write
+from storage.handoffs import segment_seq_base
+from storage.writequeue import CallNoteWrite, LanguageSwitchWrite, LeadWrite, ToolCallWrite, TransferWrite, UtteranceWrite, WebhookWrite, Write
 
 log = structlog.get_logger("kolbridge.actions")
 
@@ -83,6 +86,7 @@ class AgentActions:
 
     def utterance(self, call: ActingCall, seq: int, u: Utterance) -> None:
         """A decided utterance: saved, and kept for the report as heard."""
+        seq += segment_seq_base(call.profile.segment)  # a later segment's utterances follow the first's
         self.put(UtteranceWrite(call.call_id, seq, u.role, u.text, u.label, u.start_ms, u.end_ms, u.interrupted,
                                 u.heard_ms))
         if len(call.notes.transcript) < TRANSCRIPT_KEPT:
@@ -147,9 +151,7 @@ class AgentActions:
         if not self.leaver.is_live(call.call_id):
             return
         if command.kind == "transfer":
-            transfer = call.profile.agent.transfer
-            twiml = transfer_twiml(command.number, transfer.caller_id, transfer.timeout_s, call.settings.language,
-                                   call.profile.dial_action("agent"))
+            twiml = await self._transfer_twiml(call, command)
             call.notes.transfer = {"number": command.number, "reason": command.reason, "summary": command.summary}
             self.put(CallNoteWrite(call.call_id, command.summary))
             self.notify(call, "transfer", {"event": "call.transferred", "call_sid": call.call_id,
@@ -160,11 +162,32 @@ class AgentActions:
             twiml, command.kind, command.end_reason, command.kind != "transfer", "CALL_LEFT", "LEAVE_REST_FAILED",
             {"kind": command.kind, "end_reason": command.end_reason, "reason": command.reason[:200]}))
 
+    async def _transfer_twiml(self, call: ActingCall, command: LeaveCall) -> str:
+        """Cold: `<Dial>` the line (its action decides what follows). Warm: the human's leg is placed first,
+        then the caller waits in the conference; a leg that cannot be placed makes the transfer cold."""
+        profile, attempt = call.profile, call.profile.segment
+        transfer = profile.agent.transfer
+        if transfer.mode == "warm":
+            warm = msgspec.structs.replace(transfer, number=command.number)
+            twiml, leg = await place_warm(self.leaver.rest, warm, profile.action_base, call.call_id, profile.business_id,
+                                          attempt, command.summary, profile.called)
+            if twiml:
+                self.put(TransferWrite(call.call_id, attempt, "warm", command.number, leg, "queued"))
+                log.info("WARM_TRANSFER_PLACED", call_sid=call.call_id, attempt=attempt, leg_sid=leg)
+                return twiml
+            log.warning("WARM_TRANSFER_FELL_BACK_TO_COLD", call_sid=call.call_id, attempt=attempt, reason=leg)
+            prom.transfer_ended(profile.business_id, "agent:fell_back_to_cold", "not_placed")
+        self.put(TransferWrite(call.call_id, attempt, "cold", command.number, status="dialing",
+                               outcome="fell_back_to_cold" if transfer.mode == "warm" else ""))
+        return transfer_twiml(command.number, transfer.caller_id, transfer.timeout_s, call.settings.language,
+                              profile.dial_action("agent"))
+
     def post_call_report(self, call: ActingCall, reason: str, metrics: dict[str, int]) -> None:
         notes = call.notes
         duration = asyncio.get_running_loop().time() - call.opened_at
         self.notify(call, "call_report", {
             "event": "call.ended", "call_sid": call.call_id, "business_id": call.settings.business_id,
             "end_reason": reason, "duration_s": round(duration, 1), "caller": call.profile.caller,
+            "direction": call.profile.direction, "answered_by": call.profile.answered_by,
             "transcript": list(notes.transcript), "tool_calls": list(notes.tool_calls), "lead": notes.lead,
             "transfer": notes.transfer, "language_switches": list(notes.language_switches), "metrics": metrics})

@@ -20,6 +20,7 @@ from gateway.call import CallIO, CallServices
 from gateway.call_setup import BusinessCache, prepare_call, refused
 from gateway.config import AppConfig
 from gateway.control import prom
+from gateway.handoff.resume import resume_for
 from gateway.paths import recordings_dir
 from gateway.recorder import CallRecorder
 from gateway.runtime.engine import ActorEngine
@@ -54,19 +55,22 @@ class WorkerCalls:
         if refused(start, business, self.live, self.config.env.twilio_auth_token) or business is None:
             return None
         returning = await self._returning_language(business, start)
-        settings, profile, prompt = prepare_call(start, business, self.config.file, returning)
+        resume = await resume_for(self.businesses.sessions, start.call_sid, start.custom)
+        settings, profile, prompt = prepare_call(start, business, self.config.file, returning, resume)
         log.info("CALL_STARTED", call_sid=start.call_sid, stream_sid=start.stream_sid, business_id=business.id,
                  language=business.language, caller_languages=",".join(settings.caller_languages.languages))
         log.info("PROMPT_LAYERS", call_sid=start.call_sid, **prompt.layer_hashes)
         if business.overrides.get("audio"):
             log.warning("AUDIO_MODE_OVERRIDE", call_sid=start.call_sid, business_id=business.id,
                         **business.overrides["audio"])
-        recorder = CallRecorder(recordings_dir(self.config), start.call_sid) if settings.audio.record else None
+        recording = start.call_sid if profile.segment < 2 else f"{start.call_sid}.{profile.segment}"  # one file per segment
+        recorder = CallRecorder(recordings_dir(self.config), recording) if settings.audio.record else None
         call = CallIO(ws, settings, profile, self.services, recorder)
         self.live[call.call_id] = call
         self.writes.put(CallStartWrite(start.call_sid, start.stream_sid, business.id, dict(prompt.layer_hashes),
                                        profile.caller, start.custom.get("to", ""), self.worker,
-                                       settings.first_caller_language))
+                                       settings.first_caller_language, profile.segment,
+                                       start.custom.get("resume_reason", "")))
         self.engine.start_call(settings, call, call.opened_at)
         prom.call_started(business.id)
         if self.observer is not None:

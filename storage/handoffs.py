@@ -83,8 +83,8 @@ async def conversation_so_far(sessions: async_sessionmaker[AsyncSession], call_s
     return [(role, text) for role, text, label in reversed(rows) if text.strip() and label in ("", "turn")]
 
 
-async def transfer_of(sessions: async_sessionmaker[AsyncSession], call_sid: str) -> tuple[dict[str, Any], str]:
-    """The call's transfer record and the summary the agent gave for the human (whisper)."""
+async def transfer_of(sessions: async_sessionmaker[AsyncSession], call_sid: str) -> tuple[dict[str, Any], str, str]:
+    """The call's transfer record and the caller's numbers (from, to) — a stream back to the agent carries them."""
     async with sessions() as session:
         row = await session.get(CallRecord, call_sid)
-        return (dict(row.transfer or {}), row.transfer_summary) if row is not None else ({}, "")
+        return (dict(row.transfer or {}), row.from_number, row.to_number) if row is not None else ({}, "", "")

@@ -120,7 +120,7 @@ async def test_transfer_redirects_to_the_business_line_after_the_handoff_played(
     assert "<Dial" in twiml and "+97235550999" in twiml and 'callerId="+97235550123"' in twiml and 'timeout="25"' in twiml
     # the Dial ends the document: what follows it is the action's (an apology only if nobody answered)
     assert twiml.endswith("</Dial></Response>") and "<Say" not in twiml
-    assert 'action="https://bridge.example.com/dial-done?business=demo-garage&amp;kind=agent"' in twiml
+    assert 'action="https://bridge.example.com/dial-done?business=demo-garage&amp;kind=agent&amp;attempt=1"' in twiml
     # the caller heard the whole handoff sentence before the redirect
     handoff_ms = len(load_clip("handoff")) // 8
     assert report.turns[-1][2] * 20 >= handoff_ms - 40, report.turns

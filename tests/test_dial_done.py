@@ -54,22 +54,30 @@ def dial_done_post(query: str, form: dict[str, str], signature: str) -> bytes:
 async def test_the_dial_done_callback_is_signed_and_answers_by_the_dial_status(tmp_path: Path) -> None:
     token, public = "tok", "https://bridge.example.com"
     validator = RequestValidator(token)
-    query = "business=demo-garage&kind=agent"
+    first, last = "business=demo-garage&kind=agent&attempt=1", "business=demo-garage&kind=agent&attempt=2"
     async with running_stack(tmp_path, script=FakeScript(),
                              env={"TWILIO_AUTH_TOKEN": token, "KOLBRIDGE_PUBLIC_URL": public}) as stack:
         outcomes: dict[str, tuple[int, str]] = {}
-        for dial_status in ("completed", "no-answer"):
-            form = {"CallSid": "CA" + "7" * 32, "DialCallStatus": dial_status, "DialCallDuration": "42"}
+        for query, dial_status in ((first, "completed"), (first, "no-answer"), (last, "no-answer")):
+            form = {"CallSid": "CA" + "7" * 32, "DialCallStatus": dial_status, "DialCallDuration": "42",
+                    "From": "+972501234567", "To": "+97235550100"}
             signature = validator.compute_signature(f"{public}/dial-done?{query}", form)
-            outcomes[dial_status] = await http(stack.port, dial_done_post(query, form, signature))
+            outcomes[f"{query[-1]}:{dial_status}"] = await http(stack.port, dial_done_post(query, form, signature))
         forged = {"CallSid": "CA" + "7" * 32, "DialCallStatus": "no-answer"}
-        refused = await http(stack.port, dial_done_post(query, forged, "bad"))
-    assert outcomes["completed"] == (200, '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>')
-    status, twiml = outcomes["no-answer"]
+        refused = await http(stack.port, dial_done_post(first, forged, "bad"))
+    assert outcomes["1:completed"] == (200, '<?xml version="1.0" encoding="UTF-8"?><Response><Hangup /></Response>')
+    # nobody answered the first attempt: the caller is back on a stream of the same call with the agent
+    status, twiml = outcomes["1:no-answer"]
+    assert status == 200 and "<Connect" in twiml and "wss://bridge.example.com/media-stream" in twiml
+    assert '<Parameter name="segment" value="2" />' in twiml and '<Parameter name="resume_reason" value="no-answer" />' in twiml
+    assert '<Parameter name="from" value="+972501234567" />' in twiml and 'name="route_sig"' in twiml
+    # the last attempt: the apology, then the call ends
+    status, twiml = outcomes["2:no-answer"]
     assert status == 200 and NO_ANSWER["he"] in twiml and twiml.endswith("<Hangup /></Response>")
     assert refused[0] == 403
-    labels = {"business": "demo-garage", "kind": "agent", "status": "no-answer"}
-    assert REGISTRY.get_sample_value("kolbridge_transfers_ended_total", labels) == 1
+    for kind in ("agent:back_to_agent", "agent:gave_up"):
+        labels = {"business": "demo-garage", "kind": kind, "status": "no-answer"}
+        assert REGISTRY.get_sample_value("kolbridge_transfers_ended_total", labels) == 1
 
 
 @VIRTUAL_CLOCK

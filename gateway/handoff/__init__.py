@@ -1,0 +1,1 @@
+"""Handoffs (issue 23): cold and warm transfers, and the caller back with the agent when nobody answers."""

@@ -1,0 +1,84 @@
+"""The TwiML of a handoff (issue 23), and the words the caller, the human and the model get.
+
+- The caller's side of a warm transfer: `<Dial action><Conference waitUrl startConferenceOnEnter=false
+  endConferenceOnExit=true>kb-<CallSid></Conference></Dial>` — held (music or a holding line, from the
+  waitUrl) until the human joins; when the human leaves, the conference ends for both.
+- The human's leg (its Url, once answered): the whisper (`<Say>` the agent's summary in the business's
+  language and voice) then the same conference, which starts as they enter.
+- Back to the agent: `<Connect action=/stream-ended><Stream>` with the call's signed parameters and its
+  segment number and reason, so the worker that takes the stream resumes the call.
+"""
+from __future__ import annotations
+
+from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
+
+from gateway.fallback import DEFAULT_VOICES
+from gateway.prewarm import stream_parameters
+
+TWILIO_HOLD_MUSIC = "http://twimlets.com/holdmusic?Bucket=com.twilio.music.classical"  # Twilio's own default waitUrl
+HOLDING_LINE = {"he": "אנא הישארו על הקו, אני מעביר אתכם לנציג.", "en": "Please stay on the line, I'm connecting you to a representative."}
+WHISPER_INTRO = {"he": "שיחה מועברת מהנציג הדיגיטלי. סיכום:", "en": "A call transferred by the AI agent. Summary:"}
+WHY = {"busy": "the line was busy", "no-answer": "nobody answered", "failed": "the call to the representative could not be placed",
+       "canceled": "the call to the representative was cancelled"}
+
+
+def conference_name(call_sid: str) -> str:
+    return f"kb-{call_sid}"
+
+
+def _voice(language: str) -> tuple[str, str]:
+    return DEFAULT_VOICES.get(language, DEFAULT_VOICES["en"])
+
+
+def caller_conference_twiml(call_sid: str, hold_url: str, done_url: str) -> str:
+    response = VoiceResponse()
+    dial = Dial(action=done_url or None, method="POST" if done_url else None)
+    dial.conference(conference_name(call_sid), wait_url=hold_url, wait_method="POST", start_conference_on_enter=False,
+                    end_conference_on_exit=True, beep=False)
+    response.append(dial)
+    return str(response)
+
+
+def whisper_twiml(call_sid: str, language: str, summary: str, whisper: bool) -> str:
+    response = VoiceResponse()
+    if whisper:
+        voice, say_language = _voice(language)
+        text = f"{WHISPER_INTRO.get(language, WHISPER_INTRO['en'])} {summary.strip() or '—'}"
+        response.say(text, voice=voice, language=say_language)
+    dial = Dial()
+    dial.conference(conference_name(call_sid), start_conference_on_enter=True, end_conference_on_exit=True, beep=False)
+    response.append(dial)
+    return str(response)
+
+
+def hold_twiml(hold: str, language: str, hold_url: str, hold_message: str) -> str:
+    """The caller's waitUrl: music (looped), or a holding line then a pause (Twilio asks again when it ends)."""
+    response = VoiceResponse()
+    if hold == "agent":
+        voice, say_language = _voice(language)
+        response.say(hold_message or HOLDING_LINE.get(language, HOLDING_LINE["en"]), voice=voice, language=say_language)
+        response.pause(length=8)
+    else:
+        response.play(hold_url or TWILIO_HOLD_MUSIC, loop=0)
+    return str(response)
+
+
+def back_to_agent_twiml(token: str, stream_url: str, http_base: str, call_sid: str, business_id: str, caller: str,
+                        callee: str, segment: int, reason: str) -> str:
+    response = VoiceResponse()
+    connect = Connect(action=f"{http_base}/stream-ended") if http_base else Connect()
+    stream = connect.stream(url=stream_url)
+    extra = {"segment": str(segment), "resume_reason": reason}
+    for name, value in stream_parameters(token, call_sid, business_id, http_base, caller, callee, extra):
+        stream.parameter(name=name, value=value)
+    response.append(connect)
+    return str(response)
+
+
+def resume_note(reason: str) -> str:
+    """What the model is told when the caller is back (a system item, and the first answer's instructions)."""
+    why = WHY.get(reason, "the transfer did not go through")
+    return (f"[The transfer to a person did not go through: {why}. The caller is back with you on the same call.] "
+            "Tell the caller this in one or two short sentences in the language of the conversation, and offer "
+            "another way: take their details for a callback (save_lead) or a message. Do not transfer again unless "
+            "they insist.")
