@@ -1,0 +1,115 @@
+"""The handoff's pure parts (issue 23): what follows each report of the human's leg, the TwiML of each
+side, the warm leg that cannot be placed, and the record's segments and transfer merged idempotently."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from twilio.request_validator import RequestValidator
+
+from gateway.handoff.plan import Next, cold_next, next_step
+from gateway.handoff.twiml import back_to_agent_twiml, caller_conference_twiml, hold_twiml, resume_note, whisper_twiml
+from gateway.handoff.warm import place_warm
+from gateway.prewarm import route_is_valid
+from storage.businesses import TransferSpec
+from storage.handoffs import close_segment, merge_transfer, open_segment, segment_seq_base
+from storage.models import CallRecord
+from storage.writequeue import CallEndWrite, CallStartWrite, TransferWrite
+from tests.stack import running_stack
+from tests.test_dial_done import dial_done_post
+from tests.test_e2e import http
+
+
+@pytest.mark.parametrize(("status", "attempt", "answered", "expected"), [
+    ("ringing", 1, False, Next.WAIT), ("initiated", 2, False, Next.WAIT),
+    ("in-progress", 1, False, Next.CONNECTED), ("completed", 1, True, Next.CONNECTED),
+    ("completed", 1, False, Next.BACK_TO_AGENT),  # a warm leg completed without ever being answered
+    ("busy", 1, False, Next.BACK_TO_AGENT), ("no-answer", 1, False, Next.BACK_TO_AGENT),
+    ("failed", 1, False, Next.BACK_TO_AGENT), ("canceled", 1, False, Next.BACK_TO_AGENT),
+    ("busy", 2, False, Next.GIVE_UP), ("no-answer", 3, False, Next.GIVE_UP),
+])
+def test_each_report_of_the_human_leg_decides_the_callers_next(status: str, attempt: int, answered: bool,
+                                                               expected: Next) -> None:
+    assert next_step(status, attempt, 2, answered) is expected
+
+
+def test_a_cold_dial_that_completed_was_taken_and_one_attempt_allowed_gives_up_at_once() -> None:
+    assert cold_next("completed", 1, 2) is Next.CONNECTED and cold_next("answered", 1, 2) is Next.CONNECTED
+    assert cold_next("busy", 1, 1) is Next.GIVE_UP and cold_next("busy", 1, 2) is Next.BACK_TO_AGENT
+
+
+def test_the_twiml_of_each_side_of_a_warm_transfer() -> None:
+    caller = caller_conference_twiml("CA1", "https://b.example/handoff/hold?x=1", "https://b.example/handoff/caller-done")
+    assert 'startConferenceOnEnter="false"' in caller and 'endConferenceOnExit="true"' in caller and ">kb-CA1</Conference>" in caller
+    assert 'waitUrl="https://b.example/handoff/hold?x=1"' in caller and 'action="https://b.example/handoff/caller-done"' in caller
+    human = whisper_twiml("CA1", "he", "רוצה תור למחר", whisper=True)
+    assert human.index("<Say") < human.index("<Conference") and "רוצה תור למחר" in human and 'language="he-IL"' in human
+    assert 'startConferenceOnEnter="true"' in human
+    assert "<Say" not in whisper_twiml("CA1", "he", "x", whisper=False)
+    assert "<Play" in hold_twiml("music", "he", "", "") and "twimlets.com/holdmusic" in hold_twiml("music", "he", "", "")
+    assert "https://x.example/m.mp3" in hold_twiml("music", "he", "https://x.example/m.mp3", "")
+    assert "<Say" in hold_twiml("agent", "en", "", "") and "<Pause" in hold_twiml("agent", "en", "", "")
+
+
+def test_the_back_to_agent_stream_is_signed_with_its_segment_and_reason() -> None:
+    twiml = back_to_agent_twiml("tok", "wss://b.example/media-stream", "https://b.example", "CA1", "biz", "+97250", "+97235", 2, "busy")
+    parameters = dict(__import__("re").findall(r'<Parameter name="([^"]+)" value="([^"]*)" />', twiml))
+    assert parameters["segment"] == "2" and parameters["resume_reason"] == "busy"
+    assert route_is_valid("tok", "CA1", "biz", parameters["route_sig"], "https://b.example", parameters)
+    forged = {**parameters, "segment": "5"}  # a stream cannot claim another segment than the one signed
+    assert not route_is_valid("tok", "CA1", "biz", parameters["route_sig"], "https://b.example", forged)
+    assert "the line was busy" in resume_note("busy") and "save_lead" in resume_note("no-answer")
+
+
+async def test_a_warm_leg_that_cannot_be_placed_makes_the_transfer_cold() -> None:
+    spec = TransferSpec(number="+97235550999", mode="warm")
+    assert await place_warm(None, spec, "https://b.example", "CA1", "biz", 1, "s", "+97235") == ("", "no REST credentials")
+
+    class Refusing:
+        class client:  # noqa: N801 — the twilio Client's shape
+            class calls:  # noqa: N801
+                @staticmethod
+                def create(**_: object) -> object:
+                    raise ConnectionError("twilio unreachable")
+
+    twiml, reason = await place_warm(Refusing(), spec, "https://b.example", "CA1", "biz", 1, "s", "+97235")  # type: ignore[arg-type]
+    assert twiml == "" and "twilio unreachable" in reason
+
+
+def test_the_record_keeps_each_segment_and_merges_the_transfer_idempotently() -> None:
+    row = CallRecord(call_sid="CA1", segments=[], transfer={})
+    open_segment(row, CallStartWrite("CA1", "MZ1", "biz", {}))
+    close_segment(row, CallEndWrite("CA1", "transferred", {"frames_in": 10}, 0))
+    row.end_reason = "transferred"
+    second = CallStartWrite("CA1", "MZ2", "biz", {}, segment=2, segment_note="busy")
+    open_segment(row, second)
+    open_segment(row, second)  # a replayed write adds nothing
+    assert [part["n"] for part in row.segments] == [1, 2] and row.end_reason == "" and row.ended_at is None
+    assert row.segments[0]["metrics"] == {"frames_in": 10} and row.segments[1]["note"] == "busy"
+    for _ in range(2):
+        merge_transfer(row, TransferWrite("CA1", 1, "warm", "+97235550999", "CAleg", "queued"))
+        merge_transfer(row, TransferWrite("CA1", 1, leg_sid="CAleg", status="in-progress", answered=True))
+    answered_at = row.transfer["answered_at"]
+    merge_transfer(row, TransferWrite("CA1", 1, status="completed", outcome="connected"))
+    assert row.transfer["answered_by"] == "+97235550999" and row.transfer["answered_at"] == answered_at
+    assert row.transfer["attempts"]["1"] == {"leg_sid": "CAleg", "status": "completed", "answered_at": answered_at,
+                                             "outcome": "connected"}
+    assert segment_seq_base(1) == 0 and segment_seq_base(3) == 200_000
+
+
+async def test_every_handoff_callback_is_signature_checked(tmp_path: Path) -> None:
+    """A forged hold, whisper, leg-status or caller-done request is refused (403); a signed one answered."""
+    token, public = "tok", "https://bridge.example.com"
+    validator = RequestValidator(token)
+    async with running_stack(tmp_path, env={"TWILIO_AUTH_TOKEN": token, "KOLBRIDGE_PUBLIC_URL": public}) as stack:
+        for path in ("hold", "whisper", "leg-status", "caller-done"):
+            query = "business=demo-garage&call=CA1&attempt=1&summary=hi"
+            form = {"CallSid": "CAleg", "CallStatus": "ringing"}
+            request = dial_done_post(query, form, "forged").replace(b"/dial-done?", f"/handoff/{path}?".encode())
+            assert (await http(stack.port, request))[0] == 403, path
+            signature = validator.compute_signature(f"{public}/handoff/{path}?{query}", form)
+            request = dial_done_post(query, form, signature).replace(b"/dial-done?", f"/handoff/{path}?".encode())
+            status, body = await http(stack.port, request)
+            assert status == 200 and body.startswith("<?xml"), (path, body)
+            if path == "whisper":
+                assert "hi" in body and "<Conference" in body
