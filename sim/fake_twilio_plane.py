@@ -89,6 +89,8 @@ class CallPlane:
     async def answer(self, call_sid: str, answered_by: str = "human") -> str:
         await self.settle()
         call = self.calls[call_sid]
+        if call.status not in ("queued", "ringing"):
+            raise ValueError(f"{call_sid} cannot be answered: it is {call.status}")
         call.status = "in-progress"
         if call.participant_of:
             await self.status_event(call, "answered")
@@ -126,6 +128,7 @@ class CallPlane:
         await self.status_event(call, "completed", duration_s)
 
     async def dial_outcome(self, call_sid: str, status: str, duration_s: int = 0) -> str:
+        await self.settle()
         call = self.calls[call_sid]
         if call.waiting != "dial" or not call.dialled:
             raise ValueError(f"{call_sid} is not dialling (waiting on {call.waiting!r})")
@@ -141,6 +144,7 @@ class CallPlane:
 
     async def stream_ended(self, call_sid: str) -> str:
         """The call's media stream closed: its <Connect action> is requested and run, else the next verb runs."""
+        await self.settle()
         call = self.calls[call_sid]
         if call.waiting != "stream":
             raise ValueError(f"{call_sid} has no stream (waiting on {call.waiting!r})")

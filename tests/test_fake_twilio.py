@@ -252,3 +252,23 @@ async def test_failures_hang_ups_and_the_record_of_requests(plane: Plane) -> Non
     with pytest.raises(TwilioRestException) as refused:
         await asyncio.to_thread(plane.client.calls(call.sid).update, twiml="<Response><Say>late</Say></Response>")
     assert refused.value.status == 400 and refused.value.code == 21220
+
+
+async def test_a_redirect_runs_its_answer_and_a_room_ended_by_rest_sends_the_caller_to_its_dial_action(plane: Plane) -> None:
+    rest, app = plane.rest, plane.app
+    rest.inbound(CALLER, "+972501111111", BUSINESS)
+    app.answers["/next"] = ('<Response><Say>מחברים</Say><Dial action="/after-room"><Conference waitUrl="" '
+                            'startConferenceOnEnter="false">room-4</Conference></Dial></Response>')
+    app.answers["/after-room"] = "<Response><Say>השיחה הסתיימה</Say><Hangup/></Response>"
+    await asyncio.to_thread(plane.client.calls(CALLER).update, twiml="<Response><Redirect>" + app.url("/next") + "</Redirect></Response>")
+    await rest.settle()
+    room = rest.conferences["room-4"]
+    assert room.participants == [CALLER] and room.wait_url == "" and room.hold_twiml == "" and rest.calls[CALLER].said == ["מחברים"]
+    assert app.at("/next")[0]["CallSid"] == CALLER and len(rest.calls[CALLER].history) == 2
+
+    await asyncio.to_thread(plane.client.conferences("room-4").update, status="completed")
+    await rest.settle()
+    assert room.ended and app.at("/after-room")[0]["ConferenceSid"] == room.sid
+    assert rest.calls[CALLER].said == ["מחברים", "השיחה הסתיימה"] and rest.calls[CALLER].status == "completed"
+    with pytest.raises(ValueError):
+        await rest.answer(CALLER)
