@@ -110,18 +110,13 @@ class LanguageSettings(Struct, frozen=True):
         return len(self.languages) > 1
 
 
-class SeedTurn(Struct, frozen=True):
-    role: str  # "user" | "assistant"
-    text: str
-
-
 class ResumeSettings(Struct, frozen=True):
     """A call back with the agent after a transfer nobody took (issue 23): its segment (1: the call's first
     part, nothing to resume), the conversation so far as the record holds it, and the note the model is
     given (why it has the caller back). The session is seeded with both before the first answer."""
 
     segment: int = 1
-    turns: tuple[SeedTurn, ...] = ()
+    turns: tuple[tuple[str, str], ...] = ()  # (role "user" | "assistant", text), in order
     note: str = ""
 
 

@@ -115,8 +115,8 @@ class LinkKeeper:
         resume = self.settings.resume
         if resume.segment < 2:
             return []
-        for index, turn in enumerate(resume.turns):
-            self.session.turn_text(f"seed-{index}", turn.role, turn.text)
+        for index, (role, text) in enumerate(resume.turns):
+            self.session.turn_text(f"seed-{index}", role, text)
         if resume.note:
             self.session.turn_text("seed-note", "system", resume.note)
         items = self.session.reseed()

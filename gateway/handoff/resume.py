@@ -12,7 +12,7 @@ import asyncio
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from actors.settings import ResumeSettings, SeedTurn
+from actors.settings import ResumeSettings
 from gateway.handoff.twiml import resume_note
 from storage.handoffs import conversation_so_far
 
@@ -38,6 +38,6 @@ async def resume_for(sessions: async_sessionmaker[AsyncSession], call_sid: str, 
     except Exception as exc:  # noqa: BLE001 — the agent goes on with the note alone
         log.warning("RESUME_HISTORY_UNAVAILABLE", call_sid=call_sid, segment=segment, error=repr(exc)[:200], exc_info=True)
         turns = []
-    seeded = tuple(SeedTurn("assistant" if role == "assistant" else "user", text) for role, text in turns)
+    seeded = tuple(("assistant" if role == "assistant" else "user", text) for role, text in turns)
     log.info("CALL_RESUMED", call_sid=call_sid, segment=segment, reason=reason, turns_seeded=len(seeded))
     return ResumeSettings(segment, seeded, resume_note(reason))
