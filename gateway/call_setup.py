@@ -23,6 +23,7 @@ from gateway.agent import AgentSpec, agent_for, agent_spec
 from gateway.config import FileConfig
 from gateway.config.overrides import audio_for, barge_in_for, facts_for, fallback_for, language_settings_for, realtime_for, vad_for
 from gateway.fallback import FallbackSettings, dial_action_url
+from gateway.outbound.context import OutboundContext, outbound_context, outbound_prompt
 from gateway.prewarm import route_is_valid
 from gateway.wire import TwilioStart
 from prompts.builder import BuiltPrompt, build_prompt
@@ -40,6 +41,8 @@ class CallProfile(msgspec.Struct, frozen=True):
     caller: str = ""  # the caller's number (customParameters.from)
     action_base: str = ""  # the public base URL of /voice (customParameters.action_base; "" if unknown)
     business_id: str = ""
+    direction: str = "inbound"  # "outbound": we placed the call (gateway/outbound/)
+    answered_by: str = ""  # an outbound call's AnsweredBy (human, unknown…)
 
     def dial_action(self, kind: str) -> str:
         """A transfer's <Dial action>: `kind` "agent" (transfer_to_human) or "fallback" ("" if no base is known)."""
@@ -87,7 +90,8 @@ def refused(start: TwilioStart, business: BusinessView | None, live: Container[s
     return False
 
 
-def prepare_call(start: TwilioStart, business: BusinessView, f: FileConfig, start_language: str = "") -> PreparedCall:
+def prepare_call(start: TwilioStart, business: BusinessView, f: FileConfig, start_language: str = "",
+                 outbound: OutboundContext | None = None) -> PreparedCall:
     """The call's settings (config.toml under the business's overrides), its profile and its prompt;
     `start_language`: a returning caller's last language (greeted in it, with its greeting if the business has one)."""
     languages = business.languages or [business.language]
@@ -96,6 +100,9 @@ def prepare_call(start: TwilioStart, business: BusinessView, f: FileConfig, star
     if start_language:
         facts = msgspec.structs.replace(facts, greeting=business.greetings.get(start_language, business.greeting))
     prompt = build_prompt(facts)
+    outbound = outbound or outbound_context(start.custom)  # we placed it: the outbound layer and opening
+    if outbound is not None:
+        prompt = outbound_prompt(prompt, outbound, business.name, business.language)
     spec = agent_spec(business)
     settings = CallSettings(
         call_id=start.call_sid, stream_sid=start.stream_sid, business_id=business.id,
@@ -106,4 +113,6 @@ def prepare_call(start: TwilioStart, business: BusinessView, f: FileConfig, star
         caller_languages=msgspec.structs.replace(language_settings_for(business, prompt.language_layers), start=start_language))
     profile = CallProfile(fallback_for(business), spec, start.custom.get("from", ""),
                           start.custom.get("action_base", ""), business.id)
+    if outbound is not None:
+        profile = msgspec.structs.replace(profile, direction="outbound", answered_by=outbound.answered_by)
     return PreparedCall(settings, profile, prompt)

@@ -32,6 +32,9 @@ from gateway.control import prom
 from gateway.control.link import ask_admin
 from gateway.fallback import DIAL_ANSWERED, FallbackSettings, apology_twiml, dial_action_url, dial_done_twiml, fallback_twiml, hangup_twiml, no_answer_message
 from gateway.http_shim import FORM_HEADER, METHOD_HEADER
+from gateway.outbound.answer import outbound_voice
+from gateway.outbound.api import api_dial
+from gateway.outbound.callbacks import outbound_status
 from gateway.prewarm import stream_parameters
 from storage.businesses import business_for_number, get_business
 
@@ -73,6 +76,10 @@ async def process_request(app: App, conn: ServerConnection, request: Request) ->
         return await admin_calls(app, conn)
     if path in ("/voice", "/stream-ended", "/dial-done") and method == "POST":
         return await twilio_webhook(app, conn, request, path)
+    if path == "/outbound-status" and method == "POST":  # an outbound call's progress (gateway/outbound/)
+        return await twilio_webhook(app, conn, request, path)
+    if path == "/outbound/calls" and method == "POST":
+        return await outbound_calls(app, conn, request)
     if path == STREAM_PATH:
         return stream_upgrade(app, conn, request)
     return plain(conn, HTTPStatus.NOT_FOUND, "not found")
@@ -84,13 +91,19 @@ async def twilio_webhook(app: App, conn: ServerConnection, request: Request, pat
     stream_url, voice_url = public_urls(app, request.headers.get("Host"))
     http_base = voice_url.rsplit("/", 1)[0]
     query = urlsplit(request.path).query  # Twilio signs the whole URL, its query included
-    url = voice_url if path == "/voice" else f"{http_base}{path}" + (f"?{query}" if query else "")
+    url = (voice_url if path == "/voice" else f"{http_base}{path}") + (f"?{query}" if query else "")
     token = app.config.env.twilio_auth_token
     if token and not RequestValidator(token).validate(url, form, request.headers.get("X-Twilio-Signature", "")):
         log.warning("WEBHOOK_SIGNATURE_INVALID", path=path, call_sid=form.get("CallSid", ""))
         return plain(conn, HTTPStatus.FORBIDDEN, "invalid signature")
     if path == "/dial-done":
         return plain(conn, HTTPStatus.OK, await dial_done(app, form, dict(parse_qsl(query))), "text/xml")
+    if path == "/outbound-status":
+        await outbound_status(app, form, dict(parse_qsl(query)))
+        return plain(conn, HTTPStatus.OK, str(VoiceResponse()), "text/xml")
+    if path == "/voice" and dict(parse_qsl(query)).get("direction") == "outbound":  # we placed it: who answered?
+        return plain(conn, HTTPStatus.OK, await outbound_voice(app, form, dict(parse_qsl(query)), stream_url, http_base),
+                     "text/xml")
     if path == "/stream-ended":
         twiml = await app.stream_ended_twiml(form.get("CallSid", ""))
         log.info("STREAM_ENDED_ACTION", call_sid=form.get("CallSid", ""), hangup_only=twiml == hangup_twiml())
@@ -113,6 +126,16 @@ async def dial_done(app: App, form: dict[str, str], query: dict[str, str]) -> st
     if kind == "agent":
         settings = FallbackSettings(message=no_answer_message(business.language))
     return dial_done_twiml(settings, business.language, status)
+
+
+
+async def outbound_calls(app: App, conn: ServerConnection, request: Request) -> Response:
+    """POST /outbound/calls: place an outbound call, for the admin's or the business's token (gateway/outbound/api.py)."""
+    base = public_urls(app, request.headers.get("Host"))[1].rsplit("/", 1)[0]
+    loopback = str(conn.remote_address[0]) in ("127.0.0.1", "::1")
+    status, body = await api_dial(app.sessions, app.twilio_rest, base, app.config.env.admin_token,
+                                  request.headers.get("Authorization", ""), loopback, request.headers.get(FORM_HEADER, ""))
+    return plain(conn, HTTPStatus(status), json.dumps(body, ensure_ascii=False), "application/json")
 
 
 def stream_upgrade(app: App, conn: ServerConnection, request: Request) -> Response | None:

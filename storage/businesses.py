@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from prompts.builder import caller_languages_for
 from storage.models import Business, PhoneNumber, utcnow
+from storage.outbound import OutboundSpec, outbound_problems
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 BUSINESS_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{1,63}$")
@@ -108,6 +109,7 @@ class BusinessSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     greetings: dict[str, str] = {}  # language → greeting for a caller in it (optional; else the first's)
     lexicons: dict[str, LexiconAdditions] = {}  # language → this business's own words in it
     retention_days: int = 0  # recordings and transcripts older than this are purged (0 = kept)
+    outbound: OutboundSpec = OutboundSpec()  # calling out: hours, caller ID, voicemail, retries (storage/outbound.py)
 
 
 class BusinessFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -238,6 +240,7 @@ def parse_business(text: str, source: str = "<business file>") -> BusinessSpec:
         problems.append("business.phone_numbers: duplicates")
     problems += language_problems(spec)
     problems += agent_problems(spec)
+    problems += outbound_problems(spec.outbound, spec.phone_numbers)
     if problems:
         raise BusinessError(f"{source}: " + "; ".join(problems))
     return spec if spec.languages else msgspec.structs.replace(spec, languages=[spec.language])
@@ -268,7 +271,7 @@ async def upsert_business(sessions: async_sessionmaker[AsyncSession], spec: Busi
             spec.industry, spec.value_proposition, spec.tone, spec.purpose)
         row.services, row.permissions = list(spec.services), msgspec.structs.asdict(spec.permissions)
         row.agent = msgspec.to_builtins({"conversation": spec.conversation, "transfer": spec.transfer,
-                                         "webhook": spec.webhook, "tools": spec.tools, "lead_fields": spec.lead_fields})
+                                         "webhook": spec.webhook, "tools": spec.tools, "lead_fields": spec.lead_fields, "outbound": spec.outbound})
         row.updated_at = utcnow()  # every import is a new version for the serving processes' caches
         await session.execute(delete(PhoneNumber).where(PhoneNumber.business_id == spec.id))
         await session.flush()

@@ -129,6 +129,8 @@ def _calls(args: argparse.Namespace) -> int:
     """`kolbridge calls …`: a recording, the control plane (live, inspect, hangup), or the records."""
     if args.calls_cmd == "audio":
         return _call_audio(args)
+    if args.calls_cmd in ("dial", "dnc", "callback"):
+        return asyncio.run(_outbound(args))
     if args.calls_cmd in ("purge", "erase-number"):
         return asyncio.run(_console_jobs(args))
     if args.calls_cmd in ("live", "inspect", "hangup"):
@@ -137,6 +139,15 @@ def _calls(args: argparse.Namespace) -> int:
         return calls_command(args.calls_cmd, port, getattr(args, "call_sid", ""), getattr(args, "json", False),
                              getattr(args, "watch", False))
     return asyncio.run(_records(args))
+
+
+
+async def _outbound(args: argparse.Namespace) -> int:
+    """`kolbridge calls dial|dnc|callback` (gateway/outbound/commands.py)."""
+    from gateway.outbound.commands import outbound_command
+
+    async with _database(args) as sessions:
+        return await outbound_command(args, load_config(args.config), sessions)
 
 
 def _call_audio(args: argparse.Namespace) -> int:

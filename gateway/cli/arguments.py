@@ -60,6 +60,8 @@ def add_calls(sub: Subparsers) -> None:
     audio.add_argument("call_sid")
     audio.add_argument("-o", "--output", default=None, help="where to write it (default: CALL_SID.wav)")
     add_retention(csub)
+    from gateway.outbound.commands import add_outbound
+    add_outbound(csub)  # dial, dnc, callback
 
 
 def add_actors(sub: Subparsers) -> None:

@@ -24,7 +24,8 @@ def _call_dict(row: CallRecord) -> dict[str, Any]:
             "ended_at": row.ended_at.isoformat() if row.ended_at else None, "end_reason": row.end_reason,
             "prompt_hashes": row.prompt_hashes, "metrics": row.metrics, "series": row.series,
             "restarts": row.restarts, "fallback": row.fallback, "transfer_summary": row.transfer_summary,
-            "caller_language": row.caller_language, "language_switches": list(row.language_switches or [])}
+            "caller_language": row.caller_language, "language_switches": list(row.language_switches or []),
+            "direction": row.direction, "answered_by": row.answered_by, "lead_id": row.lead_id, "purpose": row.purpose}
 
 
 def languages_line(row: CallRecord) -> str:
@@ -39,7 +40,7 @@ async def calls_history(sessions: async_sessionmaker[AsyncSession], business: st
     rows = await list_calls(sessions, business)
     if as_json:
         return json.dumps([_call_dict(r) for r in rows], ensure_ascii=False, indent=2)
-    lines = [f"{r.call_sid}\t{r.business_id}\t{r.started_at:%Y-%m-%d %H:%M:%S}\t{r.end_reason or 'live'}\t"
+    lines = [f"{r.call_sid}\t{r.business_id}\t{r.direction or 'inbound'}\t{r.started_at:%Y-%m-%d %H:%M:%S}\t{r.end_reason or 'live'}\t"
              + " ".join(f"{k}={(r.metrics or {}).get(k, 0)}" for k in SUMMARY) for r in rows]
     return "\n".join(lines)
 
@@ -139,7 +140,7 @@ def business_toml(view: BusinessView) -> str:
     for section, values in sorted(view.overrides.items()):
         lines += ["", f"[business.{section}]"] + [f"{k} = {toml_value(v)}" for k, v in sorted(values.items())]
     agent = view.agent or {}
-    for section in ("conversation", "transfer", "webhook"):
+    for section in ("conversation", "transfer", "webhook", "outbound"):
         if agent.get(section):
             lines += ["", f"[business.{section}]"] + [f"{k} = {toml_value(v)}" for k, v in agent[section].items()]
     for section in ("tools", "lead_fields"):

@@ -62,6 +62,8 @@ async def serve(args: argparse.Namespace) -> int:
     await create_schema(db)
     app = App(config, db, session_factory(db))
     app.start()
+    from gateway.outbound.scheduler import start_scheduler
+    start_scheduler(app)  # scheduled callbacks: every worker competes for the lease, one dials
     server = await start_server(app, args.host, args.port, reuse_port=args.reuse_port)
     log.info("SERVING", host=args.host, port=args.port, realtime_url=config.env.realtime_url,
              signatures=bool(config.env.twilio_auth_token))

@@ -90,6 +90,15 @@ def call_shed(business: str, reason: str) -> None:
     SHED.labels(business, reason).inc()
 
 
+OUTBOUND = Counter("kolbridge_outbound_calls", "Outbound calls by outcome: placed, refused_<why> (dnc, invalid…), "
+                   "human, machine, fax, busy, no_answer, failed, canceled, callback_dnc, callback_failed",
+                   ["business", "outcome"])
+
+
+def outbound_call(business: str, outcome: str) -> None:
+    OUTBOUND.labels(business, outcome).inc()
+
+
 def handshake_failed(reason: str) -> None:
     HANDSHAKES.labels(reason).inc()
 
