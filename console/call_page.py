@@ -28,6 +28,7 @@ def detail_json(detail: CallDetail, caller: str) -> dict[str, Any]:
             "fallback": call.fallback, "transfer_summary": call.transfer_summary, "prompt_hashes": call.prompt_hashes,
             "metrics": call.metrics, "series": call.series, "restarts": call.restarts,
             "caller_language": call.caller_language, "language_switches": call.language_switches,
+            "segments": call.segments, "transfer": call.transfer,
             "utterances": [{"seq": u.seq, "role": u.role, "text": u.text, "classification": u.classification,
                             "start_ms": u.start_ms, "end_ms": u.end_ms, "interrupted": u.interrupted,
                             "heard_ms": u.heard_ms} for u in detail.utterances],

@@ -121,3 +121,26 @@ async def test_the_recording_is_served_with_its_peaks(sessions: async_sessionmak
     assert shown == peaks(path)
     assert [u["text"] for u in document["utterances"]][0] == "שלום" and document["tool_calls"][0]["name"] == "save_lead"
     assert document["from"] == "+972••••••567"  # a business user's download is masked too
+
+
+async def test_the_call_page_shows_the_handoff_and_each_segment_with_the_agent(sessions: async_sessionmaker[AsyncSession],
+                                                                              tmp_path: Path) -> None:
+    """A call a busy line returned to the agent (issue 23): the owner sees the transfer's attempts and outcome
+    and both segments; the other tenant's user gets a 404 for it."""
+    await two_businesses(sessions)
+    transfer = {"mode": "warm", "number": "+97235550999", "outcome": "back_to_agent",
+                "attempts": {"1": {"leg_sid": "CAleg", "status": "busy", "answered_at": "", "outcome": "back_to_agent"}}}
+    segments = [{"n": 1, "started_at": "2026-12-01T10:00:00.000+00:00", "ended_at": "2026-12-01T10:01:00.000+00:00",
+                 "end_reason": "transferred", "note": "", "metrics": {}},
+                {"n": 2, "started_at": "2026-12-01T10:01:20.000+00:00", "ended_at": "2026-12-01T10:02:00.000+00:00",
+                 "end_reason": "twilio_stop", "note": "busy", "metrics": {}}]
+    await add_call(sessions, "CA-BACK", "biz-a", utterances=(("caller", "נציג בבקשה"), ("assistant", "הקו תפוס")),
+                   transfer=transfer, segments=segments)
+    async with signed_in(console_settings(sessions, tmp_path), "a@example.com") as client:
+        page = (await client.get("/calls/CA-BACK")).text
+        document = (await client.get("/calls/CA-BACK/call.json")).json()
+    assert STRINGS["he"]["handoff"] in page and "warm → +97235550999" in page and "#1: <bdi dir=\"ltr\">busy back_to_agent</bdi>" in page
+    assert STRINGS["he"]["segments"] in page and "#2 10:01:20–10:02:00 twilio_stop (busy)" in page
+    assert document["transfer"] == transfer and [part["n"] for part in document["segments"]] == [1, 2]
+    async with signed_in(console_settings(sessions, tmp_path), "b@example.com") as client:
+        assert (await client.get("/calls/CA-BACK")).status_code == 404
