@@ -18,7 +18,7 @@ import msgspec
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from actors.settings import CallSettings
+from actors.settings import CallSettings, ResumeSettings
 from gateway.agent import AgentSpec, agent_for, agent_spec
 from gateway.config import FileConfig
 from gateway.config.overrides import audio_for, barge_in_for, facts_for, fallback_for, language_settings_for, realtime_for, vad_for
@@ -41,12 +41,16 @@ class CallProfile(msgspec.Struct, frozen=True):
     caller: str = ""  # the caller's number (customParameters.from)
     action_base: str = ""  # the public base URL of /voice (customParameters.action_base; "" if unknown)
     business_id: str = ""
+    called: str = ""  # the number the caller dialled (customParameters.to): a warm transfer's leg calls from it
+    segment: int = 1  # 2, 3…: back with the agent after a transfer nobody took (issue 23)
     direction: str = "inbound"  # "outbound": we placed the call (gateway/outbound/)
     answered_by: str = ""  # an outbound call's AnsweredBy (human, unknown…)
 
     def dial_action(self, kind: str) -> str:
-        """A transfer's <Dial action>: `kind` "agent" (transfer_to_human) or "fallback" ("" if no base is known)."""
-        return dial_action_url(self.action_base, self.business_id, kind)
+        """A transfer's <Dial action>: `kind` "agent" (transfer_to_human, with this segment as its attempt) or
+        "fallback" ("" if no base is known)."""
+        url = dial_action_url(self.action_base, self.business_id, kind)
+        return f"{url}&attempt={self.segment}" if url and kind == "agent" else url
 
 
 class PreparedCall(NamedTuple):
@@ -91,9 +95,11 @@ def refused(start: TwilioStart, business: BusinessView | None, live: Container[s
 
 
 def prepare_call(start: TwilioStart, business: BusinessView, f: FileConfig, start_language: str = "",
-                 outbound: OutboundContext | None = None) -> PreparedCall:
+                 resume: ResumeSettings | None = None, outbound: OutboundContext | None = None) -> PreparedCall:
     """The call's settings (config.toml under the business's overrides), its profile and its prompt;
-    `start_language`: a returning caller's last language (greeted in it, with its greeting if the business has one)."""
+    `start_language`: a returning caller's last language (greeted in it, with its greeting if the business has one);
+    `resume`: the caller back with the agent after a transfer (the conversation so far and the note, which
+    replaces the greeting)."""
     languages = business.languages or [business.language]
     start_language = start_language if start_language in languages[1:] else ""
     facts = facts_for(business)
@@ -111,8 +117,11 @@ def prepare_call(start: TwilioStart, business: BusinessView, f: FileConfig, star
         barge_in=barge_in_for(f.barge_in, business), transcription_prompt=prompt.transcription_prompt,
         vocabulary=tuple(business.vocabulary), agent=agent_for(f.conversation, business, spec),
         caller_languages=msgspec.structs.replace(language_settings_for(business, prompt.language_layers), start=start_language))
+    if resume is not None and resume.segment > 1:
+        settings = msgspec.structs.replace(settings, resume=resume, greeting=resume.note)
     profile = CallProfile(fallback_for(business), spec, start.custom.get("from", ""),
-                          start.custom.get("action_base", ""), business.id)
+                          start.custom.get("action_base", ""), business.id, start.custom.get("to", ""),
+                          resume.segment if resume is not None else 1)
     if outbound is not None:
         profile = msgspec.structs.replace(profile, direction="outbound", answered_by=outbound.answered_by)
     return PreparedCall(settings, profile, prompt)

@@ -30,7 +30,8 @@ from gateway.app import App
 from gateway.config.overrides import fallback_for, realtime_for
 from gateway.control import prom
 from gateway.control.link import ask_admin
-from gateway.fallback import DIAL_ANSWERED, FallbackSettings, apology_twiml, dial_action_url, dial_done_twiml, fallback_twiml, hangup_twiml, no_answer_message
+from gateway.fallback import DIAL_ANSWERED, FallbackSettings, apology_twiml, dial_action_url, dial_done_twiml, fallback_twiml, hangup_twiml
+from gateway.handoff.routes import cold_dial_done, handoff_callback
 from gateway.http_shim import FORM_HEADER, METHOD_HEADER
 from gateway.outbound.answer import outbound_voice
 from gateway.outbound.api import api_dial
@@ -40,6 +41,7 @@ from storage.businesses import business_for_number, get_business
 
 log = structlog.get_logger("kolbridge.gateway")
 STREAM_PATH = "/media-stream"
+HANDOFF_PATHS = frozenset({"/handoff/hold", "/handoff/whisper", "/handoff/leg-status", "/handoff/caller-done"})
 
 
 def public_urls(app: App, request_host: str | None) -> tuple[str, str]:
@@ -74,7 +76,7 @@ async def process_request(app: App, conn: ServerConnection, request: Request) ->
         if path == "/metrics":
             return plain(conn, HTTPStatus.OK, prom.scrape().decode(), prom.CONTENT_TYPE)
         return await admin_calls(app, conn)
-    if path in ("/voice", "/stream-ended", "/dial-done") and method == "POST":
+    if (path in ("/voice", "/stream-ended", "/dial-done") or path in HANDOFF_PATHS) and method == "POST":
         return await twilio_webhook(app, conn, request, path)
     if path == "/outbound-status" and method == "POST":  # an outbound call's progress (gateway/outbound/)
         return await twilio_webhook(app, conn, request, path)
@@ -96,6 +98,10 @@ async def twilio_webhook(app: App, conn: ServerConnection, request: Request, pat
     if token and not RequestValidator(token).validate(url, form, request.headers.get("X-Twilio-Signature", "")):
         log.warning("WEBHOOK_SIGNATURE_INVALID", path=path, call_sid=form.get("CallSid", ""))
         return plain(conn, HTTPStatus.FORBIDDEN, "invalid signature")
+    if path == "/dial-done" and dict(parse_qsl(query)).get("kind") == "agent":  # transfer_to_human's <Dial> ended
+        return plain(conn, HTTPStatus.OK, await cold_dial_done(app, form, dict(parse_qsl(query)), stream_url, http_base), "text/xml")
+    if path in HANDOFF_PATHS:  # a warm transfer's hold, whisper, leg status, conference end
+        return plain(conn, HTTPStatus.OK, await handoff_callback(app, path, form, dict(parse_qsl(query)), stream_url, http_base), "text/xml")
     if path == "/dial-done":
         return plain(conn, HTTPStatus.OK, await dial_done(app, form, dict(parse_qsl(query))), "text/xml")
     if path == "/outbound-status":
@@ -112,8 +118,8 @@ async def twilio_webhook(app: App, conn: ServerConnection, request: Request, pat
 
 
 async def dial_done(app: App, form: dict[str, str], query: dict[str, str]) -> str:
-    """A transfer's <Dial> ended (its action URL): the human answered → hang up; nobody did → the apology
-    (the agent's "nobody is available" or the business's fallback message), in the business's language."""
+    """The fallback's <Dial> ended (its action URL): the human answered → hang up; nobody did → the business's
+    fallback message, in its language (transfer_to_human's <Dial>: gateway/handoff/routes.py)."""
     status, call_sid = form.get("DialCallStatus", ""), form.get("CallSid", "")
     business = await get_business(app.sessions, query["business"]) if query.get("business") else None
     kind = query.get("kind", "fallback")
@@ -122,10 +128,7 @@ async def dial_done(app: App, form: dict[str, str], query: dict[str, str]) -> st
              duration_s=form.get("DialCallDuration", ""))
     if business is None:
         return hangup_twiml() if status in DIAL_ANSWERED else apology_twiml(FallbackSettings(), "en")
-    settings = fallback_for(business)
-    if kind == "agent":
-        settings = FallbackSettings(message=no_answer_message(business.language))
-    return dial_done_twiml(settings, business.language, status)
+    return dial_done_twiml(fallback_for(business), business.language, status)
 
 
 

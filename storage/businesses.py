@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import tomllib
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import msgspec
 from sqlalchemy import delete, select
@@ -40,11 +40,21 @@ FIELD_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 
 
 class TransferSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """transfer_to_human: where the call goes (`<Dial>`), with what caller ID and ring timeout."""
+    """transfer_to_human: where the call goes, with what caller ID and ring timeout, and how (issue 23):
+    `cold` redirects the caller to `<Dial>` the line; `warm` holds the caller in a conference (hold music
+    or a holding line) while the line is called and — with `whisper` — told the agent's summary before
+    joining. Either way, a line that is busy or does not answer returns the caller to the agent, who is
+    told why; after `max_attempts` failed attempts the caller hears the apology and the call ends."""
 
     number: str = ""
     caller_id: str = ""
     timeout_s: int = 25
+    mode: Literal["cold", "warm"] = "cold"
+    whisper: bool = True  # warm: the human hears the summary before joining
+    hold: Literal["music", "agent"] = "music"  # warm: what the caller hears while the line rings
+    hold_url: str = ""  # warm, hold = "music": an audio URL (default: Twilio's hold music)
+    hold_message: str = ""  # warm, hold = "agent": the holding line (default: in the business's language)
+    max_attempts: int = 2  # failed attempts before the apology (1: the first failure ends the call)
 
 
 class WebhookSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -182,6 +192,12 @@ def agent_problems(spec: BusinessSpec) -> list[str]:
         problems.append(f"business.transfer.number: {spec.transfer.number!r} is not an E.164 number")
     if spec.transfer.caller_id and not E164.match(spec.transfer.caller_id):
         problems.append(f"business.transfer.caller_id: {spec.transfer.caller_id!r} is not an E.164 number")
+    if not 1 <= spec.transfer.max_attempts <= 5:
+        problems.append("business.transfer.max_attempts: between 1 and 5")
+    if not 5 <= spec.transfer.timeout_s <= 120:
+        problems.append("business.transfer.timeout_s: between 5 and 120 seconds")
+    if spec.transfer.hold_url and not spec.transfer.hold_url.startswith(("https://", "http://")):
+        problems.append(f"business.transfer.hold_url: {spec.transfer.hold_url!r} is not an http(s) URL")
     if not 5 <= spec.transfer.timeout_s <= 120:
         problems.append(f"business.transfer.timeout_s: {spec.transfer.timeout_s} is not within 5-120 s")
     return problems
