@@ -15,6 +15,7 @@ from pathlib import Path
 
 from twilio.request_validator import RequestValidator
 
+from gateway.cli.records import call_show
 from gateway.prewarm import route_signature
 from sim.audio import clip_text, load_clip
 from sim.fake_realtime import FakeScript
@@ -94,6 +95,9 @@ async def assert_one_record(sessions: object, reason: str) -> None:
     first = [u for u in utterances if u.seq < 100_000]
     second = [u for u in utterances if u.seq >= 100_000]
     assert any(clip_text("human") in u.text for u in first) and any(u.text == BACK[1] for u in second)
+    shown = await call_show(sessions, CALL, as_json=False)  # type: ignore[arg-type]
+    assert shown is not None and f"→ {LINE}: #1 {reason} back_to_agent" in shown, shown
+    assert " transferred; #2 " in shown and f"({reason})" in shown
 
 
 @VIRTUAL_CLOCK

@@ -25,7 +25,25 @@ def _call_dict(row: CallRecord) -> dict[str, Any]:
             "prompt_hashes": row.prompt_hashes, "metrics": row.metrics, "series": row.series,
             "restarts": row.restarts, "fallback": row.fallback, "transfer_summary": row.transfer_summary,
             "caller_language": row.caller_language, "language_switches": list(row.language_switches or []),
-            "direction": row.direction, "answered_by": row.answered_by, "lead_id": row.lead_id, "purpose": row.purpose}
+            "direction": row.direction, "answered_by": row.answered_by, "lead_id": row.lead_id, "purpose": row.purpose,
+            "segments": list(row.segments or []), "transfer": dict(row.transfer or {})}
+
+
+def handoff_lines(row: CallRecord) -> list[str]:
+    """The transfer's attempts and the segments with the agent: "transfer warm → +972…: #1 busy back_to_agent"."""
+    transfer = dict(row.transfer or {})
+    out = []
+    if transfer:
+        attempts = [f"#{n} {a.get('status', '')} {a.get('outcome', '')}".rstrip()
+                    + (f" (answered {a['answered_at'][11:19]})" if a.get("answered_at") else "")
+                    for n, a in sorted((transfer.get("attempts") or {}).items())]
+        out.append(f"transfer {transfer.get('mode', '')} → {transfer.get('number', '')}: " + "; ".join(attempts))
+    segments = list(row.segments or [])
+    if len(segments) > 1:
+        out.append("segments: " + "; ".join(f"#{s['n']} {str(s.get('started_at', ''))[11:19]}–{str(s.get('ended_at', ''))[11:19]}"
+                                            f" {s.get('end_reason', '')}" + (f" ({s['note']})" if s.get("note") else "")
+                                            for s in segments))
+    return out
 
 
 def languages_line(row: CallRecord) -> str:
@@ -80,6 +98,7 @@ def call_text(row: CallRecord, utterances: list[dict[str, Any]], tool_calls: lis
            "prompt layers: " + " ".join(f"{k}={v}" for k, v in (row.prompt_hashes or {}).items()),
            "metrics: " + " ".join(f"{k}={v}" for k, v in sorted((row.metrics or {}).items())), languages_line(row)]
     out += [utterance_line(u) for u in utterances]
+    out += handoff_lines(row)
     if row.fallback:
         out.append(f"left by: {row.fallback}" + (f"  summary: {row.transfer_summary}" if row.transfer_summary else ""))
     for c in tool_calls:
