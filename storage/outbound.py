@@ -108,6 +108,11 @@ def as_utc(stamp: datetime | None) -> datetime | None:
     return stamp.replace(tzinfo=timezone.utc) if stamp is not None and stamp.tzinfo is None else stamp
 
 
+def utc(stamp: datetime) -> datetime:
+    """Any aware time as UTC before it is written or compared (SQLite keeps the wall time and drops the zone)."""
+    return stamp.astimezone(timezone.utc) if stamp.tzinfo is not None else stamp.replace(tzinfo=timezone.utc)
+
+
 # ---------------------------------------------------------------------- the do-not-call list
 def normalise(number: str) -> str:
     return re.sub(r"[\s\-().]", "", number)
@@ -184,7 +189,7 @@ async def schedule_callback(sessions: async_sessionmaker[AsyncSession], lead_id:
         lead = await session.get(LeadRecord, lead_id)
         if lead is None:
             return False
-        lead.callback_at, lead.callback_status, lead.callback_attempts = at, "scheduled", 0
+        lead.callback_at, lead.callback_status, lead.callback_attempts = utc(at), "scheduled", 0
         return True
 
 
@@ -192,7 +197,7 @@ async def due_callbacks(sessions: async_sessionmaker[AsyncSession], now: datetim
     """Leads whose scheduled callback is due, oldest first."""
     async with sessions() as session:
         rows = await session.execute(select(LeadRecord).where(
-            LeadRecord.callback_status == "scheduled", LeadRecord.callback_at <= now)
+            LeadRecord.callback_status == "scheduled", LeadRecord.callback_at <= utc(now))
             .order_by(LeadRecord.callback_at).limit(limit))
         return list(rows.scalars().all())
 
@@ -204,7 +209,7 @@ async def set_callback(sessions: async_sessionmaker[AsyncSession], lead_id: int,
     two schedulers, or a late callback, never both win). True when the row changed."""
     values: dict[str, Any] = {"callback_status": status}
     if at is not None:
-        values["callback_at"] = at
+        values["callback_at"] = utc(at)
     if attempts is not None:
         values["callback_attempts"] = attempts
     if call_sid is not None:
@@ -222,7 +227,7 @@ async def take_lease(sessions: async_sessionmaker[AsyncSession], name: str, hold
                      now: datetime | None = None) -> bool:
     """Take or renew the lease `name` for `holder`: one atomic UPDATE when it is expired or already ours,
     else an INSERT when there is no row (a concurrent INSERT loses on the primary key). True: we lead."""
-    now = now or utcnow()
+    now = utc(now or utcnow())
     expires = now + timedelta(seconds=ttl_s)
     async with sessions.begin() as session:
         result = await session.execute(update(SchedulerLease).where(
