@@ -202,6 +202,16 @@ async def due_callbacks(sessions: async_sessionmaker[AsyncSession], now: datetim
         return list(rows.scalars().all())
 
 
+async def stale_dialing(sessions: async_sessionmaker[AsyncSession], dialled_before: datetime,
+                        limit: int = 20) -> list[LeadRecord]:
+    """Leads still `dialing` since before `dialled_before`: Twilio's final status callback never came."""
+    async with sessions() as session:
+        rows = await session.execute(select(LeadRecord).where(
+            LeadRecord.callback_status == "dialing", LeadRecord.callback_at <= utc(dialled_before))
+            .order_by(LeadRecord.callback_at).limit(limit))
+        return list(rows.scalars().all())
+
+
 async def set_callback(sessions: async_sessionmaker[AsyncSession], lead_id: int, status: str, *,
                        at: datetime | None = None, attempts: int | None = None, call_sid: str | None = None,
                        expect: tuple[str, ...] = ()) -> bool:

@@ -218,6 +218,33 @@ async def test_the_scheduler_dials_a_due_callback_and_a_no_answer_puts_it_back(t
     assert row is not None and row.direction == "outbound" and row.end_reason == "no_answer"
 
 
+async def test_a_dial_whose_status_never_comes_back_is_a_spent_attempt(tmp_path: Path) -> None:
+    """Twilio's final status callback is lost: the lead does not wait in `dialing` for ever — after
+    DIALING_LOST_S the attempt counts as failed and the callback is rescheduled (CALLBACK_STATUS_LOST)."""
+    from datetime import timedelta
+
+    from gateway.outbound.scheduler import DIALING_LOST_S
+
+    rest = await FakeTwilioRest(auth_token=TOKEN).start()
+    try:
+        async with running_stack(tmp_path, FakeScript(), env=env(rest), business_toml=BUSINESS) as stack:
+            lead_id = await add_lead(stack.app.sessions)
+            scheduler = CallbackScheduler(stack.app.sessions, Dialer(stack.app.sessions, stack.app.twilio_rest,
+                                                                     f"http://127.0.0.1:{stack.port}"), "host-a:1")
+            sunday_9 = datetime(2026, 12, 13, 9, 0, tzinfo=ZoneInfo("Asia/Jerusalem"))
+            assert await scheduler.step(sunday_9) == [(lead_id, "dialed")]
+            almost = sunday_9 + timedelta(seconds=DIALING_LOST_S - 60)
+            assert await scheduler.step(almost) == []  # still ringing, as far as anyone knows
+            lost = sunday_9 + timedelta(seconds=DIALING_LOST_S + 1)
+            assert await scheduler.step(lost) == [(lead_id, "lost_scheduled")]
+            lead = await get_lead(stack.app.sessions, lead_id)
+    finally:
+        await rest.close()
+        await rest.stop()
+    assert lead is not None and lead.callback_status == "scheduled" and lead.callback_attempts == 1
+    assert lead.callback_at is not None and lead.callback_at.replace(tzinfo=timezone.utc) > lost
+
+
 async def test_the_lease_has_one_holder_until_it_expires(tmp_path: Path) -> None:
     from datetime import timedelta
 

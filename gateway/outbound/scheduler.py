@@ -7,12 +7,14 @@ the holder runs a pass: the due leads (`callback_status = scheduled`, `callback_
 by the pure core (gateway/outbound/schedule.py `plan`) and carried out. A lead is claimed for a dial
 with a conditional UPDATE (scheduled → dialing, attempts + 1), so two leaders during a lease hand-over
 (a pass longer than the lease) still dial it once. A dial that fails is a spent attempt (the core's
-DIAL_ERROR); its status callback, if Twilio did place it, moves the lead on as usual.
+DIAL_ERROR); its status callback, if Twilio did place it, moves the lead on as usual. A lead still
+`dialing` DIALING_LOST_S after its dial (the final status callback never came: lost, or refused by a bad
+signature) is a spent attempt too — CALLBACK_STATUS_LOST — so no lead waits in `dialing` for ever.
 """
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 import structlog
@@ -24,13 +26,14 @@ from gateway.outbound.schedule import Action, CallbackState, CallingPolicy, Outc
 from storage.businesses import get_business
 from storage.calls import get_call
 from storage.models import LeadRecord, utcnow
-from storage.outbound import E164, dnc_listed, due_callbacks, normalise, outbound_spec, set_callback, take_lease
+from storage.outbound import E164, dnc_listed, due_callbacks, normalise, outbound_spec, set_callback, stale_dialing, take_lease
 
 if TYPE_CHECKING:
     from gateway.app import App
 
 log = structlog.get_logger("kolbridge.outbound")
 LEASE = "callbacks"
+DIALING_LOST_S = 15 * 60  # a lead dialled this long ago without a final status: the callback was lost
 
 
 async def lead_number(sessions: async_sessionmaker[AsyncSession], lead: LeadRecord) -> str:
@@ -68,9 +71,24 @@ class CallbackScheduler:
             return []
 
     async def pass_once(self, now: datetime) -> list[tuple[int, str]]:
-        """Every due callback decided and carried out: [(lead id, what was done)]."""
+        """Every due callback decided and carried out: [(lead id, what was done)]; a dial whose final
+        status never came back is a spent attempt after DIALING_LOST_S (rescheduled or failed as usual)."""
         self.passes += 1
-        return [(lead.id, await self._one(lead, now)) for lead in await due_callbacks(self.sessions, now)]
+        lost = [(lead.id, await self._status_lost(lead, now))
+                for lead in await stale_dialing(self.sessions, now - timedelta(seconds=DIALING_LOST_S))]
+        return lost + [(lead.id, await self._one(lead, now)) for lead in await due_callbacks(self.sessions, now)]
+
+    async def _status_lost(self, lead: LeadRecord, now: datetime) -> str:
+        business = await get_business(self.sessions, lead.business_id)
+        policy = policy_of(outbound_spec(business.agent if business is not None else {}))
+        transition = after_attempt(policy, CallbackState.DIALING, lead.callback_attempts, Outcome.DIAL_ERROR, now)
+        if transition is None or not await set_callback(self.sessions, lead.id, transition.state.value, at=transition.at,
+                                                        expect=("dialing",)):
+            return "taken"
+        prom.outbound_call(lead.business_id, "callback_status_lost")
+        log.warning("CALLBACK_STATUS_LOST", lead_id=lead.id, business_id=lead.business_id, call_sid=lead.callback_call_sid,
+                    state=transition.state.value, attempts=lead.callback_attempts)
+        return f"lost_{transition.state.value}"
 
     async def _one(self, lead: LeadRecord, now: datetime) -> str:
         business = await get_business(self.sessions, lead.business_id)
@@ -97,7 +115,7 @@ class CallbackScheduler:
 
     async def _dial(self, lead: LeadRecord, business_id: str, number: str, policy: CallingPolicy, now: datetime) -> str:
         attempts = lead.callback_attempts + 1
-        if not await set_callback(self.sessions, lead.id, "dialing", attempts=attempts, expect=("scheduled",)):
+        if not await set_callback(self.sessions, lead.id, "dialing", at=now, attempts=attempts, expect=("scheduled",)):
             return "taken"  # another leader got it first
         result = await self.dialer.dial(DialRequest(business_id, number, lead.id, "", "scheduler"))
         if result.created:
