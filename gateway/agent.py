@@ -10,7 +10,9 @@ action>` URL (the stream is closed and Twilio fetches the TwiML from /stream-end
 """
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -21,6 +23,7 @@ from gateway.fallback import FallbackSettings
 from gateway.http_tools import url_problem
 from prompts.builder import load_directives
 from storage.businesses import BusinessSpec, BusinessView, HttpToolSpec, LeadFieldSpec, TransferSpec, WebhookSpec
+from storage.outbound import CALLBACK_FIELD, outbound_spec
 
 DEFAULT_LEAD_FIELDS = (
     LeadFieldSpec("name", "The caller's full name", True),
@@ -55,8 +58,15 @@ def agent_spec(view: BusinessView) -> AgentSpec:
     return msgspec.convert(view.agent or {}, AgentSpec)
 
 
-def save_lead_tool(fields: tuple[LeadFieldSpec, ...] | list[LeadFieldSpec]) -> ToolDef:
-    properties = {f.name: {"type": f.type, "description": f.description} for f in fields}
+def save_lead_tool(fields: tuple[LeadFieldSpec, ...] | list[LeadFieldSpec], callback_now: datetime | None = None) -> ToolDef:
+    """`callback_now`: the business's local time at call start, when it calls leads back ([business.outbound]
+    callbacks): the tool then asks when the caller wants the call (the model learns today's date from it)."""
+    properties: dict[str, Any] = {f.name: {"type": f.type, "description": f.description} for f in fields}
+    if callback_now is not None:
+        properties[CALLBACK_FIELD] = {"type": "string", "description": (
+            "Only if the caller asked to be called back at a time: when, as local date and time YYYY-MM-DDTHH:MM. "
+            f"It is now {callback_now:%A %Y-%m-%d %H:%M} local time. Omit when they gave no time (a person calls back "
+            "within working hours).")}
     required = [f.name for f in fields if f.required]
     return ToolDef("save_lead", "Save the caller's details as a lead for the business once you have collected them "
                    "(ask for anything required that is missing first). Call it once per caller.",
@@ -77,7 +87,9 @@ def tools_for(view: BusinessView, spec: AgentSpec) -> tuple[ToolDef, ...]:
     if permissions.get("transfer_to_human"):
         tools.append(TRANSFER)
     if permissions.get("collect_lead_details"):
-        tools.append(save_lead_tool(spec.lead_fields or list(DEFAULT_LEAD_FIELDS)))
+        outbound = outbound_spec(view.agent or {})
+        callback_now = datetime.now(ZoneInfo(outbound.timezone)) if outbound.callbacks else None
+        tools.append(save_lead_tool(spec.lead_fields or list(DEFAULT_LEAD_FIELDS), callback_now))
     tools += [ToolDef(t.name, t.description, dict(t.parameters), "http", t.timeout_s, t.read_only) for t in spec.tools]
     return tuple(tools)
 

@@ -13,6 +13,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.models import LeadRecord, ToolCallRow, WebhookDelivery, utcnow
+from storage.outbound import callback_of_lead
 from storage.writequeue import LeadWrite, ToolCallWrite, WebhookWrite
 
 AGENT_WRITES = (LeadWrite, ToolCallWrite, WebhookWrite)
@@ -23,8 +24,10 @@ async def apply_agent_write(session: AsyncSession, write: LeadWrite | ToolCallWr
         exists = (await session.execute(select(LeadRecord.id).where(
             LeadRecord.call_sid == write.call_sid, LeadRecord.tool_call_id == write.tool_call_id))).first()
         if exists is None:
+            callback_at = await callback_of_lead(session, write.business_id, dict(write.fields))
             session.add(LeadRecord(call_sid=write.call_sid, tool_call_id=write.tool_call_id,
-                                   business_id=write.business_id, fields=dict(write.fields)))
+                                   business_id=write.business_id, fields=dict(write.fields), callback_at=callback_at,
+                                   callback_status="scheduled" if callback_at is not None else ""))
     elif isinstance(write, ToolCallWrite):
         exists = (await session.execute(select(ToolCallRow.id).where(
             ToolCallRow.call_sid == write.call_sid, ToolCallRow.tool_call_id == write.tool_call_id))).first()

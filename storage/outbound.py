@@ -18,7 +18,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from storage.models import CallRecord, DoNotCall, LeadRecord, SchedulerLease, utcnow
+from storage.models import Business, CallRecord, DoNotCall, LeadRecord, SchedulerLease, utcnow
 
 E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 HOURS = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
@@ -38,6 +38,7 @@ class OutboundSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     retry_after_min: int = 30  # after busy, no answer, a machine or a failed dial
     amd: bool = True  # answering-machine detection (MachineDetection=DetectMessageEnd)
     api_token_sha256: str = ""  # hex SHA-256 of the business's token for POST /outbound/calls ("" = admin only)
+    callbacks: bool = False  # save_lead asks when the caller wants to be called back; the scheduler calls them then
 
 
 def parse_hours(hours: str) -> tuple[int, int]:
@@ -258,3 +259,45 @@ async def take_lease(sessions: async_sessionmaker[AsyncSession], name: str, hold
 async def release_lease(sessions: async_sessionmaker[AsyncSession], name: str, holder: str) -> None:
     async with sessions.begin() as session:
         await session.execute(delete(SchedulerLease).where(SchedulerLease.name == name, SchedulerLease.holder == holder))
+
+
+CALLBACK_FIELD = "callback_at"  # save_lead's field: the caller's preferred callback time, business-local
+CALLBACK_FORMATS = ("%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S")
+
+
+def callback_time(value: object, timezone_name: str) -> datetime | None:
+    """save_lead's `callback_at` ("2026-12-06T10:30", the business's local time; an offset is honoured) as
+    UTC, or None when it is not a time."""
+    text = str(value or "").strip()
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+        for pattern in CALLBACK_FORMATS:
+            try:
+                moment = datetime.strptime(text, pattern)
+                break
+            except ValueError:
+                continue
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        try:
+            moment = moment.replace(tzinfo=ZoneInfo(timezone_name))
+        except (ZoneInfoNotFoundError, ValueError):
+            return None
+    return utc(moment)
+
+
+async def callback_of_lead(session: AsyncSession, business_id: str, fields: dict[str, Any]) -> datetime | None:
+    """When a lead saved on a call asks to be called back: only for a business with `[business.outbound]
+    callbacks = true`; a time that is not one leaves the lead unscheduled (its field kept as said)."""
+    if CALLBACK_FIELD not in fields:
+        return None
+    business = await session.get(Business, business_id)
+    if business is None:
+        return None
+    spec = outbound_spec(business.agent or {})
+    return callback_time(fields[CALLBACK_FIELD], spec.timezone) if spec.callbacks else None
