@@ -144,3 +144,27 @@ async def test_the_call_page_shows_the_handoff_and_each_segment_with_the_agent(s
     assert document["transfer"] == transfer and [part["n"] for part in document["segments"]] == [1, 2]
     async with signed_in(console_settings(sessions, tmp_path), "b@example.com") as client:
         assert (await client.get("/calls/CA-BACK")).status_code == 404
+
+
+async def test_the_leads_page_shows_each_scheduled_callback(sessions: async_sessionmaker[AsyncSession],
+                                                           tmp_path: Path) -> None:
+    """The owner sees which leads the agent calls back, when, and how it went (issue 23); B's user none of A's."""
+    from datetime import datetime, timezone
+
+    from sqlalchemy import update
+
+    from storage.models import LeadRecord
+    from tests.test_console_support import add_lead
+
+    await two_businesses(sessions)
+    await add_call(sessions, "CA-L1", "biz-a")
+    await add_lead(sessions, "CA-L1", "biz-a", name="דנה")
+    async with sessions.begin() as session:
+        await session.execute(update(LeadRecord).where(LeadRecord.call_sid == "CA-L1").values(
+            callback_status="scheduled", callback_at=datetime(2026, 12, 6, 8, 30, tzinfo=timezone.utc), callback_attempts=1))
+    async with signed_in(console_settings(sessions, tmp_path), "a@example.com") as client:
+        page = (await client.get("/leads")).text
+    assert STRINGS["he"]["callback"] in page and STRINGS["he"]["callback_scheduled"] in page
+    assert "2026-12-06 08:30 UTC" in page and "×1" in page
+    async with signed_in(console_settings(sessions, tmp_path), "b@example.com") as client:
+        assert "דנה" not in (await client.get("/leads")).text
