@@ -25,7 +25,8 @@ from actors.language_messages import LanguageSwitched
 from actors.messages import Utterance
 from gateway.control import prom
 from gateway.fallback import FallbackSettings, fallback_twiml, hangup_twiml, no_answer_message
-from gateway.handoff.warm import place_warm
+from gateway.handoff.twiml import caller_conference_twiml
+from gateway.handoff.warm import handoff_url, place_leg, redirect_with_retry
 from gateway.http_tools import HttpOutcome, Poster, json_text
 from gateway.leaving import Exit, FallbackCall, Leaver
 from storage.handoffs import segment_seq_base
@@ -150,8 +151,9 @@ class AgentActions:
         """The AI's last words have played (or an operator hung up): hang up or transfer."""
         if not self.leaver.is_live(call.call_id):
             return
+        warm = False
         if command.kind == "transfer":
-            twiml = await self._transfer_twiml(call, command)
+            twiml, warm = self._transfer_twiml(call, command)
             call.notes.transfer = {"number": command.number, "reason": command.reason, "summary": command.summary}
             self.put(CallNoteWrite(call.call_id, command.summary))
             self.notify(call, "transfer", {"event": "call.transferred", "call_sid": call.call_id,
@@ -161,26 +163,50 @@ class AgentActions:
         await self.leaver.leave(call.call_id, Exit(
             twiml, command.kind, command.end_reason, command.kind != "transfer", "CALL_LEFT", "LEAVE_REST_FAILED",
             {"kind": command.kind, "end_reason": command.end_reason, "reason": command.reason[:200]}))
+        if warm:  # the caller is in the conference: now the human's line may ring
+            await self._place_leg(call, command)
 
-    async def _transfer_twiml(self, call: ActingCall, command: LeaveCall) -> str:
-        """Cold: `<Dial>` the line (its action decides what follows). Warm: the human's leg is placed first,
-        then the caller waits in the conference; a leg that cannot be placed makes the transfer cold."""
+    def _transfer_twiml(self, call: ActingCall, command: LeaveCall) -> tuple[str, bool]:
+        """(the caller's TwiML, whether a warm leg follows). Cold: `<Dial>` the line (its action decides what
+        follows). Warm (REST credentials and a public URL needed): the caller waits in the call's conference;
+        the human's leg is placed once they are there (gateway/handoff/warm.py)."""
         profile, attempt = call.profile, call.profile.segment
         transfer = profile.agent.transfer
+        if transfer.mode == "warm" and self.leaver.rest is not None and profile.action_base:
+            self.put(TransferWrite(call.call_id, attempt, "warm", command.number, status="holding"))
+            hold = handoff_url(profile.action_base, "hold", business=profile.business_id, call=call.call_id)
+            done = handoff_url(profile.action_base, "caller-done", business=profile.business_id, call=call.call_id,
+                               attempt=attempt)
+            return caller_conference_twiml(call.call_id, hold, done), True
         if transfer.mode == "warm":
-            warm = msgspec.structs.replace(transfer, number=command.number)
-            twiml, leg = await place_warm(self.leaver.rest, warm, profile.action_base, call.call_id, profile.business_id,
-                                          attempt, command.summary, profile.called)
-            if twiml:
-                self.put(TransferWrite(call.call_id, attempt, "warm", command.number, leg, "queued"))
-                log.info("WARM_TRANSFER_PLACED", call_sid=call.call_id, attempt=attempt, leg_sid=leg)
-                return twiml
-            log.warning("WARM_TRANSFER_FELL_BACK_TO_COLD", call_sid=call.call_id, attempt=attempt, reason=leg)
+            why = "no REST credentials" if self.leaver.rest is None else "no public URL"
+            log.warning("WARM_TRANSFER_FELL_BACK_TO_COLD", call_sid=call.call_id, attempt=attempt, reason=why)
             prom.transfer_ended(profile.business_id, "agent:fell_back_to_cold", "not_placed")
-        self.put(TransferWrite(call.call_id, attempt, "cold", command.number, status="dialing",
-                               outcome="fell_back_to_cold" if transfer.mode == "warm" else ""))
-        return transfer_twiml(command.number, transfer.caller_id, transfer.timeout_s, call.settings.language,
-                              profile.dial_action("agent"))
+        self.put(TransferWrite(call.call_id, attempt, "cold", command.number, status="dialing"))
+        return self._cold_twiml(call, command.number), False
+
+    def _cold_twiml(self, call: ActingCall, number: str) -> str:
+        transfer = call.profile.agent.transfer
+        return transfer_twiml(number, transfer.caller_id, transfer.timeout_s, call.settings.language,
+                              call.profile.dial_action("agent"))
+
+    async def _place_leg(self, call: ActingCall, command: LeaveCall) -> None:
+        """The human's leg of a warm transfer; one that cannot be placed moves the caller to a cold `<Dial>`."""
+        profile, attempt, rest = call.profile, call.profile.segment, self.leaver.rest
+        if rest is None:
+            return
+        spec = msgspec.structs.replace(profile.agent.transfer, number=command.number)
+        business_number = profile.caller if profile.direction == "outbound" else profile.called  # a number of ours
+        leg, why = await place_leg(rest, spec, profile.action_base, call.call_id, profile.business_id, attempt,
+                                   command.summary, business_number)
+        if leg:
+            self.put(TransferWrite(call.call_id, attempt, leg_sid=leg, status="queued"))
+            log.info("WARM_TRANSFER_PLACED", call_sid=call.call_id, attempt=attempt, leg_sid=leg)
+            return
+        log.warning("WARM_TRANSFER_FELL_BACK_TO_COLD", call_sid=call.call_id, attempt=attempt, reason=why)
+        prom.transfer_ended(profile.business_id, "agent:fell_back_to_cold", "not_placed")
+        self.put(TransferWrite(call.call_id, attempt, "cold", status="dialing", outcome="fell_back_to_cold"))
+        await redirect_with_retry(rest, call.call_id, self._cold_twiml(call, command.number))
 
     def post_call_report(self, call: ActingCall, reason: str, metrics: dict[str, int]) -> None:
         notes = call.notes

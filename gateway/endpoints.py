@@ -41,7 +41,7 @@ from storage.businesses import business_for_number, get_business
 
 log = structlog.get_logger("kolbridge.gateway")
 STREAM_PATH = "/media-stream"
-HANDOFF_PATHS = frozenset({"/handoff/hold", "/handoff/whisper", "/handoff/leg-status", "/handoff/caller-done"})
+HANDOFF_PATHS = frozenset({"/handoff/hold", "/handoff/whisper", "/handoff/join", "/handoff/leg-status", "/handoff/caller-done"})
 
 
 def public_urls(app: App, request_host: str | None) -> tuple[str, str]:

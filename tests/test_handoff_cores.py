@@ -8,8 +8,8 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from gateway.handoff.plan import Next, cold_next, next_step
-from gateway.handoff.twiml import back_to_agent_twiml, caller_conference_twiml, hold_twiml, resume_note, whisper_twiml
-from gateway.handoff.warm import place_warm
+from gateway.handoff.twiml import back_to_agent_twiml, caller_conference_twiml, hold_twiml, join_twiml, resume_note, whisper_twiml
+from gateway.handoff.warm import place_leg
 from gateway.prewarm import route_is_valid
 from storage.businesses import TransferSpec
 from storage.handoffs import close_segment, merge_transfer, open_segment, segment_seq_base
@@ -42,11 +42,15 @@ def test_the_twiml_of_each_side_of_a_warm_transfer() -> None:
     caller = caller_conference_twiml("CA1", "https://b.example/handoff/hold?x=1", "https://b.example/handoff/caller-done")
     assert 'startConferenceOnEnter="false"' in caller and 'endConferenceOnExit="true"' in caller and ">kb-CA1</Conference>" in caller
     assert 'waitUrl="https://b.example/handoff/hold?x=1"' in caller and 'action="https://b.example/handoff/caller-done"' in caller
-    human = whisper_twiml("CA1", "he", "רוצה תור למחר", whisper=True)
-    assert human.index("<Say") < human.index("<Conference") and "רוצה תור למחר" in human and 'language="he-IL"' in human
-    assert 'startConferenceOnEnter="true"' in human
-    assert "<Say" not in whisper_twiml("CA1", "he", "x", whisper=False)
-    assert "<Play" in hold_twiml("music", "he", "", "") and "twimlets.com/holdmusic" in hold_twiml("music", "he", "", "")
+    human = whisper_twiml("he", "רוצה תור למחר", True, "https://b.example/handoff/join?call=CA1")
+    assert human.index("<Say") < human.index("<Redirect") and "רוצה תור למחר" in human and 'language="he-IL"' in human
+    assert "https://b.example/handoff/join?call=CA1</Redirect>" in human and "<Conference" not in human  # joins only after it
+    assert "<Say" not in whisper_twiml("he", "x", False, "https://b.example/handoff/join")
+    assert 'startConferenceOnEnter="true"' in join_twiml("CA1") and ">kb-CA1</Conference>" in join_twiml("CA1")
+    # the default hold music is an audio file <Play> can play (Twilio's twimlet answers TwiML), played once:
+    # Twilio asks the waitUrl again when the document ends, so the hold lasts as long as the caller waits
+    music = hold_twiml("music", "he", "", "")
+    assert "<Play>http://com.twilio.music.classical.s3.amazonaws.com/BusyStrings.mp3</Play>" in music and "loop" not in music
     assert "https://x.example/m.mp3" in hold_twiml("music", "he", "https://x.example/m.mp3", "")
     assert "<Say" in hold_twiml("agent", "en", "", "") and "<Pause" in hold_twiml("agent", "en", "", "")
 
@@ -61,9 +65,8 @@ def test_the_back_to_agent_stream_is_signed_with_its_segment_and_reason() -> Non
     assert "the line was busy" in resume_note("busy") and "save_lead" in resume_note("no-answer")
 
 
-async def test_a_warm_leg_that_cannot_be_placed_makes_the_transfer_cold() -> None:
+async def test_a_warm_leg_that_cannot_be_placed_says_why() -> None:
     spec = TransferSpec(number="+97235550999", mode="warm")
-    assert await place_warm(None, spec, "https://b.example", "CA1", "biz", 1, "s", "+97235") == ("", "no REST credentials")
 
     class Refusing:
         class client:  # noqa: N801 — the twilio Client's shape
@@ -72,8 +75,8 @@ async def test_a_warm_leg_that_cannot_be_placed_makes_the_transfer_cold() -> Non
                 def create(**_: object) -> object:
                     raise ConnectionError("twilio unreachable")
 
-    twiml, reason = await place_warm(Refusing(), spec, "https://b.example", "CA1", "biz", 1, "s", "+97235")  # type: ignore[arg-type]
-    assert twiml == "" and "twilio unreachable" in reason
+    leg, reason = await place_leg(Refusing(), spec, "https://b.example", "CA1", "biz", 1, "s", "+97235")  # type: ignore[arg-type]
+    assert leg == "" and "twilio unreachable" in reason
 
 
 def test_the_record_keeps_each_segment_and_merges_the_transfer_idempotently() -> None:
@@ -102,7 +105,7 @@ async def test_every_handoff_callback_is_signature_checked(tmp_path: Path) -> No
     token, public = "tok", "https://bridge.example.com"
     validator = RequestValidator(token)
     async with running_stack(tmp_path, env={"TWILIO_AUTH_TOKEN": token, "KOLBRIDGE_PUBLIC_URL": public}) as stack:
-        for path in ("hold", "whisper", "leg-status", "caller-done"):
+        for path in ("hold", "whisper", "join", "leg-status", "caller-done"):
             query = "business=demo-garage&call=CA1&attempt=1&summary=hi"
             form = {"CallSid": "CAleg", "CallStatus": "ringing"}
             request = dial_done_post(query, form, "forged").replace(b"/dial-done?", f"/handoff/{path}?".encode())
@@ -112,4 +115,4 @@ async def test_every_handoff_callback_is_signature_checked(tmp_path: Path) -> No
             status, body = await http(stack.port, request)
             assert status == 200 and body.startswith("<?xml"), (path, body)
             if path == "whisper":
-                assert "hi" in body and "<Conference" in body
+                assert "hi" in body and "/handoff/join?" in body

@@ -1,24 +1,29 @@
 """Twilio's callbacks of a handoff (issue 23), each signature-checked by the caller (gateway/endpoints.py)
 over its full URL: the cold `<Dial>`'s action, and a warm transfer's hold (the conference's waitUrl), the
-human's whisper (their leg's Url), the leg's status callback and the caller's conference end.
+human's whisper (their leg's Url) and join (after it), the leg's status callback (acted on once, for the
+leg this attempt placed) and the caller's conference end.
 
 What each outcome does — for the caller, the operator and the record (docs/architecture.md's table):
 - the human took it: the caller talks to them; TRANSFER_CONNECTED, the record's transfer says who and when;
 - busy / no answer / failed / cancelled with attempts left: the caller is back on a new stream of the same
   call with the agent, told why (TRANSFER_BACK_TO_AGENT; the record's next segment);
 - the last attempt failed: the apology, then the call ends (TRANSFER_GAVE_UP);
-- a warm leg failed and the caller's call cannot be redirected by REST: the conference's own end (the
-  caller's Dial action, /handoff/caller-done) answers the same way.
+- the caller hangs up while the line rings: the leg is cancelled, nothing else (TRANSFER_CALLER_LEFT);
+- the caller's call cannot be moved by REST: whenever the conference ends under them, its Dial action
+  (/handoff/caller-done) does what was decided.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import structlog
 
 from gateway.app import App
 from gateway.control import prom
 from gateway.fallback import FallbackSettings, apology_twiml, hangup_twiml, no_answer_message
-from gateway.handoff.plan import Next, cold_next, next_step
-from gateway.handoff.twiml import back_to_agent_twiml, hold_twiml, whisper_twiml
+from gateway.handoff.plan import ANSWERED, Next, cold_next, next_step
+from gateway.handoff.twiml import back_to_agent_twiml, hold_twiml, join_twiml, whisper_twiml
+from gateway.handoff.warm import cancel_leg, handoff_url, redirect_with_retry
 from storage.businesses import BusinessView, TransferSpec, get_business
 from storage.handoffs import transfer_of
 from storage.writequeue import TransferWrite
@@ -57,54 +62,80 @@ def _caller_next(app: App, business: BusinessView, step: Next, call_sid: str, at
 
 
 async def cold_dial_done(app: App, form: dict[str, str], query: dict[str, str], stream_url: str, http_base: str) -> str:
-    """transfer_to_human's `<Dial>` ended: connected → hang up; not taken → back to the agent or the apology."""
+    """transfer_to_human's `<Dial>` ended: connected → hang up; not taken → back to the agent or the apology;
+    the caller hung up while it rang → nothing more (recorded)."""
     business = await get_business(app.sessions, query.get("business", ""))
     call_sid, status = form.get("CallSid", ""), form.get("DialCallStatus", "")
     if business is None:
         return hangup_twiml()
     attempt = _attempt(query)
+    if form.get("CallStatus") == "completed" and status not in ANSWERED:  # the caller is gone
+        return _caller_left(app, business.id, call_sid, attempt, status)
     step = cold_next(status, attempt, _spec(business).max_attempts)
     return _caller_next(app, business, step, call_sid, attempt, status, form.get("From", ""), form.get("To", ""),
                         stream_url, http_base)
 
 
+def _caller_left(app: App, business_id: str, call_sid: str, attempt: int, status: str) -> str:
+    app.writes.put(TransferWrite(call_sid, attempt, status=status, outcome="caller_left"))
+    prom.transfer_ended(business_id, "agent:caller_left", status or "unknown")
+    log.info("TRANSFER_CALLER_LEFT", call_sid=call_sid, business_id=business_id, attempt=attempt, status=status)
+    return hangup_twiml()
+
+
 async def handoff_callback(app: App, path: str, form: dict[str, str], query: dict[str, str], stream_url: str,
                            http_base: str) -> str:
-    """/handoff/<hold|whisper|leg-status|caller-done>: the TwiML (or an empty document) Twilio gets."""
+    """/handoff/<hold|whisper|join|leg-status|caller-done>: the TwiML (or an empty document) Twilio gets."""
     business = await get_business(app.sessions, query.get("business", ""))
     if business is None:
         log.warning("HANDOFF_UNKNOWN_BUSINESS", path=path, business_id=query.get("business", ""))
         return hangup_twiml() if path != "/handoff/leg-status" else EMPTY
-    spec, call_sid, attempt = _spec(business), query.get("call", ""), _attempt(query)
+    spec, call_sid, attempt, leg_sid = _spec(business), query.get("call", ""), _attempt(query), form.get("CallSid", "")
     if path == "/handoff/hold":
         return hold_twiml(spec.hold, business.language, spec.hold_url, spec.hold_message)
-    if path == "/handoff/whisper":  # the human picked up: who answered, and when, before the summary plays
-        app.writes.put(TransferWrite(call_sid, attempt, leg_sid=form.get("CallSid", ""), status="in-progress", answered=True))
-        log.info("TRANSFER_ANSWERED", call_sid=call_sid, business_id=business.id, attempt=attempt, leg_sid=form.get("CallSid", ""))
-        return whisper_twiml(call_sid, business.language, query.get("summary", ""), spec.whisper)
-    if path == "/handoff/caller-done":  # the conference ended for the caller (the human hung up): the call ends
-        return hangup_twiml()
-    # the human's leg: its progress; a final status decides the caller's next
-    status = form.get("CallStatus", "")
+    if path == "/handoff/whisper":  # the human picked up: the summary first
+        app.writes.put(TransferWrite(call_sid, attempt, leg_sid=leg_sid, status="in-progress"))
+        log.info("TRANSFER_LEG_PICKED_UP", call_sid=call_sid, business_id=business.id, attempt=attempt, leg_sid=leg_sid)
+        join = handoff_url(http_base, "join", business=business.id, call=call_sid, attempt=attempt)
+        return whisper_twiml(business.language, query.get("summary", ""), spec.whisper, join)
+    if path == "/handoff/join":  # the human stayed through the whisper: who answered, and when
+        app.writes.put(TransferWrite(call_sid, attempt, leg_sid=leg_sid, status="in-progress", answered=True))
+        log.info("TRANSFER_ANSWERED", call_sid=call_sid, business_id=business.id, attempt=attempt, leg_sid=leg_sid)
+        return join_twiml(call_sid)
     record, caller, called = await transfer_of(app.sessions, call_sid)
-    answered = bool(((record.get("attempts") or {}).get(str(attempt)) or {}).get("answered_at"))
-    step = next_step(status, attempt, spec.max_attempts, answered_before=answered)
+    attempt_record = (record.get("attempts") or {}).get(str(attempt)) or {}
+    if path == "/handoff/caller-done":
+        return await _caller_done(app, business, form, record, attempt, attempt_record, caller, called, stream_url, http_base)
+    # the human's leg: its progress; a final status decides the caller's next (once, for the leg we placed)
+    status = form.get("CallStatus", "")
+    if (attempt_record.get("leg_sid") and attempt_record["leg_sid"] != leg_sid) or attempt_record.get("outcome"):
+        log.info("HANDOFF_LEG_STATUS_IGNORED", call_sid=call_sid, leg_sid=leg_sid, status=status,
+                 outcome=attempt_record.get("outcome", ""))
+        return EMPTY
+    step = next_step(status, attempt, spec.max_attempts, answered_before=bool(attempt_record.get("answered_at")))
     if step is Next.WAIT or step is Next.CONNECTED:
-        app.writes.put(TransferWrite(call_sid, attempt, leg_sid=form.get("CallSid", ""), status=status))
+        app.writes.put(TransferWrite(call_sid, attempt, leg_sid=leg_sid, status=status,
+                                     outcome="connected" if step is Next.CONNECTED and status == "completed" else ""))
         return EMPTY
     twiml = _caller_next(app, business, step, call_sid, attempt, status, caller, called, stream_url, http_base)
-    await redirect_caller(app, call_sid, twiml)
+    await redirect_with_retry(app.twilio_rest, call_sid, twiml)
     return EMPTY
 
 
-async def redirect_caller(app: App, call_sid: str, twiml: str) -> None:
-    """The caller waits in the conference: REST moves them on (retried once — a call update is idempotent)."""
-    rest = app.twilio_rest
-    for tries in (1, 2):
-        try:
-            if rest is None:
-                raise RuntimeError("no REST credentials")
-            await rest.redirect(call_sid, twiml)
-            return
-        except Exception as exc:  # noqa: BLE001 — the caller stays on hold until the conference's own end
-            log.error("HANDOFF_REDIRECT_FAILED", call_sid=call_sid, tries=tries, error=str(exc)[:200], exc_info=tries == 2)
+async def _caller_done(app: App, business: BusinessView, form: dict[str, str], record: dict[str, Any], attempt: int,
+                       attempt_record: dict[str, Any], caller: str, called: str, stream_url: str, http_base: str) -> str:
+    """The caller's conference `<Dial>` ended. The caller hung up → a leg still ringing is cancelled. Else
+    the conference ended under them: what was decided for this attempt (a REST move that failed) now
+    happens; a human who talked → the call ends."""
+    call_sid, outcome = form.get("CallSid", ""), str(attempt_record.get("outcome", ""))
+    if form.get("CallStatus") == "completed":
+        if not attempt_record.get("answered_at"):
+            await cancel_leg(app.twilio_rest, str(attempt_record.get("leg_sid", "")))
+            return _caller_left(app, business.id, call_sid, attempt, "completed")
+        return hangup_twiml()
+    if outcome == Next.BACK_TO_AGENT.value:
+        return back_to_agent_twiml(app.config.env.twilio_auth_token, stream_url, http_base, call_sid, business.id,
+                                   caller, called, attempt + 1, str(attempt_record.get("status", "")))
+    if outcome == Next.GIVE_UP.value:
+        return apology_twiml(FallbackSettings(message=no_answer_message(business.language)), business.language)
+    return hangup_twiml()

@@ -1,11 +1,13 @@
-"""Placing a warm transfer (issue 23): the human's leg first, then the caller into the conference.
+"""Placing a warm transfer (issue 23): the caller into the conference first, then the human's leg.
 
-The human's leg is a REST `calls.create` (To the business's line, From its caller ID or the number the
-caller dialled, Url the whisper, StatusCallback the leg's progress, Timeout the ring time). calls.create
-is not idempotent, so it is never retried blindly: one request within a deadline. If it fails (no
-credentials, Twilio down, refused) the transfer is placed cold instead — the caller still reaches the
-line, with the same back-to-the-agent rule — and WARM_TRANSFER_FELL_BACK_TO_COLD says why. Only once the
-leg exists is the caller's call redirected into the conference (the caller's Exit TwiML).
+The caller's call is moved into the call's conference (its Exit TwiML, by REST like any departure), so
+the human's leg — a REST `calls.create` (To the business's line, From its caller ID or the business's
+number, Url the whisper, StatusCallback the leg's progress, Timeout the ring time) — is placed only once
+the caller waits there: no report of the leg can come before the caller is in the room. calls.create is
+not idempotent, so it is never retried blindly: one request, awaited to its end (LEG_CREATE_S), never
+abandoned half-way (an abandoned request might still ring the line while a cold transfer rings it too).
+If it fails the caller is moved on from the conference to a cold `<Dial>` of the same line (same
+back-to-agent rule) — WARM_TRANSFER_FELL_BACK_TO_COLD says why. A call update is idempotent: retried once.
 """
 from __future__ import annotations
 
@@ -15,24 +17,21 @@ from urllib.parse import urlencode
 import structlog
 
 from gateway.fallback import TwilioRest
-from gateway.handoff.twiml import caller_conference_twiml
 from storage.businesses import TransferSpec
 
 log = structlog.get_logger("kolbridge.handoff")
 SUMMARY_IN_URL_MAX = 600  # the whisper's summary travels in its (signed) URL: no database read on answer
 LEG_EVENTS = ["initiated", "ringing", "answered", "completed"]
+LEG_CREATE_S = 30.0  # the twilio client's own request; only a stuck one is given up (and said so)
 
 
 def handoff_url(base: str, path: str, **query: str | int) -> str:
     return f"{base}/handoff/{path}?{urlencode(query)}"
 
 
-async def place_warm(rest: TwilioRest | None, spec: TransferSpec, base: str, call_sid: str, business_id: str,
-                     attempt: int, summary: str, from_number: str, timeout_s: float = 5.0) -> tuple[str, str]:
-    """(the caller's conference TwiML, the human leg's sid), or ("", reason) when the leg could not be
-    placed and the transfer goes cold."""
-    if rest is None or not base:
-        return "", "no REST credentials" if rest is None else "no public URL"
+async def place_leg(rest: TwilioRest, spec: TransferSpec, base: str, call_sid: str, business_id: str, attempt: int,
+                    summary: str, from_number: str) -> tuple[str, str]:
+    """(the human leg's sid, "") or ("", why it was not placed)."""
     whisper = handoff_url(base, "whisper", business=business_id, call=call_sid, attempt=attempt,
                           summary=summary[:SUMMARY_IN_URL_MAX])
     status = handoff_url(base, "leg-status", business=business_id, call=call_sid, attempt=attempt)
@@ -44,9 +43,37 @@ async def place_warm(rest: TwilioRest | None, spec: TransferSpec, base: str, cal
         return str(leg.sid)
 
     try:
-        leg_sid = await asyncio.wait_for(asyncio.to_thread(create), timeout_s)
+        return await asyncio.wait_for(asyncio.to_thread(create), LEG_CREATE_S), ""
     except Exception as exc:  # noqa: BLE001 — not retried (calls.create is not idempotent): the transfer goes cold
-        return "", f"leg not placed: {str(exc)[:200]}"
-    hold = handoff_url(base, "hold", business=business_id, call=call_sid)
-    done = handoff_url(base, "caller-done", business=business_id, call=call_sid, attempt=attempt)
-    return caller_conference_twiml(call_sid, hold, done), leg_sid
+        return "", f"leg not placed: {type(exc).__name__}: {str(exc)[:200]}"
+
+
+async def redirect_with_retry(rest: TwilioRest | None, call_sid: str, twiml: str) -> bool:
+    """Move a call on by REST (a call update is idempotent: retried once). False when it could not be."""
+    for tries in (1, 2):
+        try:
+            if rest is None:
+                raise RuntimeError("no REST credentials")
+            await rest.redirect(call_sid, twiml)
+            return True
+        except Exception as exc:  # noqa: BLE001 — said, and decided by the caller's Dial action (/handoff/caller-done)
+            log.error("HANDOFF_REDIRECT_FAILED", call_sid=call_sid, tries=tries, error=str(exc)[:200], exc_info=tries == 2)
+    return False
+
+
+async def cancel_leg(rest: TwilioRest | None, leg_sid: str) -> None:
+    """The caller left while the human's line still rang: the leg is cancelled (or completed if answered)."""
+    if rest is None or not leg_sid:
+        return
+
+    def cancel() -> None:
+        try:
+            rest.client.calls(leg_sid).update(status="canceled")
+        except Exception:  # noqa: BLE001 — answered already: canceled only applies to queued/ringing calls
+            rest.client.calls(leg_sid).update(status="completed")
+
+    try:
+        await asyncio.wait_for(asyncio.to_thread(cancel), 10.0)
+        log.info("TRANSFER_LEG_CANCELLED", leg_sid=leg_sid)
+    except Exception as exc:  # noqa: BLE001 — the line rings out on its own (its Timeout)
+        log.warning("TRANSFER_LEG_CANCEL_FAILED", leg_sid=leg_sid, error=str(exc)[:200])

@@ -1,0 +1,77 @@
+"""A warm transfer's callbacks when things go wrong (issue 23's review), each over signed HTTP against the
+gateway with the fake Twilio REST API: a human who picks up and hangs up during the whisper never joined
+(the caller goes back to the agent, not left on hold); a status report of another leg changes nothing; a
+caller who hangs up on hold has the ringing leg cancelled; a conference that ends under a caller whose REST
+move failed still takes them where it was decided."""
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlencode
+
+from twilio.request_validator import RequestValidator
+
+from sim.fake_twilio_rest import FakeTwilioRest
+from storage.calls import get_call
+from storage.writequeue import CallStartWrite, TransferWrite
+from tests.stack import running_stack
+from tests.test_agent_e2e import rest_env
+from tests.test_e2e import http
+
+TOKEN, PUBLIC = "tok", "https://bridge.example.com"
+CALL, LEG, LINE = "CA" + "r" * 32, "CA" + "l" * 32, "+97235550999"
+
+
+def post(path: str, query: dict[str, str], form: dict[str, str]) -> bytes:
+    target = f"{path}?{urlencode(query)}"
+    signature = RequestValidator(TOKEN).compute_signature(f"{PUBLIC}{target}", form)
+    body = urlencode(form).encode()
+    return (f"POST {target} HTTP/1.1\r\nHost: bridge.example.com\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            f"X-Twilio-Signature: {signature}\r\nContent-Length: {len(body)}\r\n\r\n").encode() + body
+
+
+async def test_a_warm_transfers_failure_paths_each_leave_the_caller_somewhere(tmp_path: Path) -> None:
+    rest = await FakeTwilioRest().start()
+    query = {"business": "demo-garage", "call": CALL, "attempt": "1"}
+    try:
+        async with running_stack(tmp_path, env={**rest_env(rest), "TWILIO_AUTH_TOKEN": TOKEN,
+                                                "KOLBRIDGE_PUBLIC_URL": PUBLIC}) as stack:
+            stack.app.writes.put(CallStartWrite(CALL, "MZ1", "demo-garage", {}, "+972501234567", "+97235550100"))
+            stack.app.writes.put(TransferWrite(CALL, 1, "warm", LINE, LEG, "queued"))
+            assert await stack.app.writes.drain(5)
+            # the human picks up: the whisper plays, and only /handoff/join would say they joined
+            status, whisper = await http(stack.port, post("/handoff/whisper", {**query, "summary": "wants a quote"},
+                                                          {"CallSid": LEG, "CallStatus": "in-progress"}))
+            assert status == 200 and "wants a quote" in whisper and "/handoff/join?" in whisper
+            # a report of some other leg (say, one a timed-out create placed after all) is ignored
+            assert (await http(stack.port, post("/handoff/leg-status", query, {"CallSid": "CAother", "CallStatus": "busy"})))[0] == 200
+            assert await stack.app.writes.drain(5)
+            assert rest.updates(CALL) == []
+            # they hang up during the whisper: completed, never joined → the caller is back with the agent
+            await http(stack.port, post("/handoff/leg-status", query, {"CallSid": LEG, "CallStatus": "completed"}))
+            [moved] = rest.updates(CALL)
+            assert "<Connect" in moved["Twiml"] and '<Parameter name="segment" value="2" />' in moved["Twiml"]
+            assert '<Parameter name="resume_reason" value="completed" />' in moved["Twiml"]
+            # the conference ends under the caller (had that REST move failed): the same decision is run
+            status, after = await http(stack.port, post("/handoff/caller-done", query,
+                                                        {"CallSid": CALL, "CallStatus": "in-progress", "DialCallStatus": "completed"}))
+            assert status == 200 and '<Parameter name="segment" value="2" />' in after
+            # a replayed final report does nothing more
+            await http(stack.port, post("/handoff/leg-status", query, {"CallSid": LEG, "CallStatus": "completed"}))
+            assert len(rest.updates(CALL)) == 1
+            assert await stack.app.writes.drain(5)
+            row = await get_call(stack.app.sessions, CALL)
+            # attempt 2: the caller hangs up on hold while the line rings → the leg is cancelled
+            stack.app.writes.put(TransferWrite(CALL, 2, "warm", LINE, "CA" + "m" * 32, "ringing"))
+            assert await stack.app.writes.drain(5)
+            second = {**query, "attempt": "2"}
+            status, gone = await http(stack.port, post("/handoff/caller-done", second,
+                                                       {"CallSid": CALL, "CallStatus": "completed", "DialCallStatus": "completed"}))
+            assert status == 200 and "<Hangup" in gone
+            assert rest.updates("CA" + "m" * 32) == [{"Status": "canceled"}]
+            assert await stack.app.writes.drain(5)
+            left = await get_call(stack.app.sessions, CALL)
+    finally:
+        await rest.stop()
+    assert row is not None and row.transfer["attempts"]["1"]["outcome"] == "back_to_agent"
+    assert row.transfer["attempts"]["1"]["answered_at"] == ""  # picked up is not answered: they never joined
+    assert left is not None and left.transfer["attempts"]["2"]["outcome"] == "caller_left"
