@@ -100,8 +100,8 @@ class AgentActions:
         at_ms = max(0, round((event.at - call.opened_at) * 1000))
         switches.append({"seq": len(switches) + 1, "at_ms": at_ms, "from": event.from_language, "to": event.to_language,
                          "evidence": event.evidence})
-        self.put(LanguageSwitchWrite(call.call_id, len(switches), at_ms, event.from_language, event.to_language,
-                                     event.evidence))
+        seq = len(switches) + segment_seq_base(call.profile.segment)  # a later segment's follow the first's
+        self.put(LanguageSwitchWrite(call.call_id, seq, at_ms, event.from_language, event.to_language, event.evidence))
         prom.language_switched(call.settings.business_id, event.to_language)
 
     async def run_tool(self, call: ActingCall, command: RunTool) -> None:

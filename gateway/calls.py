@@ -20,7 +20,7 @@ from gateway.call import CallIO, CallServices
 from gateway.call_setup import BusinessCache, prepare_call, refused
 from gateway.config import AppConfig
 from gateway.control import prom
-from gateway.handoff.resume import resume_for
+from gateway.handoff.resume import resume_for, segment_of
 from gateway.paths import recordings_dir
 from gateway.recorder import CallRecorder
 from gateway.runtime.engine import ActorEngine
@@ -31,6 +31,7 @@ from storage.writequeue import CallEndWrite, CallStartWrite, WriteQueue
 
 log = structlog.get_logger("kolbridge.gateway")
 SUMMARIES_KEPT = 200
+RESUME_DRAIN_S = 0.5  # a segment back from a transfer waits this long at most for queued writes (the turns it reads)
 
 
 class CallObserver(Protocol):
@@ -55,6 +56,8 @@ class WorkerCalls:
         if refused(start, business, self.live, self.config.env.twilio_auth_token) or business is None:
             return None
         returning = await self._returning_language(business, start)
+        if segment_of(start.custom) > 1:  # back from a transfer: this worker's writes of the call land first
+            await self.writes.drain(RESUME_DRAIN_S)
         resume = await resume_for(self.businesses.sessions, start.call_sid, start.custom)
         settings, profile, prompt = prepare_call(start, business, self.config.file, returning, resume)
         log.info("CALL_STARTED", call_sid=start.call_sid, stream_sid=start.stream_sid, business_id=business.id,
@@ -109,7 +112,8 @@ class WorkerCalls:
         metrics, series = await self._final_metrics(call)
         self.summaries.append({"call_sid": call.call_id, "reason": reason, "metrics": metrics, "series": series,
                                "restarts": call.restarts, "fallback": fallback})
-        self.writes.put(CallEndWrite(call.call_id, reason, metrics, call.restarts, series, fallback, after))
+        self.writes.put(CallEndWrite(call.call_id, reason, metrics, call.restarts, series, fallback, after,
+                                     call.profile.segment))
         log.info("CALL_ENDED", call_sid=call.call_id, reason=reason, fallback=fallback)
         language = call.summary.caller_language if call.summary else call.settings.language
         prom.call_ended(call.settings.business_id, reason, {**metrics, "child_restarts": call.restarts}, series, language)

@@ -97,6 +97,7 @@ class Leaver:
                 else:
                     await self.rest.redirect(call_sid, how.twiml)
                 via = "rest"
+                self.after_stream.twiml.pop(call_sid, None)  # Twilio runs it already: a later stream's end must not
             except Exception as exc:  # noqa: BLE001 — the action URL still answers with the same TwiML
                 log.error(how.rest_failed, call_sid=call_sid, kind=how.kind, error=str(exc)[:300], exc_info=True)
         log.warning(how.left, call_sid=call_sid, **how.details, via=via)

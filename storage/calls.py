@@ -116,10 +116,9 @@ async def apply_in(session: AsyncSession, write: Write) -> None:
         row.transfer_summary = write.transfer_summary
     elif isinstance(write, TransferWrite):
         merge_transfer(row, write)
-    elif isinstance(write, CallEndWrite):
+    elif isinstance(write, CallEndWrite) and close_segment(row, write):  # the latest segment: the call's own end
         row.ended_at, row.end_reason, row.metrics, row.restarts = utcnow(), write.reason, dict(write.metrics), write.restarts
         row.series, row.fallback, row.after_twiml = dict(write.series), write.fallback, write.after_twiml
-        close_segment(row, write)
 
 
 async def close_lost_calls(sessions: async_sessionmaker[AsyncSession], stale_before: datetime,

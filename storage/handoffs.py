@@ -38,18 +38,23 @@ def open_segment(row: CallRecord, write: CallStartWrite) -> None:
     segments.append({"n": write.segment, "started_at": _stamp(utcnow()), "ended_at": "", "end_reason": "",
                      "note": write.segment_note, "metrics": {}})
     row.segments = sorted(segments, key=lambda part: int(part["n"]))
-    if write.segment > 1:  # back with the agent: live again until this segment ends
-        row.ended_at, row.end_reason = None, ""
+    if write.segment > 1:  # back with the agent: live again until this segment ends, with no exit of its own yet
+        row.ended_at, row.end_reason, row.after_twiml = None, "", ""
 
 
-def close_segment(row: CallRecord, write: CallEndWrite) -> None:
-    """Our side of the call ended: the open segment (the last without an end) keeps its end and metrics."""
+def close_segment(row: CallRecord, write: CallEndWrite) -> bool:
+    """Our side of segment `write.segment` ended: that segment keeps its end and metrics (once). True when
+    it is the call's latest segment — only then are the row's own end and metrics its. (A later segment
+    may have started before this end was written: it is not closed by it.)"""
     segments = [dict(part) for part in row.segments or []]
-    for part in reversed(segments):
-        if not part.get("end_reason"):
-            part.update(ended_at=_stamp(utcnow()), end_reason=write.reason, metrics=dict(write.metrics))
-            break
+    part = next((part for part in segments if int(part.get("n", 0)) == write.segment), None)
+    if part is None:  # a record from before segments, or a start that was never written
+        part = {"n": write.segment, "started_at": "", "ended_at": "", "end_reason": "", "note": "", "metrics": {}}
+        segments = sorted([*segments, part], key=lambda seen: int(seen["n"]))
+    if not part.get("end_reason"):
+        part.update(ended_at=_stamp(utcnow()), end_reason=write.reason, metrics=dict(write.metrics))
     row.segments = segments
+    return write.segment >= max(int(seen["n"]) for seen in segments)
 
 
 def merge_transfer(row: CallRecord, write: TransferWrite) -> None:

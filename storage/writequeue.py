@@ -83,6 +83,7 @@ class CallEndWrite(msgspec.Struct, tag="call_end"):
     series: dict[str, list[int]] = {}
     fallback: str = ""
     after_twiml: str = ""
+    segment: int = 1  # which of the call's segments with the agent ended (storage/handoffs.py)
 
 
 class HeartbeatWrite(msgspec.Struct, tag="heartbeat"):

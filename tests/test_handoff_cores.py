@@ -100,6 +100,20 @@ def test_the_record_keeps_each_segment_and_merges_the_transfer_idempotently() ->
     assert segment_seq_base(1) == 0 and segment_seq_base(3) == 200_000
 
 
+def test_a_first_segments_end_written_after_the_second_began_does_not_end_the_call() -> None:
+    """The back-to-agent stream can be live (29.5 ms after Twilio's callback) before the first segment's end
+    is written (it waits up to 2 s for the caller's last audio): each end closes its own segment, and only
+    the latest one's is the call's."""
+    row = CallRecord(call_sid="CA1", segments=[], transfer={}, after_twiml="<Response><Dial>…</Dial></Response>")
+    open_segment(row, CallStartWrite("CA1", "MZ1", "biz", {}))
+    open_segment(row, CallStartWrite("CA1", "MZ2", "biz", {}, segment=2, segment_note="busy"))
+    assert row.after_twiml == ""  # the first segment's exit is not the second's
+    assert not close_segment(row, CallEndWrite("CA1", "transferred", {"frames_in": 10}, 0, segment=1))
+    assert [part["end_reason"] for part in row.segments] == ["transferred", ""]  # the second is still live
+    assert close_segment(row, CallEndWrite("CA1", "twilio_stop", {"frames_in": 99}, 0, segment=2))
+    assert [part["metrics"] for part in row.segments] == [{"frames_in": 10}, {"frames_in": 99}]
+
+
 async def test_every_handoff_callback_is_signature_checked(tmp_path: Path) -> None:
     """A forged hold, whisper, leg-status or caller-done request is refused (403); a signed one answered."""
     token, public = "tok", "https://bridge.example.com"
