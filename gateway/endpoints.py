@@ -47,9 +47,10 @@ HANDOFF_PATHS = frozenset({"/handoff/hold", "/handoff/whisper", "/handoff/join",
 def public_urls(app: App, request_host: str | None) -> tuple[str, str]:
     """(wss stream URL, https voice URL) from KOLBRIDGE_PUBLIC_URL, else from the request's Host."""
     base = app.config.env.public_url
-    if base:
+    if base:  # https unless an explicit http:// URL says otherwise (as the outbound dialer builds its URLs)
         host = urlsplit(base if "://" in base else f"https://{base}").netloc
-        return f"wss://{host}{STREAM_PATH}", f"https://{host}/voice"
+        secure = not base.startswith("http://")
+        return f"{'wss' if secure else 'ws'}://{host}{STREAM_PATH}", f"{'https' if secure else 'http'}://{host}/voice"
     host = request_host or "localhost"
     return f"ws://{host}{STREAM_PATH}", f"http://{host}/voice"
 
@@ -135,9 +136,8 @@ async def dial_done(app: App, form: dict[str, str], query: dict[str, str]) -> st
 async def outbound_calls(app: App, conn: ServerConnection, request: Request) -> Response:
     """POST /outbound/calls: place an outbound call, for the admin's or the business's token (gateway/outbound/api.py)."""
     base = public_urls(app, request.headers.get("Host"))[1].rsplit("/", 1)[0]
-    loopback = str(conn.remote_address[0]) in ("127.0.0.1", "::1")
     status, body = await api_dial(app.sessions, app.twilio_rest, base, app.config.env.admin_token,
-                                  request.headers.get("Authorization", ""), loopback, request.headers.get(FORM_HEADER, ""))
+                                  request.headers.get("Authorization", ""), request.headers.get(FORM_HEADER, ""))
     return plain(conn, HTTPStatus(status), json.dumps(body, ensure_ascii=False), "application/json")
 
 

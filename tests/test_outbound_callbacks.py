@@ -3,6 +3,7 @@ save_lead asks for `callback_at` (the model told today's local date), and the sa
 that business-local time for the scheduler (tests/test_outbound_e2e.py dials it within calling hours)."""
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 
 from gateway.agent import agent_spec, save_lead_tool, tools_for
+from gateway.outbound.api import authorised
 from storage.agent_records import apply_agent_write
 from storage.businesses import BusinessView
 from storage.db import create_schema, make_engine, session_factory
@@ -68,3 +70,13 @@ async def test_a_lead_saved_with_a_callback_time_is_scheduled_for_it(tmp_path: P
     assert scheduled.callback_at.replace(tzinfo=timezone.utc) == datetime(2026, 12, 6, 8, 30, tzinfo=timezone.utc)
     assert leads["CA2"].callback_status == "" and leads["CA2"].fields["callback_at"] == "אחרי הצהריים"  # kept as said
     assert leads["CA3"].callback_status == "" and leads["CA3"].callback_at is None
+
+
+def test_dialling_over_http_always_needs_a_token() -> None:
+    """No admin token configured and no bearer: refused even from loopback (a same-host proxy makes every
+    client loopback, and a call costs money); a business's own token still dials for it."""
+    assert authorised("", "", "") == (False, 401)
+    assert authorised("Bearer nope", "", "") == (False, 403)
+    own = hashlib.sha256(b"biz-secret").hexdigest()
+    assert authorised("Bearer biz-secret", "", own) == (True, 200)
+    assert authorised("Bearer admin", "admin", "") == (True, 200)

@@ -245,6 +245,31 @@ async def test_a_dial_whose_status_never_comes_back_is_a_spent_attempt(tmp_path:
     assert lead.callback_at is not None and lead.callback_at.replace(tzinfo=timezone.utc) > lost
 
 
+async def test_a_callback_answered_while_the_worker_sheds_is_tried_again(tmp_path: Path) -> None:
+    """The person who answers hears the business's apology (the worker drains or is full), not the agent:
+    the lead is not `done` — the attempt is spent and the callback rescheduled."""
+    rest = await FakeTwilioRest(auth_token=TOKEN).start()
+    try:
+        async with running_stack(tmp_path, FakeScript(), env=env(rest), business_toml=BUSINESS) as stack:
+            lead_id = await add_lead(stack.app.sessions)
+            scheduler = CallbackScheduler(stack.app.sessions, Dialer(stack.app.sessions, stack.app.twilio_rest,
+                                                                     f"http://127.0.0.1:{stack.port}"), "host-a:1")
+            sunday_9 = datetime(2026, 12, 13, 9, 0, tzinfo=ZoneInfo("Asia/Jerusalem"))
+            assert await scheduler.step(sunday_9) == [(lead_id, "dialed")]
+            [call] = rest.created()
+            stack.app.draining = True
+            twiml = await rest.answer(call.sid, "human")
+            await rest.settle()
+            lead = await get_lead(stack.app.sessions, lead_id)
+            row = await get_call(stack.app.sessions, call.sid)
+    finally:
+        await rest.close()
+        await rest.stop()
+    assert "<Say" in twiml and "<Hangup" in twiml and "<Connect" not in twiml
+    assert row is not None and row.end_reason == "shed_outbound"
+    assert lead is not None and lead.callback_status == "scheduled" and lead.callback_attempts == 1
+
+
 async def test_the_lease_has_one_holder_until_it_expires(tmp_path: Path) -> None:
     from datetime import timedelta
 

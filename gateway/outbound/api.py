@@ -2,7 +2,7 @@
 
 Body: JSON `{"business": ID, "to": "+972…", "lead_id": N?, "purpose": "…"?}` (ASCII: non-ASCII characters
 as \\u escapes, as `json.dumps` writes them) or the same fields form-encoded. Auth, `Authorization:
-Bearer <token>`: the admin token (KOLBRIDGE_ADMIN_TOKEN; without one, loopback clients, as for /admin),
+Bearer <token>`, always (a loopback client is not trusted without one): the admin token (KOLBRIDGE_ADMIN_TOKEN),
 or the business's own token, whose SHA-256 is `[business.outbound] api_token_sha256` — valid for that
 business only (another business's token gets 403, and a lead of another business is 404). Answers
 JSON `{outcome, call_sid, detail}` with the dialler's HTTP status (201 placed, 409 on the do-not-call
@@ -36,12 +36,12 @@ def parse_body(body: str) -> dict[str, Any] | None:
     return dict(parse_qsl(text, keep_blank_values=True)) if text else None
 
 
-def authorised(bearer: str, admin_token: str, loopback: bool, token_sha256: str) -> tuple[bool, int]:
-    """(allowed, status when not): the admin's token (or loopback without one), else the business's own."""
+def authorised(bearer: str, admin_token: str, token_sha256: str) -> tuple[bool, int]:
+    """(allowed, status when not): the admin's token, else the business's own. Dialling always needs a
+    token — unlike /admin's read-only listing, a loopback client is not trusted without one (behind a
+    reverse proxy on the same host every client is loopback, and a call costs money)."""
     token = bearer.removeprefix("Bearer ").strip() if bearer.startswith("Bearer ") else ""
     if admin_token and token and hmac.compare_digest(token, admin_token):
-        return True, 200
-    if not admin_token and loopback and not token:
         return True, 200
     if token and token_sha256 and hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), token_sha256):
         return True, 200
@@ -49,13 +49,13 @@ def authorised(bearer: str, admin_token: str, loopback: bool, token_sha256: str)
 
 
 async def api_dial(sessions: Any, rest: TwilioRest | None, base: str, admin_token: str, bearer: str,
-                   loopback: bool, body: str) -> Answer:
+                   body: str) -> Answer:
     fields = parse_body(body)
     if fields is None or not isinstance(fields.get("business"), str) or not isinstance(fields.get("to"), str):
         return 400, {"outcome": "invalid", "detail": "a JSON object with business and to is required"}
     business = await get_business(sessions, fields["business"])
     token_hash = outbound_spec(business.agent).api_token_sha256 if business is not None else ""
-    allowed, status = authorised(bearer, admin_token, loopback, token_hash)
+    allowed, status = authorised(bearer, admin_token, token_hash)
     if not allowed:
         return status, {"outcome": "unauthorised", "detail": "a valid admin or business token is required"}
     lead_id = fields.get("lead_id")

@@ -90,4 +90,6 @@ async def outbound_status(app: App, form: dict[str, str], query: dict[str, str])
         row = await get_call(sessions, call_sid)
         answered_by = (row.answered_by if row is not None else "") or form.get("AnsweredBy", "")
         outcome = Outcome.MACHINE if answered_by.startswith("machine") or answered_by == "fax" else Outcome.HUMAN
+        if row is not None and row.end_reason == "shed_outbound":  # a person heard our apology, not the agent: retried
+            outcome = Outcome.FAILED
     await attempt_ended(sessions, business_id, int(lead), outcome)
