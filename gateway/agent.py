@@ -23,7 +23,8 @@ from gateway.fallback import FallbackSettings
 from gateway.http_tools import url_problem
 from prompts.builder import load_directives
 from storage.businesses import BusinessSpec, BusinessView, HttpToolSpec, LeadFieldSpec, TransferSpec, WebhookSpec
-from storage.outbound import CALLBACK_FIELD, outbound_spec
+from storage.callbacks import CALLBACK_FIELD
+from storage.outbound import outbound_spec
 
 DEFAULT_LEAD_FIELDS = (
     LeadFieldSpec("name", "The caller's full name", True),

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from storage.callbacks import callback_of_lead
 from storage.models import LeadRecord, ToolCallRow, WebhookDelivery, utcnow
-from storage.outbound import callback_of_lead
 from storage.writequeue import LeadWrite, ToolCallWrite, WebhookWrite
 
 AGENT_WRITES = (LeadWrite, ToolCallWrite, WebhookWrite)

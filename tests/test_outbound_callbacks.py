@@ -15,9 +15,9 @@ from gateway.agent import agent_spec, save_lead_tool, tools_for
 from gateway.outbound.api import authorised
 from storage.agent_records import apply_agent_write
 from storage.businesses import BusinessView
+from storage.callbacks import callback_time
 from storage.db import create_schema, make_engine, session_factory
 from storage.models import Business, LeadRecord
-from storage.outbound import callback_time
 from storage.writequeue import LeadWrite
 
 

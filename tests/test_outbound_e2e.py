@@ -34,9 +34,9 @@ from sim.fake_realtime import FakeScript
 from sim.fake_twilio_rest import FakeTwilioRest
 from sim.twilio_emulator import EmulatedCall, Step
 from storage.businesses import parse_business, upsert_business
+from storage.callbacks import get_lead
 from storage.calls import get_call
 from storage.models import LeadRecord
-from storage.outbound import get_lead
 from tests.conftest import VIRTUAL_CLOCK
 from tests.stack import running_stack
 from tests.test_agent_e2e import clip, rest_env, wait_until
@@ -273,8 +273,8 @@ async def test_a_callback_answered_while_the_worker_sheds_is_tried_again(tmp_pat
 async def test_the_lease_has_one_holder_until_it_expires(tmp_path: Path) -> None:
     from datetime import timedelta
 
+    from storage.callbacks import take_lease
     from storage.db import create_schema, make_engine, session_factory
-    from storage.outbound import take_lease
 
     engine = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'lease.db'}")
     try:

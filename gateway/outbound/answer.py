@@ -28,7 +28,8 @@ from gateway.outbound.context import OutboundContext, stream_extra
 from gateway.outbound.dialer import PURPOSE_MAX
 from gateway.prewarm import stream_parameters
 from storage.businesses import BusinessView, get_business
-from storage.outbound import OutboundSpec, get_lead, outbound_spec, record_outbound_call, set_callback
+from storage.callbacks import get_lead, set_callback
+from storage.outbound import OutboundSpec, outbound_spec, record_outbound_call
 
 if TYPE_CHECKING:
     from gateway.app import App

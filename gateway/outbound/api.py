@@ -19,7 +19,8 @@ from urllib.parse import parse_qsl
 from gateway.fallback import TwilioRest
 from gateway.outbound.dialer import Dialer, DialRequest
 from storage.businesses import get_business
-from storage.outbound import get_lead, outbound_spec
+from storage.callbacks import get_lead
+from storage.outbound import outbound_spec
 
 Answer = tuple[int, dict[str, Any]]
 

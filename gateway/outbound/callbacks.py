@@ -20,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.control import prom
 from gateway.outbound.schedule import CallbackState, Outcome, after_attempt, policy_of
 from storage.businesses import get_business
+from storage.callbacks import get_lead, set_callback
 from storage.calls import get_call
 from storage.models import utcnow
-from storage.outbound import end_unanswered, get_lead, outbound_spec, set_callback
+from storage.outbound import end_unanswered, outbound_spec
 from storage.writequeue import WebhookWrite
 
 if TYPE_CHECKING:

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from gateway.config import AppConfig
 from gateway.fallback import TwilioRest
 from gateway.outbound.dialer import Dialer, DialRequest, public_base
-from storage.outbound import dnc_add, dnc_list, dnc_remove, schedule_callback
+from storage.callbacks import schedule_callback
+from storage.outbound import dnc_add, dnc_list, dnc_remove
 
 
 def add_outbound(csub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

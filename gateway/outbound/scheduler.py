@@ -24,9 +24,10 @@ from gateway.control import prom
 from gateway.outbound.dialer import Dialer, DialRequest, public_base
 from gateway.outbound.schedule import Action, CallbackState, CallingPolicy, Outcome, after_attempt, plan, policy_of
 from storage.businesses import get_business
+from storage.callbacks import due_callbacks, set_callback, stale_dialing, take_lease
 from storage.calls import get_call
 from storage.models import LeadRecord, utcnow
-from storage.outbound import E164, dnc_listed, due_callbacks, normalise, outbound_spec, set_callback, stale_dialing, take_lease
+from storage.outbound import E164, dnc_listed, normalise, outbound_spec
 
 if TYPE_CHECKING:
     from gateway.app import App
