@@ -106,8 +106,13 @@ async def handoff_callback(app: App, path: str, form: dict[str, str], query: dic
     attempt_record = (record.get("attempts") or {}).get(str(attempt)) or {}
     if path == "/handoff/caller-done":
         return await _caller_done(app, business, form, record, attempt, attempt_record, caller, called, stream_url, http_base)
-    # the human's leg: its progress; a final status decides the caller's next (once, for the leg we placed)
-    status = form.get("CallStatus", "")
+    return await _leg_status(app, business, call_sid, form, attempt, attempt_record, (caller, called), stream_url, http_base)
+
+
+async def _leg_status(app: App, business: BusinessView, call_sid: str, form: dict[str, str], attempt: int,
+                      attempt_record: dict[str, Any], numbers: tuple[str, str], stream_url: str, http_base: str) -> str:
+    """The human's leg: its progress; a final status decides the caller's next (once, for the leg placed)."""
+    leg_sid, status, spec = form.get("CallSid", ""), form.get("CallStatus", ""), _spec(business)
     if (attempt_record.get("leg_sid") and attempt_record["leg_sid"] != leg_sid) or attempt_record.get("outcome"):
         log.info("HANDOFF_LEG_STATUS_IGNORED", call_sid=call_sid, leg_sid=leg_sid, status=status,
                  outcome=attempt_record.get("outcome", ""))
@@ -117,7 +122,7 @@ async def handoff_callback(app: App, path: str, form: dict[str, str], query: dic
         app.writes.put(TransferWrite(call_sid, attempt, leg_sid=leg_sid, status=status,
                                      outcome="connected" if step is Next.CONNECTED and status == "completed" else ""))
         return EMPTY
-    twiml = _caller_next(app, business, step, call_sid, attempt, status, caller, called, stream_url, http_base)
+    twiml = _caller_next(app, business, step, call_sid, attempt, status, *numbers, stream_url, http_base)
     await redirect_with_retry(app.twilio_rest, call_sid, twiml)
     return EMPTY
 
