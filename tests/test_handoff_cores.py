@@ -2,6 +2,8 @@
 side, the warm leg that cannot be placed, and the record's segments and transfer merged idempotently."""
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 
 import pytest
@@ -55,9 +57,15 @@ def test_the_twiml_of_each_side_of_a_warm_transfer() -> None:
     assert "<Say" in hold_twiml("agent", "en", "", "") and "<Pause" in hold_twiml("agent", "en", "", "")
 
 
+def route_is_valid_for(token: str, twiml: str, call_sid: str, business_id: str, base: str) -> bool:
+    """Whether a stream TwiML's parameters carry a valid route signature (as the worker checks at start)."""
+    parameters = {name: html.unescape(value) for name, value in re.findall(r'<Parameter name="([^"]+)" value="([^"]*)" />', twiml)}
+    return route_is_valid(token, call_sid, business_id, parameters["route_sig"], base, parameters)
+
+
 def test_the_back_to_agent_stream_is_signed_with_its_segment_and_reason() -> None:
     twiml = back_to_agent_twiml("tok", "wss://b.example/media-stream", "https://b.example", "CA1", "biz", "+97250", "+97235", 2, "busy")
-    parameters = dict(__import__("re").findall(r'<Parameter name="([^"]+)" value="([^"]*)" />', twiml))
+    parameters = dict(re.findall(r'<Parameter name="([^"]+)" value="([^"]*)" />', twiml))
     assert parameters["segment"] == "2" and parameters["resume_reason"] == "busy"
     assert route_is_valid("tok", "CA1", "biz", parameters["route_sig"], "https://b.example", parameters)
     forged = {**parameters, "segment": "5"}  # a stream cannot claim another segment than the one signed

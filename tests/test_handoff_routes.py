@@ -75,3 +75,32 @@ async def test_a_warm_transfers_failure_paths_each_leave_the_caller_somewhere(tm
     assert row is not None and row.transfer["attempts"]["1"]["outcome"] == "back_to_agent"
     assert row.transfer["attempts"]["1"]["answered_at"] == ""  # picked up is not answered: they never joined
     assert left is not None and left.transfer["attempts"]["2"]["outcome"] == "caller_left"
+
+
+async def test_an_outbound_call_back_with_the_agent_keeps_its_outbound_facts(tmp_path: Path) -> None:
+    """A callback whose transfer nobody took resumes as the outbound call it was: direction, purpose and the
+    lead ride on the new stream, signed with its segment (so the agent keeps its outbound layer)."""
+    from storage.models import CallRecord, LeadRecord
+    from tests.test_handoff_cores import route_is_valid_for
+
+    rest = await FakeTwilioRest().start()
+    query = {"business": "demo-garage", "call": CALL, "attempt": "1"}
+    try:
+        async with running_stack(tmp_path, env={**rest_env(rest), "TWILIO_AUTH_TOKEN": TOKEN,
+                                                "KOLBRIDGE_PUBLIC_URL": PUBLIC}) as stack:
+            async with stack.app.sessions.begin() as session:
+                lead = LeadRecord(call_sid="CA-before", tool_call_id="t1", business_id="demo-garage", fields={"name": "דנה"})
+                session.add(lead)
+                await session.flush()
+                session.add(CallRecord(call_sid=CALL, business_id="demo-garage", from_number="+97235550100",
+                                       to_number="+972501234567", direction="outbound", answered_by="human",
+                                       purpose="a quote for brakes", lead_id=lead.id))
+            stack.app.writes.put(TransferWrite(CALL, 1, "warm", LINE, LEG, "queued"))
+            assert await stack.app.writes.drain(5)
+            await http(stack.port, post("/handoff/leg-status", query, {"CallSid": LEG, "CallStatus": "busy"}))
+    finally:
+        await rest.stop()
+    [moved] = rest.updates(CALL)
+    twiml = moved["Twiml"]
+    assert '<Parameter name="direction" value="outbound" />' in twiml and "a quote for brakes" in twiml and "דנה" in twiml
+    assert '<Parameter name="segment" value="2" />' in twiml and route_is_valid_for(TOKEN, twiml, CALL, "demo-garage", PUBLIC)

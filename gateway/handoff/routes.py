@@ -24,7 +24,10 @@ from gateway.fallback import FallbackSettings, apology_twiml, hangup_twiml, no_a
 from gateway.handoff.plan import ANSWERED, Next, cold_next, next_step
 from gateway.handoff.twiml import back_to_agent_twiml, hold_twiml, join_twiml, whisper_twiml
 from gateway.handoff.warm import cancel_leg, handoff_url, redirect_with_retry
+from gateway.outbound.context import OutboundContext, stream_extra
 from storage.businesses import BusinessView, TransferSpec, get_business
+from storage.callbacks import get_lead
+from storage.calls import get_call
 from storage.handoffs import transfer_of
 from storage.writequeue import TransferWrite
 
@@ -45,8 +48,20 @@ def _attempt(query: dict[str, str]) -> int:
         return 1
 
 
-def _caller_next(app: App, business: BusinessView, step: Next, call_sid: str, attempt: int, status: str,
-                 caller: str, callee: str, stream_url: str, http_base: str) -> str:
+async def carried_parameters(app: App, call_sid: str) -> dict[str, str]:
+    """An outbound call back with the agent keeps its outbound facts (layer, purpose, the lead), rebuilt from
+    its record; an inbound call carries nothing more."""
+    row = await get_call(app.sessions, call_sid)
+    if row is None or row.direction != "outbound":
+        return {}
+    lead = await get_lead(app.sessions, row.lead_id) if row.lead_id is not None else None
+    fields = dict(lead.fields or {}) if lead is not None and lead.business_id == row.business_id else {}
+    context = OutboundContext(row.to_number, row.purpose, str(row.lead_id or ""), fields, row.answered_by)
+    return stream_extra(context)
+
+
+async def _caller_next(app: App, business: BusinessView, step: Next, call_sid: str, attempt: int, status: str,
+                       caller: str, callee: str, stream_url: str, http_base: str) -> str:
     """The caller's TwiML after a failed or taken attempt, logged, counted and recorded."""
     prom.transfer_ended(business.id, f"agent:{step.value}", status or "unknown")
     app.writes.put(TransferWrite(call_sid, attempt, status=status, outcome=step.value, answered=step is Next.CONNECTED))
@@ -56,7 +71,7 @@ def _caller_next(app: App, business: BusinessView, step: Next, call_sid: str, at
     if step is Next.BACK_TO_AGENT:
         log.warning("TRANSFER_BACK_TO_AGENT", call_sid=call_sid, business_id=business.id, attempt=attempt, status=status)
         return back_to_agent_twiml(app.config.env.twilio_auth_token, stream_url, http_base, call_sid, business.id,
-                                   caller, callee, attempt + 1, status)
+                                   caller, callee, attempt + 1, status, await carried_parameters(app, call_sid))
     log.warning("TRANSFER_GAVE_UP", call_sid=call_sid, business_id=business.id, attempt=attempt, status=status)
     return apology_twiml(FallbackSettings(message=no_answer_message(business.language)), business.language)
 
@@ -72,8 +87,8 @@ async def cold_dial_done(app: App, form: dict[str, str], query: dict[str, str], 
     if form.get("CallStatus") == "completed" and status not in ANSWERED:  # the caller is gone
         return _caller_left(app, business.id, call_sid, attempt, status)
     step = cold_next(status, attempt, _spec(business).max_attempts)
-    return _caller_next(app, business, step, call_sid, attempt, status, form.get("From", ""), form.get("To", ""),
-                        stream_url, http_base)
+    return await _caller_next(app, business, step, call_sid, attempt, status, form.get("From", ""), form.get("To", ""),
+                              stream_url, http_base)
 
 
 def _caller_left(app: App, business_id: str, call_sid: str, attempt: int, status: str) -> str:
@@ -122,7 +137,7 @@ async def _leg_status(app: App, business: BusinessView, call_sid: str, form: dic
         app.writes.put(TransferWrite(call_sid, attempt, leg_sid=leg_sid, status=status,
                                      outcome="connected" if step is Next.CONNECTED and status == "completed" else ""))
         return EMPTY
-    twiml = _caller_next(app, business, step, call_sid, attempt, status, *numbers, stream_url, http_base)
+    twiml = await _caller_next(app, business, step, call_sid, attempt, status, *numbers, stream_url, http_base)
     await redirect_with_retry(app.twilio_rest, call_sid, twiml)
     return EMPTY
 
@@ -140,7 +155,8 @@ async def _caller_done(app: App, business: BusinessView, form: dict[str, str], r
         return hangup_twiml()
     if outcome == Next.BACK_TO_AGENT.value:
         return back_to_agent_twiml(app.config.env.twilio_auth_token, stream_url, http_base, call_sid, business.id,
-                                   caller, called, attempt + 1, str(attempt_record.get("status", "")))
+                                   caller, called, attempt + 1, str(attempt_record.get("status", "")),
+                                   await carried_parameters(app, call_sid))
     if outcome == Next.GIVE_UP.value:
         return apology_twiml(FallbackSettings(message=no_answer_message(business.language)), business.language)
     return hangup_twiml()
