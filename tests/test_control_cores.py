@@ -1,12 +1,14 @@
 """The control plane's LiveTable on a virtual (wall) clock: reports from two workers on two hosts."""
 from __future__ import annotations
 
+import asyncio
+
 import msgspec
 
 from actors.control_messages import CallClosed, CallOpened, CallRow, WorkerId, WorkerStats
 from actors.cores.live_table import LiveTable
 from gateway.control.reporter import UTTERANCES_PER_REPORT, ControlReporter
-from tests.conftest import settings
+from tests.conftest import VIRTUAL_CLOCK, settings
 
 A = WorkerId("host-a:101", "host-a", 101)
 B = WorkerId("host-b:202", "host-b", 202)
@@ -127,3 +129,43 @@ async def test_after_a_lost_report_the_utterances_are_sent_again_and_the_table_h
     detail = table.detail("CA1", 1000.0)
     assert detail is not None and [u["seq"] for u in detail["transcript"]] == [1, 2, 3, 4]  # type: ignore[attr-defined]
     assert reporter._report(["CA1"]).rows[0].utterances == ()  # nothing new, nothing lost: nothing sent
+
+
+class CapturingLink:
+    """The control link's face the reporter uses: up, counting drops, keeping what was reported (with when)."""
+
+    def __init__(self) -> None:
+        self.up, self.dropped = True, 0
+        self.sent: list[tuple[float, object]] = []
+
+    def report(self, msg: object) -> None:
+        self.sent.append((asyncio.get_running_loop().time(), msg))
+
+
+@VIRTUAL_CLOCK
+async def test_a_decided_utterance_is_reported_within_a_quarter_second_and_reports_stay_bounded() -> None:
+    """Rows go every second; a decided utterance goes at the next 100 ms step (at most one report per 0.25 s),
+    so the console shows a caller's words well inside its 2 s, and a talkative worker sends ≤ 4 reports a second."""
+    calls = {"CA1": FakeLiveCall([])}
+    tasks: list[asyncio.Task[None]] = []
+    reporter = ControlReporter(calls, FakeEngine(), lambda coro: tasks.append(asyncio.ensure_future(coro)),
+                               lambda sid, action: None, port=1)
+    link = CapturingLink()
+    reporter.link = link  # type: ignore[assignment]
+    reporter.background(reporter._stats())
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(3.05)
+    quiet = [at for at, _ in link.sent]
+    assert len(quiet) == 3  # nothing said: one report a second
+    decided_at = loop.time()
+    calls["CA1"].decided.append(said(1, "שלום"))
+    await asyncio.sleep(0.3)
+    [(sent_at, report)] = [(at, msg) for at, msg in link.sent if at > decided_at]
+    assert sent_at - decided_at <= 0.25 and [u["seq"] for u in report.rows[0].utterances] == [1]  # type: ignore[attr-defined]
+    for k in range(2, 42):  # a caller deciding an utterance every 50 ms for 2 s
+        calls["CA1"].decided.append(said(k, f"word {k}"))
+        await asyncio.sleep(0.05)
+    busy = [at for at, _ in link.sent if at > decided_at + 0.3]
+    assert len(busy) <= 2 / 0.25 + 1, len(busy)
+    tasks[0].cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
