@@ -15,18 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import TYPE_CHECKING
 
 from sim.fake_twilio_calls import FakeCall, FakeConference
+from sim.fake_twilio_ports import PlanePort
 from sim.fake_twilio_twiml import run_document, spoken
-
-if TYPE_CHECKING:
-    from sim.fake_twilio_plane import CallPlane
 
 
 @dataclass
 class Rooms:
-    plane: CallPlane
+    plane: PlanePort
     conferences: dict[str, FakeConference] = field(default_factory=dict)  # name → its latest room
 
     def room(self, name_or_sid: str) -> FakeConference:

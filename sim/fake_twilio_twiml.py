@@ -18,13 +18,10 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
 from urllib.parse import urljoin
 
 from sim.fake_twilio_calls import FINAL_STATUSES, DialRecord, FakeCall, StreamRequest, is_true
-
-if TYPE_CHECKING:
-    from sim.fake_twilio_plane import CallPlane
+from sim.fake_twilio_ports import PlanePort
 
 MAX_REDIRECTS = 20
 
@@ -50,7 +47,7 @@ def spoken(twiml: str) -> tuple[list[str], list[str]]:
     return [text_of(v) for v in verbs if v.tag == "Say"], [text_of(v) for v in verbs if v.tag == "Play"]
 
 
-async def run_document(plane: CallPlane, call: FakeCall, twiml: str, base_url: str = "", depth: int = 0) -> None:
+async def run_document(plane: PlanePort, call: FakeCall, twiml: str, base_url: str = "", depth: int = 0) -> None:
     call.generation += 1
     call.history.append(twiml)
     call.base_url, call.waiting, call.pending = base_url, "", []
@@ -64,7 +61,7 @@ async def run_document(plane: CallPlane, call: FakeCall, twiml: str, base_url: s
     await run_verbs(plane, call, verbs, depth)
 
 
-async def run_verbs(plane: CallPlane, call: FakeCall, verbs: list[ET.Element], depth: int = 0) -> None:
+async def run_verbs(plane: PlanePort, call: FakeCall, verbs: list[ET.Element], depth: int = 0) -> None:
     generation = call.generation
     for index, verb in enumerate(verbs):
         if call.generation != generation or call.status in FINAL_STATUSES:
@@ -80,22 +77,22 @@ async def run_verbs(plane: CallPlane, call: FakeCall, verbs: list[ET.Element], d
         await plane.finish(call.sid, "completed")
 
 
-async def say(plane: CallPlane, call: FakeCall, verb: ET.Element, rest: list[ET.Element], depth: int) -> bool:
+async def say(plane: PlanePort, call: FakeCall, verb: ET.Element, rest: list[ET.Element], depth: int) -> bool:
     call.said.append(text_of(verb))
     return False
 
 
-async def play(plane: CallPlane, call: FakeCall, verb: ET.Element, rest: list[ET.Element], depth: int) -> bool:
+async def play(plane: PlanePort, call: FakeCall, verb: ET.Element, rest: list[ET.Element], depth: int) -> bool:
     call.played.append(text_of(verb))
     return False
 
 
-async def hangup(plane: CallPlane, call: FakeCall, verb: ET.Element, rest: list[ET.Element], depth: int) -> bool:
+async def hangup(plane: PlanePort, call: FakeCall, verb: ET.Element, rest: list[ET.Element], depth: int) -> bool:
     await plane.finish(call.sid, "completed")
     return True
 
 
-async def redirect(plane: CallPlane, call: FakeCall, verb: ET.Element, rest: list[ET.Element], depth: int) -> bool:
+async def redirect(plane: PlanePort, call: FakeCall, verb: ET.Element, rest: list[ET.Element], depth: int) -> bool:
     if depth >= MAX_REDIRECTS:
         plane.webhooks.errors.append(f"{call.sid}: more than {MAX_REDIRECTS} redirects")
         await plane.finish(call.sid, "failed")
@@ -106,7 +103,7 @@ async def redirect(plane: CallPlane, call: FakeCall, verb: ET.Element, rest: lis
     return True
 
 
-async def dial(plane: CallPlane, call: FakeCall, verb: ET.Element, rest: list[ET.Element], depth: int) -> bool:
+async def dial(plane: PlanePort, call: FakeCall, verb: ET.Element, rest: list[ET.Element], depth: int) -> bool:
     action = absolute(call.base_url, verb.get("action", ""))
     call.waiting, call.pending = "dial", rest
     conference = verb.find("Conference")
@@ -124,7 +121,7 @@ async def dial(plane: CallPlane, call: FakeCall, verb: ET.Element, rest: list[ET
     return True
 
 
-async def connect(plane: CallPlane, call: FakeCall, verb: ET.Element, rest: list[ET.Element], depth: int) -> bool:
+async def connect(plane: PlanePort, call: FakeCall, verb: ET.Element, rest: list[ET.Element], depth: int) -> bool:
     stream = verb.find("Stream")
     if stream is None:
         return False
@@ -134,5 +131,5 @@ async def connect(plane: CallPlane, call: FakeCall, verb: ET.Element, rest: list
     return True
 
 
-Verb = Callable[["CallPlane", FakeCall, ET.Element, list[ET.Element], int], Awaitable[bool]]
+Verb = Callable[[PlanePort, FakeCall, ET.Element, list[ET.Element], int], Awaitable[bool]]
 VERBS: dict[str, Verb] = {"Say": say, "Play": play, "Hangup": hangup, "Redirect": redirect, "Dial": dial, "Connect": connect}
