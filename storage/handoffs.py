@@ -20,6 +20,7 @@ from storage.models import CallRecord, UtteranceRecord, utcnow
 from storage.writequeue import CallEndWrite, CallStartWrite, TransferWrite
 
 SEGMENT_SEQ_STRIDE = 100_000  # segment n's utterances are numbered from (n − 1) × this
+PROGRESS = frozenset({"", "holding", "dialing", "queued", "initiated", "ringing", "in-progress"})  # not final
 
 
 def segment_seq_base(segment: int) -> int:
@@ -61,9 +62,11 @@ def merge_transfer(row: CallRecord, write: TransferWrite) -> None:
     transfer: dict[str, Any] = {**(row.transfer or {})}
     attempts = {str(key): dict(value) for key, value in (transfer.get("attempts") or {}).items()}
     attempt = attempts.setdefault(str(write.attempt), {"leg_sid": "", "status": "", "answered_at": "", "outcome": ""})
-    for key, value in (("leg_sid", write.leg_sid), ("status", write.status), ("outcome", write.outcome)):
+    for key, value in (("leg_sid", write.leg_sid), ("outcome", write.outcome)):
         if value:
             attempt[key] = value
+    if write.status and not (write.status in PROGRESS and attempt["status"] not in PROGRESS):
+        attempt["status"] = write.status  # Twilio's callbacks can arrive out of order: a final status stays
     if write.mode:
         transfer["mode"] = write.mode
     if write.number:

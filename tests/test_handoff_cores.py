@@ -106,6 +106,10 @@ def test_the_record_keeps_each_segment_and_merges_the_transfer_idempotently() ->
     assert row.transfer["attempts"]["1"] == {"leg_sid": "CAleg", "status": "completed", "answered_at": answered_at,
                                              "outcome": "connected"}
     assert segment_seq_base(1) == 0 and segment_seq_base(3) == 200_000
+    # Twilio's callbacks can arrive out of order: an "initiated" after the final "no-answer" changes nothing
+    merge_transfer(row, TransferWrite("CA1", 2, "warm", "+97235550999", "CAleg2", "no-answer", outcome="back_to_agent"))
+    merge_transfer(row, TransferWrite("CA1", 2, leg_sid="CAleg2", status="initiated"))
+    assert row.transfer["attempts"]["2"]["status"] == "no-answer"
 
 
 def test_a_first_segments_end_written_after_the_second_began_does_not_end_the_call() -> None:
