@@ -18,10 +18,16 @@ import asyncio
 import functools
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 
 import aiosqlite.core
+
+# The watchers wait on their own threads, never on the loop's default executor (6 threads on 2 cores), which
+# asyncio.to_thread work in the same test needs; a watcher whose statement never ends gives up after WATCH_S.
+WATCHERS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="sqlite-watch")
+WATCH_S = 60.0
 
 
 def _tracked(execute: Any) -> Any:
@@ -31,7 +37,7 @@ def _tracked(execute: Any) -> Any:
         if not getattr(loop, "looptime_on", False):  # the wall clock (or not looptime's loop): nothing to show
             return await execute(self, fn, *args, **kwargs)
         done = threading.Event()
-        waiter = loop.run_in_executor(None, done.wait)  # looptime sees this one
+        waiter = loop.run_in_executor(WATCHERS, done.wait, WATCH_S)  # looptime sees this one
         try:
             return await execute(self, fn, *args, **kwargs)
         finally:
