@@ -142,6 +142,7 @@ Write = Union[CallStartWrite, UtteranceWrite, CallEndWrite, HeartbeatWrite, Lead
 Apply = Callable[[Write], Awaitable[None]]
 ApplyBatch = Callable[[Sequence[Write]], Awaitable[None]]
 BATCH_MAX = 64
+STOP_WAIT_S = 12.0  # close(): how long the task may take to finish the write in hand (each has 10 s)
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Write)
 
@@ -177,6 +178,7 @@ class WriteQueue:
         self.idle = asyncio.Event()
         self.idle.set()
         self.task: asyncio.Task[None] | None = None
+        self.stopping = False  # close(): the task finishes the write in hand and stops (never cancelled mid-write)
         self.down_since: float | None = None
         self.worker = owner or f"{socket.gethostname()}:{os.getpid()}"
         journal_dir.mkdir(parents=True, exist_ok=True)
@@ -274,9 +276,10 @@ class WriteQueue:
             await self.apply_batch(writes)
             self.batches += 1
 
-    async def _apply_until_done(self, writes: list[Write]) -> None:
+    async def _apply_until_done(self, writes: list[Write]) -> bool:
         """Retried in order while the database is unreachable; refused for a reason of their own, to the dead
-        letters (a batch one write at a time, so only the refused write goes)."""
+        letters (a batch one write at a time, so only the refused write goes). False: the queue is closing
+        and the database still unreachable — the writes stay where they are (spilled to the journal)."""
         delay = 0.1
         while True:
             try:
@@ -285,8 +288,9 @@ class WriteQueue:
                 raise
             except Exception as exc:  # noqa: BLE001 — unreachable: retried, in order; refused: set aside
                 if not is_unreachable(exc):
-                    await self._refused(writes, exc)
-                    return
+                    return await self._refused(writes, exc)
+                if self.stopping:
+                    return False
                 self.counters.retried += 1
                 if self.down_since is None:
                     log.error("DB_WRITE_FAILED", what=type(writes[0]).__name__, error=str(exc)[:200],
@@ -302,31 +306,34 @@ class WriteQueue:
                 self.down_since = None
                 self.dead_letters.database_back()
             self.counters.applied += len(writes)
-            return
+            return True
 
     def _went_down(self) -> None:
         if self.down_since is None:
             self.down_since = asyncio.get_running_loop().time()
 
-    async def _refused(self, writes: list[Write], exc: Exception) -> None:
+    async def _refused(self, writes: list[Write], exc: Exception) -> bool:
+        """False: closing with the database gone mid-split — the whole batch stays (replayed idempotently)."""
         if len(writes) > 1:
             self.counters.batches_split += 1
             log.warning("DB_BATCH_SPLIT", writes=len(writes), error_type=type(exc).__name__, error=error_text(exc)[:200])
             for write in writes:
-                await self._apply_until_done([write])
-            return
+                if not await self._apply_until_done([write]):
+                    return False
+            return True
         write = writes[0]
         self.counters.dead += 1
         if not await self.dead_letters.bury(str(write.__struct_config__.tag), getattr(write, "call_sid", ""),
                                             _encoder.encode(write), exc):
             self.counters.dead_journaled += 1
+        return True
 
     async def _run(self) -> None:
-        while True:
+        while not self.stopping:
             await self.wake.wait()
             self.wake.clear()
             await self._sync_journal()
-            while True:
+            while not self.stopping:
                 if self.dead_letters.due:  # at start, and when the database is back
                     await self.dead_letters.move()
                 if self._journal_pending():
@@ -342,13 +349,15 @@ class WriteQueue:
                         log.error("DB_JOURNAL_BAD_LINE", line=line[:200].decode("utf-8", "replace"))
                         self.replayed_to = end
                         continue
-                    await self._apply_until_done([write])
+                    if not await self._apply_until_done([write]):
+                        break
                     self.replayed_to = end
                     self.counters.replayed += 1
                     self._journal_done()
                 elif self.memory:
                     batch = list(islice(self.memory, BATCH_MAX if self.apply_batch is not None else 1))
-                    await self._apply_until_done(batch)
+                    if not await self._apply_until_done(batch):
+                        break
                     for write in batch:  # close() may have spilled the memory meanwhile
                         if self.memory and self.memory[0] is write:
                             self.memory.popleft()
@@ -367,12 +376,7 @@ class WriteQueue:
     async def close(self, timeout_s: float = 5.0) -> None:
         """Apply what can be applied within `timeout_s`; spill the rest to the journal for the next start."""
         await self.drain(timeout_s)
-        if self.task is not None:
-            self.task.cancel()
-            try:
-                await self.task
-            except (asyncio.CancelledError, Exception):  # noqa: BLE001
-                pass
+        await self._stop_task()
         if self.memory:
             log.warning("DB_QUEUE_SPILLED_AT_SHUTDOWN", writes=len(self.memory), journal=str(self.journal_path))
             self._spill_memory()
@@ -383,6 +387,24 @@ class WriteQueue:
         self.dead_letters.close()
         if not self.pending_at_close:
             self.journal_path.unlink(missing_ok=True)
+
+    async def _stop_task(self) -> None:
+        """The task stops between writes: a write in flight finishes (or fails) first. A task cancelled in the
+        middle of a database call could wait for ever on a driver that never answers the cancellation
+        (aiosqlite under SQLAlchemy: seen as a hung close), so it is cancelled only if it has not stopped
+        within STOP_WAIT_S (a write's own deadline is 10 s), and then not waited for."""
+        task = self.task
+        if task is None or task.done():
+            return
+        self.stopping = True
+        self.wake.set()
+        done, _ = await asyncio.wait({task}, timeout=STOP_WAIT_S)
+        if not done:
+            log.error("DB_QUEUE_STOP_FORCED", waited_s=STOP_WAIT_S, queued=len(self.memory))
+            task.cancel()
+            return
+        if not task.cancelled() and task.exception() is not None:
+            log.error("DB_QUEUE_TASK_FAILED", error=repr(task.exception())[:200])
 
     def stats(self) -> dict[str, Any]:
         pending = self.pending_at_close if self.journal.closed else self._journal_pending()

@@ -11,6 +11,7 @@ import pytest
 from storage.calls import apply_in, apply_write, get_call, get_utterances
 from storage.db import create_schema, make_engine, session_factory
 from storage.writequeue import CallEndWrite, CallStartWrite, UtteranceWrite, Write, WriteQueue
+from tests.conftest import VIRTUAL_CLOCK
 
 
 def utterance(seq: int) -> UtteranceWrite:
@@ -188,3 +189,30 @@ async def test_batches_apply_in_order_in_one_transaction_and_a_failed_batch_is_r
     assert [u.seq for u in await get_utterances(sessions, "CA1")] == list(range(1, 150))
     await queue.close(1)
     await engine.dispose()
+
+
+@VIRTUAL_CLOCK
+async def test_close_lets_the_write_in_hand_finish_instead_of_cancelling_it(tmp_path: Path) -> None:
+    """close() after its drain deadline no longer cancels the task mid-write: a database call cancelled half-way
+    could wait for ever on a driver that never answers the cancellation (a hung close, seen in CI). The write
+    in hand finishes, nothing is spilled, and the queue stops."""
+    started, release = asyncio.Event(), asyncio.Event()
+    applied: list[Write] = []
+
+    async def slow_apply(write: Write) -> None:
+        started.set()
+        await release.wait()  # a database call still running when close() gives up draining
+        applied.append(write)
+
+    queue = WriteQueue(slow_apply, tmp_path, owner="w1")
+    queue.start()
+    queue.put(utterance(1))
+    await asyncio.wait_for(started.wait(), 1)
+    closing = asyncio.create_task(queue.close(0.05))
+    while not queue.stopping:  # the drain deadline passed: the queue asked its task to stop
+        await asyncio.sleep(0.01)
+    assert not closing.done() and applied == []  # close waits for the write in hand…
+    release.set()
+    await asyncio.wait_for(closing, 1)
+    assert applied == [utterance(1)] and queue.task is not None and queue.task.done() and not queue.task.cancelled()
+    assert queue.counters.spilled == 0 and not (tmp_path / "writes-w1.jsonl").exists()  # …and nothing was spilled
