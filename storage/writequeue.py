@@ -389,10 +389,12 @@ class WriteQueue:
             self.journal_path.unlink(missing_ok=True)
 
     async def _stop_task(self) -> None:
-        """The task stops between writes: a write in flight finishes (or fails) first. A task cancelled in the
-        middle of a database call could wait for ever on a driver that never answers the cancellation
-        (aiosqlite under SQLAlchemy: seen as a hung close), so it is cancelled only if it has not stopped
-        within STOP_WAIT_S (a write's own deadline is 10 s), and then not waited for."""
+        """The task stops between writes: a write in flight finishes (or fails) first. Cancelling it instead
+        could be lost: Python 3.11's `asyncio.wait_for` returns the inner result when the cancellation meets
+        an inner call that has just failed, swallowing the CancelledError — the retry loop of an unreachable
+        database then went on for ever and close() with it (seen in CI and here: the journal test of
+        tests/test_writequeue.py, and any worker's shutdown during an outage). So it is cancelled only if it
+        has not stopped within STOP_WAIT_S (a write's own deadline is 10 s), and then not waited for."""
         task = self.task
         if task is None or task.done():
             return
