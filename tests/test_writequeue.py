@@ -216,3 +216,24 @@ async def test_close_lets_the_write_in_hand_finish_instead_of_cancelling_it(tmp_
     await asyncio.wait_for(closing, 1)
     assert applied == [utterance(1)] and queue.task is not None and queue.task.done() and not queue.task.cancelled()
     assert queue.counters.spilled == 0 and not (tmp_path / "writes-w1.jsonl").exists()  # …and nothing was spilled
+
+
+@VIRTUAL_CLOCK
+async def test_close_during_an_outage_always_returns_and_spills(tmp_path: Path) -> None:
+    """close() during an outage returns and leaves the write in the journal, wherever the retry loop is (200
+    closes at different moments of it). The hang it guards against needed close()'s cancellation to meet a
+    write that had just failed in the same loop iteration (3.11's wait_for then returns the failure and the
+    cancellation is lost); the virtual clock cannot line that up, so this checks the stop that no longer
+    depends on it: the task is asked to stop between writes, never cancelled to end."""
+
+    async def down(write: Write) -> None:
+        await asyncio.sleep(0)
+        raise ConnectionRefusedError("database is down")
+
+    for attempt in range(200):
+        queue = WriteQueue(down, tmp_path / str(attempt), backoff_max_s=0.01, owner="w1")
+        queue.start()
+        queue.put(utterance(1))
+        await asyncio.sleep(0.001 * (attempt % 17))  # close at a different point of the retry loop each time
+        await asyncio.wait_for(queue.close(0.005 * (attempt % 5)), 20)
+        assert queue.pending_at_close and (tmp_path / str(attempt) / "writes-w1.jsonl").stat().st_size > 0
