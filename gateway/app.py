@@ -48,6 +48,7 @@ from storage.calls import apply_write, apply_writes, close_lost_calls
 from storage.models import utcnow
 from storage.writequeue import HeartbeatWrite, WriteQueue
 
+SHUTDOWN_TASKS_S = 5.0  # background tasks stop within this at shutdown (then cancelled again, then named)
 log = structlog.get_logger("kolbridge.gateway")
 
 
@@ -234,16 +235,33 @@ class App:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    async def _stop_background(self) -> None:
+        """Cancel the background tasks and wait for them, bounded: a cancellation can be lost (Python 3.11's
+        wait_for returns an inner call's result or failure when both meet in one loop turn, and a loop that
+        catches the failure goes on), so one still running after SHUTDOWN_TASKS_S is cancelled again, and
+        one that outlives that is named in the log rather than waited for."""
+        pending = set(self._pending)
+        for task in pending:
+            task.cancel()
+        for round_s in (SHUTDOWN_TASKS_S, 1.0):
+            if not pending:
+                break
+            done, pending = await asyncio.wait(pending, timeout=round_s)
+            for task in done:
+                if not task.cancelled():
+                    task.exception()  # retrieved: a failure at shutdown is not news
+            for task in pending:
+                task.cancel()  # asked again: the first one may have been lost
+        if pending:
+            log.error("SHUTDOWN_TASKS_STUCK", tasks=sorted(task.get_name() for task in pending))
+
     async def shutdown(self) -> None:
         for call in list(self.calls.values()):
             await self.end_call(call.call_id, "server_shutdown")
         if self._ticker_task:
             self._ticker_task.cancel()
         await self.prewarmer.close()
-        for task in list(self._pending):
-            task.cancel()
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+        await self._stop_background()
         await self.tenant_http.close()
         await self.writes.close(5.0)
         log.info("DB_WRITES", **self.writes.stats())
