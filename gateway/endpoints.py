@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import structlog
 from twilio.request_validator import RequestValidator
-from twilio.twiml.voice_response import Connect, VoiceResponse
+from twilio.twiml.voice_response import VoiceResponse
 from websockets.asyncio.server import ServerConnection
 from websockets.http11 import Request, Response
 
@@ -36,7 +36,7 @@ from gateway.http_shim import FORM_HEADER, METHOD_HEADER
 from gateway.outbound.answer import outbound_voice
 from gateway.outbound.api import api_dial
 from gateway.outbound.callbacks import outbound_status
-from gateway.prewarm import stream_parameters
+from gateway.prewarm import stream_twiml
 from storage.businesses import business_for_number, get_business
 
 log = structlog.get_logger("kolbridge.gateway")
@@ -203,13 +203,7 @@ async def voice_twiml(app: App, form: dict[str, str], stream_url: str, http_base
         app.record_shed(call_sid, business.id, form, shed, lateness, fallback.mode)
         return fallback_twiml(fallback, business.language, form.get("From", ""),
                               dial_action_url(http_base, business.id, "fallback"))
-    # when the stream ends with the call still up, Twilio asks this URL what next (the fallback, or hang up)
-    connect = Connect(action=f"{http_base}/stream-ended") if http_base else Connect()
-    stream = connect.stream(url=stream_url)
-    for name, value in stream_parameters(app.config.env.twilio_auth_token, call_sid, business.id, http_base,
-                                         form.get("From", ""), to):
-        stream.parameter(name=name, value=value)
-    response.append(connect)
     app.prewarmer.start(call_sid, realtime_for(app.config.file.realtime, business).model)
     log.info("VOICE_ROUTED", call_sid=call_sid, to=to, business_id=business.id)
-    return str(response)
+    return stream_twiml(app.config.env.twilio_auth_token, stream_url, http_base, call_sid, business.id,
+                        form.get("From", ""), to)

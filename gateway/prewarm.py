@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, Coroutine
 
 import structlog
+from twilio.twiml.voice_response import Connect, VoiceResponse
 
 log = structlog.get_logger("kolbridge.prewarm")
 
@@ -45,17 +46,24 @@ def route_is_valid(token: str, call_sid: str, business_id: str, signature: str, 
     return hmac.compare_digest(route_signature(token, call_sid, business_id, action_base, signed), signature)
 
 
-def stream_parameters(token: str, call_sid: str, business_id: str, action_base: str, caller: str, callee: str,
-                      extra: Mapping[str, str] | None = None) -> list[tuple[str, str]]:
-    """The `<Parameter>`s of a call's `<Stream>` (inbound, outbound or back from a transfer), signed when a
-    Twilio auth token is set."""
+def stream_twiml(token: str, stream_url: str, action_base: str, call_sid: str, business_id: str, caller: str,
+                 callee: str, extra: Mapping[str, str] | None = None) -> str:
+    """A call's `<Connect><Stream>` TwiML (inbound, outbound or back from a transfer): when the stream ends
+    with the call still up Twilio asks `<action_base>/stream-ended` what next; its `<Parameter>`s are signed
+    when a Twilio auth token is set."""
     parameters = [("business_id", business_id), ("call_sid", call_sid), ("from", caller), ("to", callee)]
     if action_base:
         parameters.append(("action_base", action_base))  # a transfer's <Dial action> is built on it
     parameters += list((extra or {}).items())
     if token:
         parameters.append(("route_sig", route_signature(token, call_sid, business_id, action_base, extra)))
-    return parameters
+    response = VoiceResponse()
+    connect = Connect(action=f"{action_base}/stream-ended") if action_base else Connect()
+    stream = connect.stream(url=stream_url)
+    for name, value in parameters:
+        stream.parameter(name=name, value=value)
+    response.append(connect)
+    return str(response)
 
 
 class Prewarmer:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from twilio.twiml.voice_response import Connect, Dial, VoiceResponse
+from twilio.twiml.voice_response import Dial, VoiceResponse
 
 from gateway.fallback import DEFAULT_VOICES
-from gateway.prewarm import stream_parameters
+from gateway.prewarm import stream_twiml
 
 # one track of Twilio's public classical hold-music bucket (the files its default waitUrl twimlet plays): an
 # audio file, so `<Play>` can play it — the twimlet itself answers TwiML, which `<Play>` cannot
@@ -81,14 +81,8 @@ def hold_twiml(hold: str, language: str, hold_url: str, hold_message: str) -> st
 def back_to_agent_twiml(token: str, stream_url: str, http_base: str, call_sid: str, business_id: str, caller: str,
                         callee: str, segment: int, reason: str, carried: Mapping[str, str] | None = None) -> str:
     """`carried`: what the call's first stream was given beyond its route (an outbound call's facts), signed again."""
-    response = VoiceResponse()
-    connect = Connect(action=f"{http_base}/stream-ended") if http_base else Connect()
-    stream = connect.stream(url=stream_url)
     extra = {**(carried or {}), "segment": str(segment), "resume_reason": reason}
-    for name, value in stream_parameters(token, call_sid, business_id, http_base, caller, callee, extra):
-        stream.parameter(name=name, value=value)
-    response.append(connect)
-    return str(response)
+    return stream_twiml(token, stream_url, http_base, call_sid, business_id, caller, callee, extra)
 
 
 def resume_note(reason: str) -> str:

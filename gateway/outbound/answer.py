@@ -18,7 +18,7 @@ from string import Template
 from typing import TYPE_CHECKING, Any
 
 import structlog
-from twilio.twiml.voice_response import Connect, VoiceResponse
+from twilio.twiml.voice_response import VoiceResponse
 
 from gateway.config.overrides import fallback_for, realtime_for
 from gateway.control import prom
@@ -26,7 +26,7 @@ from gateway.fallback import DEFAULT_VOICES, apology_twiml, hangup_twiml
 from gateway.outbound.callbacks import report_unstreamed
 from gateway.outbound.context import OutboundContext, stream_extra
 from gateway.outbound.dialer import PURPOSE_MAX
-from gateway.prewarm import stream_parameters
+from gateway.prewarm import stream_twiml
 from storage.businesses import BusinessView, get_business
 from storage.callbacks import get_lead, set_callback
 from storage.outbound import OutboundSpec, outbound_spec, record_outbound_call
@@ -77,7 +77,7 @@ async def outbound_voice(app: App, form: dict[str, str], query: dict[str, str], 
         outcome, end_reason = "human", ""
         lead = await _lead_fields(app, business.id, lead_id, call_sid)
         context = OutboundContext(callee, purpose, "" if lead_id is None else str(lead_id), lead, answered_by)
-        twiml = stream_twiml(app, business, call_sid, context, ours, stream_url, http_base)
+        twiml = person_stream_twiml(app, business, call_sid, context, ours, stream_url, http_base)
     log.info("OUTBOUND_ANSWERED", call_sid=call_sid, business_id=business.id, answered_by=answered_by or "-",
              outcome=outcome, lead_id=lead_id)
     prom.outbound_call(business.id, outcome)
@@ -91,18 +91,12 @@ async def outbound_voice(app: App, form: dict[str, str], query: dict[str, str], 
     return twiml
 
 
-def stream_twiml(app: App, business: BusinessView, call_sid: str, context: OutboundContext, ours: str,
-                 stream_url: str, http_base: str) -> str:
+def person_stream_twiml(app: App, business: BusinessView, call_sid: str, context: OutboundContext, ours: str,
+                        stream_url: str, http_base: str) -> str:
     """The media stream for a person who answered, its outbound facts signed into the route."""
-    response = VoiceResponse()
-    connect = Connect(action=f"{http_base}/stream-ended") if http_base else Connect()
-    stream = connect.stream(url=stream_url)
-    for name, value in stream_parameters(app.config.env.twilio_auth_token, call_sid, business.id, http_base, ours,
-                                         context.callee, stream_extra(context)):
-        stream.parameter(name=name, value=value)
-    response.append(connect)
     app.prewarmer.start(call_sid, realtime_for(app.config.file.realtime, business).model)
-    return str(response)
+    return stream_twiml(app.config.env.twilio_auth_token, stream_url, http_base, call_sid, business.id, ours,
+                        context.callee, stream_extra(context))
 
 
 async def _lead_fields(app: App, business_id: str, lead_id: int | None, call_sid: str) -> dict[str, object]:

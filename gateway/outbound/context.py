@@ -49,7 +49,7 @@ def lead_json(fields: Mapping[str, Any]) -> str:
 
 
 def stream_extra(context: OutboundContext) -> dict[str, str]:
-    """The outbound parameters of the call's `<Stream>` (signed with the others by `stream_parameters`)."""
+    """The outbound parameters of the call's `<Stream>` (signed with the others by `stream_twiml`)."""
     return {"direction": "outbound", "answered_by": context.answered_by, "lead_id": context.lead_id,
             "purpose": context.purpose, "lead": lead_json(context.lead)}
 
