@@ -89,10 +89,3 @@ async def conversation_so_far(sessions: async_sessionmaker[AsyncSession], call_s
             select(UtteranceRecord.role, UtteranceRecord.text, UtteranceRecord.classification)
             .where(UtteranceRecord.call_sid == call_sid).order_by(UtteranceRecord.seq.desc()).limit(limit))).all()
     return [(role, text) for role, text, label in reversed(rows) if text.strip() and label in ("", "turn")]
-
-
-async def transfer_of(sessions: async_sessionmaker[AsyncSession], call_sid: str) -> tuple[dict[str, Any], str, str]:
-    """The call's transfer record and the caller's numbers (from, to) — a stream back to the agent carries them."""
-    async with sessions() as session:
-        row = await session.get(CallRecord, call_sid)
-        return (dict(row.transfer or {}), row.from_number, row.to_number) if row is not None else ({}, "", "")

@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from gateway.agent import agent_spec
 from gateway.app import App
 from gateway.control import prom
 from gateway.fallback import FallbackSettings, apology_twiml, hangup_twiml, no_answer_message
@@ -28,7 +29,7 @@ from gateway.outbound.context import OutboundContext, stream_extra
 from storage.businesses import BusinessView, TransferSpec, get_business
 from storage.callbacks import get_lead
 from storage.calls import get_call
-from storage.handoffs import transfer_of
+from storage.models import CallRecord
 from storage.writequeue import TransferWrite
 
 log = structlog.get_logger("kolbridge.handoff")
@@ -36,8 +37,6 @@ EMPTY = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response />"
 
 
 def _spec(business: BusinessView) -> TransferSpec:
-    from gateway.agent import agent_spec  # the business's agent column, typed
-
     return agent_spec(business).transfer
 
 
@@ -48,10 +47,9 @@ def _attempt(query: dict[str, str]) -> int:
         return 1
 
 
-async def carried_parameters(app: App, call_sid: str) -> dict[str, str]:
+async def carried_parameters(app: App, row: CallRecord | None) -> dict[str, str]:
     """An outbound call back with the agent keeps its outbound facts (layer, purpose, the lead), rebuilt from
     its record; an inbound call carries nothing more."""
-    row = await get_call(app.sessions, call_sid)
     if row is None or row.direction != "outbound":
         return {}
     lead = await get_lead(app.sessions, row.lead_id) if row.lead_id is not None else None
@@ -61,8 +59,9 @@ async def carried_parameters(app: App, call_sid: str) -> dict[str, str]:
 
 
 async def _caller_next(app: App, business: BusinessView, step: Next, call_sid: str, attempt: int, status: str,
-                       caller: str, callee: str, stream_url: str, http_base: str) -> str:
-    """The caller's TwiML after a failed or taken attempt, logged, counted and recorded."""
+                       caller: str, callee: str, stream_url: str, http_base: str, row: CallRecord | None = None) -> str:
+    """The caller's TwiML after a failed or taken attempt, logged, counted and recorded (`row`: the call's
+    record when the caller already read it; back to the agent reads it otherwise)."""
     prom.transfer_ended(business.id, f"agent:{step.value}", status or "unknown")
     app.writes.put(TransferWrite(call_sid, attempt, status=status, outcome=step.value, answered=step is Next.CONNECTED))
     if step is Next.CONNECTED:
@@ -71,7 +70,8 @@ async def _caller_next(app: App, business: BusinessView, step: Next, call_sid: s
     if step is Next.BACK_TO_AGENT:
         log.warning("TRANSFER_BACK_TO_AGENT", call_sid=call_sid, business_id=business.id, attempt=attempt, status=status)
         return back_to_agent_twiml(app.config.env.twilio_auth_token, stream_url, http_base, call_sid, business.id,
-                                   caller, callee, attempt + 1, status, await carried_parameters(app, call_sid))
+                                   caller, callee, attempt + 1, status,
+                                   await carried_parameters(app, row or await get_call(app.sessions, call_sid)))
     log.warning("TRANSFER_GAVE_UP", call_sid=call_sid, business_id=business.id, attempt=attempt, status=status)
     return apology_twiml(FallbackSettings(message=no_answer_message(business.language)), business.language)
 
@@ -117,15 +117,15 @@ async def handoff_callback(app: App, path: str, form: dict[str, str], query: dic
         app.writes.put(TransferWrite(call_sid, attempt, leg_sid=leg_sid, status="in-progress", answered=True))
         log.info("TRANSFER_ANSWERED", call_sid=call_sid, business_id=business.id, attempt=attempt, leg_sid=leg_sid)
         return join_twiml(call_sid)
-    record, caller, called = await transfer_of(app.sessions, call_sid)
-    attempt_record = (record.get("attempts") or {}).get(str(attempt)) or {}
+    row = await get_call(app.sessions, call_sid)
+    attempt_record = ((row.transfer if row is not None else {}).get("attempts") or {}).get(str(attempt)) or {}
     if path == "/handoff/caller-done":
-        return await _caller_done(app, business, form, record, attempt, attempt_record, caller, called, stream_url, http_base)
-    return await _leg_status(app, business, call_sid, form, attempt, attempt_record, (caller, called), stream_url, http_base)
+        return await _caller_done(app, business, form, row, attempt, attempt_record, stream_url, http_base)
+    return await _leg_status(app, business, call_sid, form, attempt, attempt_record, row, stream_url, http_base)
 
 
 async def _leg_status(app: App, business: BusinessView, call_sid: str, form: dict[str, str], attempt: int,
-                      attempt_record: dict[str, Any], numbers: tuple[str, str], stream_url: str, http_base: str) -> str:
+                      attempt_record: dict[str, Any], row: CallRecord | None, stream_url: str, http_base: str) -> str:
     """The human's leg: its progress; a final status decides the caller's next (once, for the leg placed)."""
     leg_sid, status, spec = form.get("CallSid", ""), form.get("CallStatus", ""), _spec(business)
     if (attempt_record.get("leg_sid") and attempt_record["leg_sid"] != leg_sid) or attempt_record.get("outcome"):
@@ -137,13 +137,18 @@ async def _leg_status(app: App, business: BusinessView, call_sid: str, form: dic
         app.writes.put(TransferWrite(call_sid, attempt, leg_sid=leg_sid, status=status,
                                      outcome="connected" if step is Next.CONNECTED and status == "completed" else ""))
         return EMPTY
-    twiml = await _caller_next(app, business, step, call_sid, attempt, status, *numbers, stream_url, http_base)
+    twiml = await _caller_next(app, business, step, call_sid, attempt, status, *_numbers(row), stream_url, http_base, row)
     await redirect_with_retry(app.twilio_rest, call_sid, twiml)
     return EMPTY
 
 
-async def _caller_done(app: App, business: BusinessView, form: dict[str, str], record: dict[str, Any], attempt: int,
-                       attempt_record: dict[str, Any], caller: str, called: str, stream_url: str, http_base: str) -> str:
+def _numbers(row: CallRecord | None) -> tuple[str, str]:
+    """The caller's numbers (from, to) as the call's first stream had them."""
+    return (row.from_number, row.to_number) if row is not None else ("", "")
+
+
+async def _caller_done(app: App, business: BusinessView, form: dict[str, str], row: CallRecord | None, attempt: int,
+                       attempt_record: dict[str, Any], stream_url: str, http_base: str) -> str:
     """The caller's conference `<Dial>` ended. The caller hung up → a leg still ringing is cancelled. Else
     the conference ended under them: what was decided for this attempt (a REST move that failed) now
     happens; a human who talked → the call ends."""
@@ -155,8 +160,8 @@ async def _caller_done(app: App, business: BusinessView, form: dict[str, str], r
         return hangup_twiml()
     if outcome == Next.BACK_TO_AGENT.value:
         return back_to_agent_twiml(app.config.env.twilio_auth_token, stream_url, http_base, call_sid, business.id,
-                                   caller, called, attempt + 1, str(attempt_record.get("status", "")),
-                                   await carried_parameters(app, call_sid))
+                                   *_numbers(row), attempt + 1, str(attempt_record.get("status", "")),
+                                   await carried_parameters(app, row))
     if outcome == Next.GIVE_UP.value:
         return apology_twiml(FallbackSettings(message=no_answer_message(business.language)), business.language)
     return hangup_twiml()
