@@ -11,10 +11,13 @@ and the fake Twilio control plane (sim/fake_twilio_*), every webhook between the
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from twilio.request_validator import RequestValidator
 
+from gateway.cli.demo import DEMO_BUSINESS, OfflineStack
 from gateway.cli.records import call_show
 from gateway.prewarm import route_signature
 from sim.audio import clip_text, load_clip
@@ -42,8 +45,6 @@ def script() -> FakeScript:
 
 
 def garage(mode: str = "cold") -> str:
-    from gateway.cli.demo import DEMO_BUSINESS
-
     return DEMO_BUSINESS.replace("timeout_s = 25\n", f'timeout_s = 25\nmode = "{mode}"\nhold = "agent"\n', 1)
 
 
@@ -100,71 +101,67 @@ async def assert_one_record(sessions: object, reason: str) -> None:
     assert " transferred; #2 " in shown and f"({reason})" in shown
 
 
-@VIRTUAL_CLOCK
-async def test_a_busy_line_returns_the_caller_to_the_agent_on_the_same_call(tmp_path: Path) -> None:
-    rest = await FakeTwilioRest(auth_token=TOKEN).start()
-    rest.inbound(CALL, CALLER, CALLED)
-    try:
-        async with running_stack(tmp_path, script(), env={**rest_env(rest), "TWILIO_AUTH_TOKEN": TOKEN}) as stack:
-            await asyncio.wait_for(first_stream(stack.port).run(), 40)
-            await rest.wait_for(lambda: bool(rest.call(CALL).dialled), 5.0)
-            dialled = rest.call(CALL).dialled[-1]
-            assert dialled.number == LINE and "attempt=1" in dialled.action
-            callback_at = asyncio.get_running_loop().time()
-            await rest.dial_outcome(CALL, "busy")
-            stream, report, requested_in = await back_with_the_agent(rest, callback_at)
-            assert await wait_until(lambda: not stack.app.calls, 5)
-            assert await stack.app.writes.drain(10)
-            assert requested_in < 2.0, requested_in
-            assert_resumed(stack.fake, report, stream, "busy", "the line was busy")
-            await assert_one_record(stack.app.sessions, "busy")
-    finally:
-        await rest.stop()
-
-
-@VIRTUAL_CLOCK
-async def test_a_warm_transfer_holds_the_caller_and_whispers_the_summary_to_the_human(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def transferred(tmp_path: Path, business_toml: str | None = None) -> AsyncIterator[tuple[FakeTwilioRest, OfflineStack]]:
+    """The garage on loopback with the fake Twilio, after the caller's first stream asked for a person."""
     rest = await FakeTwilioRest(auth_token=TOKEN).start()
     rest.inbound(CALL, CALLER, CALLED)
     try:
         async with running_stack(tmp_path, script(), env={**rest_env(rest), "TWILIO_AUTH_TOKEN": TOKEN},
-                                 business_toml=garage("warm")) as stack:
+                                 business_toml=business_toml or DEMO_BUSINESS) as stack:
             await asyncio.wait_for(first_stream(stack.port).run(), 40)
-            await rest.wait_for(lambda: bool(rest.created()) and bool(rest.call(CALL).conference), 5.0)
-            leg = rest.created()[0]
-            room = rest.conferences[rest.call(CALL).conference]
-            await rest.wait_for(lambda: bool(room.hold_said), 5.0)
-            # the caller holds with the business's holding line; the human's line rings from the business's number
-            assert room.name == f"kb-{CALL}" and "נציג" in room.hold_said[0]
-            assert leg.to == LINE and leg.from_ == "+97235550123" and "/handoff/whisper" in leg.url
-            assert "/handoff/leg-status" in leg.status_callback and "answered" in leg.status_events
-            await rest.answer(leg.sid)
-            assert any(SUMMARY in said for said in leg.said), leg.said  # the whisper, before joining
-            assert leg.conference == room.name and room.joined == [CALL, leg.sid]
-            assert await stack.app.writes.drain(10)
-            row = await get_call(stack.app.sessions, CALL)
+            yield rest, stack
     finally:
         await rest.stop()
+
+
+async def assert_back_with_the_agent(rest: FakeTwilioRest, stack: OfflineStack, callback_at: float, reason: str,
+                                     why: str) -> None:
+    """Within 2 s of Twilio's callback the caller is on a new stream with the agent, seeded and told `why`;
+    one record with both segments."""
+    stream, report, requested_in = await back_with_the_agent(rest, callback_at)
+    assert await wait_until(lambda: not stack.app.calls, 5)
+    assert await stack.app.writes.drain(10)
+    assert requested_in < 2.0, requested_in
+    assert_resumed(stack.fake, report, stream, reason, why)
+    await assert_one_record(stack.app.sessions, reason)
+
+
+@VIRTUAL_CLOCK
+async def test_a_busy_line_returns_the_caller_to_the_agent_on_the_same_call(tmp_path: Path) -> None:
+    async with transferred(tmp_path) as (rest, stack):
+        await rest.wait_for(lambda: bool(rest.call(CALL).dialled), 5.0)
+        dialled = rest.call(CALL).dialled[-1]
+        assert dialled.number == LINE and "attempt=1" in dialled.action
+        callback_at = asyncio.get_running_loop().time()
+        await rest.dial_outcome(CALL, "busy")
+        await assert_back_with_the_agent(rest, stack, callback_at, "busy", "the line was busy")
+
+
+@VIRTUAL_CLOCK
+async def test_a_warm_transfer_holds_the_caller_and_whispers_the_summary_to_the_human(tmp_path: Path) -> None:
+    async with transferred(tmp_path, garage("warm")) as (rest, stack):
+        await rest.wait_for(lambda: bool(rest.created()) and bool(rest.call(CALL).conference), 5.0)
+        leg = rest.created()[0]
+        room = rest.conferences[rest.call(CALL).conference]
+        await rest.wait_for(lambda: bool(room.hold_said), 5.0)
+        # the caller holds with the business's holding line; the human's line rings from the business's number
+        assert room.name == f"kb-{CALL}" and "נציג" in room.hold_said[0]
+        assert leg.to == LINE and leg.from_ == "+97235550123" and "/handoff/whisper" in leg.url
+        assert "/handoff/leg-status" in leg.status_callback and "answered" in leg.status_events
+        await rest.answer(leg.sid)
+        assert any(SUMMARY in said for said in leg.said), leg.said  # the whisper, before joining
+        assert leg.conference == room.name and room.joined == [CALL, leg.sid]
+        assert await stack.app.writes.drain(10)
+        row = await get_call(stack.app.sessions, CALL)
     assert row is not None and row.transfer["mode"] == "warm" and row.transfer["answered_by"] == LINE
     assert row.transfer["attempts"]["1"]["leg_sid"] == leg.sid and row.transfer["answered_at"]
 
 
 @VIRTUAL_CLOCK
 async def test_a_warm_transfer_nobody_answers_returns_the_caller_to_the_agent(tmp_path: Path) -> None:
-    rest = await FakeTwilioRest(auth_token=TOKEN).start()
-    rest.inbound(CALL, CALLER, CALLED)
-    try:
-        async with running_stack(tmp_path, script(), env={**rest_env(rest), "TWILIO_AUTH_TOKEN": TOKEN},
-                                 business_toml=garage("warm")) as stack:
-            await asyncio.wait_for(first_stream(stack.port).run(), 40)
-            await rest.wait_for(lambda: bool(rest.created()) and bool(rest.call(CALL).conference), 5.0)
-            callback_at = asyncio.get_running_loop().time()
-            await rest.finish(rest.created()[0].sid, "no-answer")
-            stream, report, requested_in = await back_with_the_agent(rest, callback_at)
-            assert await wait_until(lambda: not stack.app.calls, 5)
-            assert await stack.app.writes.drain(10)
-            assert requested_in < 2.0, requested_in
-            assert_resumed(stack.fake, report, stream, "no-answer", "nobody answered")
-            await assert_one_record(stack.app.sessions, "no-answer")
-    finally:
-        await rest.stop()
+    async with transferred(tmp_path, garage("warm")) as (rest, stack):
+        await rest.wait_for(lambda: bool(rest.created()) and bool(rest.call(CALL).conference), 5.0)
+        callback_at = asyncio.get_running_loop().time()
+        await rest.finish(rest.created()[0].sid, "no-answer")
+        await assert_back_with_the_agent(rest, stack, callback_at, "no-answer", "nobody answered")
