@@ -16,8 +16,10 @@ and the fake Twilio control plane (sim/fake_twilio_*), every webhook between the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,7 +29,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from gateway.cli import main as cli_main
-from gateway.cli.demo import DEMO_BUSINESS
+from gateway.cli.demo import DEMO_BUSINESS, OfflineStack
 from gateway.outbound.dialer import Dialer
 from gateway.outbound.scheduler import CallbackScheduler
 from sim.fake_realtime import FakeScript
@@ -166,10 +168,8 @@ async def test_a_number_on_the_do_not_call_list_is_never_dialled(tmp_path: Path,
             argv = ["calls", "dial", "--business", "demo-garage", "--to", CALLEE, "--public-url", f"http://127.0.0.1:{stack.port}"]
             assert await asyncio.to_thread(cli_main, argv) == 3
             lead_id = await add_lead(stack.app.sessions)
-            scheduler = CallbackScheduler(stack.app.sessions, Dialer(stack.app.sessions, stack.app.twilio_rest,
-                                                                     f"http://127.0.0.1:{stack.port}"), "test-worker")
             tuesday_10 = datetime(2026, 12, 8, 10, 0, tzinfo=ZoneInfo("Asia/Jerusalem"))
-            assert await scheduler.step(tuesday_10) == [(lead_id, "dnc")]
+            assert await scheduler(stack, "test-worker").step(tuesday_10) == [(lead_id, "dnc")]
             assert (lead := await get_lead(stack.app.sessions, lead_id)) is not None and lead.callback_status == "dnc"
             assert not rest.created() and not [r for r in rest.requests if r.path.endswith("/Calls.json")]
             # a business's own token dials for it alone; another business's token is refused
@@ -187,31 +187,42 @@ async def test_a_number_on_the_do_not_call_list_is_never_dialled(tmp_path: Path,
         await rest.stop()
 
 
-async def test_the_scheduler_dials_a_due_callback_and_a_no_answer_puts_it_back(tmp_path: Path) -> None:
+SUNDAY_9 = datetime(2026, 12, 13, 9, 0, tzinfo=ZoneInfo("Asia/Jerusalem"))  # within the garage's calling hours
+
+
+@contextlib.asynccontextmanager
+async def a_due_callback(tmp_path: Path) -> AsyncIterator[tuple[FakeTwilioRest, OfflineStack, int]]:
+    """The garage with the fake Twilio and one lead whose callback is due: (rest, stack, lead id)."""
     rest = await FakeTwilioRest(auth_token=TOKEN).start()
     try:
         async with running_stack(tmp_path, FakeScript(), env=env(rest), business_toml=BUSINESS) as stack:
-            lead_id = await add_lead(stack.app.sessions)
-            base = f"http://127.0.0.1:{stack.port}"
-            one = CallbackScheduler(stack.app.sessions, Dialer(stack.app.sessions, stack.app.twilio_rest, base), "host-a:1")
-            two = CallbackScheduler(stack.app.sessions, Dialer(stack.app.sessions, stack.app.twilio_rest, base), "host-b:2")
-            saturday = datetime(2026, 12, 12, 10, 0, tzinfo=ZoneInfo("Asia/Jerusalem"))  # a day off
-            assert await one.step(saturday) == [(lead_id, "wait")] and await two.step(saturday) == []  # one leader
-            assert not rest.created()
-            lead = await get_lead(stack.app.sessions, lead_id)
-            assert lead is not None and lead.callback_at is not None
-            sunday_9 = datetime(2026, 12, 13, 9, 0, tzinfo=ZoneInfo("Asia/Jerusalem"))
-            assert lead.callback_at.replace(tzinfo=timezone.utc) == sunday_9.astimezone(timezone.utc)
-            assert await one.step(sunday_9) == [(lead_id, "dialed")]
-            [call] = rest.created()
-            assert call.to == CALLEE and f"lead={lead_id}" in call.url
-            await rest.finish(call.sid, "no-answer")
-            await rest.settle()
-            lead = await get_lead(stack.app.sessions, lead_id)
-            row = await get_call(stack.app.sessions, call.sid)
+            yield rest, stack, await add_lead(stack.app.sessions)
     finally:
         await rest.close()
         await rest.stop()
+
+
+def scheduler(stack: OfflineStack, holder: str = "host-a:1") -> CallbackScheduler:
+    return CallbackScheduler(stack.app.sessions, Dialer(stack.app.sessions, stack.app.twilio_rest,
+                                                        f"http://127.0.0.1:{stack.port}"), holder)
+
+
+async def test_the_scheduler_dials_a_due_callback_and_a_no_answer_puts_it_back(tmp_path: Path) -> None:
+    async with a_due_callback(tmp_path) as (rest, stack, lead_id):
+        one, two = scheduler(stack, "host-a:1"), scheduler(stack, "host-b:2")
+        saturday = datetime(2026, 12, 12, 10, 0, tzinfo=ZoneInfo("Asia/Jerusalem"))  # a day off
+        assert await one.step(saturday) == [(lead_id, "wait")] and await two.step(saturday) == []  # one leader
+        assert not rest.created()
+        lead = await get_lead(stack.app.sessions, lead_id)
+        assert lead is not None and lead.callback_at is not None
+        assert lead.callback_at.replace(tzinfo=timezone.utc) == SUNDAY_9.astimezone(timezone.utc)
+        assert await one.step(SUNDAY_9) == [(lead_id, "dialed")]
+        [call] = rest.created()
+        assert call.to == CALLEE and f"lead={lead_id}" in call.url
+        await rest.finish(call.sid, "no-answer")
+        await rest.settle()
+        lead = await get_lead(stack.app.sessions, lead_id)
+        row = await get_call(stack.app.sessions, call.sid)
     assert not rest.webhooks.errors, rest.webhooks.errors
     assert lead is not None and lead.callback_status == "scheduled" and lead.callback_attempts == 1
     assert lead.callback_at is not None and lead.callback_call_sid == call.sid
@@ -225,22 +236,14 @@ async def test_a_dial_whose_status_never_comes_back_is_a_spent_attempt(tmp_path:
 
     from gateway.outbound.scheduler import DIALING_LOST_S
 
-    rest = await FakeTwilioRest(auth_token=TOKEN).start()
-    try:
-        async with running_stack(tmp_path, FakeScript(), env=env(rest), business_toml=BUSINESS) as stack:
-            lead_id = await add_lead(stack.app.sessions)
-            scheduler = CallbackScheduler(stack.app.sessions, Dialer(stack.app.sessions, stack.app.twilio_rest,
-                                                                     f"http://127.0.0.1:{stack.port}"), "host-a:1")
-            sunday_9 = datetime(2026, 12, 13, 9, 0, tzinfo=ZoneInfo("Asia/Jerusalem"))
-            assert await scheduler.step(sunday_9) == [(lead_id, "dialed")]
-            almost = sunday_9 + timedelta(seconds=DIALING_LOST_S - 60)
-            assert await scheduler.step(almost) == []  # still ringing, as far as anyone knows
-            lost = sunday_9 + timedelta(seconds=DIALING_LOST_S + 1)
-            assert await scheduler.step(lost) == [(lead_id, "lost_scheduled")]
-            lead = await get_lead(stack.app.sessions, lead_id)
-    finally:
-        await rest.close()
-        await rest.stop()
+    async with a_due_callback(tmp_path) as (_, stack, lead_id):
+        leader = scheduler(stack)
+        assert await leader.step(SUNDAY_9) == [(lead_id, "dialed")]
+        almost = SUNDAY_9 + timedelta(seconds=DIALING_LOST_S - 60)
+        assert await leader.step(almost) == []  # still ringing, as far as anyone knows
+        lost = SUNDAY_9 + timedelta(seconds=DIALING_LOST_S + 1)
+        assert await leader.step(lost) == [(lead_id, "lost_scheduled")]
+        lead = await get_lead(stack.app.sessions, lead_id)
     assert lead is not None and lead.callback_status == "scheduled" and lead.callback_attempts == 1
     assert lead.callback_at is not None and lead.callback_at.replace(tzinfo=timezone.utc) > lost
 
@@ -248,23 +251,14 @@ async def test_a_dial_whose_status_never_comes_back_is_a_spent_attempt(tmp_path:
 async def test_a_callback_answered_while_the_worker_sheds_is_tried_again(tmp_path: Path) -> None:
     """The person who answers hears the business's apology (the worker drains or is full), not the agent:
     the lead is not `done` — the attempt is spent and the callback rescheduled."""
-    rest = await FakeTwilioRest(auth_token=TOKEN).start()
-    try:
-        async with running_stack(tmp_path, FakeScript(), env=env(rest), business_toml=BUSINESS) as stack:
-            lead_id = await add_lead(stack.app.sessions)
-            scheduler = CallbackScheduler(stack.app.sessions, Dialer(stack.app.sessions, stack.app.twilio_rest,
-                                                                     f"http://127.0.0.1:{stack.port}"), "host-a:1")
-            sunday_9 = datetime(2026, 12, 13, 9, 0, tzinfo=ZoneInfo("Asia/Jerusalem"))
-            assert await scheduler.step(sunday_9) == [(lead_id, "dialed")]
-            [call] = rest.created()
-            stack.app.draining = True
-            twiml = await rest.answer(call.sid, "human")
-            await rest.settle()
-            lead = await get_lead(stack.app.sessions, lead_id)
-            row = await get_call(stack.app.sessions, call.sid)
-    finally:
-        await rest.close()
-        await rest.stop()
+    async with a_due_callback(tmp_path) as (rest, stack, lead_id):
+        assert await scheduler(stack).step(SUNDAY_9) == [(lead_id, "dialed")]
+        [call] = rest.created()
+        stack.app.draining = True
+        twiml = await rest.answer(call.sid, "human")
+        await rest.settle()
+        lead = await get_lead(stack.app.sessions, lead_id)
+        row = await get_call(stack.app.sessions, call.sid)
     assert "<Say" in twiml and "<Hangup" in twiml and "<Connect" not in twiml
     assert row is not None and row.end_reason == "shed_outbound"
     assert lead is not None and lead.callback_status == "scheduled" and lead.callback_attempts == 1
