@@ -45,6 +45,7 @@ async def place_leg(rest: TwilioRest, spec: TransferSpec, base: str, call_sid: s
     try:
         return await asyncio.wait_for(asyncio.to_thread(create), LEG_CREATE_S), ""
     except Exception as exc:  # noqa: BLE001 — not retried (calls.create is not idempotent): the transfer goes cold
+        log.warning("WARM_LEG_CREATE_FAILED", call_sid=call_sid, attempt=attempt, error=str(exc)[:200], exc_info=True)
         return "", f"leg not placed: {type(exc).__name__}: {str(exc)[:200]}"
 
 
@@ -76,4 +77,4 @@ async def cancel_leg(rest: TwilioRest | None, leg_sid: str) -> None:
         await asyncio.wait_for(asyncio.to_thread(cancel), 10.0)
         log.info("TRANSFER_LEG_CANCELLED", leg_sid=leg_sid)
     except Exception as exc:  # noqa: BLE001 — the line rings out on its own (its Timeout)
-        log.warning("TRANSFER_LEG_CANCEL_FAILED", leg_sid=leg_sid, error=str(exc)[:200])
+        log.warning("TRANSFER_LEG_CANCEL_FAILED", leg_sid=leg_sid, error=str(exc)[:200], exc_info=True)
