@@ -24,6 +24,7 @@ import asyncio
 import base64
 import json
 import os
+import socket
 import statistics
 import subprocess
 import sys
@@ -210,6 +211,12 @@ def one_run(role: str, impl: str, conns: int, seconds: float, port: int) -> tupl
     return float(cpu) / max(1, int(messages)) * 1e6, int(messages)
 
 
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--conns", type=int, default=100)
@@ -227,13 +234,9 @@ def main() -> None:
             asyncio.run(measured(role, impl, int(port), args.conns, args.seconds))
         return
     print(f"{args.conns} connections, {args.seconds:.0f} s a run, {args.repeat} runs; µs CPU per message")
-    port = 47600
     for role in ("server", "client"):
         for impl in ("websockets", "picows"):
-            figures = []
-            for _ in range(args.repeat):
-                port += 1
-                figures.append(one_run(role, impl, args.conns, args.seconds, port)[0])
+            figures = [one_run(role, impl, args.conns, args.seconds, free_port())[0] for _ in range(args.repeat)]
             print(f"{role:6} {impl:10} {statistics.median(figures):6.2f} ({min(figures):.2f}–{max(figures):.2f})",
                   flush=True)
 
