@@ -144,6 +144,11 @@ def slowing(speed: float, from_answer: int) -> Schedule:
     return lambda start, seed: real_time(start, ANSWER, speed=speed if seed % 10 < from_answer else 1.0)
 
 
+def slowing_bursts(speed: float, from_answer: int) -> Schedule:
+    """Bursts of 4 at `speed`× real time, then at real time from answer `from_answer` on."""
+    return lambda start, seed: bursts(start, ANSWER, speed if seed % 10 < from_answer else 1.0)
+
+
 @dataclass
 class Compared:
     """One answer (after the call's first answer was learned from), ms after its first delta."""
@@ -343,6 +348,7 @@ SCHEDULES: dict[str, Schedule] = {
     "1.5× ±10 ms": smooth(1.5, 0.010), "bursts of 4, 1.5×": bursty(1.5), "bursts of 4, 1×": bursty(1.0),
     "1× ±150 ms": smooth(1.0, 0.150), "1.5× ±150 ms": smooth(1.5, 0.150),
     "1.5×, then 1× from the 4th answer": slowing(1.5, 3),
+    "bursts of 4, 1.5×, then 1× from the 4th answer": slowing_bursts(1.5, 3),
 }
 
 
@@ -400,10 +406,27 @@ def test_under_150ms_jitter_ours_is_within_a_tick_of_the_causal_bound(speed: flo
     assert dry <= max(1, missed // 3)
 
 
-def test_a_real_time_answer_after_answers_that_ran_ahead_never_runs_dry() -> None:
+@pytest.mark.parametrize("name", ["1.5×, then 1× from the 4th answer", "bursts of 4, 1.5×, then 1× from the 4th answer"])
+def test_a_real_time_answer_after_answers_that_ran_ahead_never_runs_dry(name: str) -> None:
     """The guarantee the 40 ms floor keeps (and a rule that starts learned answers at once lost: measured in
     bench/RESULTS.md, every such call ran dry once): an answer slower than every one learned from cannot be
-    told from them by its first delta, so the floor is kept for every answer."""
+    told from them by its first delta, so the floor is kept for every answer — bursty or not."""
     for seed in range(12):
-        compared, underruns = compare(SCHEDULES["1.5×, then 1× from the 4th answer"], seed)
+        compared, underruns = compare(SCHEDULES[name], seed)
         assert not any(a.ran_dry for a in compared) and underruns == 0, (seed, compared)
+
+
+@pytest.mark.parametrize("name", ["bursts of 4, 1.5×", "bursts of 4, 1×"])
+def test_bursts_are_points_of_a_line_not_jitter(name: str) -> None:
+    """Realtime delivers in bursts: four deltas at once, then a gap. Taken as jitter, the gaps taught a
+    400 ms spread and every answer waited p50 136 ms (bench/RESULTS.md); as points of the answer's own
+    line (least squares over the bursts) the answer starts at the floor — and plays whole."""
+    answers, underruns = [], 0
+    for seed in range(20):
+        compared, after_greeting = compare(SCHEDULES[name], seed)
+        answers += compared
+        underruns += after_greeting
+    ours = [a.ours for a in answers]
+    print(f"\n{name}: first audio after the first delta p50 {p50(ours):.0f} / max {max(ours):.0f} ms")
+    assert p50(ours) <= 55 and max(ours) <= 60 + 1e-6  # the floor and the wait for its tick (was p50 136)
+    assert underruns == 0 and not any(a.ran_dry for a in answers)
