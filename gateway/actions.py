@@ -26,7 +26,7 @@ from actors.messages import Utterance
 from gateway.control import prom
 from gateway.fallback import FallbackSettings, fallback_twiml, hangup_twiml, no_answer_message
 from gateway.handoff.twiml import caller_conference_twiml
-from gateway.handoff.warm import handoff_url, place_leg, redirect_with_retry
+from gateway.handoff.warm import SUMMARY_MAX, handoff_url, place_leg, redirect_with_retry
 from gateway.http_tools import HttpOutcome, Poster, json_text
 from gateway.leaving import Exit, FallbackCall, Leaver
 from storage.handoffs import segment_seq_base
@@ -173,7 +173,8 @@ class AgentActions:
         profile, attempt = call.profile, call.profile.segment
         transfer = profile.agent.transfer
         if transfer.mode == "warm" and self.leaver.rest is not None and profile.action_base:
-            self.put(TransferWrite(call.call_id, attempt, "warm", command.number, status="holding"))
+            self.put(TransferWrite(call.call_id, attempt, "warm", command.number, status="holding",
+                                   summary=command.summary[:SUMMARY_MAX]))
             hold = handoff_url(profile.action_base, "hold", business=profile.business_id, call=call.call_id)
             done = handoff_url(profile.action_base, "caller-done", business=profile.business_id, call=call.call_id,
                                attempt=attempt)
@@ -198,7 +199,7 @@ class AgentActions:
         spec = msgspec.structs.replace(profile.agent.transfer, number=command.number)
         business_number = profile.caller if profile.direction == "outbound" else profile.called  # a number of ours
         leg, why = await place_leg(rest, spec, profile.action_base, call.call_id, profile.business_id, attempt,
-                                   command.summary, business_number)
+                                   business_number)
         if leg:
             self.put(TransferWrite(call.call_id, attempt, leg_sid=leg, status="queued"))
             log.info("WARM_TRANSFER_PLACED", call_sid=call.call_id, attempt=attempt, leg_sid=leg)

@@ -5,7 +5,7 @@ stream with the same CallSid: the record is reopened, not duplicated. `segments`
 agent — {n, started_at, ended_at, end_reason, note, metrics} — and the row's own ended_at/end_reason/metrics
 are the last part's; a later segment's utterances carry seqs from SEGMENT_SEQ_STRIDE × (n − 1), so none
 of the first part's is overwritten and the transcript reads in order. `transfer` holds the transfer's
-attempts by number: {mode, number, attempts: {n: {leg_sid, status, answered_at, outcome}}, answered_by,
+attempts by number: {mode, number, attempts: {n: {leg_sid, status, answered_at, outcome, summary}}, answered_by,
 answered_at, outcome}. Every merge is idempotent (a replayed write changes nothing).
 """
 from __future__ import annotations
@@ -62,7 +62,7 @@ def merge_transfer(row: CallRecord, write: TransferWrite) -> None:
     transfer: dict[str, Any] = {**(row.transfer or {})}
     attempts = {str(key): dict(value) for key, value in (transfer.get("attempts") or {}).items()}
     attempt = attempts.setdefault(str(write.attempt), {"leg_sid": "", "status": "", "answered_at": "", "outcome": ""})
-    for key, value in (("leg_sid", write.leg_sid), ("outcome", write.outcome)):
+    for key, value in (("leg_sid", write.leg_sid), ("outcome", write.outcome), ("summary", write.summary)):
         if value:
             attempt[key] = value
     if write.status and not (write.status in PROGRESS and attempt["status"] not in PROGRESS):

@@ -125,6 +125,7 @@ class TransferWrite(msgspec.Struct, tag="transfer"):
     status: str = ""  # Twilio's: queued ringing in-progress completed busy no-answer failed canceled
     answered: bool = False
     outcome: str = ""  # connected | back_to_agent | gave_up | fell_back_to_cold
+    summary: str = ""  # what the agent tells the human (the whisper): kept here, never in a URL Twilio logs
 
 
 class WebhookWrite(msgspec.Struct, tag="webhook"):

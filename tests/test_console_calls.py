@@ -129,7 +129,8 @@ async def test_the_call_page_shows_the_handoff_and_each_segment_with_the_agent(s
     and both segments; the other tenant's user gets a 404 for it."""
     await two_businesses(sessions)
     transfer = {"mode": "warm", "number": "+97235550999", "outcome": "back_to_agent",
-                "attempts": {"1": {"leg_sid": "CAleg", "status": "busy", "answered_at": "", "outcome": "back_to_agent"}}}
+                "attempts": {"1": {"leg_sid": "CAleg", "status": "busy", "answered_at": "", "outcome": "back_to_agent",
+                                   "summary": "רוצה הצעת מחיר <ל-בלמים>"}}}
     segments = [{"n": 1, "started_at": "2026-12-01T10:00:00.000+00:00", "ended_at": "2026-12-01T10:01:00.000+00:00",
                  "end_reason": "transferred", "note": "", "metrics": {}},
                 {"n": 2, "started_at": "2026-12-01T10:01:20.000+00:00", "ended_at": "2026-12-01T10:02:00.000+00:00",
@@ -140,6 +141,7 @@ async def test_the_call_page_shows_the_handoff_and_each_segment_with_the_agent(s
         page = (await client.get("/calls/CA-BACK")).text
         document = (await client.get("/calls/CA-BACK/call.json")).json()
     assert STRINGS["he"]["handoff"] in page and "warm → +97235550999" in page and "#1: <bdi dir=\"ltr\">busy back_to_agent</bdi>" in page
+    assert f"{STRINGS['he']['whisper']}: רוצה הצעת מחיר &lt;ל-בלמים&gt;" in page  # what the human was told, escaped
     assert STRINGS["he"]["segments"] in page and "#2 10:01:20–10:02:00 twilio_stop (busy)" in page
     assert document["transfer"] == transfer and [part["n"] for part in document["segments"]] == [1, 2]
     async with signed_in(console_settings(sessions, tmp_path), "b@example.com") as client:

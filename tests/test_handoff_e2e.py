@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from urllib.parse import unquote_plus
 
 from twilio.request_validator import RequestValidator
 
@@ -148,6 +149,7 @@ async def test_a_warm_transfer_holds_the_caller_and_whispers_the_summary_to_the_
         # the caller holds with the business's holding line; the human's line rings from the business's number
         assert room.name == f"kb-{CALL}" and "נציג" in room.hold_said[0]
         assert leg.to == LINE and leg.from_ == "+97235550123" and "/handoff/whisper" in leg.url
+        assert "summary" not in leg.url and SUMMARY not in unquote_plus(leg.url)  # Twilio logs request URLs
         assert "/handoff/leg-status" in leg.status_callback and "answered" in leg.status_events
         await rest.answer(leg.sid)
         assert any(SUMMARY in said for said in leg.said), leg.said  # the whisper, before joining

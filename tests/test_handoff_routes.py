@@ -36,10 +36,11 @@ async def test_a_warm_transfers_failure_paths_each_leave_the_caller_somewhere(tm
         async with running_stack(tmp_path, env={**rest_env(rest), "TWILIO_AUTH_TOKEN": TOKEN,
                                                 "KOLBRIDGE_PUBLIC_URL": PUBLIC}) as stack:
             stack.app.writes.put(CallStartWrite(CALL, "MZ1", "demo-garage", {}, "+972501234567", "+97235550100"))
-            stack.app.writes.put(TransferWrite(CALL, 1, "warm", LINE, LEG, "queued"))
+            stack.app.writes.put(TransferWrite(CALL, 1, "warm", LINE, LEG, "queued", summary="wants a quote"))
             assert await stack.app.writes.drain(5)
-            # the human picks up: the whisper plays, and only /handoff/join would say they joined
-            status, whisper = await http(stack.port, post("/handoff/whisper", {**query, "summary": "wants a quote"},
+            # the human picks up: the whisper plays (its summary from the record), and only /handoff/join would
+            # say they joined
+            status, whisper = await http(stack.port, post("/handoff/whisper", query,
                                                           {"CallSid": LEG, "CallStatus": "in-progress"}))
             assert status == 200 and "wants a quote" in whisper and "/handoff/join?" in whisper
             # a report of some other leg (say, one a timed-out create placed after all) is ignored
@@ -104,3 +105,38 @@ async def test_an_outbound_call_back_with_the_agent_keeps_its_outbound_facts(tmp
     twiml = moved["Twiml"]
     assert '<Parameter name="direction" value="outbound" />' in twiml and "a quote for brakes" in twiml and "דנה" in twiml
     assert '<Parameter name="segment" value="2" />' in twiml and route_is_valid_for(TOKEN, twiml, CALL, "demo-garage", PUBLIC)
+
+
+async def test_a_stray_leg_is_cancelled_and_never_joins_the_caller(tmp_path: Path) -> None:
+    """A `calls.create` that timed out after reaching Twilio places a leg the transfer went on without (it fell
+    back to a cold <Dial> of the same line, or another leg was recorded): its first status report cancels it,
+    and if the human picks it up all the same they are hung up on — never whispered into the caller's
+    conference, never rung twice for long. A stray leg's final report changes nothing."""
+    rest = await FakeTwilioRest().start()
+    stray, late = "CA" + "s" * 32, "CA" + "t" * 32
+    try:
+        async with running_stack(tmp_path, env={**rest_env(rest), "TWILIO_AUTH_TOKEN": TOKEN,
+                                                "KOLBRIDGE_PUBLIC_URL": PUBLIC}) as stack:
+            stack.app.writes.put(CallStartWrite(CALL, "MZ1", "demo-garage", {}, "+972501234567", "+97235550100"))
+            stack.app.writes.put(TransferWrite(CALL, 1, "warm", LINE, LEG, "queued", summary="wants a quote"))
+            # attempt 2 fell back to cold: its create gave up, yet Twilio placed the leg
+            stack.app.writes.put(TransferWrite(CALL, 2, "warm", LINE, status="holding"))
+            stack.app.writes.put(TransferWrite(CALL, 2, "cold", status="dialing", outcome="fell_back_to_cold"))
+            assert await stack.app.writes.drain(5)
+            first, second = {"business": "demo-garage", "call": CALL, "attempt": "1"}, {"business": "demo-garage", "call": CALL, "attempt": "2"}
+            await http(stack.port, post("/handoff/leg-status", first, {"CallSid": stray, "CallStatus": "ringing"}))
+            await http(stack.port, post("/handoff/leg-status", second, {"CallSid": late, "CallStatus": "initiated"}))
+            status, answered = await http(stack.port, post("/handoff/whisper", second, {"CallSid": late, "CallStatus": "in-progress"}))
+            assert status == 200 and "<Hangup" in answered and "/handoff/join" not in answered
+            await http(stack.port, post("/handoff/leg-status", first, {"CallSid": stray, "CallStatus": "completed"}))
+            # the recorded leg is untouched and still whispered to
+            status, whisper = await http(stack.port, post("/handoff/whisper", first, {"CallSid": LEG, "CallStatus": "in-progress"}))
+            assert status == 200 and "wants a quote" in whisper and "/handoff/join?" in whisper
+            assert await stack.app.writes.drain(5)
+            row = await get_call(stack.app.sessions, CALL)
+    finally:
+        await rest.stop()
+    assert rest.updates(stray) == [{"Status": "canceled"}] and rest.updates(late) == [{"Status": "canceled"}]
+    assert rest.updates(LEG) == [] and rest.updates(CALL) == []
+    assert row is not None and row.transfer["attempts"]["1"]["leg_sid"] == LEG
+    assert row.transfer["attempts"]["2"]["leg_sid"] == "" and row.transfer["attempts"]["2"]["outcome"] == "fell_back_to_cold"

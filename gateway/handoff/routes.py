@@ -32,6 +32,7 @@ from storage.calls import get_call
 from storage.models import CallRecord
 from storage.writequeue import TransferWrite
 
+STILL_RINGING = frozenset({"queued", "initiated", "ringing", "in-progress"})  # a stray leg in these is cancelled
 log = structlog.get_logger("kolbridge.handoff")
 EMPTY = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response />"
 
@@ -109,10 +110,14 @@ async def handoff_callback(app: App, path: str, form: dict[str, str], query: dic
     if path == "/handoff/hold":
         return hold_twiml(spec.hold, business.language, spec.hold_url, spec.hold_message)
     if path == "/handoff/whisper":  # the human picked up: the summary first
+        record = await _attempt_record(app, call_sid, attempt)
+        if _stray(record, leg_sid):  # a leg the transfer went on without: never into the caller's conference
+            log.warning("TRANSFER_STRAY_LEG", call_sid=call_sid, attempt=attempt, leg_sid=leg_sid, status="answered")
+            return hangup_twiml()
         app.writes.put(TransferWrite(call_sid, attempt, leg_sid=leg_sid, status="in-progress"))
         log.info("TRANSFER_LEG_PICKED_UP", call_sid=call_sid, business_id=business.id, attempt=attempt, leg_sid=leg_sid)
         join = handoff_url(http_base, "join", business=business.id, call=call_sid, attempt=attempt)
-        return whisper_twiml(business.language, query.get("summary", ""), spec.whisper, join)
+        return whisper_twiml(business.language, _summary(record, call_sid, attempt), spec.whisper, join)
     if path == "/handoff/join":  # the human stayed through the whisper: who answered, and when
         app.writes.put(TransferWrite(call_sid, attempt, leg_sid=leg_sid, status="in-progress", answered=True))
         log.info("TRANSFER_ANSWERED", call_sid=call_sid, business_id=business.id, attempt=attempt, leg_sid=leg_sid)
@@ -124,6 +129,25 @@ async def handoff_callback(app: App, path: str, form: dict[str, str], query: dic
     return await _leg_status(app, business, call_sid, form, attempt, attempt_record, row, stream_url, http_base)
 
 
+async def _attempt_record(app: App, call_sid: str, attempt: int) -> dict[str, Any]:
+    """The attempt's record as stored; {} when the database cannot be read (the human on the line still
+    hears the whisper's introduction and joins)."""
+    try:
+        row = await get_call(app.sessions, call_sid)
+    except Exception as exc:  # noqa: BLE001 — said by the whisper's TRANSFER_WHISPER_NO_SUMMARY
+        log.warning("TRANSFER_RECORD_UNREADABLE", call_sid=call_sid, attempt=attempt, error=str(exc)[:200])
+        return {}
+    return dict(((row.transfer if row is not None else {}).get("attempts") or {}).get(str(attempt)) or {})
+
+
+def _summary(record: dict[str, Any], call_sid: str, attempt: int) -> str:
+    """What the agent told us for the human; none recorded (or unreadable): the introduction alone, said."""
+    summary = str(record.get("summary", ""))
+    if not summary:
+        log.warning("TRANSFER_WHISPER_NO_SUMMARY", call_sid=call_sid, attempt=attempt)
+    return summary
+
+
 async def _leg_status(app: App, business: BusinessView, call_sid: str, form: dict[str, str], attempt: int,
                       attempt_record: dict[str, Any], row: CallRecord | None, stream_url: str, http_base: str) -> str:
     """The human's leg: its progress; a final status decides the caller's next (once, for the leg placed)."""
@@ -131,6 +155,9 @@ async def _leg_status(app: App, business: BusinessView, call_sid: str, form: dic
     if (attempt_record.get("leg_sid") and attempt_record["leg_sid"] != leg_sid) or attempt_record.get("outcome"):
         log.info("HANDOFF_LEG_STATUS_IGNORED", call_sid=call_sid, leg_sid=leg_sid, status=status,
                  outcome=attempt_record.get("outcome", ""))
+        if _stray(attempt_record, leg_sid) and status in STILL_RINGING:
+            log.warning("TRANSFER_STRAY_LEG", call_sid=call_sid, attempt=attempt, leg_sid=leg_sid, status=status)
+            await cancel_leg(app.twilio_rest, leg_sid)
         return EMPTY
     step = next_step(status, attempt, spec.max_attempts, answered_before=bool(attempt_record.get("answered_at")))
     if step is Next.WAIT or step is Next.CONNECTED:
@@ -140,6 +167,14 @@ async def _leg_status(app: App, business: BusinessView, call_sid: str, form: dic
     twiml = await _caller_next(app, business, step, call_sid, attempt, status, *_numbers(row), stream_url, http_base, row)
     await redirect_with_retry(app.twilio_rest, call_sid, twiml)
     return EMPTY
+
+
+def _stray(attempt_record: dict[str, Any], leg_sid: str) -> bool:
+    """A leg this attempt did not record: placed by a create that timed out after reaching Twilio — the
+    transfer went on without it (another leg, or a cold <Dial> to the same line). Left ringing, the human
+    would be rung twice."""
+    recorded = str(attempt_record.get("leg_sid", ""))
+    return bool(leg_sid) and (recorded != leg_sid if recorded else attempt_record.get("outcome") == "fell_back_to_cold")
 
 
 def _numbers(row: CallRecord | None) -> tuple[str, str]:

@@ -20,7 +20,7 @@ from gateway.fallback import TwilioRest
 from storage.businesses import TransferSpec
 
 log = structlog.get_logger("kolbridge.handoff")
-SUMMARY_IN_URL_MAX = 600  # the whisper's summary travels in its (signed) URL: no database read on answer
+SUMMARY_MAX = 600  # characters of the agent's summary kept for the whisper (a <Say> of more is a speech)
 LEG_EVENTS = ["initiated", "ringing", "answered", "completed"]
 LEG_CREATE_S = 30.0  # the twilio client's own request; only a stuck one is given up (and said so)
 
@@ -30,10 +30,10 @@ def handoff_url(base: str, path: str, **query: str | int) -> str:
 
 
 async def place_leg(rest: TwilioRest, spec: TransferSpec, base: str, call_sid: str, business_id: str, attempt: int,
-                    summary: str, from_number: str) -> tuple[str, str]:
-    """(the human leg's sid, "") or ("", why it was not placed)."""
-    whisper = handoff_url(base, "whisper", business=business_id, call=call_sid, attempt=attempt,
-                          summary=summary[:SUMMARY_IN_URL_MAX])
+                    from_number: str) -> tuple[str, str]:
+    """(the human leg's sid, "") or ("", why it was not placed). The whisper's summary is not in its URL
+    (Twilio keeps request URLs in its logs): /handoff/whisper reads it from the attempt's record."""
+    whisper = handoff_url(base, "whisper", business=business_id, call=call_sid, attempt=attempt)
     status = handoff_url(base, "leg-status", business=business_id, call=call_sid, attempt=attempt)
 
     def create() -> str:
