@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -82,8 +82,10 @@ def tool_answer(outcome: HttpOutcome) -> tuple[str, str]:
 
 class AgentActions:
     def __init__(self, put: Callable[[Write], None], http: Poster, wake_webhooks: Callable[[], None],
-                 tell: Callable[[str, object], bool], leaver: Leaver) -> None:
+                 tell: Callable[[str, object], bool], leaver: Leaver,
+                 reported_leg: Callable[[str, int], Awaitable[str]]) -> None:
         self.put, self.http, self.wake_webhooks, self.tell, self.leaver = put, http, wake_webhooks, tell, leaver
+        self.reported_leg = reported_leg  # (call, attempt) → the leg Twilio reported for it (storage/handoffs.py)
 
     def utterance(self, call: ActingCall, seq: int, u: Utterance) -> None:
         """A decided utterance: saved, and kept for the report as heard."""
@@ -204,10 +206,25 @@ class AgentActions:
             self.put(TransferWrite(call.call_id, attempt, leg_sid=leg, status="queued"))
             log.info("WARM_TRANSFER_PLACED", call_sid=call.call_id, attempt=attempt, leg_sid=leg)
             return
+        late = await self._late_leg(call.call_id, attempt)
+        if late:  # the create reached Twilio and answered late: its leg rings (or talks) already — keep it
+            self.put(TransferWrite(call.call_id, attempt, leg_sid=late))
+            log.warning("WARM_LEG_CREATE_LATE", call_sid=call.call_id, attempt=attempt, leg_sid=late, reason=why)
+            return
         log.warning("WARM_TRANSFER_FELL_BACK_TO_COLD", call_sid=call.call_id, attempt=attempt, reason=why)
         prom.transfer_ended(profile.business_id, "agent:fell_back_to_cold", "not_placed")
         self.put(TransferWrite(call.call_id, attempt, "cold", status="dialing", outcome="fell_back_to_cold"))
         await redirect_with_retry(rest, call.call_id, self._cold_twiml(call, command.number))
+
+    async def _late_leg(self, call_sid: str, attempt: int) -> str:
+        """A leg Twilio reported for this attempt although its create failed (it timed out after reaching
+        Twilio), or "". Unreadable (the database down): "" — the cold fallback, and a stray leg's first
+        report cancels it (gateway/handoff/routes.py)."""
+        try:
+            return await self.reported_leg(call_sid, attempt)
+        except Exception as exc:  # noqa: BLE001 — decided as no leg: the caller still reaches the line
+            log.warning("WARM_LEG_LOOKUP_FAILED", call_sid=call_sid, attempt=attempt, error=str(exc)[:200])
+            return ""
 
     def post_call_report(self, call: ActingCall, reason: str, metrics: dict[str, int]) -> None:
         notes = call.notes

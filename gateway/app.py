@@ -45,6 +45,7 @@ from gateway.runtime.ticker import Ticker
 from gateway.webhooks import WebhookDeliverer
 from gateway.wire import TwilioStart
 from storage.calls import apply_write, apply_writes, close_lost_calls
+from storage.handoffs import reported_leg
 from storage.models import utcnow
 from storage.writequeue import HeartbeatWrite, WriteQueue
 
@@ -94,7 +95,8 @@ class App:
         self.after_stream = AfterStream(sessions)
         self.calls: dict[str, CallIO] = {}  # live calls, kept by WorkerCalls; the others only read them
         self.leaver = Leaver(self.calls, self.twilio_rest, self.after_stream, self.end_call)
-        self.actions = AgentActions(self.writes.put, self.tenant_http, self.webhooks.wake, self.engine.tell, self.leaver)
+        self.actions = AgentActions(self.writes.put, self.tenant_http, self.webhooks.wake, self.engine.tell, self.leaver,
+                                    lambda call_sid, attempt: reported_leg(self.sessions, call_sid, attempt))
         self.control = ControlReporter(self.calls, self.engine, self.background, self._admin_hangup, file.control.admin_port,
                                        file.control.stats_every_s) if file.control.enabled else None
         services = CallServices(self.engine.tell, self.ticker.poll, self.background, self.prewarmer, self.actions,

@@ -80,6 +80,19 @@ def merge_transfer(row: CallRecord, write: TransferWrite) -> None:
     row.transfer = transfer  # a new dict: the JSON column sees the change
 
 
+def attempt_of(row: CallRecord | None, attempt: int) -> dict[str, Any]:
+    """A transfer attempt's record as stored ({} when there is none)."""
+    attempts = ((row.transfer or {}) if row is not None else {}).get("attempts") or {}
+    return dict(attempts.get(str(attempt)) or {})
+
+
+async def reported_leg(sessions: async_sessionmaker[AsyncSession], call_sid: str, attempt: int) -> str:
+    """The human leg Twilio has reported for this attempt (its first status callback records it), or ""."""
+    async with sessions() as session:
+        row = await session.get(CallRecord, call_sid)
+    return str(attempt_of(row, attempt).get("leg_sid", ""))
+
+
 async def conversation_so_far(sessions: async_sessionmaker[AsyncSession], call_sid: str,
                               limit: int = 200) -> list[tuple[str, str]]:
     """(role, text) of the call's recorded utterances in order — what a segment back with the agent is

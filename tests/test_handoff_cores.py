@@ -87,6 +87,40 @@ async def test_a_warm_leg_that_cannot_be_placed_says_why() -> None:
     assert leg == "" and "twilio unreachable" in reason
 
 
+async def test_a_create_that_failed_after_twilio_placed_the_leg_keeps_that_leg() -> None:
+    """calls.create timed out after reaching Twilio: the leg rings (its first report recorded it). The caller
+    is not sent on to a cold <Dial> of the same line, which would cut off (or ring twice) the human."""
+    from types import SimpleNamespace
+
+    from gateway.actions import AgentActions
+
+    class Refusing:
+        class client:  # noqa: N801 — the twilio Client's shape
+            class calls:  # noqa: N801
+                @staticmethod
+                def create(**_: object) -> object:
+                    raise TimeoutError("read timed out")
+
+    writes: list[object] = []
+
+    async def reported(call_sid: str, attempt: int) -> str:
+        return "CAlate" if (call_sid, attempt) == ("CA1", 2) else ""
+
+    class NoRedirect:
+        rest = Refusing()
+
+        async def redirect(self, *_: object) -> None:
+            raise AssertionError("the caller must not be moved on")
+
+    actions = AgentActions(writes.append, None, lambda: None, lambda *_: True, NoRedirect(), reported)  # type: ignore[arg-type]
+    profile = SimpleNamespace(segment=2, agent=SimpleNamespace(transfer=TransferSpec(number="", mode="warm")),
+                              direction="inbound", caller="+972501234567", called="+97235550100",
+                              action_base="https://b.example", business_id="biz")
+    call = SimpleNamespace(call_id="CA1", profile=profile)
+    await actions._place_leg(call, SimpleNamespace(number="+97235550999"))  # type: ignore[arg-type]
+    assert writes == [TransferWrite("CA1", 2, leg_sid="CAlate")]
+
+
 def test_the_record_keeps_each_segment_and_merges_the_transfer_idempotently() -> None:
     row = CallRecord(call_sid="CA1", segments=[], transfer={})
     open_segment(row, CallStartWrite("CA1", "MZ1", "biz", {}))

@@ -111,9 +111,11 @@ async def test_a_stray_leg_is_cancelled_and_never_joins_the_caller(tmp_path: Pat
     """A `calls.create` that timed out after reaching Twilio places a leg the transfer went on without (it fell
     back to a cold <Dial> of the same line, or another leg was recorded): its first status report cancels it,
     and if the human picks it up all the same they are hung up on — never whispered into the caller's
-    conference, never rung twice for long. A stray leg's final report changes nothing."""
+    conference, never rung twice for long. A stray leg's final report changes nothing. The same for a leg
+    whose first report came before the fallback (recorded, then gone on without), and for a leg placed
+    while the caller was hanging up."""
     rest = await FakeTwilioRest().start()
-    stray, late = "CA" + "s" * 32, "CA" + "t" * 32
+    stray, late, early, orphan = "CA" + "s" * 32, "CA" + "t" * 32, "CA" + "u" * 32, "CA" + "v" * 32
     try:
         async with running_stack(tmp_path, env={**rest_env(rest), "TWILIO_AUTH_TOKEN": TOKEN,
                                                 "KOLBRIDGE_PUBLIC_URL": PUBLIC}) as stack:
@@ -132,11 +134,30 @@ async def test_a_stray_leg_is_cancelled_and_never_joins_the_caller(tmp_path: Pat
             # the recorded leg is untouched and still whispered to
             status, whisper = await http(stack.port, post("/handoff/whisper", first, {"CallSid": LEG, "CallStatus": "in-progress"}))
             assert status == 200 and "wants a quote" in whisper and "/handoff/join?" in whisper
+            # attempt 3: the leg reports itself (recorded) before the create's failure sends the caller cold
+            third = {"business": "demo-garage", "call": CALL, "attempt": "3"}
+            stack.app.writes.put(TransferWrite(CALL, 3, "warm", LINE, status="holding"))
+            assert await stack.app.writes.drain(5)
+            await http(stack.port, post("/handoff/leg-status", third, {"CallSid": early, "CallStatus": "initiated"}))
+            assert await stack.app.writes.drain(5) and rest.updates(early) == []
+            stack.app.writes.put(TransferWrite(CALL, 3, "cold", status="dialing", outcome="fell_back_to_cold"))
+            assert await stack.app.writes.drain(5)
+            await http(stack.port, post("/handoff/leg-status", third, {"CallSid": early, "CallStatus": "ringing"}))
+            # attempt 4: the caller hangs up on hold while the create is still out; its leg is recorded after
+            fourth = {"business": "demo-garage", "call": CALL, "attempt": "4"}
+            stack.app.writes.put(TransferWrite(CALL, 4, "warm", LINE, status="holding"))
+            assert await stack.app.writes.drain(5)
+            await http(stack.port, post("/handoff/caller-done", fourth,
+                                        {"CallSid": CALL, "CallStatus": "completed", "DialCallStatus": "completed"}))
+            stack.app.writes.put(TransferWrite(CALL, 4, leg_sid=orphan, status="queued"))
+            assert await stack.app.writes.drain(5)
+            await http(stack.port, post("/handoff/leg-status", fourth, {"CallSid": orphan, "CallStatus": "ringing"}))
             assert await stack.app.writes.drain(5)
             row = await get_call(stack.app.sessions, CALL)
     finally:
         await rest.stop()
     assert rest.updates(stray) == [{"Status": "canceled"}] and rest.updates(late) == [{"Status": "canceled"}]
+    assert rest.updates(early) == [{"Status": "canceled"}] and rest.updates(orphan) == [{"Status": "canceled"}]
     assert rest.updates(LEG) == [] and rest.updates(CALL) == []
     assert row is not None and row.transfer["attempts"]["1"]["leg_sid"] == LEG
     assert row.transfer["attempts"]["2"]["leg_sid"] == "" and row.transfer["attempts"]["2"]["outcome"] == "fell_back_to_cold"

@@ -29,6 +29,7 @@ from gateway.outbound.context import OutboundContext, stream_extra
 from storage.businesses import BusinessView, TransferSpec, get_business
 from storage.callbacks import get_lead
 from storage.calls import get_call
+from storage.handoffs import attempt_of
 from storage.models import CallRecord
 from storage.writequeue import TransferWrite
 
@@ -123,7 +124,7 @@ async def handoff_callback(app: App, path: str, form: dict[str, str], query: dic
         log.info("TRANSFER_ANSWERED", call_sid=call_sid, business_id=business.id, attempt=attempt, leg_sid=leg_sid)
         return join_twiml(call_sid)
     row = await get_call(app.sessions, call_sid)
-    attempt_record = ((row.transfer if row is not None else {}).get("attempts") or {}).get(str(attempt)) or {}
+    attempt_record = attempt_of(row, attempt)
     if path == "/handoff/caller-done":
         return await _caller_done(app, business, form, row, attempt, attempt_record, stream_url, http_base)
     return await _leg_status(app, business, call_sid, form, attempt, attempt_record, row, stream_url, http_base)
@@ -137,7 +138,7 @@ async def _attempt_record(app: App, call_sid: str, attempt: int) -> dict[str, An
     except Exception as exc:  # noqa: BLE001 — said by the whisper's TRANSFER_WHISPER_NO_SUMMARY
         log.warning("TRANSFER_RECORD_UNREADABLE", call_sid=call_sid, attempt=attempt, error=str(exc)[:200])
         return {}
-    return dict(((row.transfer if row is not None else {}).get("attempts") or {}).get(str(attempt)) or {})
+    return attempt_of(row, attempt)
 
 
 def _summary(record: dict[str, Any], call_sid: str, attempt: int) -> str:
@@ -170,11 +171,14 @@ async def _leg_status(app: App, business: BusinessView, call_sid: str, form: dic
 
 
 def _stray(attempt_record: dict[str, Any], leg_sid: str) -> bool:
-    """A leg this attempt did not record: placed by a create that timed out after reaching Twilio — the
-    transfer went on without it (another leg, or a cold <Dial> to the same line). Left ringing, the human
-    would be rung twice."""
+    """A leg the transfer went on without: the attempt fell back to a cold <Dial> of the same line (its
+    create failed — one that timed out after reaching Twilio still placed a leg, reported or not before the
+    fallback), or the caller left before it was answered, or another leg is this attempt's. Left ringing,
+    the human would be rung twice, or answer into an empty conference."""
     recorded = str(attempt_record.get("leg_sid", ""))
-    return bool(leg_sid) and (recorded != leg_sid if recorded else attempt_record.get("outcome") == "fell_back_to_cold")
+    gone_on = attempt_record.get("outcome") == "fell_back_to_cold" or (
+        attempt_record.get("outcome") == "caller_left" and not attempt_record.get("answered_at"))
+    return bool(leg_sid) and (gone_on or bool(recorded) and recorded != leg_sid)
 
 
 def _numbers(row: CallRecord | None) -> tuple[str, str]:
