@@ -227,10 +227,14 @@ class AgentActions:
             return ""
 
     def post_call_report(self, call: ActingCall, reason: str, metrics: dict[str, int]) -> None:
+        """One report per part of the call with the agent: `segment` numbers it, `may_resume` says a later
+        part may follow (the part ended in a transfer: if nobody takes it, the caller comes back to the agent
+        and that part's report continues this one's transcript)."""
         notes = call.notes
         duration = asyncio.get_running_loop().time() - call.opened_at
         self.notify(call, "call_report", {
             "event": "call.ended", "call_sid": call.call_id, "business_id": call.settings.business_id,
+            "segment": call.profile.segment, "may_resume": reason == "transferred",
             "end_reason": reason, "duration_s": round(duration, 1), "caller": call.profile.caller,
             "direction": call.profile.direction, "answered_by": call.profile.answered_by,
             "transcript": list(notes.transcript), "tool_calls": list(notes.tool_calls), "lead": notes.lead,

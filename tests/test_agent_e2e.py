@@ -131,6 +131,8 @@ async def test_transfer_redirects_to_the_business_line_after_the_handoff_played(
     assert row.transfer_summary == "wants a service appointment tomorrow"
     kinds = [r.headers.get("X-Kolbridge-Event") for r in receiver.at("/hook")]
     assert "transfer" in kinds and "call_report" in kinds and all(r.signed for r in receiver.at("/hook"))
+    call_report = next(r.body for r in receiver.at("/hook") if r.headers.get("X-Kolbridge-Event") == "call_report")
+    assert call_report["segment"] == 1 and call_report["may_resume"] is True  # a transfer nobody takes comes back
     outputs = conn.function_outputs
     assert len(outputs) == 1 and json.loads(outputs[0]["output"])["ok"] is True
     client_events_valid(conn.events)
@@ -191,6 +193,7 @@ async def test_tools_answer_refuse_bad_arguments_and_save_a_lead(tmp_path: Path,
     assert {h["kind"]: h["state"] for h in shown["webhooks"]} == {"lead": "delivered", "call_report": "delivered"}
     report_body = next(r for r in receiver.at("/hook") if r.headers.get("X-Kolbridge-Event") == "call_report").body
     assert report_body["end_reason"] == "twilio_stop" and report_body["lead"] == {"name": "דני", "phone": "0501234567"}
+    assert report_body["segment"] == 1 and report_body["may_resume"] is False
     assert [t["name"] for t in report_body["tool_calls"]] == ["check_availability", "check_availability", "save_lead"]
     assert any(u["role"] == "caller" for u in report_body["transcript"]) and report_body["metrics"]["tool_calls"] == 3
 
