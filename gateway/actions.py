@@ -177,7 +177,8 @@ class AgentActions:
         if transfer.mode == "warm" and self.leaver.rest is not None and profile.action_base:
             self.put(TransferWrite(call.call_id, attempt, "warm", command.number, status="holding",
                                    summary=command.summary[:SUMMARY_MAX]))
-            hold = handoff_url(profile.action_base, "hold", business=profile.business_id, call=call.call_id)
+            hold = handoff_url(profile.action_base, "hold", business=profile.business_id, call=call.call_id,
+                               attempt=attempt)
             done = handoff_url(profile.action_base, "caller-done", business=profile.business_id, call=call.call_id,
                                attempt=attempt)
             return caller_conference_twiml(call.call_id, hold, done), True

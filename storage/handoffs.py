@@ -5,7 +5,7 @@ stream with the same CallSid: the record is reopened, not duplicated. `segments`
 agent — {n, started_at, ended_at, end_reason, note, metrics} — and the row's own ended_at/end_reason/metrics
 are the last part's; a later segment's utterances carry seqs from SEGMENT_SEQ_STRIDE × (n − 1), so none
 of the first part's is overwritten and the transcript reads in order. `transfer` holds the transfer's
-attempts by number: {mode, number, attempts: {n: {leg_sid, status, answered_at, outcome, summary}}, answered_by,
+attempts by number: {mode, number, attempts: {n: {leg_sid, status, answered_at, outcome, summary, move_pending}}, answered_by,
 answered_at, outcome}. Every merge is idempotent (a replayed write changes nothing).
 """
 from __future__ import annotations
@@ -71,6 +71,8 @@ def merge_transfer(row: CallRecord, write: TransferWrite) -> None:
         transfer["mode"] = write.mode
     if write.number:
         transfer["number"] = write.number
+    if write.move_pending:
+        attempt["move_pending"] = True
     if write.answered and not attempt["answered_at"]:
         attempt["answered_at"] = _stamp(utcnow())
         transfer["answered_by"], transfer["answered_at"] = transfer.get("number", write.number), attempt["answered_at"]

@@ -161,3 +161,35 @@ async def test_a_stray_leg_is_cancelled_and_never_joins_the_caller(tmp_path: Pat
     assert rest.updates(LEG) == [] and rest.updates(CALL) == []
     assert row is not None and row.transfer["attempts"]["1"]["leg_sid"] == LEG
     assert row.transfer["attempts"]["2"]["leg_sid"] == "" and row.transfer["attempts"]["2"]["outcome"] == "fell_back_to_cold"
+
+
+async def test_a_held_caller_whose_move_failed_is_moved_at_the_next_hold(tmp_path: Path) -> None:
+    """Nobody took the call, but REST failed twice moving the caller back to the agent: they stay held (the
+    hold plays on), the record says the move is pending, and the next time Twilio asks for the hold (each
+    time its document ends) the move is retried — the caller is back with the agent once REST answers. A
+    hold URL without an attempt (from before this rule) retries nothing."""
+    rest = await FakeTwilioRest().start()
+    query = {"business": "demo-garage", "call": CALL, "attempt": "1"}
+    try:
+        async with running_stack(tmp_path, env={**rest_env(rest), "TWILIO_AUTH_TOKEN": TOKEN,
+                                                "KOLBRIDGE_PUBLIC_URL": PUBLIC}) as stack:
+            stack.app.writes.put(CallStartWrite(CALL, "MZ1", "demo-garage", {}, "+972501234567", "+97235550100"))
+            stack.app.writes.put(TransferWrite(CALL, 1, "warm", LINE, LEG, "queued"))
+            assert await stack.app.writes.drain(5)
+            rest.fail_path, rest.fail_next = f"/Calls/{CALL}.json", 2
+            await http(stack.port, post("/handoff/leg-status", query, {"CallSid": LEG, "CallStatus": "busy"}))
+            assert await stack.app.writes.drain(5)
+            pending = await get_call(stack.app.sessions, CALL)
+            tries_before = len(rest.updates(CALL))
+            status, hold = await http(stack.port, post("/handoff/hold", {"business": "demo-garage", "call": CALL}, {"CallSid": CALL}))
+            assert status == 200 and "<Play" in hold and len(rest.updates(CALL)) == tries_before  # no attempt: nothing retried
+            status, hold = await http(stack.port, post("/handoff/hold", query, {"CallSid": CALL}))
+            assert status == 200 and "<Play" in hold  # the caller keeps hearing the hold while the move goes out
+            await rest.wait_for(lambda: len(rest.updates(CALL)) == tries_before + 1, 5.0)
+    finally:
+        await rest.stop()
+    assert tries_before == 2  # both refused
+    moved = rest.updates(CALL)[-1]["Twiml"]
+    assert '<Parameter name="segment" value="2" />' in moved and '<Parameter name="resume_reason" value="busy" />' in moved
+    assert pending is not None and pending.transfer["attempts"]["1"]["move_pending"] is True
+    assert pending.transfer["attempts"]["1"]["outcome"] == "back_to_agent"

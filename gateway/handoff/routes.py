@@ -66,15 +66,21 @@ async def _caller_next(app: App, business: BusinessView, step: Next, call_sid: s
     record when the caller already read it; back to the agent reads it otherwise)."""
     prom.transfer_ended(business.id, f"agent:{step.value}", status or "unknown")
     app.writes.put(TransferWrite(call_sid, attempt, status=status, outcome=step.value, answered=step is Next.CONNECTED))
+    event = {Next.CONNECTED: "TRANSFER_CONNECTED", Next.BACK_TO_AGENT: "TRANSFER_BACK_TO_AGENT"}.get(step, "TRANSFER_GAVE_UP")
+    (log.info if step is Next.CONNECTED else log.warning)(event, call_sid=call_sid, business_id=business.id,
+                                                          attempt=attempt, status=status)
+    return await _next_twiml(app, business, step, call_sid, attempt, status, caller, callee, stream_url, http_base, row)
+
+
+async def _next_twiml(app: App, business: BusinessView, step: Next, call_sid: str, attempt: int, status: str,
+                      caller: str, callee: str, stream_url: str, http_base: str, row: CallRecord | None) -> str:
+    """The caller's TwiML for a decided step, nothing recorded (a held caller's pending move asks it again)."""
     if step is Next.CONNECTED:
-        log.info("TRANSFER_CONNECTED", call_sid=call_sid, business_id=business.id, attempt=attempt, status=status)
         return hangup_twiml()
     if step is Next.BACK_TO_AGENT:
-        log.warning("TRANSFER_BACK_TO_AGENT", call_sid=call_sid, business_id=business.id, attempt=attempt, status=status)
         return back_to_agent_twiml(app.config.env.twilio_auth_token, stream_url, http_base, call_sid, business.id,
                                    caller, callee, attempt + 1, status,
                                    await carried_parameters(app, row or await get_call(app.sessions, call_sid)))
-    log.warning("TRANSFER_GAVE_UP", call_sid=call_sid, business_id=business.id, attempt=attempt, status=status)
     return apology_twiml(FallbackSettings(message=no_answer_message(business.language)), business.language)
 
 
@@ -108,7 +114,9 @@ async def handoff_callback(app: App, path: str, form: dict[str, str], query: dic
         log.warning("HANDOFF_UNKNOWN_BUSINESS", path=path, business_id=query.get("business", ""))
         return hangup_twiml() if path != "/handoff/leg-status" else EMPTY
     spec, call_sid, attempt, leg_sid = _spec(business), query.get("call", ""), _attempt(query), form.get("CallSid", "")
-    if path == "/handoff/hold":
+    if path == "/handoff/hold":  # asked again each time the hold document ends: a held caller's heartbeat
+        if "attempt" in query:
+            await _retry_pending_move(app, business, call_sid, attempt, stream_url, http_base)
         return hold_twiml(spec.hold, business.language, spec.hold_url, spec.hold_message)
     if path == "/handoff/whisper":  # the human picked up: the summary first
         record = await _attempt_record(app, call_sid, attempt)
@@ -166,8 +174,29 @@ async def _leg_status(app: App, business: BusinessView, call_sid: str, form: dic
                                      outcome="connected" if step is Next.CONNECTED and status == "completed" else ""))
         return EMPTY
     twiml = await _caller_next(app, business, step, call_sid, attempt, status, *_numbers(row), stream_url, http_base, row)
-    await redirect_with_retry(app.twilio_rest, call_sid, twiml)
+    if not await redirect_with_retry(app.twilio_rest, call_sid, twiml):  # still held: retried at the next hold
+        app.writes.put(TransferWrite(call_sid, attempt, move_pending=True))
+        log.warning("HANDOFF_MOVE_PENDING", call_sid=call_sid, attempt=attempt, step=step.value)
     return EMPTY
+
+
+async def _retry_pending_move(app: App, business: BusinessView, call_sid: str, attempt: int, stream_url: str,
+                              http_base: str) -> None:
+    """The caller is still held although their next step was decided (REST failed twice moving them): Twilio
+    asks for the hold again each time its document ends (one play of the music, or the holding line and a
+    pause), so the move is retried then, in the background — until it goes through or the caller hangs up."""
+    try:
+        row = await get_call(app.sessions, call_sid)
+    except Exception as exc:  # noqa: BLE001 — the hold plays on; the next one asks again
+        log.warning("TRANSFER_RECORD_UNREADABLE", call_sid=call_sid, attempt=attempt, error=str(exc)[:200])
+        return
+    record = attempt_of(row, attempt)
+    if not record.get("move_pending") or record.get("outcome") not in (Next.BACK_TO_AGENT.value, Next.GIVE_UP.value):
+        return
+    step, status = Next(record["outcome"]), str(record.get("status", ""))
+    twiml = await _next_twiml(app, business, step, call_sid, attempt, status, *_numbers(row), stream_url, http_base, row)
+    log.warning("HANDOFF_MOVE_RETRY", call_sid=call_sid, attempt=attempt, step=step.value)
+    app.background(redirect_with_retry(app.twilio_rest, call_sid, twiml))
 
 
 def _stray(attempt_record: dict[str, Any], leg_sid: str) -> bool:
