@@ -215,7 +215,9 @@ class AgentActions:
         log.warning("WARM_TRANSFER_FELL_BACK_TO_COLD", call_sid=call.call_id, attempt=attempt, reason=why)
         prom.transfer_ended(profile.business_id, "agent:fell_back_to_cold", "not_placed")
         self.put(TransferWrite(call.call_id, attempt, "cold", status="dialing", outcome="fell_back_to_cold"))
-        await redirect_with_retry(rest, call.call_id, self._cold_twiml(call, command.number))
+        if not await redirect_with_retry(rest, call.call_id, self._cold_twiml(call, command.number)):
+            self.put(TransferWrite(call.call_id, attempt, move_pending=True))  # retried at the next hold (routes.py)
+            log.warning("HANDOFF_MOVE_PENDING", call_sid=call.call_id, attempt=attempt, step="fell_back_to_cold")
 
     async def _late_leg(self, call_sid: str, attempt: int) -> str:
         """A leg Twilio reported for this attempt although its create failed (it timed out after reaching

@@ -186,10 +186,20 @@ async def test_a_held_caller_whose_move_failed_is_moved_at_the_next_hold(tmp_pat
             status, hold = await http(stack.port, post("/handoff/hold", query, {"CallSid": CALL}))
             assert status == 200 and "<Play" in hold  # the caller keeps hearing the hold while the move goes out
             await rest.wait_for(lambda: len(rest.updates(CALL)) == tries_before + 1, 5.0)
+            # attempt 2 fell back to cold (its leg could not be placed) and that move was refused too: the
+            # next hold dials the line from the call, its action the attempt's
+            stack.app.writes.put(TransferWrite(CALL, 2, "warm", LINE, status="holding"))
+            stack.app.writes.put(TransferWrite(CALL, 2, "cold", status="dialing", outcome="fell_back_to_cold", move_pending=True))
+            assert await stack.app.writes.drain(5)
+            await http(stack.port, post("/handoff/hold", {**query, "attempt": "2"}, {"CallSid": CALL}))
+            await rest.wait_for(lambda: len(rest.updates(CALL)) == tries_before + 2, 5.0)
     finally:
         await rest.stop()
     assert tries_before == 2  # both refused
-    moved = rest.updates(CALL)[-1]["Twiml"]
+    moved = rest.updates(CALL)[2]["Twiml"]
     assert '<Parameter name="segment" value="2" />' in moved and '<Parameter name="resume_reason" value="busy" />' in moved
     assert pending is not None and pending.transfer["attempts"]["1"]["move_pending"] is True
     assert pending.transfer["attempts"]["1"]["outcome"] == "back_to_agent"
+    cold = rest.updates(CALL)[-1]["Twiml"]
+    assert f">{LINE}</Number>" in cold or f">{LINE}</Dial>" in cold, cold
+    assert "/dial-done?business=demo-garage&amp;kind=agent&amp;attempt=2" in cold

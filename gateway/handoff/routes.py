@@ -18,10 +18,11 @@ from typing import Any
 
 import structlog
 
+from gateway.actions import transfer_twiml
 from gateway.agent import agent_spec
 from gateway.app import App
 from gateway.control import prom
-from gateway.fallback import FallbackSettings, apology_twiml, hangup_twiml, no_answer_message
+from gateway.fallback import FallbackSettings, apology_twiml, dial_action_url, hangup_twiml, no_answer_message
 from gateway.handoff.plan import ANSWERED, Next, cold_next, next_step
 from gateway.handoff.twiml import back_to_agent_twiml, hold_twiml, join_twiml, whisper_twiml
 from gateway.handoff.warm import cancel_leg, handoff_url, redirect_with_retry
@@ -191,11 +192,20 @@ async def _retry_pending_move(app: App, business: BusinessView, call_sid: str, a
         log.warning("TRANSFER_RECORD_UNREADABLE", call_sid=call_sid, attempt=attempt, error=str(exc)[:200])
         return
     record = attempt_of(row, attempt)
-    if not record.get("move_pending") or record.get("outcome") not in (Next.BACK_TO_AGENT.value, Next.GIVE_UP.value):
+    outcome = str(record.get("outcome", ""))
+    if not record.get("move_pending"):
         return
-    step, status = Next(record["outcome"]), str(record.get("status", ""))
-    twiml = await _next_twiml(app, business, step, call_sid, attempt, status, *_numbers(row), stream_url, http_base, row)
-    log.warning("HANDOFF_MOVE_RETRY", call_sid=call_sid, attempt=attempt, step=step.value)
+    if outcome == "fell_back_to_cold":  # the leg could not be placed: the same line, dialled from the call
+        number = str(((row.transfer or {}) if row is not None else {}).get("number", ""))
+        spec = _spec(business)
+        action = f"{dial_action_url(http_base, business.id, 'agent')}&attempt={attempt}"
+        twiml = transfer_twiml(number, spec.caller_id, spec.timeout_s, business.language, action)
+    elif outcome in (Next.BACK_TO_AGENT.value, Next.GIVE_UP.value):
+        twiml = await _next_twiml(app, business, Next(outcome), call_sid, attempt, str(record.get("status", "")),
+                                  *_numbers(row), stream_url, http_base, row)
+    else:
+        return
+    log.warning("HANDOFF_MOVE_RETRY", call_sid=call_sid, attempt=attempt, step=outcome)
     app.background(redirect_with_retry(app.twilio_rest, call_sid, twiml))
 
 
