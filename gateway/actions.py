@@ -32,6 +32,7 @@ from gateway.leaving import Exit, FallbackCall, Leaver
 from storage.handoffs import segment_seq_base
 from storage.writequeue import CallNoteWrite, LanguageSwitchWrite, LeadWrite, ToolCallWrite, TransferWrite, UtteranceWrite, WebhookWrite, Write
 
+RESUMABLE = frozenset({"transferred", "admin_transfer"})  # a part ended so may come back to the agent (issue 23)
 log = structlog.get_logger("kolbridge.actions")
 
 TRANSCRIPT_KEPT = 400
@@ -237,7 +238,8 @@ class AgentActions:
         duration = asyncio.get_running_loop().time() - call.opened_at
         self.notify(call, "call_report", {
             "event": "call.ended", "call_sid": call.call_id, "business_id": call.settings.business_id,
-            "segment": call.profile.segment, "may_resume": reason == "transferred",
+            "segment": call.profile.segment,
+            "may_resume": reason in RESUMABLE and call.profile.segment < call.profile.agent.transfer.max_attempts,
             "end_reason": reason, "duration_s": round(duration, 1), "caller": call.profile.caller,
             "direction": call.profile.direction, "answered_by": call.profile.answered_by,
             "transcript": list(notes.transcript), "tool_calls": list(notes.tool_calls), "lead": notes.lead,

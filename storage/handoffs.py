@@ -71,8 +71,8 @@ def merge_transfer(row: CallRecord, write: TransferWrite) -> None:
         transfer["mode"] = write.mode
     if write.number:
         transfer["number"] = write.number
-    if write.move_pending:
-        attempt["move_pending"] = True
+    if write.move_pending or write.move_done:
+        attempt["move_pending"] = not write.move_done
     if write.answered and not attempt["answered_at"]:
         attempt["answered_at"] = _stamp(utcnow())
         transfer["answered_by"], transfer["answered_at"] = transfer.get("number", write.number), attempt["answered_at"]

@@ -127,6 +127,7 @@ class TransferWrite(msgspec.Struct, tag="transfer"):
     outcome: str = ""  # connected | back_to_agent | gave_up | fell_back_to_cold
     summary: str = ""  # what the agent tells the human (the whisper): kept here, never in a URL Twilio logs
     move_pending: bool = False  # the caller's next step was decided but REST could not move them: retried at each hold
+    move_done: bool = False  # … and a retry moved them
 
 
 class WebhookWrite(msgspec.Struct, tag="webhook"):

@@ -166,40 +166,55 @@ async def test_a_stray_leg_is_cancelled_and_never_joins_the_caller(tmp_path: Pat
 async def test_a_held_caller_whose_move_failed_is_moved_at_the_next_hold(tmp_path: Path) -> None:
     """Nobody took the call, but REST failed twice moving the caller back to the agent: they stay held (the
     hold plays on), the record says the move is pending, and the next time Twilio asks for the hold (each
-    time its document ends) the move is retried — the caller is back with the agent once REST answers. A
-    hold URL without an attempt (from before this rule) retries nothing."""
+    time its document ends) the move is retried — once: a moved caller is recorded so, and a caller whose
+    next segment started is not moved again. A hold URL without its attempt (from before it carried one) is
+    the latest attempt's. The cold fallback's move is retried the same way. A caller who hangs up while a
+    move is pending keeps the decided outcome, counted once, and no leg is cancelled for it."""
     rest = await FakeTwilioRest().start()
     query = {"business": "demo-garage", "call": CALL, "attempt": "1"}
+    third_leg = "CA" + "w" * 32
     try:
         async with running_stack(tmp_path, env={**rest_env(rest), "TWILIO_AUTH_TOKEN": TOKEN,
                                                 "KOLBRIDGE_PUBLIC_URL": PUBLIC}) as stack:
-            stack.app.writes.put(CallStartWrite(CALL, "MZ1", "demo-garage", {}, "+972501234567", "+97235550100"))
-            stack.app.writes.put(TransferWrite(CALL, 1, "warm", LINE, LEG, "queued"))
-            assert await stack.app.writes.drain(5)
+            writes = stack.app.writes
+            writes.put(CallStartWrite(CALL, "MZ1", "demo-garage", {}, "+972501234567", "+97235550100"))
+            writes.put(TransferWrite(CALL, 1, "warm", LINE, LEG, "queued"))
+            assert await writes.drain(5)
             rest.fail_path, rest.fail_next = f"/Calls/{CALL}.json", 2
             await http(stack.port, post("/handoff/leg-status", query, {"CallSid": LEG, "CallStatus": "busy"}))
-            assert await stack.app.writes.drain(5)
+            assert await writes.drain(5)
             pending = await get_call(stack.app.sessions, CALL)
-            tries_before = len(rest.updates(CALL))
             status, hold = await http(stack.port, post("/handoff/hold", {"business": "demo-garage", "call": CALL}, {"CallSid": CALL}))
-            assert status == 200 and "<Play" in hold and len(rest.updates(CALL)) == tries_before  # no attempt: nothing retried
-            status, hold = await http(stack.port, post("/handoff/hold", query, {"CallSid": CALL}))
-            assert status == 200 and "<Play" in hold  # the caller keeps hearing the hold while the move goes out
-            await rest.wait_for(lambda: len(rest.updates(CALL)) == tries_before + 1, 5.0)
-            # attempt 2 fell back to cold (its leg could not be placed) and that move was refused too: the
-            # next hold dials the line from the call, its action the attempt's
-            stack.app.writes.put(TransferWrite(CALL, 2, "warm", LINE, status="holding"))
-            stack.app.writes.put(TransferWrite(CALL, 2, "cold", status="dialing", outcome="fell_back_to_cold", move_pending=True))
-            assert await stack.app.writes.drain(5)
+            assert status == 200 and "<Play" in hold  # the hold resumes once the retry returned
+            assert len(rest.updates(CALL)) == 3 and await writes.drain(5)
+            await http(stack.port, post("/handoff/hold", query, {"CallSid": CALL}))  # moved: nothing more
+            assert len(rest.updates(CALL)) == 3
+            done = await get_call(stack.app.sessions, CALL)
+            # marked pending again, but its next segment started: not moved again
+            writes.put(TransferWrite(CALL, 1, move_pending=True))
+            writes.put(CallStartWrite(CALL, "MZ2", "demo-garage", {}, "+972501234567", "+97235550100", segment=2))
+            assert await writes.drain(5)
+            await http(stack.port, post("/handoff/hold", query, {"CallSid": CALL}))
+            assert len(rest.updates(CALL)) == 3
+            # attempt 2 fell back to cold and that move was refused too: the next hold dials the line
+            writes.put(TransferWrite(CALL, 2, "warm", LINE, status="holding"))
+            writes.put(TransferWrite(CALL, 2, "cold", status="dialing", outcome="fell_back_to_cold", move_pending=True))
+            assert await writes.drain(5)
             await http(stack.port, post("/handoff/hold", {**query, "attempt": "2"}, {"CallSid": CALL}))
-            await rest.wait_for(lambda: len(rest.updates(CALL)) == tries_before + 2, 5.0)
+            assert len(rest.updates(CALL)) == 4
+            # attempt 3 gave up, its move pending, and the caller hangs up on hold
+            writes.put(TransferWrite(CALL, 3, "warm", LINE, third_leg, "busy", outcome="gave_up", move_pending=True))
+            assert await writes.drain(5)
+            status, gone = await http(stack.port, post("/handoff/caller-done", {**query, "attempt": "3"},
+                                                       {"CallSid": CALL, "CallStatus": "completed", "DialCallStatus": "completed"}))
+            assert status == 200 and "<Hangup" in gone and await writes.drain(5)
+            left = await get_call(stack.app.sessions, CALL)
     finally:
         await rest.stop()
-    assert tries_before == 2  # both refused
-    moved = rest.updates(CALL)[2]["Twiml"]
+    moved, cold = rest.updates(CALL)[2]["Twiml"], rest.updates(CALL)[3]["Twiml"]
     assert '<Parameter name="segment" value="2" />' in moved and '<Parameter name="resume_reason" value="busy" />' in moved
     assert pending is not None and pending.transfer["attempts"]["1"]["move_pending"] is True
     assert pending.transfer["attempts"]["1"]["outcome"] == "back_to_agent"
-    cold = rest.updates(CALL)[-1]["Twiml"]
-    assert f">{LINE}</Number>" in cold or f">{LINE}</Dial>" in cold, cold
-    assert "/dial-done?business=demo-garage&amp;kind=agent&amp;attempt=2" in cold
+    assert done is not None and done.transfer["attempts"]["1"]["move_pending"] is False
+    assert f">{LINE}</Number>" in cold and "/dial-done?business=demo-garage&amp;kind=agent&amp;attempt=2" in cold
+    assert left is not None and left.transfer["attempts"]["3"]["outcome"] == "gave_up" and rest.updates(third_leg) == []

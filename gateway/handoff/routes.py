@@ -9,8 +9,9 @@ What each outcome does — for the caller, the operator and the record (docs/arc
   call with the agent, told why (TRANSFER_BACK_TO_AGENT; the record's next segment);
 - the last attempt failed: the apology, then the call ends (TRANSFER_GAVE_UP);
 - the caller hangs up while the line rings: the leg is cancelled, nothing else (TRANSFER_CALLER_LEFT);
-- the caller's call cannot be moved by REST: whenever the conference ends under them, its Dial action
-  (/handoff/caller-done) does what was decided.
+- the caller's call cannot be moved by REST: the move is retried each time Twilio asks for the hold again
+  (only the held caller's conference asks), and if the conference ends under them first, its Dial action
+  (/handoff/caller-done) does what was decided; a caller who hangs up meanwhile keeps the decided outcome.
 """
 from __future__ import annotations
 
@@ -116,8 +117,7 @@ async def handoff_callback(app: App, path: str, form: dict[str, str], query: dic
         return hangup_twiml() if path != "/handoff/leg-status" else EMPTY
     spec, call_sid, attempt, leg_sid = _spec(business), query.get("call", ""), _attempt(query), form.get("CallSid", "")
     if path == "/handoff/hold":  # asked again each time the hold document ends: a held caller's heartbeat
-        if "attempt" in query:
-            await _retry_pending_move(app, business, call_sid, attempt, stream_url, http_base)
+        await _retry_pending_move(app, business, call_sid, query, stream_url, http_base)
         return hold_twiml(spec.hold, business.language, spec.hold_url, spec.hold_message)
     if path == "/handoff/whisper":  # the human picked up: the summary first
         record = await _attempt_record(app, call_sid, attempt)
@@ -181,32 +181,54 @@ async def _leg_status(app: App, business: BusinessView, call_sid: str, form: dic
     return EMPTY
 
 
-async def _retry_pending_move(app: App, business: BusinessView, call_sid: str, attempt: int, stream_url: str,
-                              http_base: str) -> None:
-    """The caller is still held although their next step was decided (REST failed twice moving them): Twilio
-    asks for the hold again each time its document ends (one play of the music, or the holding line and a
-    pause), so the move is retried then, in the background — until it goes through or the caller hangs up."""
+async def _retry_pending_move(app: App, business: BusinessView, call_sid: str, query: dict[str, str],
+                              stream_url: str, http_base: str) -> None:
+    """The caller is still held although their next step was decided (REST failed moving them): Twilio asks
+    for the hold again each time its document ends, and only the held caller's conference asks, so the move
+    is retried here — inside the request, so Twilio never has two retries of one caller out at once (the
+    hold resumes when it returns). Done once it went through (`move_done`), or when the next segment already
+    started. A hold URL without its attempt (from before it carried one) is the latest attempt's."""
     try:
         row = await get_call(app.sessions, call_sid)
+        attempt = _attempt(query) if "attempt" in query else _latest_attempt(row)
+        record = attempt_of(row, attempt)
+        if not record.get("move_pending") or _resumed(row, attempt):
+            return
+        twiml = await _decided_twiml(app, business, call_sid, attempt, record, row, stream_url, http_base)
     except Exception as exc:  # noqa: BLE001 — the hold plays on; the next one asks again
-        log.warning("TRANSFER_RECORD_UNREADABLE", call_sid=call_sid, attempt=attempt, error=str(exc)[:200])
+        log.warning("HANDOFF_MOVE_RETRY_FAILED", call_sid=call_sid, error=str(exc)[:200], exc_info=True)
         return
-    record = attempt_of(row, attempt)
+    if twiml is None:
+        return
+    log.warning("HANDOFF_MOVE_RETRY", call_sid=call_sid, attempt=attempt, step=record.get("outcome", ""))
+    if await redirect_with_retry(app.twilio_rest, call_sid, twiml):
+        app.writes.put(TransferWrite(call_sid, attempt, move_done=True))
+        log.info("HANDOFF_MOVED", call_sid=call_sid, attempt=attempt, step=record.get("outcome", ""))
+
+
+async def _decided_twiml(app: App, business: BusinessView, call_sid: str, attempt: int, record: dict[str, Any],
+                         row: CallRecord | None, stream_url: str, http_base: str) -> str | None:
+    """The caller's TwiML for what was decided for this attempt (nothing recorded), or None if nothing was."""
     outcome = str(record.get("outcome", ""))
-    if not record.get("move_pending"):
-        return
     if outcome == "fell_back_to_cold":  # the leg could not be placed: the same line, dialled from the call
         number = str(((row.transfer or {}) if row is not None else {}).get("number", ""))
         spec = _spec(business)
         action = f"{dial_action_url(http_base, business.id, 'agent')}&attempt={attempt}"
-        twiml = transfer_twiml(number, spec.caller_id, spec.timeout_s, business.language, action)
-    elif outcome in (Next.BACK_TO_AGENT.value, Next.GIVE_UP.value):
-        twiml = await _next_twiml(app, business, Next(outcome), call_sid, attempt, str(record.get("status", "")),
-                                  *_numbers(row), stream_url, http_base, row)
-    else:
-        return
-    log.warning("HANDOFF_MOVE_RETRY", call_sid=call_sid, attempt=attempt, step=outcome)
-    app.background(redirect_with_retry(app.twilio_rest, call_sid, twiml))
+        return transfer_twiml(number, spec.caller_id, spec.timeout_s, business.language, action)
+    if outcome in (Next.BACK_TO_AGENT.value, Next.GIVE_UP.value):
+        return await _next_twiml(app, business, Next(outcome), call_sid, attempt, str(record.get("status", "")),
+                                 *_numbers(row), stream_url, http_base, row)
+    return None
+
+
+def _latest_attempt(row: CallRecord | None) -> int:
+    attempts = ((row.transfer or {}) if row is not None else {}).get("attempts") or {}
+    return max((int(key) for key in attempts if str(key).isdigit()), default=1)
+
+
+def _resumed(row: CallRecord | None, attempt: int) -> bool:
+    """The caller is back with the agent after this attempt already (its next segment started)."""
+    return row is not None and any(int(part.get("n", 0)) > attempt for part in row.segments or [])
 
 
 def _stray(attempt_record: dict[str, Any], leg_sid: str) -> bool:
@@ -232,14 +254,11 @@ async def _caller_done(app: App, business: BusinessView, form: dict[str, str], r
     happens; a human who talked → the call ends."""
     call_sid, outcome = form.get("CallSid", ""), str(attempt_record.get("outcome", ""))
     if form.get("CallStatus") == "completed":
-        if not attempt_record.get("answered_at"):
-            await cancel_leg(app.twilio_rest, str(attempt_record.get("leg_sid", "")))
-            return _caller_left(app, business.id, call_sid, attempt, "completed")
-        return hangup_twiml()
-    if outcome == Next.BACK_TO_AGENT.value:
-        return back_to_agent_twiml(app.config.env.twilio_auth_token, stream_url, http_base, call_sid, business.id,
-                                   *_numbers(row), attempt + 1, str(attempt_record.get("status", "")),
-                                   await carried_parameters(app, row))
-    if outcome == Next.GIVE_UP.value:
-        return apology_twiml(FallbackSettings(message=no_answer_message(business.language)), business.language)
-    return hangup_twiml()
+        if attempt_record.get("answered_at"):
+            return hangup_twiml()
+        if outcome:  # decided (and counted) already, its move pending: the record keeps what was decided
+            log.info("TRANSFER_CALLER_LEFT", call_sid=call_sid, business_id=business.id, attempt=attempt, decided=outcome)
+            return hangup_twiml()
+        await cancel_leg(app.twilio_rest, str(attempt_record.get("leg_sid", "")))
+        return _caller_left(app, business.id, call_sid, attempt, "completed")
+    return await _decided_twiml(app, business, call_sid, attempt, attempt_record, row, stream_url, http_base) or hangup_twiml()

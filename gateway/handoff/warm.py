@@ -57,7 +57,7 @@ async def redirect_with_retry(rest: TwilioRest | None, call_sid: str, twiml: str
                 raise RuntimeError("no REST credentials")
             await rest.redirect(call_sid, twiml)
             return True
-        except Exception as exc:  # noqa: BLE001 — said, and decided by the caller's Dial action (/handoff/caller-done)
+        except Exception as exc:  # noqa: BLE001 — said; the caller's callers record the move as pending (retried at the next hold)
             log.error("HANDOFF_REDIRECT_FAILED", call_sid=call_sid, tries=tries, error=str(exc)[:200], exc_info=tries == 2)
     return False
 

@@ -62,8 +62,8 @@ async def attempt_ended(sessions: async_sessionmaker[AsyncSession], business_id:
 def report_unstreamed(app: App, business_id: str, call_sid: str, end_reason: str, details: dict[str, Any]) -> None:
     """The post-call report of an outbound call that never reached the agent (voicemail, fax, busy, no
     answer…), to the business's webhook like any call's (gateway/webhooks.py delivers it)."""
-    body = {"event": "call.ended", "call_sid": call_sid, "business_id": business_id, "end_reason": end_reason,
-            "direction": "outbound", **details, "transcript": [], "tool_calls": [], "lead": None, "transfer": None}
+    body = {"event": "call.ended", "call_sid": call_sid, "business_id": business_id, "segment": 1, "may_resume": False,
+            "end_reason": end_reason, "direction": "outbound", **details, "transcript": [], "tool_calls": [], "lead": None, "transfer": None}
     app.writes.put(WebhookWrite(uuid.uuid4().hex, business_id, call_sid, "call_report", json.dumps(body, ensure_ascii=False)))
     app.webhooks.wake()
 
