@@ -26,7 +26,7 @@ from actors.messages import Utterance
 from gateway.control import prom
 from gateway.fallback import FallbackSettings, fallback_twiml, hangup_twiml, no_answer_message
 from gateway.handoff.twiml import caller_conference_twiml
-from gateway.handoff.warm import SUMMARY_MAX, handoff_url, place_leg, redirect_with_retry
+from gateway.handoff.warm import SUMMARY_MAX, handoff_url, move_held_caller, place_leg
 from gateway.http_tools import HttpOutcome, Poster, json_text
 from gateway.leaving import Exit, FallbackCall, Leaver
 from storage.handoffs import segment_seq_base
@@ -216,9 +216,8 @@ class AgentActions:
         log.warning("WARM_TRANSFER_FELL_BACK_TO_COLD", call_sid=call.call_id, attempt=attempt, reason=why)
         prom.transfer_ended(profile.business_id, "agent:fell_back_to_cold", "not_placed")
         self.put(TransferWrite(call.call_id, attempt, "cold", status="dialing", outcome="fell_back_to_cold"))
-        if not await redirect_with_retry(rest, call.call_id, self._cold_twiml(call, command.number)):
-            self.put(TransferWrite(call.call_id, attempt, move_pending=True))  # retried at the next hold (routes.py)
-            log.warning("HANDOFF_MOVE_PENDING", call_sid=call.call_id, attempt=attempt, step="fell_back_to_cold")
+        await move_held_caller(rest, self.put, call.call_id, attempt, self._cold_twiml(call, command.number),
+                               "fell_back_to_cold")
 
     async def _late_leg(self, call_sid: str, attempt: int) -> str:
         """A leg Twilio reported for this attempt although its create failed (it timed out after reaching

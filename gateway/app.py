@@ -44,8 +44,7 @@ from gateway.runtime.gcwatch import GcWatch
 from gateway.runtime.ticker import Ticker
 from gateway.webhooks import WebhookDeliverer
 from gateway.wire import TwilioStart
-from storage.calls import apply_write, apply_writes, close_lost_calls
-from storage.handoffs import reported_leg
+from storage.calls import apply_write, apply_writes, close_lost_calls, reported_leg
 from storage.models import utcnow
 from storage.writequeue import HeartbeatWrite, WriteQueue
 

@@ -22,7 +22,7 @@ from actors.settings import CallSettings, ResumeSettings
 from gateway.agent import AgentSpec, agent_for, agent_spec
 from gateway.config import FileConfig
 from gateway.config.overrides import audio_for, barge_in_for, facts_for, fallback_for, language_settings_for, realtime_for, vad_for
-from gateway.fallback import FallbackSettings, dial_action_url
+from gateway.fallback import FallbackSettings, agent_dial_action_url, dial_action_url
 from gateway.outbound.context import OutboundContext, outbound_context, outbound_prompt
 from gateway.prewarm import route_is_valid
 from gateway.wire import TwilioStart
@@ -49,8 +49,9 @@ class CallProfile(msgspec.Struct, frozen=True):
     def dial_action(self, kind: str) -> str:
         """A transfer's <Dial action>: `kind` "agent" (transfer_to_human, with this segment as its attempt) or
         "fallback" ("" if no base is known)."""
-        url = dial_action_url(self.action_base, self.business_id, kind)
-        return f"{url}&attempt={self.segment}" if url and kind == "agent" else url
+        if kind == "agent":
+            return agent_dial_action_url(self.action_base, self.business_id, self.segment)
+        return dial_action_url(self.action_base, self.business_id, kind)
 
 
 class PreparedCall(NamedTuple):

@@ -99,6 +99,12 @@ def dial_action_url(base: str, business_id: str, kind: str) -> str:
     return f"{base}/dial-done?business={business_id}&kind={kind}" if base else ""
 
 
+def agent_dial_action_url(base: str, business_id: str, attempt: int) -> str:
+    """transfer_to_human's `<Dial action>`, with the attempt it is (the segment that placed it)."""
+    url = dial_action_url(base, business_id, "agent")
+    return f"{url}&attempt={attempt}" if url else ""
+
+
 def hangup_twiml() -> str:
     response = VoiceResponse()
     response.hangup()

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.agent_records import AGENT_WRITES, apply_agent_write
 from storage.deadletters import DeadLetterWrite, record_dead_letter
-from storage.handoffs import close_segment, merge_transfer, open_segment
+from storage.handoffs import attempt_of, close_segment, merge_transfer, open_segment
 from storage.models import CallRecord, UtteranceRecord, utcnow
 from storage.writequeue import CallEndWrite, CallNoteWrite, CallStartWrite, HeartbeatWrite, LanguageSwitchWrite, TransferWrite, UtteranceWrite, Write
 
@@ -28,6 +28,11 @@ async def _call_row(session: AsyncSession, call_sid: str) -> CallRecord:
 async def get_call(sessions: async_sessionmaker[AsyncSession], call_sid: str) -> CallRecord | None:
     async with sessions() as session:
         return await session.get(CallRecord, call_sid)
+
+
+async def reported_leg(sessions: async_sessionmaker[AsyncSession], call_sid: str, attempt: int) -> str:
+    """The human leg Twilio has reported for a transfer attempt (its first status callback records it), or ""."""
+    return str(attempt_of(await get_call(sessions, call_sid), attempt).get("leg_sid", ""))
 
 
 async def get_utterances(sessions: async_sessionmaker[AsyncSession], call_sid: str) -> list[UtteranceRecord]:

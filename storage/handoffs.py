@@ -82,17 +82,14 @@ def merge_transfer(row: CallRecord, write: TransferWrite) -> None:
     row.transfer = transfer  # a new dict: the JSON column sees the change
 
 
+def transfer_of(row: CallRecord | None) -> dict[str, Any]:
+    """A call's transfer as stored ({} for no record, or none)."""
+    return dict(row.transfer or {}) if row is not None else {}
+
+
 def attempt_of(row: CallRecord | None, attempt: int) -> dict[str, Any]:
     """A transfer attempt's record as stored ({} when there is none)."""
-    attempts = ((row.transfer or {}) if row is not None else {}).get("attempts") or {}
-    return dict(attempts.get(str(attempt)) or {})
-
-
-async def reported_leg(sessions: async_sessionmaker[AsyncSession], call_sid: str, attempt: int) -> str:
-    """The human leg Twilio has reported for this attempt (its first status callback records it), or ""."""
-    async with sessions() as session:
-        row = await session.get(CallRecord, call_sid)
-    return str(attempt_of(row, attempt).get("leg_sid", ""))
+    return dict((transfer_of(row).get("attempts") or {}).get(str(attempt)) or {})
 
 
 async def conversation_so_far(sessions: async_sessionmaker[AsyncSession], call_sid: str,

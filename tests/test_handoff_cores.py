@@ -5,6 +5,8 @@ from __future__ import annotations
 import html
 import re
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from twilio.request_validator import RequestValidator
@@ -73,46 +75,32 @@ def test_the_back_to_agent_stream_is_signed_with_its_segment_and_reason() -> Non
     assert "the line was busy" in resume_note("busy") and "save_lead" in resume_note("no-answer")
 
 
+def refusing_twilio(error: Exception) -> Any:
+    """A twilio Client's shape whose calls.create raises `error`."""
+    def create(**_: object) -> object:
+        raise error
+    return SimpleNamespace(client=SimpleNamespace(calls=SimpleNamespace(create=create)))
+
+
 async def test_a_warm_leg_that_cannot_be_placed_says_why() -> None:
     spec = TransferSpec(number="+97235550999", mode="warm")
-
-    class Refusing:
-        class client:  # noqa: N801 — the twilio Client's shape
-            class calls:  # noqa: N801
-                @staticmethod
-                def create(**_: object) -> object:
-                    raise ConnectionError("twilio unreachable")
-
-    leg, reason = await place_leg(Refusing(), spec, "https://b.example", "CA1", "biz", 1, "+97235")  # type: ignore[arg-type]
+    leg, reason = await place_leg(refusing_twilio(ConnectionError("twilio unreachable")), spec, "https://b.example",
+                                  "CA1", "biz", 1, "+97235")
     assert leg == "" and "twilio unreachable" in reason
 
 
 async def test_a_create_that_failed_after_twilio_placed_the_leg_keeps_that_leg() -> None:
     """calls.create timed out after reaching Twilio: the leg rings (its first report recorded it). The caller
     is not sent on to a cold <Dial> of the same line, which would cut off (or ring twice) the human."""
-    from types import SimpleNamespace
-
     from gateway.actions import AgentActions
-
-    class Refusing:
-        class client:  # noqa: N801 — the twilio Client's shape
-            class calls:  # noqa: N801
-                @staticmethod
-                def create(**_: object) -> object:
-                    raise TimeoutError("read timed out")
 
     writes: list[object] = []
 
     async def reported(call_sid: str, attempt: int) -> str:
         return "CAlate" if (call_sid, attempt) == ("CA1", 2) else ""
 
-    class NoRedirect:
-        rest = Refusing()
-
-        async def redirect(self, *_: object) -> None:
-            raise AssertionError("the caller must not be moved on")
-
-    actions = AgentActions(writes.append, None, lambda: None, lambda *_: True, NoRedirect(), reported)  # type: ignore[arg-type]
+    leaver = SimpleNamespace(rest=refusing_twilio(TimeoutError("read timed out")))  # no redirect: a move would be refused
+    actions = AgentActions(writes.append, None, lambda: None, lambda *_: True, leaver, reported)  # type: ignore[arg-type]
     profile = SimpleNamespace(segment=2, agent=SimpleNamespace(transfer=TransferSpec(number="", mode="warm")),
                               direction="inbound", caller="+972501234567", called="+97235550100",
                               action_base="https://b.example", business_id="biz")

@@ -23,15 +23,15 @@ from gateway.actions import transfer_twiml
 from gateway.agent import agent_spec
 from gateway.app import App
 from gateway.control import prom
-from gateway.fallback import FallbackSettings, apology_twiml, dial_action_url, hangup_twiml, no_answer_message
+from gateway.fallback import FallbackSettings, agent_dial_action_url, apology_twiml, hangup_twiml, no_answer_message
 from gateway.handoff.plan import ANSWERED, Next, cold_next, next_step
 from gateway.handoff.twiml import back_to_agent_twiml, hold_twiml, join_twiml, whisper_twiml
-from gateway.handoff.warm import cancel_leg, handoff_url, redirect_with_retry
+from gateway.handoff.warm import cancel_leg, handoff_url, move_held_caller, redirect_with_retry
 from gateway.outbound.context import OutboundContext, stream_extra
 from storage.businesses import BusinessView, TransferSpec, get_business
 from storage.callbacks import get_lead
 from storage.calls import get_call
-from storage.handoffs import attempt_of
+from storage.handoffs import attempt_of, transfer_of
 from storage.models import CallRecord
 from storage.writequeue import TransferWrite
 
@@ -175,9 +175,7 @@ async def _leg_status(app: App, business: BusinessView, call_sid: str, form: dic
                                      outcome="connected" if step is Next.CONNECTED and status == "completed" else ""))
         return EMPTY
     twiml = await _caller_next(app, business, step, call_sid, attempt, status, *_numbers(row), stream_url, http_base, row)
-    if not await redirect_with_retry(app.twilio_rest, call_sid, twiml):  # still held: retried at the next hold
-        app.writes.put(TransferWrite(call_sid, attempt, move_pending=True))
-        log.warning("HANDOFF_MOVE_PENDING", call_sid=call_sid, attempt=attempt, step=step.value)
+    await move_held_caller(app.twilio_rest, app.writes.put, call_sid, attempt, twiml, step.value)
     return EMPTY
 
 
@@ -211,10 +209,10 @@ async def _decided_twiml(app: App, business: BusinessView, call_sid: str, attemp
     """The caller's TwiML for what was decided for this attempt (nothing recorded), or None if nothing was."""
     outcome = str(record.get("outcome", ""))
     if outcome == "fell_back_to_cold":  # the leg could not be placed: the same line, dialled from the call
-        number = str(((row.transfer or {}) if row is not None else {}).get("number", ""))
+        number = str(transfer_of(row).get("number", ""))
         spec = _spec(business)
-        action = f"{dial_action_url(http_base, business.id, 'agent')}&attempt={attempt}"
-        return transfer_twiml(number, spec.caller_id, spec.timeout_s, business.language, action)
+        return transfer_twiml(number, spec.caller_id, spec.timeout_s, business.language,
+                              agent_dial_action_url(http_base, business.id, attempt))
     if outcome in (Next.BACK_TO_AGENT.value, Next.GIVE_UP.value):
         return await _next_twiml(app, business, Next(outcome), call_sid, attempt, str(record.get("status", "")),
                                  *_numbers(row), stream_url, http_base, row)
@@ -222,7 +220,7 @@ async def _decided_twiml(app: App, business: BusinessView, call_sid: str, attemp
 
 
 def _latest_attempt(row: CallRecord | None) -> int:
-    attempts = ((row.transfer or {}) if row is not None else {}).get("attempts") or {}
+    attempts = transfer_of(row).get("attempts") or {}
     return max((int(key) for key in attempts if str(key).isdigit()), default=1)
 
 

@@ -12,12 +12,14 @@ back-to-agent rule) — WARM_TRANSFER_FELL_BACK_TO_COLD says why. A call update 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from urllib.parse import urlencode
 
 import structlog
 
 from gateway.fallback import TwilioRest
 from storage.businesses import TransferSpec
+from storage.writequeue import TransferWrite
 
 log = structlog.get_logger("kolbridge.handoff")
 SUMMARY_MAX = 600  # characters of the agent's summary kept for the whisper (a <Say> of more is a speech)
@@ -59,6 +61,17 @@ async def redirect_with_retry(rest: TwilioRest | None, call_sid: str, twiml: str
             return True
         except Exception as exc:  # noqa: BLE001 — said; the caller's callers record the move as pending (retried at the next hold)
             log.error("HANDOFF_REDIRECT_FAILED", call_sid=call_sid, tries=tries, error=str(exc)[:200], exc_info=tries == 2)
+    return False
+
+
+async def move_held_caller(rest: TwilioRest | None, put: Callable[[TransferWrite], None], call_sid: str, attempt: int,
+                           twiml: str, step: str) -> bool:
+    """Move a held caller on (redirect_with_retry). Refused: the move is recorded as pending, and retried each
+    time Twilio asks for the hold again (gateway/handoff/routes.py)."""
+    if await redirect_with_retry(rest, call_sid, twiml):
+        return True
+    put(TransferWrite(call_sid, attempt, move_pending=True))
+    log.warning("HANDOFF_MOVE_PENDING", call_sid=call_sid, attempt=attempt, step=step)
     return False
 
 
