@@ -226,7 +226,8 @@ class AgentActions:
         try:
             return await self.reported_leg(call_sid, attempt)
         except Exception as exc:  # noqa: BLE001 — decided as no leg: the caller still reaches the line
-            log.warning("WARM_LEG_LOOKUP_FAILED", call_sid=call_sid, attempt=attempt, error=str(exc)[:200])
+            log.warning("WARM_LEG_LOOKUP_FAILED", call_sid=call_sid, attempt=attempt, error=str(exc)[:200],
+                        exc_info=True)
             return ""
 
     def post_call_report(self, call: ActingCall, reason: str, metrics: dict[str, int]) -> None:

@@ -145,7 +145,8 @@ async def _attempt_record(app: App, call_sid: str, attempt: int) -> dict[str, An
     try:
         row = await get_call(app.sessions, call_sid)
     except Exception as exc:  # noqa: BLE001 — said by the whisper's TRANSFER_WHISPER_NO_SUMMARY
-        log.warning("TRANSFER_RECORD_UNREADABLE", call_sid=call_sid, attempt=attempt, error=str(exc)[:200])
+        log.warning("TRANSFER_RECORD_UNREADABLE", call_sid=call_sid, attempt=attempt, error=str(exc)[:200],
+                    exc_info=True)
         return {}
     return attempt_of(row, attempt)
 
